@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny local models, built once per test session; nothing downloads."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import pytest
+
+from sparse_attention_hub.testing import make_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama (multi-head attention: 4 query heads, 4 key/value heads)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_llama") / "model", arch="llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gqa_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Qwen2 with grouped-query attention (4 query heads, 2 key/value heads)."""
+    return make_tiny_model(
+        tmp_path_factory.mktemp("tiny_qwen2") / "model",
+        arch="qwen2",
+        seed=0,
+        num_key_value_heads=2,
+    )
