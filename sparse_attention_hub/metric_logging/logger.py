@@ -1,0 +1,407 @@
+"""MicroMetricLogger: a per-process singleton that records metric events from anywhere.
+
+Hot-path use (for example inside an attention layer)::
+
+    logger = MicroMetricLogger()
+    if logger.is_metric_enabled("research_attention_density"):   # a set lookup
+        logger.log("research_attention_density", density, {"layer_idx": layer_idx})
+
+``density`` may be a 0-dim tensor: it is read back at flush, batched, so logging does not force
+a device sync per call. Events are written as JSON lines to ``<log_path>/micro_metrics.jsonl``
+every ``flush_every`` events, when ``flush_interval`` seconds have passed (checked at log), on
+``flush()``, on ``configure_logging()`` (to the old path), and at process exit (main process,
+spawned and forked multiprocessing workers). See ``lifecycle.py`` for the exit hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from . import lifecycle
+from .event import LogEvent, events_to_jsonl
+from .location import location_of
+
+_LOG = logging.getLogger("sparse_attention_hub.metric_logging")
+
+LOG_FILENAME = "micro_metrics.jsonl"
+
+EnabledMetrics = str | Iterable[str] | None
+
+
+def _clamp_sampling(sampling_factor: float) -> float:
+    if isinstance(sampling_factor, bool) or not isinstance(sampling_factor, (int, float)):
+        raise TypeError(f"sampling_factor must be a number in [0, 1], got {sampling_factor!r}")
+    if sampling_factor != sampling_factor:  # NaN
+        raise ValueError("sampling_factor must be a number in [0, 1], got nan")
+    return max(0.0, min(1.0, float(sampling_factor)))
+
+
+def _check_max_records(max_records: int | None) -> int | None:
+    if max_records is None:
+        return None
+    if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0:
+        raise ValueError(f"max_records must be None or an int >= 0, got {max_records!r}")
+    return max_records
+
+
+def _check_flush_settings(flush_every: int, flush_interval: float) -> None:
+    if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
+        raise ValueError(f"flush_every must be an int >= 1, got {flush_every!r}")
+    if not isinstance(flush_interval, (int, float)) or not flush_interval >= 0:
+        raise ValueError(f"flush_interval must be a number of seconds >= 0, got {flush_interval!r}")
+
+
+def _check_path(log_path: Any) -> str:
+    if not isinstance(log_path, (str, os.PathLike)) or not os.fspath(log_path):
+        raise ValueError(f"log_path must be a non-empty str or path, got {log_path!r}")
+    return str(os.fspath(log_path))
+
+
+class MicroMetricLogger:
+    """Per-process singleton recording metric events to ``<log_path>/micro_metrics.jsonl``.
+
+    Constructor arguments take effect on the first construction only; a later construction
+    with a different ``log_path`` warns. Use ``configure_logging`` to (re)configure.
+    """
+
+    _instance: ClassVar[MicroMetricLogger | None] = None
+    _initialized: ClassVar[bool] = False
+    _registered_metrics: ClassVar[dict[str, type]] = {}
+
+    # Instance state (set in _init_state).
+    log_path: str | None
+    flush_every: int
+    flush_interval: float
+    max_records: int | None
+    sampling_factor: float
+    enabled_metrics: set[str]
+    log_queue: list[LogEvent]
+    last_flush_time: float
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> MicroMetricLogger:
+        instance = cls._instance
+        if instance is None:
+            instance = super().__new__(cls)
+            cls._instance = instance
+        return instance
+
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str] | None = None,
+        flush_every: int = 1000,
+        flush_interval: float = 60.0,
+        enabled_metrics: EnabledMetrics = None,
+        max_records: int | None = None,
+        sampling_factor: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        if type(self)._initialized:
+            self._warn_if_other_path(log_path)
+            return
+        _check_flush_settings(flush_every, flush_interval)
+        path = None if log_path is None else _check_path(log_path)
+        self._init_state(
+            flush_every=flush_every,
+            flush_interval=float(flush_interval),
+            max_records=_check_max_records(max_records),
+            sampling_factor=_clamp_sampling(sampling_factor),
+            seed=seed,
+        )
+        if path is not None:
+            os.makedirs(path, exist_ok=True)
+            self.log_path = path
+            self.enable_metrics(enabled_metrics)
+        type(self)._initialized = True
+        lifecycle.install_process_hooks(type(self))
+
+    def _warn_if_other_path(self, log_path: str | os.PathLike[str] | None) -> None:
+        if log_path is None or self.log_path is None:
+            return
+        if _check_path(log_path) != self.log_path:
+            _LOG.warning(
+                "MicroMetricLogger already initialized with log_path %r; ignoring %r "
+                "(use configure_logging() to change it)",
+                self.log_path,
+                str(log_path),
+            )
+
+    def _init_state(
+        self,
+        flush_every: int = 1000,
+        flush_interval: float = 60.0,
+        max_records: int | None = None,
+        sampling_factor: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        self.log_path = None
+        self.flush_every = flush_every
+        self.flush_interval = flush_interval
+        self.max_records = max_records
+        self.sampling_factor = sampling_factor
+        self.enabled_metrics = set()
+        self.log_queue = []
+        self.last_flush_time = time.time()
+        self._total_records_logged = 0
+        self._rng = random.Random(seed)
+        self._context: dict[str, Any] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()  # guards log_queue, the record count, the config
+        self._flush_lock = threading.Lock()  # serialises writes; taken before _lock
+
+    # ----------------------------------------------------------------- registry (class level)
+
+    @classmethod
+    def register_metric(cls, identifier: str, dtype: type) -> None:
+        """Register ``identifier`` with its expected value type; registering again warns."""
+        if not isinstance(identifier, str) or not identifier:
+            raise ValueError(f"metric identifier must be a non-empty str, got {identifier!r}")
+        if identifier in cls._registered_metrics:
+            _LOG.warning("Metric %r is being re-registered (dtype %r)", identifier, dtype)
+        cls._registered_metrics[identifier] = dtype
+
+    @classmethod
+    def get_registered_metrics(cls) -> dict[str, type]:
+        """Return a copy of the registry {identifier: dtype}."""
+        return dict(cls._registered_metrics)
+
+    # ----------------------------------------------------------------------- configuration
+
+    def enable_metrics(self, metrics: EnabledMetrics = None) -> None:
+        """Enable ``"all"`` registered metrics, a list of them, or none (``None`` / ``[]``).
+
+        Unregistered names are not enabled and give a warning.
+        """
+        registered = set(self._registered_metrics)
+        if metrics is None:
+            wanted: set[str] = set()
+        elif metrics == "all":
+            wanted = registered
+        elif isinstance(metrics, str):
+            wanted = {metrics}
+        elif isinstance(metrics, Iterable):
+            wanted = set(metrics)
+            if "all" in wanted:
+                wanted = registered | (wanted - {"all"})
+        else:
+            raise TypeError(f"metrics must be 'all', a list of names or None, got {metrics!r}")
+        unknown = wanted - registered
+        if unknown:
+            _LOG.warning(
+                "Attempting to enable unregistered metrics: %s (registered: %s)",
+                sorted(unknown),
+                sorted(registered),
+            )
+        self.enabled_metrics = wanted & registered
+        self._warned = set()
+
+    def configure_logging(
+        self,
+        log_path: str | os.PathLike[str],
+        enabled_metrics: EnabledMetrics = None,
+        max_records: int | None = None,
+        sampling_factor: float = 1.0,
+        seed: int | None = None,
+    ) -> None:
+        """Point the logger at ``log_path`` (created if missing), after flushing pending events
+        to the previous path. Sets the enabled metrics, max_records and sampling_factor, resets
+        the record count, and reseeds the sampling generator when ``seed`` is given.
+        """
+        path = _check_path(log_path)
+        limit = _check_max_records(max_records)
+        factor = _clamp_sampling(sampling_factor)
+        os.makedirs(path, exist_ok=True)
+        with self._flush_lock:
+            with self._lock:
+                pending, old_path = self._take_pending()
+                self.log_path = path
+                self.max_records = limit
+                self.sampling_factor = factor
+                self._total_records_logged = 0
+                if seed is not None:
+                    self._rng.seed(seed)
+            self._write(pending, old_path)
+        self.enable_metrics(enabled_metrics)
+
+    def set_context(self, **fields: Any) -> None:
+        """Merge ``fields`` into the metadata of every later event, until ``clear_context``."""
+        with self._lock:
+            self._context = {**self._context, **fields}
+
+    def clear_context(self) -> None:
+        """Drop every field set by ``set_context``."""
+        with self._lock:
+            self._context = {}
+
+    def get_context(self) -> dict[str, Any]:
+        """Return a copy of the current context fields."""
+        return dict(self._context)
+
+    # ------------------------------------------------------------------------- hot path
+
+    def is_metric_enabled(self, identifier: str) -> bool:
+        """True if ``identifier`` is enabled (a set lookup: guard metric computation with it)."""
+        return identifier in self.enabled_metrics
+
+    def log(self, identifier: str, value: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Record ``value`` for metric ``identifier``; the caller's location is inferred.
+
+        Not configured or not enabled: nothing is recorded and a warning is given once per
+        metric (until the next configure/enable). Past max_records: dropped silently. Each event
+        is kept with probability sampling_factor. ``metadata`` is merged over the context.
+        """
+        if identifier not in self.enabled_metrics or self.log_path is None:
+            self._warn_not_logged(identifier)
+            return
+        limit = self.max_records
+        if limit is not None and self._total_records_logged >= limit:
+            return
+        factor = self.sampling_factor
+        if factor < 1.0 and self._rng.random() >= factor:
+            return
+        context = self._context
+        if context:
+            metadata = {**context, **metadata} if metadata else dict(context)
+        else:
+            metadata = dict(metadata) if metadata else {}
+        now = time.time()
+        event = LogEvent(now, identifier, value, metadata, location_of(sys._getframe(1)))
+        with self._lock:
+            if limit is not None and self._total_records_logged >= limit:
+                return
+            self.log_queue.append(event)
+            self._total_records_logged += 1
+            pending = len(self.log_queue)
+        if pending >= self.flush_every or now - self.last_flush_time >= self.flush_interval:
+            self._auto_flush()
+
+    def _warn_not_logged(self, identifier: str) -> None:
+        reason = "unconfigured" if self.log_path is None else "disabled"
+        key = (reason, identifier)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        if reason == "unconfigured":
+            _LOG.warning(
+                "Cannot log metric %r - log_path not defined. Use configure_logging() first. "
+                "(Further warnings for this metric are suppressed.)",
+                identifier,
+            )
+        else:
+            _LOG.warning(
+                "Attempting to log metric %r which is not enabled (enabled: %s). "
+                "(Further warnings for this metric are suppressed.)",
+                identifier,
+                sorted(self.enabled_metrics),
+            )
+
+    # ---------------------------------------------------------------------------- flushing
+
+    def flush(self) -> None:
+        """Append pending events to ``<log_path>/micro_metrics.jsonl`` (no file if none).
+
+        On a write error the events are put back at the head of the queue and the error is
+        raised.
+        """
+        with self._flush_lock:
+            with self._lock:
+                pending, path = self._take_pending()
+            try:
+                self._write(pending, path)
+            except BaseException:
+                with self._lock:
+                    self.log_queue[:0] = pending
+                raise
+
+    def _auto_flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            _LOG.exception("MicroMetricLogger: automatic flush to %r failed", self.log_path)
+            with self._lock:  # do not retry on every call; the next explicit flush retries
+                self.last_flush_time = time.time()
+
+    def _take_pending(self) -> tuple[list[LogEvent], str | None]:
+        """Swap out the queue (caller holds ``_lock``) and return it with its log path."""
+        pending = self.log_queue
+        self.log_queue = []
+        self.last_flush_time = time.time()
+        return pending, self.log_path
+
+    @staticmethod
+    def _write(events: list[LogEvent], path: str | None) -> None:
+        if not events or path is None:
+            return
+        text = events_to_jsonl(events)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, LOG_FILENAME), "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+    # --------------------------------------------------------------------------- accessors
+
+    def get_enabled_metrics(self) -> set[str]:
+        """Return a copy of the enabled metric names."""
+        return set(self.enabled_metrics)
+
+    def is_logging_configured(self) -> bool:
+        """True once a log_path is set."""
+        return self.log_path is not None
+
+    def get_total_records_logged(self) -> int:
+        """Events recorded since the first construction or the last configure_logging."""
+        return self._total_records_logged
+
+    def is_max_records_reached(self) -> bool:
+        """True when max_records is set and that many events have been recorded."""
+        return self.max_records is not None and self._total_records_logged >= self.max_records
+
+    def get_records_remaining(self) -> int | None:
+        """Events that may still be recorded, or None without a max_records limit."""
+        if self.max_records is None:
+            return None
+        return max(0, self.max_records - self._total_records_logged)
+
+    def get_sampling_factor(self) -> float:
+        """The probability with which each event is kept, in [0, 1]."""
+        return self.sampling_factor
+
+    def get_max_records(self) -> int | None:
+        """The record limit, or None for no limit."""
+        return self.max_records
+
+    def get_log_file(self) -> str | None:
+        """The file events are written to, or None when not configured."""
+        return None if self.log_path is None else os.path.join(self.log_path, LOG_FILENAME)
+
+    # ------------------------------------------------------------------------- process life
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's pending events; fresh locks and generator."""
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self.log_queue = []
+        self._rng = random.Random()
+        self.last_flush_time = time.time()
+
+    @classmethod
+    def _reset_for_tests(cls, registry: dict[str, type] | None = None) -> None:
+        """Test helper: forget configuration and pending events, keep the same instance.
+
+        The singleton object is kept (modules that hold a reference stay valid) but returns to
+        its defaults, and the next construction applies its arguments again. Pending events are
+        discarded, not written. With ``registry``, the metric registry is replaced by a copy of
+        it (use ``get_registered_metrics()`` before a test to restore it after).
+        """
+        instance = cls._instance
+        if instance is not None:
+            instance._init_state()
+        cls._initialized = False
+        if registry is not None:
+            cls._registered_metrics.clear()
+            cls._registered_metrics.update(registry)

@@ -1,0 +1,92 @@
+"""Read micro_metrics.jsonl files back into a tidy pandas table."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .logger import LOG_FILENAME
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_LOG = logging.getLogger("sparse_attention_hub.metric_logging")
+
+BASE_COLUMNS = ["timestamp", "metric", "value", "location"]
+
+
+def load_micro_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Load micro metrics from a file, a cell directory, or a results tree.
+
+    - a ``.jsonl`` file: its events;
+    - a directory holding ``micro_metrics.jsonl``: that file's events;
+    - any other directory: every ``micro_metrics.jsonl`` below it, with a ``cell`` column
+      holding the file's directory relative to ``path`` (POSIX separators).
+
+    Columns: timestamp (pandas datetime, UTC), metric, value, location, then one column per
+    metadata key (a key that clashes with a base column is prefixed ``metadata.``), then
+    ``cell`` for a tree. Malformed lines (for example a line cut by a crash) are skipped with a
+    warning. An empty input gives an empty frame with the base columns.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"no micro metrics at {str(root)!r}")
+    if root.is_file():
+        records = _read_file(root)
+        cells: list[str] | None = None
+    elif (root / LOG_FILENAME).is_file():
+        records = _read_file(root / LOG_FILENAME)
+        cells = None
+    else:
+        records, cells = [], []
+        for file in sorted(root.rglob(LOG_FILENAME)):
+            file_records = _read_file(file)
+            cell = file.parent.relative_to(root).as_posix()
+            records.extend(file_records)
+            cells.extend([cell] * len(file_records))
+    return _to_frame(records, cells)
+
+
+def _read_file(file: Path) -> list[dict[str, Any]]:
+    records = []
+    with open(file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                _LOG.warning("skipping malformed line %d in %s", number, file)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    row = {column: record.get(column) for column in BASE_COLUMNS}
+    metadata = record.get("metadata") or {}
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            name = f"metadata.{key}" if key in BASE_COLUMNS or key == "cell" else str(key)
+            row[name] = value
+    return row
+
+
+def _to_frame(records: list[dict[str, Any]], cells: list[str] | None) -> pd.DataFrame:
+    import pandas as pd  # imported here: hot-path users of the logger never pay for pandas
+
+    rows = [_flatten(record) for record in records]
+    frame = pd.DataFrame(rows)
+    for column in BASE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype=object)
+    extra = [column for column in frame.columns if column not in BASE_COLUMNS]
+    frame = frame[BASE_COLUMNS + extra]
+    if cells is not None:
+        frame["cell"] = cells
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    return frame
