@@ -1,0 +1,173 @@
+"""The plain result of reading an experiment file: :class:`ExperimentSpec`.
+
+An ``ExperimentSpec`` holds only plain data (strings, numbers, lists, dicts), so tests can
+compare it field by field. It maps one to one onto the executor call::
+
+    executor = BenchmarkExecutor(**spec.executor_kwargs())
+    executor.run_benchmark_matrix(**spec.matrix_kwargs())
+
+``matrix_kwargs`` is the only place that builds library objects (ResearchAttentionConfig,
+BenchmarkConfig, AdapterConfig); it imports them when called.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+TINY_MODELS_DIR = "tiny_models"
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    """A tiny random model built locally (``models: [{tiny_model: {arch: llama}}]``).
+
+    It lives in ``<result_dir>/tiny_models/tiny-<arch>-s<seed>`` and is built on first use.
+    """
+
+    arch: str = "llama"
+    seed: int = 0
+
+    def path(self, result_dir: str) -> str:
+        return os.path.normpath(os.path.join(result_dir, TINY_MODELS_DIR, self.dirname))
+
+    @property
+    def dirname(self) -> str:
+        return f"tiny-{self.arch}-s{self.seed}"
+
+
+ModelSpec = str | TinyModelSpec
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """One ``benchmarks:`` entry: a registered benchmark name, its subsets and its kwargs."""
+
+    name: str
+    subsets: list[str] | None = None
+    benchmark_kwargs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """The ``executor:`` section (``gpus: []`` means CPU)."""
+
+    gpus: list[int] = field(default_factory=list)
+    max_concurrent_runs: int | None = None  # None: one run per GPU, or 1 on CPU
+    timeout_per_benchmark: float | None = None
+    enabled_metrics: list[str] | str | None = None
+    max_records: int | None = None
+    sampling_factor: float = 1.0
+    max_retries: int | None = None
+    enable_resumability: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A whole experiment file, checked and in plain Python types."""
+
+    source: str
+    result_dir: str
+    models: list[ModelSpec]
+    sparse_configs: list[tuple[str, list[dict[str, dict[str, Any]]] | None]]
+    benchmarks: list[BenchmarkSpec]
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    name: str | None = None
+    description: str | None = None
+    adapter_name: str = "huggingface"
+    model_kwargs: dict[str, Any] | None = None
+    tokenizer_kwargs: dict[str, Any] | None = None
+    generation_kwargs: dict[str, Any] | None = None
+    request_kwargs: dict[str, Any] | None = None
+
+    # -- the executor call -------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        """Model ids/paths as the executor sees them (tiny models resolve to their folder)."""
+        return [m.path(self.result_dir) if isinstance(m, TinyModelSpec) else m for m in self.models]
+
+    def tiny_models(self) -> list[tuple[TinyModelSpec, str]]:
+        """The tiny models this experiment needs, with the folder each is built in."""
+        return [(m, m.path(self.result_dir)) for m in self.models if isinstance(m, TinyModelSpec)]
+
+    def executor_kwargs(self, verbose: bool = True) -> dict[str, Any]:
+        """Keyword arguments of ``BenchmarkExecutor(...)``; only settings the file gave."""
+        ex = self.executor
+        kwargs: dict[str, Any] = {
+            "gpu_ids": list(ex.gpus),
+            "max_concurrent_runs": ex.max_concurrent_runs or max(1, len(ex.gpus)),
+            "base_result_dir": self.result_dir,
+            "enable_resumability": ex.enable_resumability,
+            "verbose": verbose,
+            "max_records": ex.max_records,
+            "sampling_factor": ex.sampling_factor,
+            "enabled_metrics": copy.deepcopy(ex.enabled_metrics),
+        }
+        if ex.timeout_per_benchmark is not None:
+            kwargs["timeout_per_benchmark"] = ex.timeout_per_benchmark
+        if ex.max_retries is not None:
+            kwargs["max_retries"] = ex.max_retries
+        return kwargs
+
+    def sparse_attention_configs(self) -> list[tuple[str, Any]]:
+        """``[(name, ResearchAttentionConfig or None), ...]`` built from the masker lists."""
+        from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+        return [
+            (
+                name,
+                None
+                if maskers is None
+                else ResearchAttentionConfig.from_dict({"maskers": maskers}),
+            )
+            for name, maskers in self.sparse_configs
+        ]
+
+    def matrix_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``BenchmarkExecutor.run_benchmark_matrix(...)``
+        (also those of ``plan_matrix``)."""
+        from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig
+
+        benchmark_configs = [
+            BenchmarkConfig(
+                benchmark_name=b.name,
+                subsets=None if b.subsets is None else list(b.subsets),
+                benchmark_kwargs=copy.deepcopy(b.benchmark_kwargs),
+            )
+            for b in self.benchmarks
+        ]
+        adapter_config = AdapterConfig(
+            adapter_name=self.adapter_name,
+            model_kwargs=copy.deepcopy(self.model_kwargs),
+            tokenizer_kwargs=copy.deepcopy(self.tokenizer_kwargs),
+        )
+        return {
+            "model_names": self.model_names(),
+            "sparse_attention_configs": self.sparse_attention_configs(),
+            "benchmark_configs": benchmark_configs,
+            "adapter_config": adapter_config,
+            "generation_kwargs": copy.deepcopy(self.generation_kwargs),
+            "request_kwargs": copy.deepcopy(self.request_kwargs),
+        }
+
+    # -- command-line overrides ----------------------------------------------------------
+
+    def with_overrides(
+        self,
+        result_dir: str | None = None,
+        gpus: list[int] | None = None,
+        max_concurrent_runs: int | None = None,
+    ) -> ExperimentSpec:
+        """A copy with the command-line flags applied (``None`` keeps the file's value)."""
+        executor = self.executor
+        if gpus is not None:
+            executor = replace(executor, gpus=list(gpus))
+        if max_concurrent_runs is not None:
+            executor = replace(executor, max_concurrent_runs=max_concurrent_runs)
+        return replace(
+            self,
+            result_dir=self.result_dir if result_dir is None else result_dir,
+            executor=executor,
+        )
