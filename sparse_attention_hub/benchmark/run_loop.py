@@ -1,0 +1,240 @@
+"""The body of Benchmark.run_benchmark: rows to requests, the resume log, the cell files.
+
+Order of writes in a cell directory: ``config.json`` first (what is being run), then one
+batch of ``predictions.jsonl`` lines per request (fsynced: the resume log), then
+``raw_results.csv``, an update of ``config.json``, and ``metrics.json`` last, atomically.
+A stale ``metrics.json`` is removed before anything runs, so the file marks completion.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sparse_attention_hub.benchmark import cell_io
+from sparse_attention_hub.benchmark.base import REQUIRED_COLUMNS, check_columns
+
+if TYPE_CHECKING:
+    from sparse_attention_hub.adapters.base import ModelAdapter
+    from sparse_attention_hub.benchmark.base import Benchmark
+
+logger = logging.getLogger(__name__)
+
+TOKEN_FIELDS = ("context_tokens", "truncated_tokens", "question_tokens", "generated_tokens")
+TIMING_FIELDS = ("prefill_seconds", "decode_seconds")
+
+
+@dataclass
+class RequestGroup:
+    """Rows sharing one context, answer prefix and max_new_tokens: one adapter Request."""
+
+    request_index: int
+    context: str
+    answer_prefix: str
+    max_new_tokens: int | None
+    row_ids: list[int] = field(default_factory=list)
+    questions: list[str] = field(default_factory=list)
+
+
+def _effective_max_new_tokens(row_value: Any, caller_value: int | None) -> int | None:
+    values = [caller_value]
+    if row_value is not None and not (isinstance(row_value, float) and math.isnan(row_value)):
+        values.append(int(row_value))
+    given = [v for v in values if v is not None]
+    return min(given) if given else None
+
+
+def prepare_rows(
+    df: pd.DataFrame, source: str, max_requests: int | None, caller_max_new_tokens: int | None
+) -> pd.DataFrame:
+    """Validate the loader's frame, number its rows and apply max_requests and max_new_tokens."""
+    check_columns(df, REQUIRED_COLUMNS, source)
+    rows = df.reset_index(drop=True).copy()
+    rows.insert(0, "row_id", range(len(rows)))
+    if max_requests is not None:
+        rows = rows.iloc[:max_requests].copy()
+    rows["max_new_tokens"] = [
+        _effective_max_new_tokens(value, caller_max_new_tokens) for value in rows["max_new_tokens"]
+    ]
+    rows["answer_prefix"] = rows["answer_prefix"].fillna("").astype(str)
+    return rows
+
+
+def group_rows(rows: pd.DataFrame) -> list[RequestGroup]:
+    """One group per distinct (context, answer_prefix, max_new_tokens), in first-seen order."""
+    groups: dict[tuple[str, str, int | None], RequestGroup] = {}
+    for row_id, context, question, prefix, max_new in zip(
+        rows["row_id"],
+        rows["context"],
+        rows["question"],
+        rows["answer_prefix"],
+        rows["max_new_tokens"],
+        strict=True,
+    ):
+        key = (str(context), str(prefix), max_new)
+        if key not in groups:
+            groups[key] = RequestGroup(len(groups), str(context), str(prefix), max_new)
+        groups[key].row_ids.append(int(row_id))
+        groups[key].questions.append(str(question))
+    return list(groups.values())
+
+
+def _check_max_requests(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"request_kwargs['max_requests'] must be a positive int, got {value!r}")
+    return value
+
+
+def _show_progress(show_progress: bool | None) -> bool:
+    if show_progress is not None:
+        return show_progress
+    return os.environ.get("SAH_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _answer_group(
+    adapter: ModelAdapter,
+    group: RequestGroup,
+    pending: Sequence[int],
+    generation_kwargs: dict[str, Any],
+    request_kwargs: dict[str, Any],
+    tasks: dict[int, str],
+) -> list[dict[str, Any]]:
+    """Ask the group's pending questions in one Request; one prediction record per row."""
+    from sparse_attention_hub.adapters.base import Request
+
+    positions = [group.row_ids.index(row_id) for row_id in pending]
+    questions = [group.questions[p] for p in positions]
+    gen = dict(generation_kwargs)
+    if group.max_new_tokens is not None:
+        gen["max_new_tokens"] = group.max_new_tokens
+    req = {**request_kwargs, "request_index": group.request_index}
+    request = Request(context=group.context, questions=questions, answer_prefix=group.answer_prefix)
+    started = time.perf_counter()
+    response = adapter.process_request(request, generation_kwargs=gen, request_kwargs=req)
+    elapsed = time.perf_counter() - started
+    answers = (
+        [response.responses] if isinstance(response.responses, str) else list(response.responses)
+    )
+    if len(answers) != len(questions):
+        raise RuntimeError(
+            f"adapter returned {len(answers)} answers for {len(questions)} questions "
+            f"(request {group.request_index})"
+        )
+    metadata = list(response.metadata or [])
+    records = []
+    for index, (row_id, answer) in enumerate(zip(pending, answers, strict=True)):
+        meta = metadata[index] if index < len(metadata) else {}
+        record: dict[str, Any] = {
+            "row_id": row_id,
+            "task": tasks[row_id],
+            "request_index": group.request_index,
+            "question_index": index,
+            "predicted_answer": answer,
+            "max_new_tokens": group.max_new_tokens,
+            "request_seconds": elapsed,
+        }
+        record.update({k: meta.get(k) for k in (*TOKEN_FIELDS, *TIMING_FIELDS)})
+        records.append(record)
+    return records
+
+
+def build_results(rows: pd.DataFrame, done: dict[int, dict[str, Any]]) -> pd.DataFrame:
+    """The scored frame: input rows minus the context, plus predictions and token counts."""
+    results = rows.drop(columns=["context"]).copy()
+    results["predicted_answer"] = [done[r]["predicted_answer"] for r in results["row_id"]]
+    results["request_index"] = [done[r].get("request_index") for r in results["row_id"]]
+    for name in TOKEN_FIELDS:
+        results[name] = [done[r].get(name) for r in results["row_id"]]
+    return results.reset_index(drop=True)
+
+
+def _summary(results: pd.DataFrame) -> dict[str, Any]:
+    totals = {}
+    for name in TOKEN_FIELDS:
+        values = [v for v in results[name] if v is not None and not pd.isna(v)]
+        totals[name] = int(sum(values)) if values else None
+    return {
+        "num_rows": len(results),
+        "num_requests": int(results["request_index"].nunique()) if len(results) else 0,
+        "token_totals": totals,
+    }
+
+
+def run_cell(
+    bench: Benchmark,
+    adapter: ModelAdapter,
+    result_dir: Path,
+    generation_kwargs: dict[str, Any] | None,
+    request_kwargs: dict[str, Any] | None,
+    show_progress: bool | None,
+) -> dict[str, Any]:
+    """See :meth:`Benchmark.run_benchmark`."""
+    gen = dict(generation_kwargs or {})
+    req = dict(request_kwargs or {})
+    max_requests = _check_max_requests(req.pop("max_requests", None))
+    caller_max = gen.get("max_new_tokens")
+    if caller_max is not None and (
+        isinstance(caller_max, bool) or not isinstance(caller_max, int) or caller_max < 1
+    ):
+        raise ValueError(
+            f"generation_kwargs['max_new_tokens'] must be a positive int, got {caller_max!r}"
+        )
+
+    result_dir.mkdir(parents=True, exist_ok=True)
+    (result_dir / cell_io.METRICS_FILE).unlink(missing_ok=True)
+    bench.prepare(adapter)
+    rows = prepare_rows(
+        bench.load_datasets(), f"benchmark {bench.benchmark_name!r} data", max_requests, caller_max
+    )
+    cell_io.update_json_file(
+        result_dir / cell_io.CONFIG_FILE,
+        {
+            "benchmark": bench.describe(),
+            "generation_kwargs": dict(generation_kwargs or {}),
+            "request_kwargs": dict(request_kwargs or {}),
+            "adapter": adapter.describe(),
+            "completed": False,
+        },
+    )
+    predictions_path = result_dir / cell_io.PREDICTIONS_FILE
+    done = {int(rec["row_id"]): rec for rec in cell_io.read_predictions(predictions_path)}
+    groups = group_rows(rows)
+    tasks = dict(zip(rows["row_id"].astype(int), rows["task"].astype(str), strict=True))
+    todo = [(g, [r for r in g.row_ids if r not in done]) for g in groups]
+    todo = [(g, pending) for g, pending in todo if pending]
+    logger.info(
+        "%s: %d rows in %d requests, %d requests to run (%d rows already answered)",
+        bench.benchmark_name,
+        len(rows),
+        len(groups),
+        len(todo),
+        len(rows) - sum(len(p) for _, p in todo),
+    )
+    bar = tqdm(
+        todo, desc=bench.benchmark_name, unit="req", disable=not _show_progress(show_progress)
+    )
+    for group, pending in bar:
+        records = _answer_group(adapter, group, pending, gen, req, tasks)
+        cell_io.append_predictions(predictions_path, records)
+        done.update({int(rec["row_id"]): rec for rec in records})
+
+    results = build_results(rows, done)
+    tmp_csv = result_dir / f".{cell_io.RAW_RESULTS_FILE}.tmp"
+    results.to_csv(tmp_csv, index=False)
+    os.replace(tmp_csv, result_dir / cell_io.RAW_RESULTS_FILE)
+    metrics = {**bench.post_run_evaluate(results), **_summary(results)}
+    cell_io.update_json_file(result_dir / cell_io.CONFIG_FILE, {"completed": True})
+    cell_io.write_json_atomic(result_dir / cell_io.METRICS_FILE, metrics)
+    logger.info("%s: overall_score %s", bench.benchmark_name, metrics.get("overall_score"))
+    return metrics
