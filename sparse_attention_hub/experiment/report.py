@@ -1,0 +1,153 @@
+"""The results table of a study, rendered for a terminal, a paper draft or a script.
+
+Input: the per-cell table (one row per model x config x benchmark x subset, the columns of
+``results.csv``). Output: one row per model x sparse config, one column per benchmark[_subset]
+holding its overall score, then the row's mean score and, where it was logged, the mean
+attention density (and output error).
+
+>>> print(render_report(cells, "markdown"))     # doctest: +SKIP
+| model | config | mock_benchmark | synthetic_ruler_1024 | mean | density |
+| ...
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+# Columns of the per-cell table (results.csv) this module reads.
+MODEL = "model"
+CONFIG = "sparse_config"
+BENCHMARK = "benchmark"
+SUBSET = "subset"
+STATUS = "status"
+SCORE = "overall_score"
+DENSITY = "mean_density"
+OUTPUT_ERROR = "mean_output_error"
+COMPLETE = "complete"
+
+# Row labels and summary columns of the report.
+ROW_KEYS = ("model", "config")
+MEAN_COL = "mean"
+DENSITY_COL = "density"
+ERROR_COL = "output_error"
+
+
+def cell_label(benchmark: str, subset: Any) -> str:
+    """``benchmark`` or ``benchmark_subset`` (the cell folder name)."""
+    if subset is None or (isinstance(subset, float) and math.isnan(subset)) or subset == "":
+        return str(benchmark)
+    return f"{benchmark}_{subset}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(out) else out
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
+    """The report as ``(columns, rows)``; each row maps a column to a value.
+
+    Score cells hold a float, or the cell's status (``failed``, ``pending``...) when it has no
+    score. ``mean`` averages the row's scores; ``density``/``output_error`` average the logged
+    per-cell means. Rows and columns keep the order in which they first appear in ``cells``.
+    """
+    labels: list[str] = []
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    logged: dict[str, bool] = {DENSITY_COL: False, ERROR_COL: False}
+    extra: dict[tuple[str, str], dict[str, list[float | None]]] = {}
+    for record in cells.to_dict("records"):
+        label = cell_label(record[BENCHMARK], record.get(SUBSET))
+        if label not in labels:
+            labels.append(label)
+        key = (str(record[MODEL]), str(record[CONFIG]))
+        row = rows.setdefault(key, {"model": key[0], "config": key[1]})
+        score = _number(record.get(SCORE))
+        status = str(record.get(STATUS) or "")
+        row[label] = score if score is not None and status in ("", COMPLETE) else (status or "-")
+        acc = extra.setdefault(key, {MEAN_COL: [], DENSITY_COL: [], ERROR_COL: []})
+        acc[MEAN_COL].append(row[label] if isinstance(row[label], float) else None)
+        for col, source in ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR)):
+            value = _number(record.get(source))
+            logged[col] = logged[col] or value is not None
+            acc[col].append(value)
+    columns = [*ROW_KEYS, *labels]
+    if len(labels) > 1:
+        columns.append(MEAN_COL)
+    columns += [col for col in (DENSITY_COL, ERROR_COL) if logged[col]]
+    for key, row in rows.items():
+        for col in (MEAN_COL, DENSITY_COL, ERROR_COL):
+            row[col] = _mean(extra[key][col])
+    return columns, [{col: row.get(col, "-") for col in columns} for row in rows.values()]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def format_grid(
+    headers: list[str], rows: list[list[str]], numeric_from: int = 0, markdown: bool = False
+) -> str:
+    """Aligned text (or a markdown pipe table); columns from ``numeric_from`` on align right."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    numeric = [i >= numeric_from for i in range(len(headers))]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "| " + " | ".join(parts) + " |" if markdown else "  ".join(parts).rstrip()
+
+    if markdown:
+        marks = [
+            ("-" * (w + 1) + ":") if n else "-" * (w + 2)
+            for w, n in zip(widths, numeric, strict=True)
+        ]
+        rule = "|" + "|".join(marks) + "|"
+    else:
+        rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def render_report(cells: pd.DataFrame, fmt: str = "table") -> str:
+    """Render the per-cell table as ``table``, ``markdown``, ``csv`` or ``json`` text."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if cells.empty:
+        return "[]" if fmt == "json" else "no result cells found"
+    columns, rows = summarize(cells)
+    if fmt == "json":
+        clean = [{k: (None if v == "-" else v) for k, v in row.items()} for row in rows]
+        return json.dumps(clean, indent=2)
+    if fmt == "csv":
+        frame = pd.DataFrame(
+            [{k: (None if v == "-" else v) for k, v in r.items()} for r in rows], columns=columns
+        )
+        return frame.to_csv(index=False).rstrip("\n")
+    cells_text = [[_text(row[col]) for col in columns] for row in rows]
+    return format_grid(columns, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
+
+
+def status_counts(cells: pd.DataFrame) -> dict[str, int]:
+    """``{"complete": 7, "failed": 1, ...}`` over the cells (empty when there is no status)."""
+    if cells.empty or STATUS not in cells.columns:
+        return {}
+    return {str(k): int(v) for k, v in cells[STATUS].fillna("unknown").value_counts().items()}

@@ -1,0 +1,100 @@
+"""Check an :class:`ExperimentSpec`'s names against the library's registries.
+
+Masker names and parameters go through ``ResearchAttentionConfig.from_dict`` one masker at a
+time, benchmarks through ``create_benchmark_instance`` (which checks subsets and options
+without loading data), metric names through the MicroMetricLogger registry. Every error is
+re-raised as an :class:`ExperimentError` naming the file and the key path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sparse_attention_hub.experiment.checks import ExperimentError, Source, allowed, join
+from sparse_attention_hub.experiment.spec import BenchmarkSpec, ExperimentSpec
+
+
+def validate_spec(spec: ExperimentSpec) -> None:
+    """Raise ExperimentError on the first unknown masker, parameter, benchmark, subset or metric."""
+    src = Source(spec.source)
+    for name, maskers in spec.sparse_configs:
+        for i, entry in enumerate(maskers or []):
+            check_masker(entry, join(join("sparse_configs", name), i), src)
+    for i, bench in enumerate(spec.benchmarks):
+        check_benchmark(bench, join("benchmarks", i), src)
+    check_metrics(spec.executor.enabled_metrics, src)
+
+
+def _masker_names() -> list[str]:
+    from sparse_attention_hub.sparse_attention.maskers import describe_maskers
+
+    return [row[0] for row in describe_maskers()]
+
+
+def _field_in(message: str, params: dict[str, Any]) -> str | None:
+    """The parameter a config error message is about, when it names one."""
+    for key in sorted(params, key=len, reverse=True):
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(key)}(?![A-Za-z0-9_])", message):
+            return key
+    return None
+
+
+def check_masker(entry: dict[str, dict[str, Any]], path: str, src: Source) -> None:
+    """One ``{masker_name: {param: value}}`` entry, e.g. ``{"sink": {"sink_size": 128}}``."""
+    from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+    ((name, params),) = entry.items()
+    known = _masker_names()
+    if name not in known:
+        raise src.error(path, f"unknown masker {name!r}; allowed: {allowed(known)}")
+    try:
+        ResearchAttentionConfig.from_dict({"maskers": [entry]})
+    except (ValueError, TypeError, KeyError) as exc:
+        message = str(exc).strip().strip('"') or type(exc).__name__
+        key = _field_in(message, params)
+        raise src.error(join(join(path, name), key) if key else join(path, name), message) from None
+
+
+def check_benchmark(bench: BenchmarkSpec, path: str, src: Source) -> None:
+    """A benchmark name (or alias), its subsets and its constructor options."""
+    from sparse_attention_hub.benchmark import create_benchmark_instance, get_available_benchmarks
+    from sparse_attention_hub.benchmark.registry import canonical_name
+
+    name_path = path if bench.subsets is None and not bench.benchmark_kwargs else join(path, "name")
+    try:
+        canonical_name(bench.name)
+    except ValueError:
+        raise src.error(
+            name_path,
+            f"unknown benchmark {bench.name!r}; allowed: {allowed(get_available_benchmarks())}",
+        ) from None
+    kwargs = dict(bench.benchmark_kwargs or {})
+    try:
+        create_benchmark_instance(bench.name, subsets=bench.subsets, **kwargs)
+    except TypeError as exc:
+        raise src.error(join(path, "benchmark_kwargs"), str(exc)) from None
+    except ValueError as exc:
+        message = str(exc)
+        key = "subsets" if "subset" in message else _field_in(message, kwargs)
+        where = (
+            join(path, key) if key == "subsets" else join(join(path, "benchmark_kwargs"), key or "")
+        )
+        raise src.error(where.rstrip("."), message) from None
+
+
+def check_metrics(metrics: list[str] | str | None, src: Source) -> None:
+    """Metric names must be registered (by the code that logs them)."""
+    if metrics is None or metrics == "all":
+        return
+    import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
+    from sparse_attention_hub.metric_logging import MicroMetricLogger
+
+    registered = sorted(MicroMetricLogger.get_registered_metrics())
+    for i, metric in enumerate(metrics):
+        if registered and metric not in registered:
+            raise ExperimentError(
+                src.name,
+                join("executor.enabled_metrics", i),
+                f"unknown metric {metric!r}; allowed: all, {', '.join(registered)}",
+            )

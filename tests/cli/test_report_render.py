@@ -1,0 +1,90 @@
+"""Rendering the per-cell results table as a model x config report."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from sparse_attention_hub.experiment import report as r
+
+
+def cells() -> pd.DataFrame:
+    rows = [
+        ("m", "dense", "mock_benchmark", None, "complete", 50.0, None),
+        ("m", "dense", "synthetic_ruler", "1024", "complete", 100.0, None),
+        ("m", "streaming", "mock_benchmark", None, "complete", 25.0, 0.25),
+        ("m", "streaming", "synthetic_ruler", "1024", "failed", None, 0.75),
+    ]
+    cols = [r.MODEL, r.CONFIG, r.BENCHMARK, r.SUBSET, r.STATUS, r.SCORE, r.DENSITY]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_summary_rows_and_columns() -> None:
+    columns, rows = r.summarize(cells())
+    assert columns == [
+        "model",
+        "config",
+        "mock_benchmark",
+        "synthetic_ruler_1024",
+        "mean",
+        "density",
+    ]
+    dense, streaming = rows
+    assert dense == {
+        "model": "m",
+        "config": "dense",
+        "mock_benchmark": 50.0,
+        "synthetic_ruler_1024": 100.0,
+        "mean": 75.0,
+        "density": None,
+    }
+    assert streaming["synthetic_ruler_1024"] == "failed"
+    assert streaming["mean"] == 25.0  # failed cells do not count
+    assert streaming["density"] == 0.5
+
+
+def test_table_and_markdown() -> None:
+    table = r.render_report(cells(), "table").splitlines()
+    assert table[0].split() == [
+        "model",
+        "config",
+        "mock_benchmark",
+        "synthetic_ruler_1024",
+        "mean",
+        "density",
+    ]
+    assert table[2].split() == ["m", "dense", "50", "100", "75", "-"]
+    assert table[3].split() == ["m", "streaming", "25", "failed", "25", "0.5"]
+    markdown = r.render_report(cells(), "markdown").splitlines()
+    assert markdown[0].startswith("| model | config")
+    assert markdown[1].startswith("|---") and markdown[1].endswith(":|")
+    assert markdown[3].replace(" ", "") == "|m|streaming|25|failed|25|0.5|"
+
+
+def test_csv_and_json() -> None:
+    csv = r.render_report(cells(), "csv").splitlines()
+    assert csv[0] == "model,config,mock_benchmark,synthetic_ruler_1024,mean,density"
+    assert csv[1] == "m,dense,50.0,100.0,75.0,"
+    data = json.loads(r.render_report(cells(), "json"))
+    assert data[1]["synthetic_ruler_1024"] == "failed" and data[1]["density"] == 0.5
+    assert data[0]["density"] is None
+
+
+def test_no_density_column_when_nothing_was_logged() -> None:
+    frame = cells().drop(columns=[r.DENSITY])
+    columns, _ = r.summarize(frame)
+    assert "density" not in columns and "output_error" not in columns
+
+
+def test_single_benchmark_has_no_mean_column() -> None:
+    frame = cells().iloc[[0, 2]]
+    columns, _ = r.summarize(frame)
+    assert columns == ["model", "config", "mock_benchmark", "density"]
+
+
+def test_empty_and_bad_format() -> None:
+    assert r.render_report(pd.DataFrame(), "table") == "no result cells found"
+    with pytest.raises(ValueError, match="unknown report format 'xml'; allowed: table, markdown"):
+        r.render_report(cells(), "xml")
