@@ -217,7 +217,7 @@ def test_yaml_problems_are_reported_with_a_line() -> None:
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(ExperimentError, match="nope.yaml: no such file"):
+    with pytest.raises(ExperimentError, match=r"nope\.yaml: no such file"):
         load_experiment(tmp_path / "nope.yaml")
 
 
