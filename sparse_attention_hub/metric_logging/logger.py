@@ -149,6 +149,7 @@ class MicroMetricLogger:
         self.log_queue = []
         self.last_flush_time = time.time()
         self._total_records_logged = 0
+        self._flush_at = flush_every  # queue length that triggers a flush
         self._rng = random.Random(seed)
         self._context: dict[str, Any] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -278,7 +279,7 @@ class MicroMetricLogger:
             self.log_queue.append(event)
             self._total_records_logged += 1
             pending = len(self.log_queue)
-        if pending >= self.flush_every or now - self.last_flush_time >= self.flush_interval:
+        if pending >= self._flush_at or now - self.last_flush_time >= self.flush_interval:
             self._auto_flush()
 
     def _warn_not_logged(self, identifier: str) -> None:
@@ -324,14 +325,16 @@ class MicroMetricLogger:
             self.flush()
         except Exception:
             _LOG.exception("MicroMetricLogger: automatic flush to %r failed", self.log_path)
-            with self._lock:  # do not retry on every call; the next explicit flush retries
+            with self._lock:  # retry after flush_every more events or flush_interval seconds
                 self.last_flush_time = time.time()
+                self._flush_at = len(self.log_queue) + self.flush_every
 
     def _take_pending(self) -> tuple[list[LogEvent], str | None]:
         """Swap out the queue (caller holds ``_lock``) and return it with its log path."""
         pending = self.log_queue
         self.log_queue = []
         self.last_flush_time = time.time()
+        self._flush_at = self.flush_every
         return pending, self.log_path
 
     @staticmethod
