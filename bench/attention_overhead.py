@@ -1,0 +1,106 @@
+"""Decode-step overhead of ResearchAttention against torch SDPA on the same tensors.
+
+One decode step (B=1, H=32, Hkv=8, Q=1, K=32768, D=128, fp32, CPU) of ResearchAttention with
+Sink(128) + Local(512) + OracleTopK(0.1), and of the empty masker list (the dense control),
+each timed against torch's scaled_dot_product_attention. The baseline is the faster of SDPA
+with ``enable_gqa=True`` and SDPA on K/V repeated beforehand (repeat not timed). Medians of
+several repeats after a warm-up. Targets: sparse <= 1.2x, empty <= 1.1x.
+
+    .venv/bin/python bench/attention_overhead.py [--repeats 15] [--k 32768]
+
+The last line printed is one JSON object with both ratios and the baseline in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.maskers import (
+    LocalMaskerConfig,
+    OracleTopKConfig,
+    SinkMaskerConfig,
+)
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    """Median wall time of ``fn()`` in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--k", type=int, default=32768)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    b, h, h_kv, q_len, d = 1, 32, 8, 1, 128
+    q = torch.randn(b, h, q_len, d)
+    k = torch.randn(b, h_kv, args.k, d)
+    v = torch.randn(b, h_kv, args.k, d)
+    scale = d**-0.5
+    k_rep = k.repeat_interleave(h // h_kv, dim=1)  # (B, H, K, D)
+    v_rep = v.repeat_interleave(h // h_kv, dim=1)  # (B, H, K, D)
+
+    sparse = ResearchAttention.create_from_config(
+        ResearchAttentionConfig(
+            [SinkMaskerConfig(128), LocalMaskerConfig(512), OracleTopKConfig(0.1)]
+        )
+    )
+    dense = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
+
+    def run(attn: ResearchAttention) -> Callable[[], object]:
+        return lambda: attn.custom_attention(None, q, k, v, None, scale, 0.0, {}, layer_idx=0)
+
+    timings: dict[str, float] = {}
+    with torch.inference_mode():
+        for _ in range(2):  # interleave rounds so drift hits every arm alike
+            rounds = {
+                "sdpa_gqa": median_ms(
+                    lambda: F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True),
+                    args.repeats,
+                ),
+                "sdpa_repeated_kv": median_ms(
+                    lambda: F.scaled_dot_product_attention(q, k_rep, v_rep, scale=scale),
+                    args.repeats,
+                ),
+                "research_sparse": median_ms(run(sparse), args.repeats),
+                "research_empty": median_ms(run(dense), args.repeats),
+            }
+            for name, ms in rounds.items():
+                timings[name] = min(ms, timings.get(name, float("inf")))
+    baseline = min(timings["sdpa_gqa"], timings["sdpa_repeated_kv"])
+    for name, ms in timings.items():
+        print(f"{name:>18}: {ms:8.2f} ms  ({ms / baseline:.2f}x)")
+    print(
+        json.dumps(
+            {
+                "bench": "attention_overhead",
+                "shape": {"B": b, "H": h, "Hkv": h_kv, "Q": q_len, "K": args.k, "D": d},
+                "baseline_ms": round(baseline, 3),
+                "sparse_ratio": round(timings["research_sparse"] / baseline, 3),
+                "empty_ratio": round(timings["research_empty"] / baseline, 3),
+                "targets": {"sparse_ratio": 1.2, "empty_ratio": 1.1},
+                "timings_ms": {name: round(ms, 3) for name, ms in timings.items()},
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The masked-attention computation: dense scores, a probability mask, one weighted softmax.
+
+For query i and the active keys j of its row (mask entry p_ij > 0)::
+
+    out_i = sum_j w_ij v_j / (sum_j w_ij + exp(sink_h - max_i)),   w_ij = exp(s_ij - max_i) / p_ij
+
+with s_ij = scaling * q_i . k_j + attention_mask_ij. Writing w_ij = exp(s_ij - log p_ij - max_i)
+turns this into a softmax over the logits ``s - log(p)`` (with -inf where p == 0: note the sign,
+``-log(0)`` would be +inf). p = 1 everywhere is dense attention; top-k masks have p in {0, 1};
+sampled keys with p < 1 get weight 1 / p, which makes numerator and denominator unbiased.
+
+GQA (H = G * Hkv) never repeats K/V: the G query heads that share a KV head are viewed as
+G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sparse_attention_hub.sparse_attention.mask import Mask
+
+
+def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
+    """G = H / Hkv for queries (B, H, Q, D) and keys (B, Hkv, K, D); ValueError if not whole."""
+    if queries.dim() != 4 or keys.dim() != 4:
+        raise ValueError(
+            f"queries and keys must be 4-D (B, H, Q, D) and (B, Hkv, K, D), got "
+            f"{tuple(queries.shape)} and {tuple(keys.shape)}"
+        )
+    heads, kv_heads = queries.shape[1], keys.shape[1]
+    if kv_heads == 0 or heads % kv_heads:
+        raise ValueError(f"query heads H={heads} must be a multiple of key/value heads {kv_heads}")
+    return heads // kv_heads
+
+
+def attention_scores(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    scaling: float | None = None,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Scaled fp32 scores plus the attention mask.
+
+    Args:
+        queries: (B, H, Q, D).
+        keys: (B, Hkv, K, D) with H a multiple of Hkv.
+        scaling: the score scale; None means 1 / sqrt(D).
+        attention_mask: None, bool (True = may attend) or additive float, broadcastable to
+            (B, H, Q, K); a longer last dimension is cut to K.
+
+    Returns:
+        (B, H, Q, K) float32, a new tensor.
+    """
+    group = _group_size(queries, keys)
+    b, h, q, d = queries.shape
+    kv_heads, k = keys.shape[1], keys.shape[2]
+    scale = 1.0 / math.sqrt(d) if scaling is None else float(scaling)
+    # Scale the small query tensor rather than the (B, H, Q, K) scores.
+    q32 = queries.to(torch.float32) * scale
+    q32 = q32.reshape(b, kv_heads, group * q, d)  # (B, Hkv, G*Q, D)
+    scores = torch.matmul(q32, keys.to(torch.float32).transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    scores = scores.view(b, h, q, k)  # (B, H, Q, K)
+    if attention_mask is not None:
+        mask = attention_mask[..., :k] if attention_mask.shape[-1] > k else attention_mask
+        if mask.dtype == torch.bool:
+            scores.masked_fill_(~mask, float("-inf"))
+        else:
+            scores.add_(mask.to(torch.float32))
+    return scores
+
+
+class ScoreCache:
+    """Computes :func:`attention_scores` once per attention call and hands the same tensor out.
+
+    ``ResearchAttention`` passes one to every masker as ``score_cache`` and reuses the scores
+    for the final softmax. Consumers must never write into the returned tensor.
+    """
+
+    def __init__(self) -> None:
+        self._inputs: tuple[object, ...] | None = None
+        self._scores: torch.Tensor | None = None
+
+    def get(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        scaling: float | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(B, H, Q, K) fp32 scores for these exact tensors (recomputed if they differ)."""
+        inputs = (queries, keys, scaling, attention_mask)
+        cached = self._inputs
+        if (
+            cached is None
+            or self._scores is None
+            or any(a is not b for a, b in zip(cached[:2], inputs[:2], strict=True))
+            or cached[2] != scaling
+            or cached[3] is not attention_mask
+        ):
+            self._scores = attention_scores(queries, keys, scaling, attention_mask)
+            self._inputs = inputs
+        return self._scores
+
+
+def _logits(scores: torch.Tensor, mask: Mask | None) -> torch.Tensor:
+    """(B, H, Q, K) logits ``s - log p`` (-inf where p == 0); may return ``scores`` itself."""
+    if mask is None or mask.is_full_flag:
+        return scores
+    if mask.shape != tuple(scores.shape):
+        raise ValueError(f"mask shape {mask.shape} does not match scores {tuple(scores.shape)}")
+    p = mask.dense_view()
+    if p is None:  # an empty mask: nothing attended
+        return torch.full_like(scores, float("-inf"))
+    inactive = p == 0
+    logits = torch.log(p.to(torch.float32)).neg_().add_(scores)  # +inf/nan where p == 0
+    return logits.masked_fill_(inactive, float("-inf"))
+
+
+def masked_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    mask: Mask | None = None,
+    *,
+    scaling: float | None = None,
+    attention_mask: torch.Tensor | None = None,
+    sinks: torch.Tensor | None = None,
+    dropout: float = 0.0,
+    return_weights: bool = False,
+    scores: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention of ``queries`` over the keys ``mask`` selects, weighted by 1 / p.
+
+    Args:
+        queries: (B, H, Q, D).
+        keys, values: (B, Hkv, K, D), H a multiple of Hkv (GQA without repeating K/V).
+        mask: (B, H, Q, K) probabilities; None means full (dense) attention.
+        scaling: score scale; None means 1 / sqrt(D).
+        attention_mask: None, bool (True = may attend) or additive float (0 / -inf /
+            finfo.min), broadcastable to (B, H, Q, K). Ignored when ``scores`` is given.
+        sinks: optional (H,) per-head sink logits (GPT-OSS ``s_aux``): an extra logit per head
+            that only enters the denominator.
+        dropout: dropout probability on the normalised weights (0 in evaluation).
+        return_weights: also return the normalised (B, H, Q, K) weights.
+        scores: precomputed :func:`attention_scores` (B, H, Q, K) fp32, read only.
+
+    Returns:
+        (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) in the query dtype or
+        None). A row with no active (finite) key gets a zero output, never NaN.
+    """
+    group = _group_size(queries, keys)
+    b, h, q, _ = queries.shape
+    kv_heads, k, dv = values.shape[1], values.shape[2], values.shape[3]
+    if scores is None:
+        scores = attention_scores(queries, keys, scaling, attention_mask)
+    logits = _logits(scores, mask)
+    row_max = logits.amax(dim=-1, keepdim=True)  # (B, H, Q, 1)
+    if sinks is not None:
+        sink = sinks.to(torch.float32).reshape(1, h, 1, 1)  # (1, H, 1, 1)
+        row_max = torch.maximum(row_max, sink)
+    row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)
+    # exp in place when logits is our own temporary; never touch the caller's scores.
+    shifted = logits.sub_(row_max) if logits is not scores else logits.sub(row_max)
+    weights = shifted.exp_()  # (B, H, Q, K), unnormalised
+    denom = weights.sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
+    if sinks is not None:
+        denom = denom + torch.exp(sink - row_max)
+    denom = denom.clamp_min(torch.finfo(torch.float32).tiny)
+    if dropout > 0.0 or return_weights:
+        weights = weights.div_(denom)
+        if dropout > 0.0:
+            weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
+        out = _weighted_values(weights, values, group)
+    else:
+        out = _weighted_values(weights, values, group).div_(denom)
+    out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
+    assert out.shape == (b, q, h, dv) and kv_heads * group == h and values.shape[2] == k
+    return out, weights.to(queries.dtype) if return_weights else None
+
+
+def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) -> torch.Tensor:
+    """(B, H, Q, K) weights times values (B, Hkv, K, Dv) -> (B, H, Q, Dv) fp32, no K/V repeat."""
+    b, h, q, k = weights.shape
+    kv_heads, dv = values.shape[1], values.shape[3]
+    grouped = weights.reshape(b, kv_heads, group * q, k)  # (B, Hkv, G*Q, K)
+    out = torch.matmul(grouped, values.to(torch.float32))  # (B, Hkv, G*Q, Dv)
+    return out.view(b, h, q, dv)  # (B, H, Q, Dv)

@@ -1,0 +1,67 @@
+"""Maskers: each adds entries to the mask built so far (see ``base`` and ``registry``).
+
+Importing this package registers the built-in maskers under their short names:
+``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``. Sizes given as an
+``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
+on every call (at least 1 token).
+"""
+
+from sparse_attention_hub.sparse_attention.maskers.base import (
+    Masker,
+    MaskerConfig,
+    check_probability,
+    check_size,
+    resolve_size,
+)
+from sparse_attention_hub.sparse_attention.maskers.registry import (
+    available_maskers,
+    create_masker,
+    describe_maskers,
+    masker_class,
+    masker_config_from_dict,
+    masker_config_to_dict,
+    register_masker,
+)
+from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker
+
+# isort: off
+# Registration (and so `sah list maskers`) follows this order.
+from sparse_attention_hub.sparse_attention.maskers.sink import SinkMasker, SinkMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.local import LocalMasker, LocalMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopK, OracleTopKConfig
+from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import (
+    OracleTopPMasker,
+    OracleTopPMaskerConfig,
+)
+from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
+    RandomSamplingMasker,
+    RandomSamplingMaskerConfig,
+)
+
+# isort: on
+
+__all__ = [
+    "LocalMasker",
+    "LocalMaskerConfig",
+    "Masker",
+    "MaskerConfig",
+    "OracleTopK",
+    "OracleTopKConfig",
+    "OracleTopPMasker",
+    "OracleTopPMaskerConfig",
+    "RandomSamplingMasker",
+    "RandomSamplingMaskerConfig",
+    "SinkMasker",
+    "SinkMaskerConfig",
+    "TopKMasker",
+    "available_maskers",
+    "check_probability",
+    "check_size",
+    "create_masker",
+    "describe_maskers",
+    "masker_class",
+    "masker_config_from_dict",
+    "masker_config_to_dict",
+    "register_masker",
+    "resolve_size",
+]

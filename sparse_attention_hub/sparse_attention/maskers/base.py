@@ -1,0 +1,151 @@
+"""The masker base class, config base class and size helpers.
+
+A masker looks at the attention inputs and the mask built so far and returns a new mask with
+more active entries; it never removes entries another masker set. Its config is a frozen
+dataclass that validates itself.
+
+Sizes (``sink_size``, ``window_size``, ``heavy_size``, ...) are given either as an ``int``,
+a number of tokens, or as a ``float`` in (0, 1], a fraction of the key length K. A fraction is
+resolved on every call against the K of that call, rounded down but at least 1 token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from sparse_attention_hub.sparse_attention.attention import ScoreCache, attention_scores
+from sparse_attention_hub.sparse_attention.mask import Mask
+
+Size = int | float
+
+
+def check_size(config: object, field: str, value: object) -> None:
+    """Validate a size field: an int >= 0 (tokens) or a float in (0, 1] (fraction of K).
+
+    Raises:
+        TypeError / ValueError naming ``<ConfigClass>.<field>`` and the value.
+    """
+    where = f"{type(config).__name__}.{field}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{where} must be an int (tokens) or a float in (0, 1] (fraction of K), "
+            f"got {value!r} of type {type(value).__name__}"
+        )
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{where} must be >= 0 tokens, got {value}")
+    if isinstance(value, float) and not 0.0 < value <= 1.0:
+        raise ValueError(
+            f"{where} as a float is a fraction of K and must lie in (0, 1], got {value}; "
+            "give an int for a number of tokens"
+        )
+
+
+def check_probability(
+    config: object, field: str, value: object, low_open: bool, allow_zero: bool = False
+) -> float:
+    """Validate a probability-like field in [0, 1] (or (0, 1] when ``low_open``); return it."""
+    where = f"{type(config).__name__}.{field}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where} must be a number, got {value!r} of type {type(value).__name__}")
+    p = float(value)
+    bad = p > 1.0 or p < 0.0 or (low_open and p == 0.0 and not allow_zero)
+    if bad:
+        allowed = "(0, 1]" if low_open else "[0, 1]"
+        raise ValueError(f"{where} must lie in {allowed}, got {value}")
+    return p
+
+
+def resolve_size(size: Size, k: int) -> int:
+    """Tokens for ``size`` against a key length ``k``: an int is tokens (capped at k); a float
+    in (0, 1] is ``floor(size * k)`` tokens, at least 1 (when k > 0)."""
+    if isinstance(size, float):
+        return min(k, max(1, int(size * k))) if k > 0 else 0
+    return min(int(size), k)
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskerConfig:
+    """Base of masker configs: frozen, picklable, validated in ``__post_init__``."""
+
+
+class Masker(ABC):
+    """Base class of maskers. Register a subclass with ``@register_masker(name, description)``.
+
+    Subclasses set ``config_class`` and implement :meth:`add_mask`; maskers that rank keys by
+    a score and keep the top k derive from :class:`~.topk.TopKMasker` and only write a score.
+    """
+
+    config_class: ClassVar[type[MaskerConfig]] = MaskerConfig
+    #: Set by ``register_masker``.
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    #: True for maskers whose entries have p < 1 (at most one per ResearchAttention).
+    is_sampling: ClassVar[bool] = False
+
+    def __init__(self, config: MaskerConfig) -> None:
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__}"
+            )
+        self.config = config
+
+    @classmethod
+    def create_from_config(cls, config: MaskerConfig) -> Masker:
+        """The masker for ``config``."""
+        return cls(config)
+
+    @abstractmethod
+    def add_mask(
+        self,
+        keys: torch.Tensor,
+        queries: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        dropout: float,
+        sparse_meta_data: dict[Any, Any],
+        previous_mask: Mask,
+        **kwargs: Any,
+    ) -> Mask:
+        """A new mask: ``previous_mask`` plus this masker's entries.
+
+        Args:
+            keys, values: (B, Hkv, K, D).
+            queries: (B, H, Q, D).
+            attention_mask: None, bool or additive, broadcastable to (B, H, Q, K).
+            scaling: score scale (None = 1 / sqrt(D)).
+            dropout: the attention dropout (maskers normally ignore it).
+            sparse_meta_data: per-request state; key it by ``kwargs["layer_idx"]``.
+            previous_mask: (B, H, Q, K), never modified.
+            kwargs: ``layer_idx``, ``score_cache`` (a :class:`ScoreCache`) and model kwargs.
+        """
+
+    @staticmethod
+    def scores(
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        scaling: float | None,
+        attention_mask: torch.Tensor | None,
+        kwargs: dict[str, Any],
+    ) -> torch.Tensor:
+        """The exact (B, H, Q, K) fp32 scores, shared through ``kwargs["score_cache"]``.
+
+        Read only: never write into the returned tensor.
+        """
+        cache = kwargs.get("score_cache")
+        if isinstance(cache, ScoreCache):
+            return cache.get(queries, keys, scaling, attention_mask)
+        return attention_scores(queries, keys, scaling, attention_mask)
+
+    @staticmethod
+    def mask_shape(queries: torch.Tensor, keys: torch.Tensor) -> tuple[int, int, int, int]:
+        """(B, H, Q, K) for queries (B, H, Q, D) and keys (B, Hkv, K, D)."""
+        return (queries.shape[0], queries.shape[1], queries.shape[2], keys.shape[2])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"

@@ -1,0 +1,69 @@
+"""Oracle top-p: the smallest set of keys whose exact softmax mass reaches ``top_p``.
+
+Keys already active count towards the mass; then inactive keys are added from the most to the
+least probable until the mass reaches ``top_p``. ``top_p=0`` adds nothing, ``top_p=1`` adds
+every key with non-zero probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.base import (
+    Masker,
+    MaskerConfig,
+    check_probability,
+)
+from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
+
+
+@dataclass(frozen=True)
+class OracleTopPMaskerConfig(MaskerConfig):
+    """``top_p``: the softmax mass to reach, in [0, 1]."""
+
+    top_p: float
+
+    def __post_init__(self) -> None:
+        check_probability(self, "top_p", self.top_p, low_open=False)
+
+
+@register_masker("oracle_top_p", "The fewest keys whose exact softmax mass reaches top_p.")
+class OracleTopPMasker(Masker):
+    """Adds, per row, the most probable inactive keys until the row's mass reaches top_p."""
+
+    config_class = OracleTopPMaskerConfig
+    config: OracleTopPMaskerConfig
+
+    def add_mask(
+        self,
+        keys: torch.Tensor,
+        queries: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        dropout: float,
+        sparse_meta_data: dict[Any, Any],
+        previous_mask: Mask,
+        **kwargs: Any,
+    ) -> Mask:
+        """``previous_mask`` plus the minimal set of keys reaching ``top_p`` mass per row."""
+        shape = self.mask_shape(queries, keys)
+        top_p = float(self.config.top_p)
+        if previous_mask.is_full_flag or top_p == 0.0 or shape[3] == 0:
+            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
+        scores = self.scores(queries, keys, scaling, attention_mask, kwargs)
+        probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)  # (B, H, Q, K)
+        active = previous_mask.active()
+        if active is None:
+            reached = torch.zeros((*shape[:3], 1), dtype=probs.dtype, device=probs.device)
+        else:
+            reached = (probs * active).sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
+            probs = probs.masked_fill_(active, 0.0)
+        ranked, order = torch.sort(probs, dim=-1, descending=True)  # (B, H, Q, K)
+        before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each key
+        take = (before < top_p) & (ranked > 0)
+        return previous_mask.with_active_indices(order, take.to(previous_mask.dtype))

@@ -1,0 +1,70 @@
+"""Random sampling: each inactive key is included with probability ``sampling_rate``.
+
+Sampled keys carry p = sampling_rate, so masked attention weighs them by 1 / sampling_rate and
+the sums over those keys are unbiased estimates of the dense sums. Draws use torch's global
+generator (seed it with ``torch.manual_seed`` for reproducible runs).
+
+    previous   draws (rate 0.5)   result
+    ##....#    ..+..+.            ##+..+#
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.base import (
+    Masker,
+    MaskerConfig,
+    check_probability,
+)
+from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
+
+
+@dataclass(frozen=True)
+class RandomSamplingMaskerConfig(MaskerConfig):
+    """``sampling_rate``: inclusion probability of each inactive key, in (0, 1]."""
+
+    sampling_rate: float
+
+    def __post_init__(self) -> None:
+        check_probability(self, "sampling_rate", self.sampling_rate, low_open=True)
+
+
+@register_masker(
+    "random_sampling",
+    "Each inactive key with probability sampling_rate, weighted 1/sampling_rate (unbiased).",
+)
+class RandomSamplingMasker(Masker):
+    """Adds independent Bernoulli(sampling_rate) draws over the inactive keys."""
+
+    config_class = RandomSamplingMaskerConfig
+    config: RandomSamplingMaskerConfig
+    is_sampling = True
+
+    def add_mask(
+        self,
+        keys: torch.Tensor,
+        queries: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        dropout: float,
+        sparse_meta_data: dict[Any, Any],
+        previous_mask: Mask,
+        **kwargs: Any,
+    ) -> Mask:
+        """``previous_mask`` plus sampled keys at p = sampling_rate; active entries stay."""
+        shape = self.mask_shape(queries, keys)
+        rate = float(self.config.sampling_rate)
+        if previous_mask.is_full_flag:
+            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
+        drawn = torch.rand(shape, device=keys.device) < rate  # (B, H, Q, K)
+        active = previous_mask.active()
+        if active is not None:
+            drawn &= ~active
+        sampled = drawn.to(previous_mask.dtype).mul_(rate)
+        return previous_mask.merge(Mask.from_dense(sampled, copy=False))

@@ -1,0 +1,69 @@
+"""The "score, then keep the top k" template that most maskers only fill a score into.
+
+Per (B, H, Q) row, the k keys with the highest score among the keys not yet active are added
+with p = 1. Keys the attention mask forbids (score -inf) are never added.
+
+    previous   scores          top-2 of the rest   result
+    #.....#    . 3 1 9 2 7 .   . . . # . # .       #..#.##
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+
+from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.base import Masker, Size, resolve_size
+
+
+class TopKMasker(Masker):
+    """Base of top-k maskers: subclasses implement :meth:`score` and :meth:`size`."""
+
+    @abstractmethod
+    def size(self) -> Size:
+        """How many keys to add per row: int tokens or a float fraction of K."""
+
+    @abstractmethod
+    def score(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        sparse_meta_data: dict[Any, Any],
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """(B, H, Q, K) scores, higher = keep; -inf = never keep. Read only for the caller."""
+
+    def add_mask(
+        self,
+        keys: torch.Tensor,
+        queries: torch.Tensor,
+        values: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        dropout: float,
+        sparse_meta_data: dict[Any, Any],
+        previous_mask: Mask,
+        **kwargs: Any,
+    ) -> Mask:
+        """``previous_mask`` plus the top-k scoring inactive keys of every row (see module)."""
+        shape = self.mask_shape(queries, keys)
+        k = resolve_size(self.size(), shape[3])
+        if previous_mask.is_full_flag or k == 0:
+            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
+        if k >= shape[3]:
+            return previous_mask.merge(Mask.create_full(shape, device=keys.device))
+        scores = self.score(
+            queries, keys, values, attention_mask, scaling, sparse_meta_data, **kwargs
+        )
+        active = previous_mask.active()
+        if active is not None:
+            scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K), a new tensor
+        top = torch.topk(scores, k, dim=-1, sorted=False)
+        # Picks with score -inf are forbidden or already active: add nothing there.
+        keep = (top.values > float("-inf")).to(previous_mask.dtype)  # (B, H, Q, k)
+        return previous_mask.with_active_indices(top.indices, keep)
