@@ -1,0 +1,360 @@
+"""BenchmarkExecutor: the whole matrix on every GPU it is given, resumable and crash-proof.
+
+    executor = BenchmarkExecutor(gpu_ids=[0, 1], max_concurrent_runs=4, base_result_dir="runs")
+    results = executor.run_benchmark_matrix(
+        model_names=["meta-llama/Llama-3.1-8B-Instruct"],
+        sparse_attention_configs=[("dense", None), ("streaming", streaming_config)],
+        benchmark_configs=[BenchmarkConfig("longbench", ["narrativeqa"])],
+        adapter_config=AdapterConfig(model_kwargs={"torch_dtype": "bfloat16"}),
+        generation_kwargs={"max_new_tokens": 64},
+    )
+
+Flow: validate everything (one error listing every problem) -> expand the matrix into stubs ->
+skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest on persistent
+worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
+``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
+summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt); a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub.benchmark.executor_config import (
+    AdapterConfig,
+    BenchmarkConfig,
+    BenchmarkFailure,
+    BenchmarkResult,
+    BenchmarkStub,
+    ExecutionInterrupted,
+    ExecutionResults,
+)
+from sparse_attention_hub.benchmark.executor_progress import ProgressReporter
+from sparse_attention_hub.benchmark.executor_stubs import (
+    COMPLETE,
+    DEFAULT_REQUIRED_FILES,
+    STALE,
+    cell_status,
+    expand_matrix,
+    move_to_stale,
+)
+from sparse_attention_hub.benchmark.executor_summary import build_summary, write_summary
+from sparse_attention_hub.benchmark.executor_validation import (
+    ExecutorConfigError,
+    executor_settings_problems,
+    matrix_problems,
+)
+from sparse_attention_hub.benchmark.scheduling import Scheduler, SchedulerReport
+from sparse_attention_hub.benchmark.worker import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 12 * 3600.0
+
+
+class BenchmarkExecutor:
+    """Runs a models x sparse configs x benchmarks x subsets matrix; see the module docstring.
+
+    Args:
+        gpu_ids: GPUs to use; None or [] runs on CPU.
+        max_concurrent_runs: cells running at once (worker processes), spread evenly over
+            gpu_ids; several share a GPU when it exceeds len(gpu_ids).
+        base_result_dir: root of the cell directories.
+        enable_resumability: skip complete cells with a matching fingerprint. When False
+            every cell runs again (earlier files move to ``stale/``).
+        result_file_validation: a cell is complete only if required_result_files exist too.
+        required_result_files: defaults to metrics.json and raw_results.csv.
+        timeout_per_benchmark: seconds a cell may run (model load included) before its worker
+            is killed and replaced; None for no limit.
+        verbose: show a progress bar and info messages; False shows only warnings.
+        max_records, sampling_factor, enabled_metrics: MicroMetricLogger settings for each
+            cell (by default no metric is enabled).
+        max_retries: how often a cell whose worker died is run again.
+    """
+
+    def __init__(
+        self,
+        gpu_ids: list[int] | None,
+        max_concurrent_runs: int,
+        base_result_dir: str = "./benchmark_results",
+        enable_resumability: bool = True,
+        result_file_validation: bool = True,
+        required_result_files: list[str] | None = None,
+        timeout_per_benchmark: float | None = DEFAULT_TIMEOUT_SECONDS,
+        verbose: bool = True,
+        max_records: int | None = None,
+        sampling_factor: float = 1.0,
+        enabled_metrics: str | list[str] | None = None,
+        max_retries: int = 1,
+    ) -> None:
+        problems = executor_settings_problems(
+            gpu_ids,
+            max_concurrent_runs,
+            timeout_per_benchmark,
+            max_retries,
+            max_records,
+            sampling_factor,
+        )
+        if problems:
+            raise ExecutorConfigError(problems)
+        self.gpu_ids: list[int] = list(gpu_ids or [])
+        self.max_concurrent_runs = max_concurrent_runs
+        self.base_result_dir = str(base_result_dir)
+        self.enable_resumability = enable_resumability
+        self.result_file_validation = result_file_validation
+        self.required_result_files = tuple(required_result_files or DEFAULT_REQUIRED_FILES)
+        self.timeout_per_benchmark = timeout_per_benchmark
+        self.verbose = verbose
+        self.max_records = max_records
+        self.sampling_factor = float(sampling_factor)
+        self.enabled_metrics = enabled_metrics
+        self.max_retries = max_retries
+        self._stop_signal: str | None = None
+
+    # -- planning ----------------------------------------------------------------------------
+    def _stubs(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None,
+        request_kwargs: dict[str, Any] | None,
+    ) -> list[BenchmarkStub]:
+        configs, costs, problems = matrix_problems(
+            model_names,
+            sparse_attention_configs,
+            benchmark_configs,
+            adapter_config,
+            self.base_result_dir,
+        )
+        for name, value in (
+            ("generation_kwargs", generation_kwargs),
+            ("request_kwargs", request_kwargs),
+        ):
+            if value is not None and not isinstance(value, dict):
+                problems.append(f"{name}={value!r}: must be a dict or None")
+        if problems:
+            raise ExecutorConfigError(problems)
+        stubs = expand_matrix(
+            self.base_result_dir,
+            model_names,
+            configs,
+            benchmark_configs,
+            adapter_config,
+            generation_kwargs,
+            request_kwargs,
+        )
+        for stub in stubs:
+            stub.estimated_cost = costs.get((stub.benchmark_name, stub.subset))
+        return stubs
+
+    def _status(self, stub: BenchmarkStub) -> str:
+        status = cell_status(stub, self.required_result_files, self.result_file_validation)
+        if status == COMPLETE and not self.enable_resumability:
+            return STALE
+        return status
+
+    def plan_matrix(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> list[tuple[BenchmarkStub, str]]:
+        """Every cell with its status ("complete" | "stale" | "partial" | "pending"); runs
+        nothing and writes nothing. Raises ExecutorConfigError like run_benchmark_matrix.
+        """
+        stubs = self._stubs(
+            model_names, sparse_attention_configs, benchmark_configs, adapter_config,
+            generation_kwargs, request_kwargs,
+        )  # fmt: skip
+        return [(stub, self._status(stub)) for stub in stubs]
+
+    # -- running -----------------------------------------------------------------------------
+    def run_benchmark_matrix(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> ExecutionResults:
+        """Run every cell of the matrix that is not complete; see the module docstring."""
+        started_at, start = time.time(), time.perf_counter()
+        plan = self.plan_matrix(
+            model_names, sparse_attention_configs, benchmark_configs, adapter_config,
+            generation_kwargs, request_kwargs,
+        )  # fmt: skip
+        Path(self.base_result_dir).mkdir(parents=True, exist_ok=True)
+        skipped = [stub for stub, status in plan if status == COMPLETE]
+        to_run = [stub for stub, status in plan if status != COMPLETE]
+        stale_moved = self._move_stale(plan)
+        self._info(
+            "%d cells: %d complete (skipped), %d to run", len(plan), len(skipped), len(to_run)
+        )
+        progress = ProgressReporter(len(plan), len(skipped), self.verbose)
+        report = SchedulerReport()
+        self._stop_signal = None
+        try:
+            if to_run:
+                with self._signal_handlers():
+                    report = self._schedule(to_run, progress)
+        finally:
+            progress.close()
+        results = self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
+        if results.interrupted:
+            raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
+        return results
+
+    def _move_stale(self, plan: list[tuple[BenchmarkStub, str]]) -> list[str]:
+        moved = []
+        for stub, status in plan:
+            if status == STALE:
+                target = move_to_stale(stub.result_dir)
+                log.warning(
+                    "%s: its config changed (fingerprint mismatch); old files moved to %s",
+                    stub.cell_id,
+                    target,
+                )
+                moved.append(str(target))
+        return moved
+
+    def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
+        count = max(1, min(self.max_concurrent_runs, num_cells))
+        threads = None if self.gpu_ids else max(1, (os.cpu_count() or 1) // count)
+        return [
+            WorkerSettings(
+                worker_index=index,
+                gpu_id=self.gpu_ids[index % len(self.gpu_ids)] if self.gpu_ids else None,
+                num_threads=threads,
+                enabled_metrics=self.enabled_metrics,
+                max_records=self.max_records,
+                sampling_factor=self.sampling_factor,
+            )
+            for index in range(count)
+        ]
+
+    def _schedule(self, stubs: list[BenchmarkStub], progress: ProgressReporter) -> SchedulerReport:
+        self._workers = self._worker_settings(len(stubs))
+        scheduler = Scheduler(
+            stubs,
+            self._workers,
+            timeout=self.timeout_per_benchmark,
+            max_retries=self.max_retries,
+            should_stop=lambda: self._stop_signal is not None,
+            on_event=progress.on_event,
+        )
+        return scheduler.run()
+
+    def _signal_handlers(self) -> _SignalHandlers:
+        return _SignalHandlers(self)
+
+    def _collect(
+        self,
+        plan: list[tuple[BenchmarkStub, str]],
+        skipped: list[BenchmarkStub],
+        stale_moved: list[str],
+        report: SchedulerReport,
+        progress: ProgressReporter,
+        started_at: float,
+        start: float,
+    ) -> ExecutionResults:
+        results: list[BenchmarkResult] = []
+        failures: list[BenchmarkFailure] = []
+        for task, outcome in report.outcomes:
+            if outcome.success:
+                results.append(
+                    BenchmarkResult(
+                        task.stub, outcome.metrics, outcome.seconds, attempts=task.attempt
+                    )
+                )
+            else:
+                error_file = Path(task.stub.result_dir) / "error.txt"
+                failures.append(
+                    BenchmarkFailure(
+                        task.stub,
+                        outcome.error_message or "",
+                        outcome.error_type or "other",
+                        outcome.seconds,
+                        attempts=task.attempt,
+                        traceback_path=str(error_file) if error_file.exists() else None,
+                    )
+                )
+        wall = time.perf_counter() - start
+        workers = getattr(self, "_workers", [])
+        summary = build_summary(
+            started_at=started_at,
+            wall_seconds=wall,
+            devices=[f"cuda:{g}" for g in self.gpu_ids] or ["cpu"],
+            num_workers=len(workers),
+            total=len(plan),
+            results=results,
+            failures=failures,
+            skipped=skipped,
+            not_run=report.unfinished,
+            stale_moved=stale_moved,
+            model_loads=report.model_loads,
+            worker_crashes=report.crashes,
+            interrupted=self._stop_signal,
+        )
+        write_summary(self.base_result_dir, summary)
+        from sparse_attention_hub.benchmark.results import write_results_csv
+
+        write_results_csv(self.base_result_dir)
+        self._info(
+            "done: %d complete, %d failed, %d skipped, %d model loads in %.1fs",
+            len(results), len(failures), len(skipped), report.model_loads, wall,
+        )  # fmt: skip
+        return ExecutionResults(
+            execution_summary=summary,
+            individual_results=results,
+            failed_executions=failures,
+            execution_time=wall,
+            progress=progress.progress,
+            skipped=skipped,
+            stale_moved=stale_moved,
+            model_loads=report.model_loads,
+            interrupted=self._stop_signal is not None,
+        )
+
+    def _info(self, message: str, *args: Any) -> None:
+        if self.verbose:
+            log.info(message, *args)
+
+    def request_stop(self, reason: str = "request_stop") -> None:
+        """Ask a running matrix to stop (what SIGINT/SIGTERM do); safe from any thread."""
+        self._stop_signal = reason
+
+
+class _SignalHandlers:
+    """Within ``with``: SIGINT and SIGTERM ask the executor to stop (main thread only)."""
+
+    def __init__(self, executor: BenchmarkExecutor) -> None:
+        self.executor = executor
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.executor._stop_signal is None:
+            log.warning("%s received: stopping workers and writing the summary", name)
+        self.executor._stop_signal = name
+
+    def __enter__(self) -> _SignalHandlers:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,142 @@
+"""execution_summary.json: totals, timing, devices, every cell's status, failures, versions."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub.benchmark.executor_config import (
+    BenchmarkFailure,
+    BenchmarkResult,
+    BenchmarkStub,
+)
+from sparse_attention_hub.benchmark.executor_stubs import write_json_atomic
+
+SUMMARY_FILE = "execution_summary.json"
+
+
+def versions() -> dict[str, str | None]:
+    """torch, transformers and sparse_attention_hub versions, and the git commit if any."""
+    import sparse_attention_hub
+
+    return {
+        "torch": _dist_version("torch"),
+        "transformers": _dist_version("transformers"),
+        "sparse_attention_hub": sparse_attention_hub.__version__,
+        "git_commit": git_commit(Path(sparse_attention_hub.__file__).parent),
+    }
+
+
+def _dist_version(name: str) -> str | None:
+    """An installed distribution's version, without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def git_commit(where: Path) -> str | None:
+    """The HEAD commit of the repository holding ``where``, or None (not a checkout, no git)."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else None
+
+
+def _cell(stub: BenchmarkStub, status: str, seconds: float | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "cell": stub.cell_id,
+        "model": stub.model_name,
+        "sparse_config": stub.sparse_config_name,
+        "benchmark": stub.benchmark_name,
+        "subset": stub.subset,
+        "status": status,
+        "seconds": None if seconds is None else round(seconds, 3),
+        "fingerprint": stub.fingerprint,
+        **extra,
+    }
+
+
+def build_summary(
+    *,
+    started_at: float,
+    wall_seconds: float,
+    devices: list[str],
+    num_workers: int,
+    total: int,
+    results: list[BenchmarkResult],
+    failures: list[BenchmarkFailure],
+    skipped: list[BenchmarkStub],
+    not_run: list[BenchmarkStub],
+    stale_moved: list[str],
+    model_loads: int,
+    worker_crashes: int,
+    interrupted: str | None,
+) -> dict[str, Any]:
+    """The summary dict (JSON-able) of one run of the matrix."""
+    cells = [_cell(s, "skipped", None) for s in skipped]
+    cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
+    cells += [
+        _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
+        for f in failures
+    ]
+    cells += [_cell(s, "interrupted" if interrupted else "not_run", None) for s in not_run]
+    cells.sort(key=lambda c: c["cell"])
+    categories: dict[str, int] = {}
+    for failure in failures:
+        categories[failure.error_type] = categories.get(failure.error_type, 0) + 1
+    return {
+        "totals": {
+            "cells": total,
+            "completed": len(results),
+            "failed": len(failures),
+            "skipped": len(skipped),
+            "not_run": len(not_run),
+            "stale_moved": len(stale_moved),
+            "failure_categories": categories,
+        },
+        "timing": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
+            "wall_seconds": round(wall_seconds, 3),
+            "cell_seconds": round(sum(r.execution_time for r in results), 3),
+        },
+        "devices": devices,
+        "workers": num_workers,
+        "model_loads": model_loads,
+        "worker_crashes": worker_crashes,
+        "interrupted": interrupted,
+        "stale_moved": stale_moved,
+        "cells": cells,
+        "failures": [
+            {
+                "cell": f.stub.cell_id,
+                "category": f.error_type,
+                "message": f.error_message,
+                "attempts": f.attempts,
+                "error_file": f.traceback_path,
+            }
+            for f in failures
+        ],
+        "versions": versions(),
+    }
+
+
+def write_summary(base_dir: str | Path, summary: dict[str, Any]) -> Path:
+    """Write ``<base_dir>/execution_summary.json`` atomically."""
+    path = Path(base_dir) / SUMMARY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, summary)
+    return path

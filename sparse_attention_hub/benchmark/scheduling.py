@@ -1,0 +1,321 @@
+"""The parent's scheduler loop: persistent workers, model affinity, timeouts, crashes, Ctrl-C.
+
+Each worker has its own pipe (a worker killed mid-write can only break its own channel, never
+a queue shared with the others). The loop waits on every pipe and every process sentinel at
+once (``multiprocessing.connection.wait``), so a dead worker is noticed at once, its cell is
+retried on a replacement (up to ``max_retries``) and its slot is freed. A cell that runs past
+``timeout_per_benchmark`` has its worker killed and replaced.
+
+Choice of cell for an idle worker: the longest pending cell of the model it holds; else the
+longest of a model no other worker holds; else the longest overall.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+from sparse_attention_hub.benchmark.executor_config import TIMEOUT, WORKER_CRASH, BenchmarkStub
+from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask, WorkerSettings, worker_main
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+MAX_STARTUP_FAILURES = 3
+
+
+@dataclass(eq=False)
+class WorkerHandle:
+    """The parent's view of one worker process."""
+
+    settings: WorkerSettings
+    process: Any
+    conn: Any
+    ready: bool = False
+    task: CellTask | None = None
+    dispatched_at: float = 0.0
+    model_key: tuple[str, str] | None = None
+
+    @property
+    def index(self) -> int:
+        return self.settings.worker_index
+
+
+@dataclass
+class SchedulerReport:
+    """What the loop produced: one outcome per finished cell, plus counts."""
+
+    outcomes: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
+    model_loads: int = 0
+    workers_started: int = 0
+    crashes: int = 0
+    unfinished: list[BenchmarkStub] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class Scheduler:
+    """Runs ``stubs`` over ``len(worker_settings)`` workers; see the module docstring."""
+
+    def __init__(
+        self,
+        stubs: list[BenchmarkStub],
+        worker_settings: list[WorkerSettings],
+        timeout: float | None,
+        max_retries: int,
+        should_stop: Callable[[], bool],
+        on_event: Callable[[str, dict[int, str], CellOutcome | None], None] | None = None,
+    ) -> None:
+        self.pending = sorted(stubs, key=lambda s: -(s.estimated_cost or 0.0))
+        self.settings = worker_settings
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.should_stop = should_stop
+        self.on_event = on_event or (lambda kind, running, outcome: None)
+        self.context = mp.get_context("spawn")
+        self.workers: dict[int, WorkerHandle] = {}
+        self.attempts: dict[str, int] = {}
+        self.report = SchedulerReport()
+        self._startup_failures = 0
+
+    # -- worker lifecycle -------------------------------------------------------------
+    def _start_worker(self, settings: WorkerSettings) -> None:
+        parent_conn, child_conn = self.context.Pipe(duplex=True)
+        process = self.context.Process(
+            target=worker_main,
+            args=(child_conn, settings, os.getpid()),
+            name=f"sah-worker-{settings.worker_index}",
+            daemon=True,
+        )
+        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if settings.gpu_id is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(settings.gpu_id)
+        try:
+            process.start()
+        finally:
+            if settings.gpu_id is not None:
+                if saved is None:
+                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                else:
+                    os.environ["CUDA_VISIBLE_DEVICES"] = saved
+        child_conn.close()
+        self.workers[settings.worker_index] = WorkerHandle(settings, process, parent_conn)
+        self.report.workers_started += 1
+
+    def _kill(self, handle: WorkerHandle, grace: float) -> None:
+        """Stop a worker: SIGTERM, wait up to ``grace`` seconds, then SIGKILL."""
+        process = handle.process
+        if process.is_alive():
+            process.terminate()
+            process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join(5.0)
+        handle.conn.close()
+
+    def shutdown(self) -> None:
+        """Ask idle workers to stop, then terminate the rest; no process is left behind."""
+        for handle in self.workers.values():
+            if handle.task is None and handle.process.is_alive():
+                with contextlib.suppress(OSError):
+                    handle.conn.send(("stop",))
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for handle in self.workers.values():
+            if handle.task is None:
+                handle.process.join(max(0.0, deadline - time.monotonic()))
+        for handle in self.workers.values():
+            if handle.process.is_alive():
+                handle.process.terminate()
+        for handle in self.workers.values():
+            handle.process.join(max(0.1, deadline - time.monotonic()))
+            if handle.process.is_alive():
+                handle.process.kill()
+                handle.process.join(2.0)
+            handle.conn.close()
+        self.workers.clear()
+
+    # -- dispatch ------------------------------------------------------------------------
+    def _pick(self, handle: WorkerHandle) -> BenchmarkStub:
+        for stub in self.pending:
+            if handle.model_key is not None and stub.model_key == handle.model_key:
+                return stub
+        held = {w.model_key for w in self.workers.values() if w is not handle}
+        for stub in self.pending:
+            if stub.model_key not in held:
+                return stub
+        return self.pending[0]
+
+    def _dispatch(self) -> None:
+        for handle in self.workers.values():
+            if not self.pending:
+                return
+            if not handle.ready or handle.task is not None:
+                continue
+            stub = self._pick(handle)
+            self.pending.remove(stub)
+            attempt = self.attempts.get(stub.cell_id, 0) + 1
+            self.attempts[stub.cell_id] = attempt
+            handle.task = CellTask(stub, attempt)
+            handle.dispatched_at = time.monotonic()
+            handle.model_key = stub.model_key
+            with contextlib.suppress(OSError):  # a dead worker is caught by its sentinel
+                handle.conn.send(("run", handle.task))
+            self._emit("dispatch", None)
+
+    def _running(self) -> dict[int, str]:
+        return {i: h.task.stub.cell_id for i, h in self.workers.items() if h.task is not None}
+
+    def _emit(self, kind: str, outcome: CellOutcome | None) -> None:
+        self.on_event(kind, self._running(), outcome)
+
+    # -- events --------------------------------------------------------------------------
+    def _on_message(self, handle: WorkerHandle, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "ready":
+            handle.ready = True
+            self._startup_failures = 0
+        elif kind == "finished" and handle.task is not None:
+            outcome: CellOutcome = message[1]
+            if outcome.model_loaded:
+                self.report.model_loads += 1
+            self.report.outcomes.append((handle.task, outcome))
+            handle.task = None
+            self._emit("finished", outcome)
+
+    def _drain(self, handle: WorkerHandle) -> None:
+        try:
+            while handle.conn.poll():
+                self._on_message(handle, handle.conn.recv())
+        except (EOFError, OSError):
+            pass
+
+    def _fail_running(self, handle: WorkerHandle, category: str, message: str) -> None:
+        """Record the running cell of a lost worker, or queue it again for a retry."""
+        task = handle.task
+        handle.task = None
+        if task is None:
+            return
+        stub = task.stub
+        seconds = time.monotonic() - handle.dispatched_at
+        if category == WORKER_CRASH and task.attempt <= self.max_retries and not self.should_stop():
+            log.warning("%s: %s; retrying (attempt %d)", stub.cell_id, message, task.attempt + 1)
+            self.pending.insert(0, stub)
+            self._emit("retry", None)
+            return
+        outcome = CellOutcome(
+            stub.cell_id, False, seconds, error_type=category, error_message=message
+        )
+        self.report.outcomes.append((task, outcome))
+        _write_lost_cell_error(stub, category, message, task.attempt)
+        self._emit("finished", outcome)
+
+    def _replace(self, handle: WorkerHandle) -> None:
+        del self.workers[handle.index]
+        if self.pending and not self.should_stop():
+            self._start_worker(handle.settings)
+
+    def _on_death(self, handle: WorkerHandle) -> None:
+        self._drain(handle)
+        if handle.process.is_alive():  # its pipe broke but the process lingers
+            self._kill(handle, grace=1.0)
+        code = handle.process.exitcode
+        handle.conn.close()
+        if not handle.ready:
+            self._startup_failures += 1
+            if self._startup_failures >= MAX_STARTUP_FAILURES:
+                raise RuntimeError(
+                    f"worker processes exited during start-up {self._startup_failures} times "
+                    f"(last exit code {code}); see the log above"
+                )
+        self.report.crashes += 1
+        self._fail_running(handle, WORKER_CRASH, f"worker {handle.index} died (exit code {code})")
+        self._replace(handle)
+
+    def _check_timeouts(self) -> None:
+        if self.timeout is None:
+            return
+        now = time.monotonic()
+        for handle in list(self.workers.values()):
+            if handle.task is not None and now - handle.dispatched_at > self.timeout:
+                cell = handle.task.stub.cell_id
+                log.warning(
+                    "%s exceeded timeout_per_benchmark=%ss; stopping its worker", cell, self.timeout
+                )
+                self._kill(handle, grace=2.0)
+                self._fail_running(handle, TIMEOUT, f"timed out after {self.timeout}s")
+                self._replace(handle)
+
+    def _wait_timeout(self) -> float:
+        wait_for = 0.25
+        if self.timeout is not None:
+            now = time.monotonic()
+            for handle in self.workers.values():
+                if handle.task is not None:
+                    wait_for = min(wait_for, max(0.0, handle.dispatched_at + self.timeout - now))
+        return wait_for
+
+    # -- main loop -----------------------------------------------------------------------
+    def run(self) -> SchedulerReport:
+        """Run until every cell is finished or a stop is requested; workers are always stopped."""
+        try:
+            for settings in self.settings:
+                self._start_worker(settings)
+            while self.pending or any(h.task is not None for h in self.workers.values()):
+                if self.should_stop():
+                    self.report.interrupted = True
+                    break
+                self._dispatch()
+                self._step()
+        finally:
+            running = [h.task.stub for h in self.workers.values() if h.task is not None]
+            self.report.unfinished = running + list(self.pending)
+            self.shutdown()
+        return self.report
+
+    def _step(self) -> None:
+        by_object: dict[Any, WorkerHandle] = {}
+        for handle in self.workers.values():
+            by_object[handle.conn] = handle
+            by_object[handle.process.sentinel] = handle
+        ready = wait(list(by_object), timeout=self._wait_timeout())
+        dead: list[WorkerHandle] = []
+        for obj in ready:
+            handle = by_object[obj]
+            if obj == handle.process.sentinel:
+                dead.append(handle)
+                continue
+            try:
+                self._on_message(handle, handle.conn.recv())
+            except (EOFError, OSError):
+                dead.append(handle)
+        for handle in dict.fromkeys(dead):
+            if handle.index in self.workers and self.workers[handle.index] is handle:
+                handle.process.join(2.0)
+                self._on_death(handle)
+        self._check_timeouts()
+
+
+def _write_lost_cell_error(stub: BenchmarkStub, category: str, message: str, attempt: int) -> None:
+    """error.txt for a cell whose worker could not write it (killed, timed out)."""
+    from pathlib import Path
+
+    from sparse_attention_hub.benchmark.worker_cell import update_cell_config
+
+    result_dir = Path(stub.result_dir)
+    try:
+        result_dir.mkdir(parents=True, exist_ok=True)
+        (result_dir / "error.txt").write_text(
+            f"category: {category}\nattempt: {attempt}\n\n{message}\n", encoding="utf-8"
+        )
+        if (result_dir / "config.json").exists():
+            update_cell_config(
+                result_dir, execution={"status": "failed", "category": category, "attempt": attempt}
+            )
+    except OSError:
+        log.exception("could not write error.txt for %s", stub.cell_id)

@@ -1,0 +1,109 @@
+"""The worker process: a persistent loop that runs one cell at a time and keeps its model.
+
+A worker is started with the spawn method and sees only its own GPU (CUDA_VISIBLE_DEVICES is
+in its environment before torch can initialise CUDA). It talks to the scheduler over one pipe:
+
+    parent -> worker   ("run", CellTask) | ("stop",)
+    worker -> parent   ("ready", pid) | ("started", cell_id) | ("finished", CellOutcome)
+
+SIGINT is ignored (the parent owns Ctrl-C); SIGTERM ends the running cell cleanly (logger
+flushed, error.txt written) and the process exits. If the parent dies, the worker exits too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparse_attention_hub.benchmark.executor_config import BenchmarkStub
+
+
+@dataclass
+class WorkerSettings:
+    """What every cell of a worker shares: device and metric-logger settings."""
+
+    worker_index: int
+    gpu_id: int | None
+    num_threads: int | None
+    enabled_metrics: Any = None
+    max_records: int | None = None
+    sampling_factor: float = 1.0
+
+
+@dataclass
+class CellTask:
+    """One cell to run; ``attempt`` counts from 1."""
+
+    stub: BenchmarkStub
+    attempt: int = 1
+
+
+@dataclass
+class CellOutcome:
+    """What a worker reports for a cell (success or a categorised failure)."""
+
+    cell_id: str
+    success: bool
+    seconds: float
+    metrics: dict[str, Any] | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    model_loaded: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerTerminated(BaseException):
+    """Raised inside a worker by SIGTERM so the running cell can flush and record why it ended."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise WorkerTerminated(f"worker received signal {signum}")
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit the worker when the parent process is gone, so no worker outlives a crashed parent."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(3)
+
+
+def worker_main(conn: Any, settings: WorkerSettings, parent_pid: int) -> None:
+    """Entry point of a worker process: set the device, then serve cells until told to stop."""
+    if settings.gpu_id is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(settings.gpu_id)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+
+    import torch
+
+    if settings.gpu_id is None and settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+
+    from sparse_attention_hub.benchmark.worker_cell import CellRunner
+
+    runner = CellRunner(settings)
+    try:
+        conn.send(("ready", os.getpid()))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "stop":
+                return
+            task: CellTask = message[1]
+            conn.send(("started", task.stub.cell_id))
+            outcome = runner.run(task)
+            conn.send(("finished", outcome))
+    except WorkerTerminated:
+        return
+    finally:
+        runner.close()
+        sys.stdout.flush()
