@@ -26,3 +26,30 @@ __all__ = [
 ]
 
 # --- executor (engineer E) ----------------------------------------------------------------
+from sparse_attention_hub.benchmark.executor import BenchmarkExecutor
+from sparse_attention_hub.benchmark.executor_config import (
+    AdapterConfig,
+    BenchmarkConfig,
+    BenchmarkFailure,
+    BenchmarkResult,
+    BenchmarkStub,
+    ExecutionInterrupted,
+    ExecutionProgress,
+    ExecutionResults,
+    sanitize_model_name,
+)
+from sparse_attention_hub.benchmark.executor_validation import ExecutorConfigError
+
+__all__ += [
+    "AdapterConfig",
+    "BenchmarkConfig",
+    "BenchmarkExecutor",
+    "BenchmarkFailure",
+    "BenchmarkResult",
+    "BenchmarkStub",
+    "ExecutionInterrupted",
+    "ExecutionProgress",
+    "ExecutionResults",
+    "ExecutorConfigError",
+    "sanitize_model_name",
+]
