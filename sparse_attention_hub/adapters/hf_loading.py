@@ -1,0 +1,114 @@
+"""Loading a HuggingFace model and tokenizer for the adapter: device, dtype, checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """ "cpu", "cuda" (the CURRENT CUDA device), "cuda:N"; None = cuda if available else cpu."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device={device!r} must be a str such as 'cpu', 'cuda' or 'cuda:0'")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(
+            f"device={device!r} is not a valid device (use 'cpu', 'cuda' or 'cuda:N')"
+        ) from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} requested but CUDA is not available")
+        if resolved.index is None:
+            resolved = torch.device("cuda", torch.cuda.current_device())
+        elif resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    return resolved
+
+
+def _to_dtype(value: Any) -> Any:
+    if isinstance(value, torch.dtype) or value == "auto":
+        return value
+    if isinstance(value, str):
+        dtype = getattr(torch, value.removeprefix("torch."), None)
+        if isinstance(dtype, torch.dtype):
+            return dtype
+    raise ValueError(
+        f"model_kwargs dtype={value!r} is not a torch dtype (e.g. 'bfloat16', 'float16', "
+        "'float32', 'auto')"
+    )
+
+
+def prepare_model_kwargs(model_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``model_kwargs`` for ``from_pretrained``: dtype strings become torch dtypes
+    (``torch_dtype`` is accepted as the old name of ``dtype``)."""
+    if model_kwargs is not None and not isinstance(model_kwargs, dict):
+        raise TypeError(f"model_kwargs must be a dict, got {type(model_kwargs).__name__}")
+    kwargs = dict(model_kwargs or {})
+    if "torch_dtype" in kwargs:
+        if "dtype" in kwargs:
+            raise ValueError("model_kwargs has both 'dtype' and 'torch_dtype': give one")
+        kwargs["dtype"] = kwargs.pop("torch_dtype")
+    if "dtype" in kwargs:
+        kwargs["dtype"] = _to_dtype(kwargs["dtype"])
+    return kwargs
+
+
+def check_model_source(model_name: str) -> None:
+    """Fail early, naming ``model_name``, when it is neither a directory nor a hub-style id."""
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise ValueError(f"model_name={model_name!r} must be a hub id or a local directory")
+    path = Path(model_name).expanduser()
+    if path.is_dir():
+        return
+    looks_local = (
+        path.is_absolute()
+        or model_name.startswith((".", "~"))
+        or model_name.count("/") > 1
+        or (os.sep != "/" and os.sep in model_name)
+    )
+    if path.exists():
+        raise ValueError(f"model {model_name!r} is a file, not a model directory")
+    if looks_local:
+        raise FileNotFoundError(f"model directory {model_name!r} does not exist")
+
+
+def load_tokenizer(model_name: str, tokenizer_kwargs: dict[str, Any] | None) -> Any:
+    """AutoTokenizer for ``model_name``; a missing pad token becomes the EOS token."""
+    from transformers import AutoTokenizer
+
+    if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
+        raise TypeError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_name, **dict(tokenizer_kwargs or {}))
+    except OSError as err:
+        raise OSError(f"cannot load the tokenizer of model {model_name!r}: {err}") from err
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"the tokenizer of {model_name!r} has neither a pad nor an EOS token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_name: str, model_kwargs: dict[str, Any], device: torch.device) -> Any:
+    """AutoModelForCausalLM in eval mode on ``device`` (unless model_kwargs has a device_map)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_name, **model_kwargs)
+    except OSError as err:
+        raise OSError(f"cannot load model {model_name!r}: {err}") from err
+    if "device_map" not in model_kwargs:
+        model = model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    return model

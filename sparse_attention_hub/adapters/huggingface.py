@@ -1,0 +1,295 @@
+"""ModelAdapterHF: a HuggingFace causal LM answering requests with simulated sparse attention.
+
+The decode loop, in named phases, for a request with questions q0..qn on one context:
+
+1. ``encode_request``: every question's full prompt ids; ``ids[:context_end]`` is the context.
+2. ``_prefill_context`` (dense, once): the context ids go through the model with its own
+   attention into a DynamicCache. Before each later question the cache is cropped back to the
+   context (``DynamicCache.crop``); only context ids that differ (rare BPE boundary effects) are
+   prefilled again.
+3. ``_answer`` (sparse mode): the question ids, then ``_decode_one`` per generated token, with
+   every attention layer routed through the research attention; fresh ``sparse_meta_data``
+   per question. Greedy unless ``do_sample``; stops at EOS or ``max_new_tokens``.
+
+With ``sparse_attention_config=None`` every phase uses the model's own attention (sdpa).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from sparse_attention_hub.adapters.base import ModelAdapter, Request, RequestResponse
+from sparse_attention_hub.adapters.generation import GenerationSettings, TokenSelector
+from sparse_attention_hub.adapters.hf_attention import SparseAttentionSwitch
+from sparse_attention_hub.adapters.hf_loading import (
+    check_model_source,
+    load_model,
+    load_tokenizer,
+    prepare_model_kwargs,
+    resolve_device,
+)
+from sparse_attention_hub.adapters.prompting import (
+    EncodedPrompt,
+    RequestOptions,
+    common_prefix_length,
+    encode_request,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _build_research_attention(config: Any) -> Any:
+    if config is None:
+        return None
+    from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+
+    if not isinstance(config, ResearchAttentionConfig):
+        raise TypeError(
+            "sparse_attention_config must be a ResearchAttentionConfig or None, got "
+            f"{type(config).__name__}"
+        )
+    return ResearchAttention.create_from_config(config)
+
+
+class ModelAdapterHF(ModelAdapter):
+    """Loads ``model_name`` (hub id or local directory) once and answers requests.
+
+    Args:
+        model_name: a hub id or a local model directory.
+        sparse_attention_config: a ResearchAttentionConfig, or None for dense attention.
+        model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (a ``dtype`` /
+            ``torch_dtype`` string such as "bfloat16" is converted; ``trust_remote_code`` only
+            if given here).
+        tokenizer_kwargs: passed to ``AutoTokenizer.from_pretrained``.
+        device: "cpu", "cuda" (the current CUDA device), "cuda:N"; default cuda if available.
+
+    Attributes:
+        reuse_context_cache: True (default): one dense prefill per context, cropped back per
+            question. False re-prefills the context for every question (the baseline of
+            ``bench/kv_reuse.py``; answers are the same).
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        sparse_attention_config: Any = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        check_model_source(model_name)
+        super().__init__(model_name, None)
+        self.device = resolve_device(device)
+        self.model_kwargs = prepare_model_kwargs(model_kwargs)
+        research = _build_research_attention(sparse_attention_config)
+        self.tokenizer = load_tokenizer(model_name, tokenizer_kwargs)
+        self.model = load_model(model_name, self.model_kwargs, self.device)
+        self.sparse_attention_config = sparse_attention_config
+        self._switch = SparseAttentionSwitch(self.model, research)
+        self.reuse_context_cache = True
+        self._request_counter = itertools.count()
+        self._stop_ids = self._collect_stop_ids()
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def research_attention(self) -> Any:
+        """The ResearchAttention in use, or None (dense)."""
+        return self._switch.research_attention
+
+    @property
+    def attention_implementation_name(self) -> str:
+        """The name this adapter registered in transformers' AttentionInterface."""
+        return self._switch.name
+
+    def set_sparse_attention_config(self, sparse_attention_config: Any) -> None:
+        """Switch the sparse-attention config on the loaded model (None = dense)."""
+        self._switch.research_attention = _build_research_attention(sparse_attention_config)
+        self.sparse_attention_config = sparse_attention_config
+
+    @contextmanager
+    def enable_sparse_mode(self) -> Iterator[None]:
+        """Route every attention layer through the research attention (no-op when dense).
+
+        The previous attention implementation is restored on exit, also after an exception.
+        """
+        if self.research_attention is None:
+            yield
+            return
+        with self._switch.enable():
+            yield
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable: model name, sparse config dict (or None), dtype, device."""
+        cfg = self.sparse_attention_config
+        return {
+            "adapter": type(self).__name__,
+            "model_name": self.model_name,
+            "sparse_attention_config": None if cfg is None else cfg.to_dict(),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "attn_implementation": self.model.config._attn_implementation,
+        }
+
+    def _collect_stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for value in (
+            self.tokenizer.eos_token_id,
+            getattr(self.model.generation_config, "eos_token_id", None),
+        ):
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return ids
+
+    # ------------------------------------------------------------------ requests
+
+    def process_request(
+        self,
+        request: Request,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> RequestResponse:
+        """Answer every question of ``request`` on one dense prefill of its context.
+
+        ``generation_kwargs``: max_new_tokens (default 256), do_sample, temperature, top_p,
+        top_k, seed. ``request_kwargs``: max_context_length, truncation ("middle" | "left" |
+        "right"), apply_chat_template, request_index. Neither dict is modified.
+        Metadata per question: context_tokens, truncated_tokens, question_tokens,
+        generated_tokens, prefill_tokens (dense tokens actually run for this question),
+        prefill_seconds (dense prefill, the shared one counted on the first question, plus
+        the question tokens), decode_seconds.
+        """
+        if not isinstance(request, Request):
+            raise TypeError(f"request must be a Request, got {type(request).__name__}")
+        questions = request.question_list
+        if not questions:
+            raise ValueError("Request.questions is empty: give at least one question")
+        settings = GenerationSettings.from_kwargs(generation_kwargs)
+        options = RequestOptions.from_kwargs(request_kwargs)
+        encoded = encode_request(
+            self.tokenizer, request.context, questions, request.answer_prefix, options
+        )
+        request_index = options.request_index
+        if request_index is None:
+            request_index = next(self._request_counter)
+        with torch.inference_mode():
+            answers, metadata = self._answer_all(encoded.prompts, settings, request_index)
+        for meta in metadata:
+            meta["truncated_tokens"] = encoded.truncated_tokens
+        single = isinstance(request.questions, str)
+        return RequestResponse(responses=answers[0] if single else answers, metadata=metadata)
+
+    def _answer_all(
+        self, prompts: list[EncodedPrompt], settings: GenerationSettings, request_index: int
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        answers: list[str] = []
+        metadata: list[dict[str, Any]] = []
+        cache: Any = None
+        cached_ids: list[int] = []
+        for question_index, prompt in enumerate(prompts):
+            start = self._now()
+            if cache is None or not self.reuse_context_cache:
+                cache, cached_ids = self._new_cache(), []
+            prefilled = self._prefill_context(cache, cached_ids, prompt.context_ids)
+            cached_ids = prompt.context_ids
+            prefill_seconds = self._now() - start
+            with _logger_context(request_index=request_index, question_index=question_index):
+                tokens, question_seconds, decode_seconds = self._answer(
+                    cache, prompt.question_ids, settings
+                )
+            answers.append(self.tokenizer.decode(tokens, skip_special_tokens=True))
+            metadata.append(
+                {
+                    "context_tokens": prompt.context_end,
+                    "truncated_tokens": 0,
+                    "question_tokens": len(prompt.question_ids),
+                    "generated_tokens": len(tokens),
+                    "prefill_tokens": prefilled,
+                    "prefill_seconds": prefill_seconds + question_seconds,
+                    "decode_seconds": decode_seconds,
+                }
+            )
+        return answers, metadata
+
+    # ------------------------------------------------------------------ phases
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
+        """Run ``ids`` on top of ``cache``; returns the logits (V,) of the last position."""
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (B=1, Q)
+        out = self.model(
+            input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+        )
+        return out.logits[0, -1]
+
+    def _prefill_context(self, cache: Any, cached_ids: list[int], context_ids: list[int]) -> int:
+        """Phase 1 (dense): make ``cache`` hold exactly ``context_ids``; returns tokens run."""
+        keep = common_prefix_length(cached_ids, context_ids)
+        current = cache.get_seq_length()
+        if current > keep:
+            cache.crop(keep - current)
+        todo = context_ids[keep:]
+        if todo:
+            self._forward(todo, cache)
+        return len(todo)
+
+    def _answer(
+        self, cache: Any, question_ids: list[int], settings: GenerationSettings
+    ) -> tuple[list[int], float, float]:
+        """Phases 2 and 3 (sparse): question tokens, then token-by-token decoding.
+
+        Returns (generated ids without the EOS, question seconds, decode seconds).
+        """
+        select = TokenSelector(settings)
+        self._switch.new_question()
+        generated: list[int] = []
+        with self.enable_sparse_mode():
+            start = self._now()
+            token = select(self._forward(question_ids, cache))
+            question_seconds = self._now() - start
+            start = self._now()
+            while token not in self._stop_ids:
+                generated.append(token)
+                if len(generated) >= settings.max_new_tokens:
+                    break
+                token = select(self._decode_one(token, cache))
+            decode_seconds = self._now() - start
+        return generated, question_seconds, decode_seconds
+
+    def _decode_one(self, token: int, cache: Any) -> torch.Tensor:
+        """One decode step: feed ``token``, return the next logits (V,)."""
+        return self._forward([token], cache)
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+
+@contextmanager
+def _logger_context(**fields: Any) -> Iterator[None]:
+    """Put ``fields`` into the MicroMetricLogger context for the block, then restore it."""
+    from sparse_attention_hub.metric_logging import MicroMetricLogger
+
+    metric_logger = MicroMetricLogger()
+    previous = metric_logger.get_context()
+    metric_logger.set_context(**fields)
+    try:
+        yield
+    finally:
+        metric_logger.clear_context()
+        if previous:
+            metric_logger.set_context(**previous)
