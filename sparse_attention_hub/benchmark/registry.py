@@ -147,7 +147,11 @@ def describe_benchmarks() -> list[tuple[str, str, str]]:
     """``(name, subsets, description)`` for every listed benchmark, for ``sah list benchmarks``."""
     rows = []
     for name in get_available_benchmarks():
-        cls = get_benchmark_class(name)
+        try:
+            cls = get_benchmark_class(name)
+        except (ImportError, ValueError, TypeError) as exc:
+            rows.append((name, "", f"(unavailable: {exc})"))
+            continue
         aliases = sorted(alias for alias, owner in _aliases.items() if owner == name)
         subsets = "subsets: " + ", ".join(cls.all_datasets) if cls.all_datasets else ""
         description = cls.description or (cls.__doc__ or "").strip().splitlines()[0]
