@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from sparse_attention_hub import __version__
 
@@ -39,6 +41,99 @@ def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _load_spec(path: str, args: argparse.Namespace) -> Any:
+    from sparse_attention_hub.experiment import load_experiment, parse_gpus
+    from sparse_attention_hub.experiment.checks import Source
+
+    spec = load_experiment(path)
+    gpus = None if args.gpus is None else parse_gpus(args.gpus, "", Source("--gpus"))
+    return spec.with_overrides(
+        result_dir=args.result_dir, gpus=gpus, max_concurrent_runs=args.max_concurrent_runs
+    )
+
+
+def _report_text(
+    result_dir: str, fmt: str, config_order: list[str] | None = None
+) -> tuple[str, int]:
+    """Rebuild results.csv under ``result_dir`` and render the report; (text, cell count)."""
+    from sparse_attention_hub.benchmark.results import build_results_table, write_results_csv
+    from sparse_attention_hub.experiment.report import render_report
+
+    table = build_results_table(result_dir)
+    if not table.empty:
+        write_results_csv(result_dir)
+    return render_report(table, fmt, config_order), len(table)
+
+
+def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
+    from sparse_attention_hub.experiment.runner import run_experiment
+
+    start = time.monotonic()
+    outcome = run_experiment(spec, verbose=not args.quiet)
+    elapsed = time.monotonic() - start
+    if outcome.reused == outcome.total:
+        _write(
+            f"{what}: all {outcome.total} cells were already complete in {spec.result_dir}; reusing them"
+        )
+    elif outcome.reused:
+        _write(
+            f"{what}: reusing {outcome.reused} finished cell(s) of {outcome.total} in {spec.result_dir}"
+        )
+    text, _ = _report_text(spec.result_dir, "table", [name for name, _ in spec.sparse_configs])
+    _write(text)
+    _write(f"{what}: {outcome.summary_line()} in {elapsed:.1f} s")
+    _write(f"results: {spec.result_dir} (results.csv, execution_summary.json, one folder per cell)")
+    if outcome.failed:
+        _write(f"{what}: {len(outcome.failed)} cell(s) failed; see error.txt in:")
+        for cell in outcome.failed:
+            _write(f"  {cell}")
+    if outcome.interrupted:
+        _write(f"{what}: interrupted; run the same command again to resume")
+        return 130
+    return 1 if outcome.failed else 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.experiment, args)
+    if args.dry_run:
+        from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
+
+        _write(format_plan(spec, plan_experiment(spec)))
+        return 0
+    return _run_and_report(spec, args, "run")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.directory).is_dir():
+        raise ValueError(f"{args.directory}: no such results directory")
+    text, cells = _report_text(args.directory, args.format)
+    if not cells:
+        raise ValueError(
+            f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
+        )
+    _write(text)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from sparse_attention_hub.experiment.demo import demo_spec
+
+    spec = demo_spec(result_dir=args.result_dir)
+    if args.dry_run:
+        from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
+
+        _write(format_plan(spec, plan_experiment(spec)))
+        return 0
+    return _run_and_report(spec, args, "demo")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sah`` (also used by ``python -m sparse_attention_hub``)."""
     parser = argparse.ArgumentParser(
@@ -57,6 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
     p_tiny.add_argument("--arch", default="llama", choices=["llama", "qwen2", "mistral"])
     p_tiny.add_argument("--seed", type=int, default=0)
     p_tiny.set_defaults(func=_cmd_make_tiny_model)
+
+    p_run = sub.add_parser("run", help="run the study an experiment YAML file describes")
+    p_run.add_argument("experiment", help="the experiment file (see examples/)")
+    p_run.add_argument("--result-dir", help="overrides result_dir of the file")
+    p_run.add_argument("--gpus", help='GPU ids like "0,1", or "cpu"; overrides executor.gpus')
+    p_run.add_argument(
+        "--max-concurrent-runs", type=_positive_int, help="overrides executor.max_concurrent_runs"
+    )
+    p_run.add_argument(
+        "--dry-run", action="store_true", help="print each cell and its status; run nothing"
+    )
+    p_run.set_defaults(func=_cmd_run)
+
+    p_report = sub.add_parser("report", help="print the results table of a results directory")
+    p_report.add_argument("directory")
+    p_report.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    p_report.set_defaults(func=_cmd_report)
+
+    p_demo = sub.add_parser("demo", help="a small offline study on CPU with a tiny model")
+    p_demo.add_argument("--result-dir", default=None, help="default: ./demo_results")
+    p_demo.add_argument("--dry-run", action="store_true", help="print the cells; run nothing")
+    p_demo.set_defaults(func=_cmd_demo)
     return parser
 
 
@@ -75,5 +192,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:
-        logging.getLogger("sparse_attention_hub.cli").error("%s", exc)
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        sys.stderr.write(f"sah: error: {message}\n")
         return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("sah: interrupted\n")
+        return 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +30,9 @@ STATUS = "status"
 SCORE = "overall_score"
 DENSITY = "mean_density"
 OUTPUT_ERROR = "mean_output_error"
+RESULT_DIR = "result_dir"
 COMPLETE = "complete"
+OUTPUT_ERROR_METRIC = "research_attention_output_error"
 
 # Row labels and summary columns of the report.
 ROW_KEYS = ("model", "config")
@@ -56,6 +59,46 @@ def _number(value: Any) -> float | None:
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
+
+
+def mean_logged(cell_dir: str | Path, metric: str) -> float | None:
+    """Mean value of ``metric`` in a cell's micro_metrics.jsonl, or None if never logged."""
+    path = Path(cell_dir) / "micro_metrics.jsonl"
+    if not path.is_file():
+        return None
+    total, count = 0.0, 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if metric not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            value = _number(record.get("value")) if isinstance(record, dict) else None
+            if value is not None and record.get("metric") == metric:
+                total, count = total + value, count + 1
+    return total / count if count else None
+
+
+def with_output_error(cells: pd.DataFrame) -> pd.DataFrame:
+    """Add ``mean_output_error`` from each cell's micro metrics when the table lacks it."""
+    if cells.empty or OUTPUT_ERROR in cells.columns or RESULT_DIR not in cells.columns:
+        return cells
+    values = [
+        mean_logged(d, OUTPUT_ERROR_METRIC) if isinstance(d, str) else None
+        for d in cells[RESULT_DIR]
+    ]
+    return cells.assign(**{OUTPUT_ERROR: values})
+
+
+def order_configs(cells: pd.DataFrame, config_order: list[str] | None) -> pd.DataFrame:
+    """Rows of configs in ``config_order`` first (in that order), the rest after, stably."""
+    if not config_order or cells.empty:
+        return cells
+    rank = {name: i for i, name in enumerate(config_order)}
+    keys = cells[CONFIG].map(lambda name: rank.get(name, len(rank)))
+    return cells.assign(_rank=keys).sort_values("_rank", kind="stable").drop(columns="_rank")
 
 
 def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
@@ -127,13 +170,18 @@ def format_grid(
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
-def render_report(cells: pd.DataFrame, fmt: str = "table") -> str:
-    """Render the per-cell table as ``table``, ``markdown``, ``csv`` or ``json`` text."""
+def render_report(
+    cells: pd.DataFrame, fmt: str = "table", config_order: list[str] | None = None
+) -> str:
+    """Render the per-cell table as ``table``, ``markdown``, ``csv`` or ``json`` text.
+
+    ``config_order`` puts those sparse configs first (e.g. the order of the experiment file).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if cells.empty:
         return "[]" if fmt == "json" else "no result cells found"
-    columns, rows = summarize(cells)
+    columns, rows = summarize(order_configs(with_output_error(cells), config_order or ["dense"]))
     if fmt == "json":
         clean = [{k: (None if v == "-" else v) for k, v in row.items()} for row in rows]
         return json.dumps(clean, indent=2)
