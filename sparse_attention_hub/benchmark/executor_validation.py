@@ -226,3 +226,23 @@ def matrix_problems(
     if problem:
         problems.append(problem)
     return configs, costs, problems
+
+
+def metric_problems(enabled_metrics: Any) -> list[str]:
+    """Names in enabled_metrics that no module registered (after importing the core and the
+    matrix's benchmarks, which register theirs)."""
+    if enabled_metrics is None or enabled_metrics == "all":
+        return []
+    names = [enabled_metrics] if isinstance(enabled_metrics, str) else enabled_metrics
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        return [
+            f"enabled_metrics={enabled_metrics!r}: must be None, 'all' or a list of metric names"
+        ]
+    import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
+    from sparse_attention_hub.metric_logging import MicroMetricLogger
+
+    registered = sorted(MicroMetricLogger.get_registered_metrics())
+    unknown = [n for n in names if n != "all" and n not in registered]
+    if unknown:
+        return [f"enabled_metrics: unknown metric(s) {unknown}; registered: {registered}"]
+    return []

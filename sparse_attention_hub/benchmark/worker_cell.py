@@ -108,13 +108,7 @@ class CellRunner:
         metric_logger = MicroMetricLogger()
         try:
             self._prepare_dir(stub, task)
-            metric_logger.configure_logging(
-                str(result_dir),
-                enabled_metrics=self.settings.enabled_metrics,
-                max_records=self.settings.max_records,
-                sampling_factor=self.settings.sampling_factor,
-            )
-            metrics, model_loaded = self._execute(stub)
+            metrics, model_loaded = self._execute(stub, metric_logger)
             seconds = time.perf_counter() - start
             update_cell_config(
                 result_dir, execution=self._execution_record("complete", seconds, task)
@@ -167,7 +161,8 @@ class CellRunner:
             **extra,
         }
 
-    def _execute(self, stub: BenchmarkStub) -> tuple[dict[str, Any], bool]:
+    def _execute(self, stub: BenchmarkStub, metric_logger: Any) -> tuple[dict[str, Any], bool]:
+        import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
         from sparse_attention_hub.benchmark import create_benchmark_instance
 
         self.phase = PHASE_DATASET
@@ -175,6 +170,13 @@ class CellRunner:
             stub.benchmark_name,
             subsets=None if stub.subset is None else [stub.subset],
             **stub.benchmark_kwargs,
+        )
+        # after the imports above, so every metric they register can be enabled
+        metric_logger.configure_logging(
+            stub.result_dir,
+            enabled_metrics=self.settings.enabled_metrics,
+            max_records=self.settings.max_records,
+            sampling_factor=self.settings.sampling_factor,
         )
         self.phase = PHASE_MODEL
         loaded = self._ensure_adapter(stub, getattr(benchmark, "requires_model", True))

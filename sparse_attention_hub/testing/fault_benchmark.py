@@ -32,6 +32,7 @@ import pandas as pd
 from sparse_attention_hub.benchmark.base import Benchmark
 from sparse_attention_hub.benchmark.cell_io import update_json_file, write_json_atomic
 from sparse_attention_hub.benchmark.registry import register_benchmark
+from sparse_attention_hub.metric_logging import MicroMetricLogger
 
 SLEEP_SUBSETS = tuple(f"sleep_{tenths / 10:.1f}" for tenths in range(1, 51))
 ACTIONS = (
@@ -48,6 +49,7 @@ ACTIONS = (
     "log_metrics",
 )
 LOGGED_METRIC = "fault_injection_value"
+MicroMetricLogger.register_metric(LOGGED_METRIC, float)
 
 
 @register_benchmark("fault_injection", hidden=True)
@@ -165,9 +167,6 @@ class FaultInjectionBenchmark(Benchmark):
         }
 
     def _log_events(self) -> None:
-        from sparse_attention_hub.metric_logging import MicroMetricLogger
-
-        MicroMetricLogger.register_metric(LOGGED_METRIC, float)
         metric_logger = MicroMetricLogger()
         for index in range(self.num_events):
             if metric_logger.is_metric_enabled(LOGGED_METRIC):

@@ -1,0 +1,197 @@
+"""Matrix expansion, names, fingerprints, validation and cell status: no process is started."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparse_attention_hub.benchmark import (
+    AdapterConfig,
+    BenchmarkConfig,
+    BenchmarkExecutor,
+    ExecutorConfigError,
+    sanitize_model_name,
+)
+from sparse_attention_hub.benchmark.executor_stubs import (
+    COMPLETE,
+    PARTIAL,
+    PENDING,
+    STALE,
+    cell_status,
+    expand_matrix,
+    move_to_stale,
+)
+from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+SINK_LOCAL = ResearchAttentionConfig.from_dict(
+    {"maskers": [{"sink": {"sink_size": 4}}, {"local": {"window_size": 8}}]}
+)
+
+
+def _matrix(base: Path, **overrides):
+    kwargs = dict(
+        base_dir=base,
+        model_names=["org/model-a", "model-b"],
+        sparse_attention_configs=[("dense", None), ("sink_local", SINK_LOCAL), ("other", None)],
+        benchmark_configs=[
+            BenchmarkConfig("fault_injection", ["ok", "sleep_0.2"]),
+            BenchmarkConfig("mock_benchmark"),
+        ],
+        adapter_config=AdapterConfig(model_kwargs={"dtype": "float32"}),
+        generation_kwargs={"max_new_tokens": 4},
+    )
+    kwargs.update(overrides)
+    return expand_matrix(**kwargs)
+
+
+def test_sanitize_model_name_follows_the_seed_rule() -> None:
+    assert (
+        sanitize_model_name("meta-llama/Llama-3.1-8B-Instruct")
+        == "meta-llama_Llama-3.1-8B-Instruct"
+    )
+    assert sanitize_model_name('a\\b:c*d?e"f<g>h|i') == "a_b_c_d_e_f_g_h_i"
+    assert sanitize_model_name("/abs//path/") == "abs_path"
+
+
+def test_matrix_expansion_counts_and_layout(tmp_path: Path) -> None:
+    stubs = _matrix(tmp_path)
+    # 2 models x 3 configs x (2 subsets + 1 whole benchmark)
+    assert len(stubs) == 18
+    assert len({s.result_dir for s in stubs}) == 18
+    first = stubs[0]
+    assert (
+        Path(first.result_dir)
+        == tmp_path.resolve() / "org_model-a" / "dense" / "fault_injection_ok"
+    )
+    whole = [s for s in stubs if s.benchmark_name == "mock_benchmark"]
+    assert len(whole) == 6 and all(
+        s.subset is None and s.result_dir.endswith("/mock_benchmark") for s in whole
+    )
+
+
+def test_fingerprint_tracks_the_resolved_config(tmp_path: Path) -> None:
+    base = {
+        (s.model_name, s.sparse_config_name, s.benchmark_name, s.subset): s.fingerprint
+        for s in _matrix(tmp_path)
+    }
+    again = {
+        (s.model_name, s.sparse_config_name, s.benchmark_name, s.subset): s.fingerprint
+        for s in _matrix(tmp_path)
+    }
+    assert base == again  # stable
+    changed = _matrix(tmp_path, generation_kwargs={"max_new_tokens": 5})
+    assert all(
+        s.fingerprint != base[(s.model_name, s.sparse_config_name, s.benchmark_name, s.subset)]
+        for s in changed
+    )
+    # the config's display name is not part of it: "dense" and "other" are both dense
+    assert (
+        base[("model-b", "dense", "mock_benchmark", None)]
+        == base[("model-b", "other", "mock_benchmark", None)]
+    )
+    assert (
+        base[("model-b", "dense", "mock_benchmark", None)]
+        != base[("model-b", "sink_local", "mock_benchmark", None)]
+    )
+    bigger_sink = ResearchAttentionConfig.from_dict(
+        {"maskers": [{"sink": {"sink_size": 5}}, {"local": {"window_size": 8}}]}
+    )
+    other = _matrix(tmp_path, sparse_attention_configs=[("sink_local", bigger_sink)])
+    assert (
+        other[0].fingerprint
+        != base[(other[0].model_name, "sink_local", other[0].benchmark_name, other[0].subset)]
+    )
+
+
+def test_validation_lists_every_problem_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_dir = tmp_path / "file.txt"
+    not_a_dir.write_text("x")
+    executor = BenchmarkExecutor(None, 1, base_result_dir=str(not_a_dir / "results"), verbose=False)
+    with pytest.raises(ExecutorConfigError) as info:
+        executor.run_benchmark_matrix(
+            model_names=[],
+            sparse_attention_configs=[
+                ("dense", None),
+                ("dense", None),
+                ("../x", None),
+                ("bad", {"maskers": [{"nope": {}}]}),
+            ],
+            benchmark_configs=[
+                BenchmarkConfig("no_such_benchmark"),
+                BenchmarkConfig("fault_injection", ["ok", "nope"]),
+            ],
+            adapter_config=AdapterConfig(),
+        )
+    problems = info.value.problems
+    text = str(info.value)
+    assert len(problems) == 7, text
+    for needle in (
+        "model_names",
+        "'dense' is listed twice",
+        "'../x'",
+        "'bad' is invalid",
+        "no_such_benchmark",
+        "'nope'",
+        "not a directory",
+    ):
+        assert needle in text, needle
+    assert not (not_a_dir.parent / "results").exists()
+
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    with pytest.raises(ExecutorConfigError) as info:
+        BenchmarkExecutor([0, 5, -1], 0, max_retries=-1, sampling_factor=2.0)
+    assert len(info.value.problems) == 4, str(info.value)
+    with pytest.raises(ExecutorConfigError, match=r"gpu_ids \[2\] do not exist: 2 GPU"):
+        BenchmarkExecutor([0, 2], 2)
+
+
+def _write_cell(stub, files: dict[str, str], fingerprint: str | None) -> None:
+    root = Path(stub.result_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    if fingerprint is not None:
+        (root / "config.json").write_text(json.dumps({"fingerprint": fingerprint, "benchmark": {}}))
+
+
+def test_cell_status_and_stale_move(tmp_path: Path) -> None:
+    stubs = _matrix(tmp_path)[:5]
+    done = {"metrics.json": "{}", "raw_results.csv": "a\n"}
+    _write_cell(stubs[0], done, stubs[0].fingerprint)
+    _write_cell(stubs[1], done, "another-config")
+    _write_cell(stubs[2], {"predictions.jsonl": "{}\n"}, stubs[2].fingerprint)
+    _write_cell(stubs[3], {"metrics.json": "{}"}, stubs[3].fingerprint)  # raw_results.csv missing
+    statuses = [cell_status(s) for s in stubs]
+    assert statuses == [COMPLETE, STALE, PARTIAL, PARTIAL, PENDING]
+    assert cell_status(stubs[3], validate_files=False) == COMPLETE
+
+    target = move_to_stale(stubs[1].result_dir)
+    assert target.parent == Path(stubs[1].result_dir) / "stale"
+    assert sorted(p.name for p in target.iterdir()) == [
+        "config.json",
+        "metrics.json",
+        "raw_results.csv",
+    ]
+    assert cell_status(stubs[1]) == PENDING  # only stale/ is left
+
+
+def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
+    base = tmp_path / "runs"
+    executor = BenchmarkExecutor(None, 2, base_result_dir=str(base), verbose=False)
+    args = dict(
+        model_names=["m"],
+        sparse_attention_configs=[("dense", None)],
+        benchmark_configs=[BenchmarkConfig("fault_injection", ["ok", "raise"])],
+        adapter_config=AdapterConfig(),
+    )
+    plan = executor.plan_matrix(**args)
+    assert [status for _, status in plan] == [PENDING, PENDING]
+    assert not base.exists()
+    _write_cell(plan[0][0], {"metrics.json": "{}", "raw_results.csv": ""}, plan[0][0].fingerprint)
+    assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PENDING]
+    rerun_all = BenchmarkExecutor(None, 2, base_result_dir=str(base), enable_resumability=False)
+    assert [status for _, status in rerun_all.plan_matrix(**args)] == [STALE, PENDING]
