@@ -1,0 +1,52 @@
+"""Reading a benchmark subset from local files in the hub dataset's own schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+def find_subset_files(data_dir: Path, subset: str) -> list[Path]:
+    """``<data_dir>/<subset>.{jsonl,json,parquet,csv}``, or the data files in ``<data_dir>/<subset>/``."""
+    for suffix in SUFFIXES:
+        candidate = data_dir / f"{subset}{suffix}"
+        if candidate.is_file():
+            return [candidate]
+    folder = data_dir / subset
+    if folder.is_dir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        if files:
+            return files
+    raise FileNotFoundError(
+        f"no local data for subset {subset!r} in {data_dir}: expected {subset}.jsonl "
+        f"(or .json, .parquet, .csv) or a folder {subset}/ holding such files"
+    )
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """One data file as a DataFrame (JSON lines, JSON records, parquet or CSV)."""
+    if path.suffix == ".jsonl":
+        return pd.read_json(path, lines=True, dtype=False)
+    if path.suffix == ".json":
+        return pd.read_json(path, dtype=False)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def read_subset(data_dir: Path, subset: str, required: tuple[str, ...]) -> pd.DataFrame:
+    """Every file of ``subset`` concatenated; ValueError naming a missing column and its file."""
+    frames = []
+    for path in find_subset_files(data_dir, subset):
+        frame = read_table(path)
+        missing = [column for column in required if column not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{path} is missing required column(s) {', '.join(map(repr, missing))}; "
+                f"it has {', '.join(map(str, frame.columns))}"
+            )
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

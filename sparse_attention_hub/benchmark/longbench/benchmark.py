@@ -1,0 +1,167 @@
+"""longbench: LongBench's 21 tasks and 13 LongBench-E tasks, with the official scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sparse_attention_hub.benchmark.base import Benchmark
+from sparse_attention_hub.benchmark.local_data import read_subset
+from sparse_attention_hub.benchmark.longbench.metrics import METRICS
+from sparse_attention_hub.benchmark.longbench.tasks import (
+    FIRST_LINE_TASKS,
+    LENGTH_BUCKETS,
+    LONGBENCH_E_TASKS,
+    LONGBENCH_TASKS,
+    TASK_METRIC,
+    base_task,
+    dataset2maxlen,
+    length_bucket,
+    split_prompt,
+)
+from sparse_attention_hub.benchmark.registry import register_benchmark
+from sparse_attention_hub.benchmark.scoring import as_answer_list, mean_score
+
+CLASSIFICATION_TASKS = frozenset(t for t, m in TASK_METRIC.items() if m == "classification")
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
+
+
+def score_row(task: str, prediction: Any, answers: Any, all_classes: Any = None) -> float:
+    """LongBench's score of one row in [0, 1]: the best metric value over the gold answers.
+
+    For trec, triviaqa, samsum and lsht (and their "_e" versions) only the first line of the
+    prediction (after leading newlines) is scored.
+    """
+    base = base_task(task)
+    text = _text(prediction)
+    if base in FIRST_LINE_TASKS:
+        text = text.lstrip("\n").split("\n")[0]
+    metric = METRICS[TASK_METRIC[base]]
+    classes = None if all_classes is None else [str(c) for c in all_classes]
+    score = 0.0
+    for gold in as_answer_list(answers):
+        score = max(score, metric(text, gold, all_classes=classes))
+    return score
+
+
+def score_task(task: str, frame: pd.DataFrame) -> tuple[float, dict[str, float | None] | None]:
+    """(score x100 rounded to 2, LongBench-E bucket scores or None) for one task's rows."""
+    classes = frame["all_classes"] if "all_classes" in frame else [None] * len(frame)
+    scores = [
+        score_row(task, p, a, c)
+        for p, a, c in zip(frame["predicted_answer"], frame["answers"], classes, strict=True)
+    ]
+    overall = round(100 * sum(scores) / len(scores), 2)
+    if not task.endswith("_e"):
+        return overall, None
+    grouped: dict[str, list[float]] = {name: [] for name in LENGTH_BUCKETS}
+    for score, length in zip(scores, frame["length"], strict=True):
+        grouped[length_bucket(int(length))].append(score)
+    buckets = {k: (round(100 * sum(v) / len(v), 2) if v else None) for k, v in grouped.items()}
+    return overall, buckets
+
+
+@register_benchmark("longbench", aliases=("longbench_e",))
+class LongBench(Benchmark):
+    """LongBench (21 tasks) and LongBench-E (13 "<task>_e" subsets), hub THUDM/LongBench.
+
+    Options: ``revision`` of the hub dataset, ``dataset_id`` to load a mirror in the same
+    schema (e.g. a parquet conversion), or ``data_dir`` with local files.
+    """
+
+    benchmark_name = "longbench"
+    all_datasets = LONGBENCH_TASKS + LONGBENCH_E_TASKS
+    huggingface_dataset_id = "THUDM/LongBench"
+    description = "LongBench: 21 tasks + 13 LongBench-E tasks, official prompts and metrics"
+    label_columns = ("answers", "all_classes", "length")
+
+    def __init__(
+        self,
+        subsets_to_run: list[str] | None = None,
+        data_dir: str | Path | None = None,
+        revision: str | None = None,
+        dataset_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
+        self.revision = revision
+        self.dataset_id = dataset_id or self.huggingface_dataset_id
+
+    def _option_help(self) -> str:
+        return ", revision, dataset_id"
+
+    def data_source(self) -> dict[str, Any]:
+        if self.data_dir is not None:
+            return super().data_source()
+        return {"dataset_id": self.dataset_id, "revision": self.revision}
+
+    def _required(self, subset: str) -> tuple[str, ...]:
+        required = ["context", "input", "answers"]
+        if subset.endswith("_e"):
+            required.append("length")
+        if base_task(subset) in CLASSIFICATION_TASKS:
+            required.append("all_classes")
+        return tuple(required)
+
+    def _load_raw(self, subset: str) -> pd.DataFrame:
+        if self.data_dir is not None:
+            return read_subset(self.data_dir, subset, self._required(subset))
+        import datasets
+
+        frame = datasets.load_dataset(
+            self.dataset_id, subset, split="test", revision=self.revision
+        ).to_pandas()
+        missing = [c for c in self._required(subset) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{self.dataset_id}/{subset} is missing column(s) {missing}")
+        return frame
+
+    def load_datasets(self) -> pd.DataFrame:
+        """Every selected subset as rows in the standard schema (LongBench's prompt, cut after the context)."""
+        records: list[dict[str, Any]] = []
+        for subset in self.subsets_to_run:
+            raw = self._load_raw(subset)
+            max_new = dataset2maxlen()[base_task(subset)]
+            for row in raw.to_dict("records"):
+                context, question = split_prompt(
+                    subset, _text(row["context"]), _text(row.get("input"))
+                )
+                classes = row.get("all_classes")
+                records.append(
+                    {
+                        "context": context,
+                        "question": question,
+                        "answer_prefix": "",
+                        "max_new_tokens": max_new,
+                        "task": subset,
+                        "answers": as_answer_list(row["answers"]),
+                        "all_classes": None if classes is None else [str(c) for c in classes],
+                        "length": row.get("length"),
+                        "_id": row.get("_id"),
+                    }
+                )
+        return pd.DataFrame.from_records(records)
+
+    def post_run_evaluate(self, results_df: pd.DataFrame) -> dict[str, Any]:
+        """Per task LongBench score (x100); LongBench-E tasks also per length bucket."""
+        task_scores: dict[str, float] = {}
+        bucket_scores: dict[str, dict[str, float | None]] = {}
+        for task, frame in results_df.groupby("task", sort=True):
+            score, buckets = score_task(str(task), frame)
+            task_scores[str(task)] = score
+            if buckets is not None:
+                bucket_scores[str(task)] = buckets
+        metrics: dict[str, Any] = {
+            "overall_score": mean_score(task_scores.values()),
+            "task_scores": task_scores,
+        }
+        if bucket_scores:
+            metrics["length_bucket_scores"] = bucket_scores
+        return metrics
