@@ -1,0 +1,111 @@
+"""Masker registry and config validation: clear errors naming what is wrong."""
+
+import pickle
+
+import pytest
+
+from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.maskers import (
+    LocalMaskerConfig,
+    MaskerConfig,
+    OracleTopKConfig,
+    OracleTopPMaskerConfig,
+    RandomSamplingMaskerConfig,
+    SinkMaskerConfig,
+    create_masker,
+    describe_maskers,
+    masker_config_from_dict,
+    resolve_size,
+)
+from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
+
+KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling"]
+
+
+@pytest.mark.parametrize(
+    "factory, field",
+    [
+        (lambda: SinkMaskerConfig(-1), "sink_size"),
+        (lambda: SinkMaskerConfig(1.5), "sink_size"),
+        (lambda: SinkMaskerConfig(0.0), "sink_size"),
+        (lambda: LocalMaskerConfig(-3), "window_size"),
+        (lambda: OracleTopKConfig(-0.5), "heavy_size"),
+        (lambda: OracleTopPMaskerConfig(1.1), "top_p"),
+        (lambda: OracleTopPMaskerConfig(-0.1), "top_p"),
+        (lambda: RandomSamplingMaskerConfig(0.0), "sampling_rate"),
+        (lambda: RandomSamplingMaskerConfig(1.5), "sampling_rate"),
+    ],
+)
+def test_bad_values_raise_value_error_naming_the_field(factory, field):
+    with pytest.raises(ValueError, match=field):
+        factory()
+
+
+@pytest.mark.parametrize("value", ["128", None, True, [1]])
+def test_bad_size_types_raise_type_error_naming_the_field(value):
+    with pytest.raises(TypeError, match="heavy_size"):
+        OracleTopKConfig(value)
+
+
+def test_two_sampling_maskers_are_rejected():
+    two = [RandomSamplingMaskerConfig(0.1), SinkMaskerConfig(1), RandomSamplingMaskerConfig(0.2)]
+    with pytest.raises(ValueError, match="at most one sampling masker"):
+        ResearchAttentionConfig(two)
+    maskers = [create_masker(c) for c in two]
+    with pytest.raises(ValueError, match="at most one sampling masker"):
+        ResearchAttention(maskers)
+
+
+def test_unknown_config_type_raises_type_error():
+    class Foreign(MaskerConfig):
+        pass
+
+    with pytest.raises(TypeError, match="unknown masker config type Foreign"):
+        ResearchAttentionConfig([Foreign()])
+    with pytest.raises(TypeError, match="unknown masker config type"):
+        create_masker(Foreign())
+    with pytest.raises(TypeError, match="ResearchAttentionConfig"):
+        ResearchAttention.create_from_config([SinkMaskerConfig(1)])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="list of masker configs"):
+        ResearchAttentionConfig(SinkMaskerConfig(1))  # type: ignore[arg-type]
+
+
+def test_config_dict_round_trip_and_pickle():
+    cfg = ResearchAttentionConfig([*example_masker_configs()[:3], OracleTopKConfig(0.1)])
+    data = cfg.to_dict()
+    assert data["maskers"][1] == {"sink": {"sink_size": 3}}
+    assert ResearchAttentionConfig.from_dict(data) == cfg
+    assert pickle.loads(pickle.dumps(cfg)) == cfg
+    assert ResearchAttentionConfig.from_dict({"maskers": []}).masker_configs == []
+    assert ResearchAttentionConfig().to_dict() == {"maskers": []}
+
+
+def test_from_dict_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"unknown masker 'hash'.*sink, local, oracle_top_k"):
+        ResearchAttentionConfig.from_dict({"maskers": [{"hash": {}}]})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['size'\].*sink_size"):
+        masker_config_from_dict("sink", {"size": 3})
+    with pytest.raises(ValueError, match=r"needs parameter.*window_size"):
+        masker_config_from_dict("local", {})
+    with pytest.raises(ValueError, match="top_p"):
+        ResearchAttentionConfig.from_dict({"maskers": [{"oracle_top_p": {"top_p": 2}}]})
+    with pytest.raises(ValueError, match="one-key mapping"):
+        ResearchAttentionConfig.from_dict({"maskers": [{"sink": {"sink_size": 1}, "local": {}}]})
+    with pytest.raises(ValueError, match="maskers"):
+        ResearchAttentionConfig.from_dict({"masker": []})
+
+
+def test_describe_maskers_lists_every_masker_with_params():
+    rows = describe_maskers()
+    assert [name for name, _, _ in rows] == KNOWN
+    params = dict((name, p) for name, p, _ in rows)
+    assert "sink_size" in params["sink"] and "fraction of K" in params["sink"]
+    assert all(description for _, _, description in rows)
+
+
+@pytest.mark.parametrize(
+    "size, k, tokens",
+    [(5, 10, 5), (50, 10, 10), (0, 10, 0), (0.5, 10, 5), (0.01, 10, 1), (1.0, 7, 7), (0.3, 0, 0)],
+)
+def test_sizes_are_tokens_or_fractions_of_k(size, k, tokens):
+    assert resolve_size(size, k) == tokens

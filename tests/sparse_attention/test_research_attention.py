@@ -1,0 +1,136 @@
+"""ResearchAttention: the control path, shapes, layer index, and gated metrics."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import sparse_attention_hub.sparse_attention.research_attention as ra
+from sparse_attention_hub.metric_logging import MicroMetricLogger, load_micro_metrics
+from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.maskers import (
+    LocalMaskerConfig,
+    OracleTopKConfig,
+    SinkMaskerConfig,
+)
+
+METRICS = [ra.DENSITY_METRIC, ra.OUTPUT_ERROR_METRIC]
+
+
+def qkv(b=1, h=4, h_kv=2, q=2, k=16, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(b, h, q, d, generator=g),
+        torch.randn(b, h_kv, k, d, generator=g),
+        torch.randn(b, h_kv, k, d, generator=g),
+    )
+
+
+def sparse_attention():
+    return ResearchAttention.create_from_config(
+        ResearchAttentionConfig([SinkMaskerConfig(2), LocalMaskerConfig(3), OracleTopKConfig(2)])
+    )
+
+
+@pytest.fixture
+def metric_logger(tmp_path):
+    logger = MicroMetricLogger()
+    registry = MicroMetricLogger.get_registered_metrics()
+    for name in METRICS:
+        MicroMetricLogger.register_metric(name, float)
+    yield logger
+    MicroMetricLogger._reset_for_tests(registry={**registry, **{m: float for m in METRICS}})
+
+
+def test_empty_masker_list_is_dense_attention_through_the_same_path():
+    q, k, v = qkv(b=2, q=3)
+    bias = torch.zeros(2, 1, 3, 16)
+    bias[1, ..., :4] = float("-inf")
+    attn = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
+    out, weights = attn.custom_attention(None, q, k, v, bias, None, 0.0, {})
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True)
+    torch.testing.assert_close(out, expected.transpose(1, 2), atol=1e-5, rtol=0)
+    assert weights is None
+
+
+def test_output_shape_dtype_weights_and_layer_idx_from_module():
+    q, k, v = qkv()
+    module = torch.nn.Module()
+    module.layer_idx = 3  # type: ignore[assignment]
+    out, weights = sparse_attention().custom_attention(
+        module, q.half(), k.half(), v.half(), None, 0.5, 0.0, {}, output_attentions=True
+    )
+    assert out.shape == (1, 2, 4, 8) and out.dtype == torch.float16
+    assert weights is not None and weights.shape == (1, 4, 2, 16)
+    torch.testing.assert_close(weights.float().sum(-1), torch.ones(1, 4, 2), atol=1e-3, rtol=0)
+    assert int((weights > 0).sum(-1).max()) <= 2 + 3 + 2
+
+
+def test_s_aux_sinks_are_used():
+    q, k, v = qkv()
+    attn = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
+    plain, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, {})
+    sunk, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, {}, s_aux=torch.full((4,), 3.0))
+    assert sunk.norm() < plain.norm()
+
+
+def test_metrics_are_logged_with_layer_idx(metric_logger, tmp_path):
+    metric_logger.configure_logging(tmp_path, enabled_metrics=METRICS)
+    q, k, v = qkv()
+    out, _ = sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=5)
+    metric_logger.flush()
+    frame = load_micro_metrics(tmp_path)
+    values = dict(zip(frame["metric"], frame["value"], strict=True))
+    assert set(values) == set(METRICS) and list(frame["layer_idx"]) == [5, 5]
+    assert values[ra.DENSITY_METRIC] == pytest.approx(7 / 16)
+    dense, _ = ResearchAttention([]).custom_attention(None, q, k, v, None, None, 0.0, {})
+    expected = float((out - dense).norm() / dense.norm())
+    assert values[ra.OUTPUT_ERROR_METRIC] == pytest.approx(expected, rel=1e-4)
+    assert 0 < expected < 1
+
+
+def count_calls(monkeypatch, name):
+    calls = []
+    original = getattr(ra, name)
+
+    def counting(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ra, name, counting)
+    return calls
+
+
+def test_no_dense_pass_and_no_metric_work_when_metrics_are_disabled(
+    metric_logger, monkeypatch, tmp_path
+):
+    metric_logger.configure_logging(tmp_path, enabled_metrics=[ra.DENSITY_METRIC])
+    dense_calls = count_calls(monkeypatch, "dense_reference_output")
+    attention_calls = count_calls(monkeypatch, "masked_attention")
+    q, k, v = qkv()
+    attn = sparse_attention()
+    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    assert dense_calls == [] and len(attention_calls) == 1
+    metric_logger.enable_metrics(None)
+    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    assert dense_calls == [] and len(attention_calls) == 2
+    metric_logger.enable_metrics(METRICS)
+    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    assert len(dense_calls) == 1
+    metric_logger.flush()
+    assert list(load_micro_metrics(tmp_path)["metric"]).count(ra.DENSITY_METRIC) == 2
+
+
+def test_scores_are_computed_once_per_call(monkeypatch):
+    import sparse_attention_hub.sparse_attention.attention as attention_module
+
+    calls = []
+    original = attention_module.attention_scores
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(attention_module, "attention_scores", counting)
+    q, k, v = qkv()
+    sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, {})
+    assert len(calls) == 1
