@@ -1,18 +1,13 @@
-"""LogEvent and its conversion to one JSON line.
+"""LogEvent: one recorded metric value, and the conversions its fields need at flush.
 
 An event is stamped with ``time.time()`` and keeps its value as given (a 0-dim tensor stays a
-tensor) until flush, where a batch of events is converted together: tensor values on one device
-are stacked and read back with one ``tolist()`` (one device sync per batch, not per event), and
-the timestamp becomes an ISO-8601 string.
+tensor) until flush; ``serialize.events_to_jsonl`` converts a whole batch at once.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Sequence
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 
@@ -45,9 +40,22 @@ class LogEvent:
         }
 
 
+def second_prefix(whole_seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of a whole number of seconds since the epoch."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_seconds))
+
+
+def split_micros(seconds: float) -> tuple[int, int]:
+    """(whole seconds, microseconds) of ``seconds``, rounded to the nearest microsecond."""
+    return divmod(round(seconds * 1_000_000), 1_000_000)
+
+
 def iso_timestamp(seconds: float) -> str:
-    """Return ``seconds`` since the epoch as an ISO-8601 UTC string with microseconds."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+    """Return ``seconds`` since the epoch as ISO-8601 UTC with microseconds, e.g.
+    ``2026-01-02T03:04:05.000006+00:00``.
+    """
+    whole, micros = split_micros(seconds)
+    return f"{second_prefix(whole)}.{micros:06d}+00:00"
 
 
 def to_plain(value: Any) -> Any:
@@ -67,58 +75,3 @@ def _numel(value: Any) -> int:
         return int(numel())
     size = getattr(value, "size", 1)
     return int(size) if isinstance(size, int) else 1
-
-
-def _json_default(value: Any) -> Any:
-    """json.dumps fallback: tensors and numpy values to plain Python, anything else to str."""
-    if hasattr(value, "tolist") or hasattr(value, "item"):
-        plain = to_plain(value)
-        if plain is not value:
-            return plain
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    return str(value)
-
-
-def _batch_tensor_values(events: Sequence[LogEvent]) -> dict[int, Any]:
-    """Read back every 0-dim tensor value with one ``tolist()`` per (device, dtype) group.
-
-    Returns a map from the event's position in ``events`` to its plain Python value. torch is
-    only consulted when something already imported it.
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return {}
-    groups: dict[tuple[Any, Any], list[int]] = {}
-    for i, event in enumerate(events):
-        value = event.value
-        if isinstance(value, torch.Tensor) and value.dim() == 0:
-            groups.setdefault((value.device, value.dtype), []).append(i)
-    plain: dict[int, Any] = {}
-    for positions in groups.values():
-        stacked = torch.stack([events[i].value.detach() for i in positions])  # (N,)
-        for i, item in zip(positions, stacked.tolist(), strict=True):
-            plain[i] = item
-    return plain
-
-
-def events_to_jsonl(events: Sequence[LogEvent]) -> str:
-    """Serialise a batch of events to JSON lines (one trailing newline per event).
-
-    Non-finite floats are written as JSON ``NaN`` / ``Infinity`` (Python's json reads them back).
-    """
-    tensor_values = _batch_tensor_values(events)
-    dumps = json.JSONEncoder(default=_json_default, allow_nan=True).encode
-    lines = []
-    for i, event in enumerate(events):
-        value = tensor_values[i] if i in tensor_values else to_plain(event.value)
-        record = {
-            "timestamp": iso_timestamp(event.timestamp),
-            "metric": event.metric,
-            "value": value,
-            "metadata": event.metadata,
-            "location": event.location,
-        }
-        lines.append(dumps(record))
-    lines.append("")
-    return "\n".join(lines)

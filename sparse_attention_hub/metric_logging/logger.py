@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from . import lifecycle
-from .event import LogEvent, events_to_jsonl
+from .event import LogEvent
 from .location import location_of
+from .serialize import events_to_jsonl
 
 _LOG = logging.getLogger("sparse_attention_hub.metric_logging")
 

@@ -176,6 +176,6 @@ def test_log_event_fields_and_to_dict():
     event = LogEvent(0.0, "m", 1.5, {"layer_idx": 2}, "pkg.mod.Class.method")
     assert (event.metric, event.value, event.metadata) == ("m", 1.5, {"layer_idx": 2})
     record = event.to_dict()
-    assert record["timestamp"] == "1970-01-01T00:00:00+00:00"
+    assert record["timestamp"] == "1970-01-01T00:00:00.000000+00:00"
     assert record["location"] == "pkg.mod.Class.method"
     assert LogEvent(0.0, "m", None, {}, "x").to_dict()["value"] is None

@@ -1,0 +1,94 @@
+"""load_micro_metrics: a file, a cell directory, a results tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from sparse_attention_hub.metric_logging import MicroMetricLogger, load_micro_metrics
+
+
+def _write_cell(directory: Path, values: list[float], layer_offset: int = 0) -> None:
+    logger = MicroMetricLogger()
+    logger.configure_logging(directory, ["density"])
+    logger.set_context(request_index=0)
+    for i, value in enumerate(values):
+        logger.log("density", torch.tensor(value), {"layer_idx": layer_offset + i})
+    logger.clear_context()
+    logger.flush()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    MicroMetricLogger.register_metric("density", float)
+    base = tmp_path / "results"
+    _write_cell(base / "model_a" / "dense" / "mock_benchmark", [0.5, 0.25])
+    _write_cell(base / "model_a" / "sink_local" / "synthetic_ruler_1024", [0.125], 10)
+    (base / "model_a" / "empty_cell").mkdir(parents=True)
+    return base
+
+
+def test_load_file_and_cell_directory(tree: Path):
+    cell = tree / "model_a" / "dense" / "mock_benchmark"
+    from_dir = load_micro_metrics(cell)
+    from_file = load_micro_metrics(cell / "micro_metrics.jsonl")
+    pd.testing.assert_frame_equal(from_dir, from_file)
+    assert list(from_dir.columns) == [
+        "timestamp",
+        "metric",
+        "value",
+        "location",
+        "request_index",
+        "layer_idx",
+    ]
+    assert from_dir["value"].tolist() == [0.5, 0.25]
+    assert from_dir["layer_idx"].tolist() == [0, 1]
+    assert isinstance(from_dir["timestamp"].dtype, pd.DatetimeTZDtype)
+    assert from_dir["location"].iloc[0].endswith("test_reader._write_cell")
+    assert "cell" not in from_dir.columns
+
+
+def test_load_tree_adds_cell_column(tree: Path):
+    frame = load_micro_metrics(tree)
+    assert len(frame) == 3
+    assert frame["cell"].tolist() == [
+        "model_a/dense/mock_benchmark",
+        "model_a/dense/mock_benchmark",
+        "model_a/sink_local/synthetic_ruler_1024",
+    ]
+    by_cell = frame.groupby("cell")["value"].mean()
+    assert by_cell["model_a/sink_local/synthetic_ruler_1024"] == 0.125
+    assert frame["layer_idx"].tolist() == [0, 1, 10]
+
+
+def test_empty_inputs_give_base_columns(tmp_path: Path):
+    empty_tree = tmp_path / "nothing"
+    empty_tree.mkdir()
+    frame = load_micro_metrics(empty_tree)
+    assert frame.empty
+    assert list(frame.columns)[:4] == ["timestamp", "metric", "value", "location"]
+    (tmp_path / "micro_metrics.jsonl").write_text("")
+    assert load_micro_metrics(tmp_path / "micro_metrics.jsonl").empty
+
+
+def test_missing_path_raises(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="no micro metrics"):
+        load_micro_metrics(tmp_path / "absent")
+
+
+def test_malformed_line_is_skipped_and_clashing_keys_are_prefixed(tmp_path: Path, caplog):
+    file = tmp_path / "micro_metrics.jsonl"
+    file.write_text(
+        '{"timestamp": "2026-01-01T00:00:00+00:00", "metric": "m", "value": 1, '
+        '"metadata": {"metric": "inner", "cell": "x"}, "location": "a.b"}\n'
+        '{"timestamp": "2026-01-01T00:00:01+00:0'  # cut by a crash
+    )
+    frame = load_micro_metrics(file)
+    assert len(frame) == 1
+    assert frame["metric"].iloc[0] == "m"
+    assert frame["metadata.metric"].iloc[0] == "inner"
+    assert frame["metadata.cell"].iloc[0] == "x"
+    assert "malformed line 2" in caplog.text
