@@ -49,6 +49,7 @@ from sparse_attention_hub.benchmark.executor_validation import (
     ExecutorConfigError,
     executor_settings_problems,
     matrix_problems,
+    metric_problems,
 )
 from sparse_attention_hub.benchmark.scheduling import Scheduler, SchedulerReport
 from sparse_attention_hub.benchmark.worker import WorkerSettings
@@ -134,6 +135,7 @@ class BenchmarkExecutor:
             adapter_config,
             self.base_result_dir,
         )
+        problems += metric_problems(self.enabled_metrics)
         for name, value in (
             ("generation_kwargs", generation_kwargs),
             ("request_kwargs", request_kwargs),

@@ -159,6 +159,6 @@ def test_summary_and_results_table(fault_run: dict[str, Any]) -> None:
     )
     table = pd.read_csv(base / "results.csv")
     assert len(table) == 10
-    statuses = dict(zip(table["subset"], table["status"]))
+    statuses = dict(zip(table["subset"], table["status"], strict=True))
     assert {s for s, v in statuses.items() if v == "failed"} == set(FAILED)
     assert table.loc[table["subset"] == "ok", "overall_score"].item() == 1.0

@@ -110,7 +110,13 @@ def test_validation_lists_every_problem_at_once(
 ) -> None:
     not_a_dir = tmp_path / "file.txt"
     not_a_dir.write_text("x")
-    executor = BenchmarkExecutor(None, 1, base_result_dir=str(not_a_dir / "results"), verbose=False)
+    executor = BenchmarkExecutor(
+        None,
+        1,
+        base_result_dir=str(not_a_dir / "results"),
+        verbose=False,
+        enabled_metrics=["no_such_metric"],
+    )
     with pytest.raises(ExecutorConfigError) as info:
         executor.run_benchmark_matrix(
             model_names=[],
@@ -128,7 +134,7 @@ def test_validation_lists_every_problem_at_once(
         )
     problems = info.value.problems
     text = str(info.value)
-    assert len(problems) == 7, text
+    assert len(problems) == 8, text
     for needle in (
         "model_names",
         "'dense' is listed twice",
@@ -137,6 +143,7 @@ def test_validation_lists_every_problem_at_once(
         "no_such_benchmark",
         "'nope'",
         "not a directory",
+        "no_such_metric",
     ):
         assert needle in text, needle
     assert not (not_a_dir.parent / "results").exists()

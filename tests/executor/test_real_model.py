@@ -1,0 +1,66 @@
+"""A real tiny model through the mock benchmark: one model load for two sparse configs, the
+logger's max_records in the cell's micro_metrics.jsonl, mean density in results.csv, and a
+partial cell resuming from its predictions.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.benchmark.results import build_results_table
+from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+
+def test_tiny_model_matrix_loads_once_and_logs_density(tiny_model_dir: str, tmp_path: Path) -> None:
+    base = tmp_path / "results"
+    sink_local = ResearchAttentionConfig.from_dict(
+        {"maskers": [{"sink": {"sink_size": 2}}, {"local": {"window_size": 4}}]}
+    )
+    executor = BenchmarkExecutor(
+        None,
+        1,
+        base_result_dir=str(base),
+        verbose=False,
+        enabled_metrics=["research_attention_density"],
+        max_records=5,
+    )
+    matrix = dict(
+        model_names=[tiny_model_dir],
+        sparse_attention_configs=[("dense", None), ("sink_local", sink_local)],
+        benchmark_configs=[BenchmarkConfig("mock_benchmark")],
+        adapter_config=AdapterConfig(model_kwargs={"dtype": "float32"}),
+        generation_kwargs={"max_new_tokens": 2},
+    )
+    results = executor.run_benchmark_matrix(**matrix)
+    assert not results.failed_executions, [f.error_message for f in results.failed_executions]
+    assert len(results.individual_results) == 2
+    assert results.model_loads == 1  # the second config switched on the loaded model
+    assert results.execution_summary["model_loads"] == 1
+
+    cells = {r.stub.sparse_config_name: Path(r.stub.result_dir) for r in results.individual_results}
+    lines = (cells["sink_local"] / "micro_metrics.jsonl").read_text().splitlines()
+    assert 1 <= len(lines) <= 5
+    assert all(json.loads(line)["metric"] == "research_attention_density" for line in lines)
+    table = build_results_table(base).set_index("sparse_config")
+    assert 0.0 < table.loc["sink_local", "mean_density"] <= 1.0
+    assert pd.isna(table.loc["dense", "mean_density"])
+    assert (table["status"] == "complete").all()
+    assert table.filter(like="score.").shape[1] >= 1
+
+    # make the dense cell partial: no metrics.json, the last prediction lost
+    dense = cells["dense"]
+    (dense / "metrics.json").unlink()
+    kept = (dense / "predictions.jsonl").read_text().splitlines()[:-1]
+    (dense / "predictions.jsonl").write_text("".join(line + "\n" for line in kept))
+    plan = {stub.sparse_config_name: status for stub, status in executor.plan_matrix(**matrix)}
+    assert plan == {"dense": "partial", "sink_local": "complete"}
+    resumed = executor.run_benchmark_matrix(**matrix)
+    assert [r.stub.sparse_config_name for r in resumed.individual_results] == ["dense"]
+    assert len(resumed.skipped) == 1 and resumed.model_loads == 1
+    after = (dense / "predictions.jsonl").read_text().splitlines()
+    assert after[: len(kept)] == kept and len(after) == len(kept) + 1
+    assert (dense / "metrics.json").exists()
