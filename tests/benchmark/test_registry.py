@@ -76,5 +76,5 @@ def test_register_decorator_lazy_and_hidden_entries() -> None:
         register_benchmark("tiny_test_bench")(MockBenchmark)
     register_lazy_benchmark("tiny_lazy", f"{__name__}:_Tiny", hidden=True)
     assert get_benchmark_class("tiny_lazy") is _Tiny
-    with pytest.raises(ValueError, match="module.path:ClassName"):
+    with pytest.raises(ValueError, match=r"module\.path:ClassName"):
         register_lazy_benchmark("tiny_bad", "no_colon_here")

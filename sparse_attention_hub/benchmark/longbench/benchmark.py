@@ -33,6 +33,12 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _optional_list(value: Any) -> list[str] | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return [str(v) for v in value]
+
+
 def score_row(task: str, prediction: Any, answers: Any, all_classes: Any = None) -> float:
     """LongBench's score of one row in [0, 1]: the best metric value over the gold answers.
 
@@ -44,7 +50,7 @@ def score_row(task: str, prediction: Any, answers: Any, all_classes: Any = None)
     if base in FIRST_LINE_TASKS:
         text = text.lstrip("\n").split("\n")[0]
     metric = METRICS[TASK_METRIC[base]]
-    classes = None if all_classes is None else [str(c) for c in all_classes]
+    classes = _optional_list(all_classes)
     score = 0.0
     for gold in as_answer_list(answers):
         score = max(score, metric(text, gold, all_classes=classes))
@@ -133,7 +139,6 @@ class LongBench(Benchmark):
                 context, question = split_prompt(
                     subset, _text(row["context"]), _text(row.get("input"))
                 )
-                classes = row.get("all_classes")
                 records.append(
                     {
                         "context": context,
@@ -142,7 +147,7 @@ class LongBench(Benchmark):
                         "max_new_tokens": max_new,
                         "task": subset,
                         "answers": as_answer_list(row["answers"]),
-                        "all_classes": None if classes is None else [str(c) for c in classes],
+                        "all_classes": _optional_list(row.get("all_classes")),
                         "length": row.get("length"),
                         "_id": row.get("_id"),
                     }
