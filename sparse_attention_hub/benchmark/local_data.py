@@ -50,3 +50,30 @@ def read_subset(data_dir: Path, subset: str, required: tuple[str, ...]) -> pd.Da
             )
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def load_hub_split(
+    dataset_id: str,
+    config_name: str | None = None,
+    data_dir: str | None = None,
+    revision: str | None = None,
+    split: str = "test",
+) -> pd.DataFrame:
+    """``datasets.load_dataset(...)[split]`` as a DataFrame, with a helpful error when it fails.
+
+    This is the real download path (nothing in tests calls it). A failure (offline machine,
+    gated or script-based dataset) is re-raised naming the dataset and the local alternative.
+    """
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(
+            dataset_id, config_name, data_dir=data_dir, split=split, revision=revision
+        )
+    except Exception as exc:
+        where = "/".join(p for p in (dataset_id, config_name or data_dir) if p)
+        raise RuntimeError(
+            f"could not load {where} (split {split!r}) from the HuggingFace hub: {exc}. "
+            "Pass data_dir= with local files in the hub schema (see the benchmark's README)."
+        ) from exc
+    return dataset.to_pandas()

@@ -204,3 +204,11 @@ def test_ruler_string_matching() -> None:
     assert ruler_postprocess("  abc\x00def \n") == "abc\ndef"
     assert ruler_postprocess(None) == ""
     assert ruler_metric("qa_2") is string_match_part and ruler_metric("cwe") is string_match_all
+
+
+def test_hub_path_offline_fails_with_a_pointer_to_data_dir() -> None:
+    # conftest sets HF_HUB_OFFLINE / HF_DATASETS_OFFLINE: the real path fails fast, no download
+    with pytest.raises(RuntimeError, match=r"simonjegou/ruler.*data_dir="):
+        create_benchmark_instance("ruler", ["4096"]).load_datasets()
+    with pytest.raises(RuntimeError, match=r"THUDM/LongBench/qasper_e.*data_dir="):
+        create_benchmark_instance("longbench", ["qasper_e"]).load_datasets()

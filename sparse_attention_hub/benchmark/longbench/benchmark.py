@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from sparse_attention_hub.benchmark.base import Benchmark
-from sparse_attention_hub.benchmark.local_data import read_subset
+from sparse_attention_hub.benchmark.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmark.longbench.metrics import METRICS
 from sparse_attention_hub.benchmark.longbench.tasks import (
     FIRST_LINE_TASKS,
@@ -119,11 +119,7 @@ class LongBench(Benchmark):
     def _load_raw(self, subset: str) -> pd.DataFrame:
         if self.data_dir is not None:
             return read_subset(self.data_dir, subset, self._required(subset))
-        import datasets
-
-        frame = datasets.load_dataset(
-            self.dataset_id, subset, split="test", revision=self.revision
-        ).to_pandas()
+        frame = load_hub_split(self.dataset_id or "", subset, revision=self.revision)
         missing = [c for c in self._required(subset) if c not in frame.columns]
         if missing:
             raise ValueError(f"{self.dataset_id}/{subset} is missing column(s) {missing}")

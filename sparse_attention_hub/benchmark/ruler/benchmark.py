@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from sparse_attention_hub.benchmark.base import REQUIRED_COLUMNS, Benchmark
-from sparse_attention_hub.benchmark.local_data import read_subset
+from sparse_attention_hub.benchmark.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmark.registry import register_benchmark
 from sparse_attention_hub.benchmark.scoring import (
     mean_score,
@@ -78,11 +78,9 @@ class Ruler(Benchmark):
         required = (*REQUIRED_COLUMNS, "answer")
         if self.data_dir is not None:
             return read_subset(self.data_dir, subset, required)
-        import datasets
-
-        frame = datasets.load_dataset(
-            self.huggingface_dataset_id, data_dir=subset, split="test", revision=self.revision
-        ).to_pandas()
+        frame = load_hub_split(
+            self.huggingface_dataset_id or "", data_dir=subset, revision=self.revision
+        )
         missing = [c for c in required if c not in frame.columns]
         if missing:
             raise ValueError(
