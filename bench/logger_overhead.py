@@ -1,7 +1,8 @@
 """Per-call cost of MicroMetricLogger on the attention hot path, against the seed's design.
 
 Measures, in one run, microseconds per call for:
-- the disabled check ``is_metric_enabled`` on a metric that is off;
+- the disabled check ``is_metric_enabled`` on a metric that is off (and, for information,
+  ``MicroMetricLogger().is_metric_enabled(...)``: hot paths should keep the instance);
 - an enabled ``log()`` (flush every 1000 events included, amortised);
 - ``log()`` at sampling_factor 0.1;
 - ``log()`` of a 0-dim torch tensor value (converted at flush, batched);
@@ -107,6 +108,10 @@ class FakeAttentionLayer:
         for _ in range(calls):
             logger.is_metric_enabled("disabled_metric")
 
+    def run_construct_and_check(self, calls: int) -> None:
+        for _ in range(calls):
+            MicroMetricLogger().is_metric_enabled("disabled_metric")
+
     def run_empty(self, calls: int) -> None:
         for _ in range(calls):
             pass
@@ -127,6 +132,9 @@ def measure(calls: int, repeats: int, base: Path) -> dict[str, float]:
     layer = FakeAttentionLayer(logger, 0.5)
     figures = {"loop_overhead_us": best_us_per_call(layer.run_empty, calls, repeats)}
     figures["disabled_check_us"] = best_us_per_call(layer.run_disabled_check, calls * 10, repeats)
+    figures["construct_and_check_us"] = best_us_per_call(
+        layer.run_construct_and_check, calls, repeats
+    )
     figures["enabled_log_us"] = best_us_per_call(layer.run_log, calls, repeats)
     logger.configure_logging(base / "sampled", [METRIC], sampling_factor=0.1, seed=0)
     figures["sampled_0.1_log_us"] = best_us_per_call(layer.run_log, calls, repeats)

@@ -33,6 +33,9 @@ _LOG = logging.getLogger("sparse_attention_hub.metric_logging")
 
 LOG_FILENAME = "micro_metrics.jsonl"
 
+# Guards the creation and first initialisation of the singleton (rare; never on the hot path).
+_CREATION_LOCK = threading.RLock()
+
 EnabledMetrics = str | Iterable[str] | None
 
 
@@ -89,8 +92,11 @@ class MicroMetricLogger:
     def __new__(cls, *args: Any, **kwargs: Any) -> MicroMetricLogger:
         instance = cls._instance
         if instance is None:
-            instance = super().__new__(cls)
-            cls._instance = instance
+            with _CREATION_LOCK:
+                instance = cls._instance
+                if instance is None:
+                    instance = super().__new__(cls)
+                    cls._instance = instance
         return instance
 
     def __init__(
@@ -103,9 +109,32 @@ class MicroMetricLogger:
         sampling_factor: float = 1.0,
         seed: int | None = None,
     ) -> None:
-        if type(self)._initialized:
-            self._warn_if_other_path(log_path)
-            return
+        cls = type(self)
+        if not cls._initialized:
+            with _CREATION_LOCK:
+                if not cls._initialized:
+                    self._first_init(
+                        log_path,
+                        flush_every,
+                        flush_interval,
+                        enabled_metrics,
+                        max_records,
+                        sampling_factor,
+                        seed,
+                    )
+                    return
+        self._warn_if_other_path(log_path)
+
+    def _first_init(
+        self,
+        log_path: str | os.PathLike[str] | None,
+        flush_every: int,
+        flush_interval: float,
+        enabled_metrics: EnabledMetrics,
+        max_records: int | None,
+        sampling_factor: float,
+        seed: int | None,
+    ) -> None:
         _check_flush_settings(flush_every, flush_interval)
         path = None if log_path is None else _check_path(log_path)
         self._init_state(

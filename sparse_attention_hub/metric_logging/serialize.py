@@ -91,23 +91,29 @@ def _value_json(value: Any) -> str:
 
 
 def _batch_tensor_values(events: Sequence[LogEvent]) -> dict[int, Any]:
-    """Plain values of the 0-dim tensor events, by position: one ``tolist()`` per group.
+    """Plain values of the 0-dim tensor events, by position in ``events``.
 
-    torch is only consulted when something already imported it.
+    CPU tensors are read with ``item()`` (no sync to save). Accelerator tensors are stacked per
+    (device, dtype) and read with one ``tolist()``: one device sync per group and batch, not per
+    event. torch is only consulted when something already imported it.
     """
     torch = sys.modules.get("torch")
     if torch is None:
         return {}
+    tensor_type = torch.Tensor
+    plain: dict[int, Any] = {}
     groups: dict[tuple[Any, Any], list[int]] = {}
     for i, event in enumerate(events):
         value = event.value
-        if isinstance(value, torch.Tensor) and value.dim() == 0:
-            groups.setdefault((value.device, value.dtype), []).append(i)
-    plain: dict[int, Any] = {}
-    for positions in groups.values():
-        stacked = torch.stack([events[i].value.detach() for i in positions])  # (N,)
-        for i, item in zip(positions, stacked.tolist(), strict=True):
-            plain[i] = item
+        if isinstance(value, tensor_type) and value.dim() == 0:
+            if value.is_cpu:
+                plain[i] = value.item()
+            else:
+                groups.setdefault((value.device, value.dtype), []).append(i)
+    with torch.no_grad():
+        for positions in groups.values():
+            stacked = torch.stack([events[i].value for i in positions])  # (N,)
+            plain.update(zip(positions, stacked.tolist(), strict=True))
     return plain
 
 

@@ -173,3 +173,18 @@ def test_flushed_file_lines_are_complete_json(configured, tmp_path: Path):
     lines = raw.splitlines()
     assert len(lines) == 25
     assert json.loads(lines[3])["metadata"]["text"] == 'a\nb"c'
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_values_do_not_sync_at_log_and_are_read_at_flush(configured, tmp_path, read_events):
+    values = [torch.tensor(float(i), device="cuda") / 4 for i in range(6)]
+    values.append(torch.tensor(7, device="cuda"))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any device sync inside log() raises
+    try:
+        for value in values:
+            configured.log("m", value)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    configured.flush()
+    assert [e["value"] for e in read_events(tmp_path)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 7]
