@@ -1,5 +1,10 @@
 """The Benchmark base class: rows in one schema in, a scored cell directory out.
 
+Adding a benchmark is one folder ``benchmark/<name>/``: a subclass of :class:`Benchmark` with
+``load_datasets`` (the loader) and ``post_run_evaluate`` (a pure scorer), decorated with
+``@register_benchmark("<name>")``, a README, and a ``"<name>": "module:Class"`` line in the
+registry's built-in table so it resolves without being imported first.
+
 A benchmark's loader returns a DataFrame with the columns ``context, question, answer_prefix,
 max_new_tokens, task`` plus label columns; its scorer (:meth:`Benchmark.post_run_evaluate`) is a
 pure function of the results DataFrame, which carries the prediction in ``predicted_answer``.
@@ -51,7 +56,7 @@ class Benchmark(ABC):
         **options: Any,
     ) -> None:
         if options:
-            raise TypeError(
+            raise ValueError(
                 f"benchmark {self.benchmark_name!r} got unknown option(s) "
                 f"{', '.join(sorted(options))}; it accepts subsets_to_run, data_dir"
                 f"{self._option_help()}"
@@ -107,6 +112,13 @@ class Benchmark(ABC):
         if self.data_dir is not None:
             return {"local_source": str(self.data_dir.resolve())}
         return {"dataset_id": self.huggingface_dataset_id, "revision": None}
+
+    def estimated_cost(self, subset: str | None) -> float | None:
+        """A relative cost of running ``subset`` (about the prompt tokens), or None if unknown.
+
+        The executor may use it to start the most expensive cells first.
+        """
+        return None
 
     def config_options(self) -> dict[str, Any]:
         """Benchmark options that shape the rows (seed, num_samples, ...), for config.json."""

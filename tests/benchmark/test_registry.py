@@ -40,7 +40,7 @@ def test_unknown_name_and_subset_list_the_choices() -> None:
         create_benchmark_instance("nope")
     with pytest.raises(ValueError, match=r"unknown subset\(s\) 'narrative'.*narrativeqa"):
         create_benchmark_instance("longbench", ["narrative"])
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ValueError, match="unknown option"):
         create_benchmark_instance("mock_benchmark", bogus=1)
 
 

@@ -96,6 +96,10 @@ class SyntheticRuler(Benchmark):
             "generator_version": GENERATOR_VERSION,
         }
 
+    def estimated_cost(self, subset: str | None) -> float | None:
+        lengths = [int(s) for s in ([subset] if subset else self.subsets_to_run)]
+        return float(sum(lengths) * len(self.tasks) * self.num_samples)
+
     def load_datasets(self) -> pd.DataFrame:
         """Generate (or read from the cache) every selected task at every selected length."""
         if self.tokenizer is None:
