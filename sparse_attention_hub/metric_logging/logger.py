@@ -28,6 +28,7 @@ from . import lifecycle
 from .event import LogEvent
 from .location import location_of
 from .serialize import events_to_jsonl
+from .settings import check_flush_settings, check_max_records, check_path, clamp_sampling
 
 _LOG = logging.getLogger("sparse_attention_hub.metric_logging")
 
@@ -37,35 +38,6 @@ LOG_FILENAME = "micro_metrics.jsonl"
 _CREATION_LOCK = threading.RLock()
 
 EnabledMetrics = str | Iterable[str] | None
-
-
-def _clamp_sampling(sampling_factor: float) -> float:
-    if isinstance(sampling_factor, bool) or not isinstance(sampling_factor, (int, float)):
-        raise TypeError(f"sampling_factor must be a number in [0, 1], got {sampling_factor!r}")
-    if sampling_factor != sampling_factor:  # NaN
-        raise ValueError("sampling_factor must be a number in [0, 1], got nan")
-    return max(0.0, min(1.0, float(sampling_factor)))
-
-
-def _check_max_records(max_records: int | None) -> int | None:
-    if max_records is None:
-        return None
-    if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0:
-        raise ValueError(f"max_records must be None or an int >= 0, got {max_records!r}")
-    return max_records
-
-
-def _check_flush_settings(flush_every: int, flush_interval: float) -> None:
-    if isinstance(flush_every, bool) or not isinstance(flush_every, int) or flush_every < 1:
-        raise ValueError(f"flush_every must be an int >= 1, got {flush_every!r}")
-    if not isinstance(flush_interval, (int, float)) or not flush_interval >= 0:
-        raise ValueError(f"flush_interval must be a number of seconds >= 0, got {flush_interval!r}")
-
-
-def _check_path(log_path: Any) -> str:
-    if not isinstance(log_path, (str, os.PathLike)) or not os.fspath(log_path):
-        raise ValueError(f"log_path must be a non-empty str or path, got {log_path!r}")
-    return str(os.fspath(log_path))
 
 
 class MicroMetricLogger:
@@ -135,13 +107,13 @@ class MicroMetricLogger:
         sampling_factor: float,
         seed: int | None,
     ) -> None:
-        _check_flush_settings(flush_every, flush_interval)
-        path = None if log_path is None else _check_path(log_path)
+        check_flush_settings(flush_every, flush_interval)
+        path = None if log_path is None else check_path(log_path)
         self._init_state(
             flush_every=flush_every,
             flush_interval=float(flush_interval),
-            max_records=_check_max_records(max_records),
-            sampling_factor=_clamp_sampling(sampling_factor),
+            max_records=check_max_records(max_records),
+            sampling_factor=clamp_sampling(sampling_factor),
             seed=seed,
         )
         if path is not None:
@@ -154,7 +126,7 @@ class MicroMetricLogger:
     def _warn_if_other_path(self, log_path: str | os.PathLike[str] | None) -> None:
         if log_path is None or self.log_path is None:
             return
-        if _check_path(log_path) != self.log_path:
+        if check_path(log_path) != self.log_path:
             _LOG.warning(
                 "MicroMetricLogger already initialized with log_path %r; ignoring %r "
                 "(use configure_logging() to change it)",
@@ -244,9 +216,9 @@ class MicroMetricLogger:
         to the previous path. Sets the enabled metrics, max_records and sampling_factor, resets
         the record count, and reseeds the sampling generator when ``seed`` is given.
         """
-        path = _check_path(log_path)
-        limit = _check_max_records(max_records)
-        factor = _clamp_sampling(sampling_factor)
+        path = check_path(log_path)
+        limit = check_max_records(max_records)
+        factor = clamp_sampling(sampling_factor)
         os.makedirs(path, exist_ok=True)
         with self._flush_lock:
             with self._lock:
@@ -301,6 +273,8 @@ class MicroMetricLogger:
             metadata = {**context, **metadata} if metadata else dict(context)
         else:
             metadata = dict(metadata) if metadata else {}
+        if type(value) is not float and getattr(value, "requires_grad", False):
+            value = value.detach()  # keep the number, not the autograd graph, until flush
         now = time.time()
         event = LogEvent(now, identifier, value, metadata, location_of(sys._getframe(1)))
         with self._lock:

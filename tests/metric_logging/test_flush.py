@@ -127,6 +127,7 @@ def test_tensor_value_is_not_converted_at_log_time(configured):
 def test_tensor_with_grad_is_written(configured, tmp_path, read_events):
     weight = torch.tensor(2.0, requires_grad=True)
     configured.log("m", weight * 3)
+    assert configured.log_queue[0].value.grad_fn is None  # the graph is not kept alive
     configured.flush()
     assert read_events(tmp_path)[0]["value"] == 6.0
 

@@ -76,6 +76,17 @@ def test_sampling_factor_is_clamped(given, kept, tmp_path: Path):
     assert MicroMetricLogger().get_sampling_factor() == kept
 
 
+def test_numpy_numbers_are_accepted_as_settings(tmp_path: Path):
+    import numpy as np
+
+    logger = MicroMetricLogger(log_path=tmp_path, max_records=np.int64(4))
+    logger.configure_logging(tmp_path, sampling_factor=np.float32(0.5), max_records=np.int32(3))
+    assert logger.get_max_records() == 3 and type(logger.get_max_records()) is int
+    assert logger.get_sampling_factor() == 0.5
+    with pytest.raises(TypeError, match="sampling_factor"):
+        logger.configure_logging(tmp_path, sampling_factor="0.5")  # type: ignore[arg-type]
+
+
 def test_register_metric_class_level_and_copy(warnings_caught):
     MicroMetricLogger.register_metric("density", float)
     MicroMetricLogger.register_metric("error", float)
