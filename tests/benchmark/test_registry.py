@@ -25,6 +25,7 @@ def test_builtins_are_listed_and_hidden_ones_are_not() -> None:
     assert {"mock_benchmark", "synthetic_ruler", "longbench", "ruler"} <= set(names)
     assert "fault_injection" not in names
     assert all("fault_injection" not in row[0] for row in describe_benchmarks())
+    assert get_benchmark_class("fault_injection").__name__ == "FaultInjectionBenchmark"
 
 
 def test_alias_resolves_and_describe_has_subsets() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from sparse_attention_hub.adapters.base import Request, RequestResponse
 from sparse_attention_hub.benchmark import Benchmark, create_benchmark_instance
 from sparse_attention_hub.benchmark.cell_io import read_predictions
 from sparse_attention_hub.benchmark.mock_benchmark import mock_rows
@@ -173,3 +174,28 @@ def test_missing_required_column_is_named(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="'answer_prefix'"):
         _NoPrefix().run_benchmark(EchoAdapter(), tmp_path, show_progress=False)
+
+
+class _WatchingAdapter(EchoAdapter):
+    """Checks, at every request, that the cell is not yet marked complete."""
+
+    def __init__(self, cell: Path) -> None:
+        super().__init__()
+        self.cell = cell
+
+    def process_request(
+        self,
+        request: Request,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> RequestResponse:
+        assert not (self.cell / "metrics.json").exists()
+        assert not (self.cell / "raw_results.csv").exists()
+        return super().process_request(request, generation_kwargs, request_kwargs)
+
+
+def test_metrics_json_appears_only_at_the_end(tmp_path: Path) -> None:
+    adapter = _WatchingAdapter(tmp_path)
+    _run(tmp_path, adapter)
+    assert len(adapter.calls) == 3 and (tmp_path / "metrics.json").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
