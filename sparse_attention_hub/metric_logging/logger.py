@@ -179,8 +179,13 @@ class MicroMetricLogger:
     def enable_metrics(self, metrics: EnabledMetrics = None) -> None:
         """Enable ``"all"`` registered metrics, a list of them, or none (``None`` / ``[]``).
 
-        Unregistered names are not enabled and give a warning.
+        Unregistered names are not enabled and give a warning. ``"all"`` means the metrics
+        registered now; metrics registered later need another call.
         """
+        self.enabled_metrics = self._resolve_metrics(metrics)
+        self._warned = set()
+
+    def _resolve_metrics(self, metrics: EnabledMetrics) -> set[str]:
         registered = set(self._registered_metrics)
         if metrics is None:
             wanted: set[str] = set()
@@ -201,8 +206,7 @@ class MicroMetricLogger:
                 sorted(unknown),
                 sorted(registered),
             )
-        self.enabled_metrics = wanted & registered
-        self._warned = set()
+        return wanted & registered
 
     def configure_logging(
         self,
@@ -219,18 +223,27 @@ class MicroMetricLogger:
         path = check_path(log_path)
         limit = check_max_records(max_records)
         factor = clamp_sampling(sampling_factor)
+        enabled = self._resolve_metrics(enabled_metrics)
         os.makedirs(path, exist_ok=True)
         with self._flush_lock:
-            with self._lock:
+            with self._lock:  # one step: no event can see half the new configuration
                 pending, old_path = self._take_pending()
                 self.log_path = path
+                self.enabled_metrics = enabled
                 self.max_records = limit
                 self.sampling_factor = factor
                 self._total_records_logged = 0
+                self._warned = set()
                 if seed is not None:
                     self._rng.seed(seed)
-            self._write(pending, old_path)
-        self.enable_metrics(enabled_metrics)
+            try:
+                self._write(pending, old_path)
+            except Exception:  # the new configuration stands; say what was lost
+                _LOG.exception(
+                    "MicroMetricLogger: writing %d pending events to %r failed; they are lost",
+                    len(pending),
+                    old_path,
+                )
 
     def set_context(self, **fields: Any) -> None:
         """Merge ``fields`` into the metadata of every later event, until ``clear_context``."""

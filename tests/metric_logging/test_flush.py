@@ -189,3 +189,43 @@ def test_cuda_values_do_not_sync_at_log_and_are_read_at_flush(configured, tmp_pa
         torch.cuda.set_sync_debug_mode("default")
     configured.flush()
     assert [e["value"] for e in read_events(tmp_path)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 7]
+
+
+def test_configure_while_threads_log_loses_and_duplicates_nothing(tmp_path: Path, read_events):
+    import threading
+
+    MicroMetricLogger.register_metric("m", float)
+    logger = MicroMetricLogger(log_path=tmp_path / "p1", enabled_metrics=["m"], flush_every=50)
+    stop = threading.Event()
+    counts = [0, 0]
+
+    def work(k: int) -> None:
+        while not stop.is_set() or counts[k] < 200:
+            logger.log("m", float(k * 10**6 + counts[k]))
+            counts[k] += 1
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for i in range(2, 6):
+        logger.configure_logging(tmp_path / f"p{i}", ["m"])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    logger.flush()
+    written = [e["value"] for i in range(1, 6) for e in read_events(tmp_path / f"p{i}")]
+    expected = [k * 10**6 + n for k in range(2) for n in range(counts[k])]
+    assert sorted(written) == expected
+
+
+def test_configure_reports_but_survives_a_failed_write_to_the_old_path(
+    configured, tmp_path, caplog
+):
+    old = tmp_path / "old"
+    configured.configure_logging(old, ["m"])
+    configured.log("m", 1.0)
+    shutil.rmtree(old)
+    old.write_text("blocked")
+    configured.configure_logging(tmp_path / "new", ["m"])
+    assert "1 pending events" in caplog.text
+    assert configured.log_path == str(tmp_path / "new")
