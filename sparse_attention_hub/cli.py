@@ -192,12 +192,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError) as exc:
-        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        sys.stderr.write(f"sah: error: {message}\n")
+        sys.stderr.write(f"sah: error: {one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("sah: interrupted\n")
         return 130
+
+
+def one_line(message: str) -> str:
+    """A multi-line error (e.g. the executor's list of problems) as one line."""
+    lines = [line.strip().removeprefix("- ").strip() for line in message.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "unknown error"
+    head, rest = lines[0], lines[1:]
+    if rest and head.endswith(":"):
+        return f"{head} {'; '.join(rest)}"
+    return "; ".join(lines)
 
 
 def _positive_int(text: str) -> int:

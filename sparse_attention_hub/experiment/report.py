@@ -89,7 +89,9 @@ def with_output_error(cells: pd.DataFrame) -> pd.DataFrame:
         mean_logged(d, OUTPUT_ERROR_METRIC) if isinstance(d, str) else None
         for d in cells[RESULT_DIR]
     ]
-    return cells.assign(**{OUTPUT_ERROR: values})
+    out = cells.copy()
+    out[OUTPUT_ERROR] = pd.Series(values, index=cells.index, dtype="float64")
+    return out
 
 
 def order_configs(cells: pd.DataFrame, config_order: list[str] | None) -> pd.DataFrame:
@@ -106,7 +108,7 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
 
     Score cells hold a float, or the cell's status (``failed``, ``pending``...) when it has no
     score. ``mean`` averages the row's scores; ``density``/``output_error`` average the logged
-    per-cell means. Rows and columns keep the order in which they first appear in ``cells``.
+    per-cell means (each benchmark weighs the same); both use complete cells only. Rows and columns keep the order in which they first appear in ``cells``.
     """
     labels: list[str] = []
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -126,7 +128,7 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
         for col, source in ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR)):
             value = _number(record.get(source))
             logged[col] = logged[col] or value is not None
-            acc[col].append(value)
+            acc[col].append(value if status in ("", COMPLETE) else None)
     columns = [*ROW_KEYS, *labels]
     if len(labels) > 1:
         columns.append(MEAN_COL)

@@ -85,14 +85,14 @@ def describe_counts(counts: dict[str, int]) -> str:
 
 
 def format_plan(spec: ExperimentSpec, plan: list[tuple[Any, str]]) -> str:
-    """The expanded matrix, one line per cell with its status, then the totals."""
-    headers = ["model", "config", "benchmark", "status", "cell directory"]
+    """The totals, then the expanded matrix: one line per cell with its status."""
+    headers = ["model", "config", "benchmark", "status"]
     rows = []
     for stub, status in plan:
         bench = (
             stub.benchmark_name if stub.subset is None else f"{stub.benchmark_name}_{stub.subset}"
         )
-        rows.append([stub.model_name, stub.sparse_config_name, bench, status, str(stub.result_dir)])
+        rows.append([stub.model_name, stub.sparse_config_name, bench, status])
     head = f"{spec.source}: {describe_counts(count_statuses(plan))} under {spec.result_dir}"
     return head + "\n" + format_grid(headers, rows, numeric_from=len(headers))
 

@@ -72,15 +72,21 @@ def check_benchmark(bench: BenchmarkSpec, path: str, src: Source) -> None:
     kwargs = dict(bench.benchmark_kwargs or {})
     try:
         create_benchmark_instance(bench.name, subsets=bench.subsets, **kwargs)
-    except TypeError as exc:
-        raise src.error(join(path, "benchmark_kwargs"), str(exc)) from None
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         message = str(exc)
-        key = "subsets" if "subset" in message else _field_in(message, kwargs)
-        where = (
-            join(path, key) if key == "subsets" else join(join(path, "benchmark_kwargs"), key or "")
-        )
-        raise src.error(where.rstrip("."), message) from None
+        raise src.error(_benchmark_error_path(path, message, kwargs), message) from None
+
+
+def _benchmark_error_path(path: str, message: str, kwargs: dict[str, Any]) -> str:
+    """Where a benchmark constructor's complaint points: an option, the options, or subsets."""
+    key = _field_in(message, kwargs)
+    if key is not None:
+        return join(join(path, "benchmark_kwargs"), key)
+    if "option" in message:
+        return join(path, "benchmark_kwargs")
+    if "subset" in message:
+        return join(path, "subsets")
+    return path
 
 
 def check_metrics(metrics: list[str] | str | None, src: Source) -> None:

@@ -42,7 +42,7 @@ def test_summary_rows_and_columns() -> None:
     }
     assert streaming["synthetic_ruler_1024"] == "failed"
     assert streaming["mean"] == 25.0  # failed cells do not count
-    assert streaming["density"] == 0.5
+    assert streaming["density"] == 0.25  # complete cells only
 
 
 def test_table_and_markdown() -> None:
@@ -56,11 +56,11 @@ def test_table_and_markdown() -> None:
         "density",
     ]
     assert table[2].split() == ["m", "dense", "50", "100", "75", "-"]
-    assert table[3].split() == ["m", "streaming", "25", "failed", "25", "0.5"]
+    assert table[3].split() == ["m", "streaming", "25", "failed", "25", "0.25"]
     markdown = r.render_report(cells(), "markdown").splitlines()
     assert markdown[0].startswith("| model | config")
     assert markdown[1].startswith("|---") and markdown[1].endswith(":|")
-    assert markdown[3].replace(" ", "") == "|m|streaming|25|failed|25|0.5|"
+    assert markdown[3].replace(" ", "") == "|m|streaming|25|failed|25|0.25|"
 
 
 def test_csv_and_json() -> None:
@@ -68,7 +68,7 @@ def test_csv_and_json() -> None:
     assert csv[0] == "model,config,mock_benchmark,synthetic_ruler_1024,mean,density"
     assert csv[1] == "m,dense,50.0,100.0,75.0,"
     data = json.loads(r.render_report(cells(), "json"))
-    assert data[1]["synthetic_ruler_1024"] == "failed" and data[1]["density"] == 0.5
+    assert data[1]["synthetic_ruler_1024"] == "failed" and data[1]["density"] == 0.25
     assert data[0]["density"] is None
 
 

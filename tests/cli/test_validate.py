@@ -68,8 +68,8 @@ def test_unknown_subset_lists_the_valid_ones() -> None:
 
 def test_unknown_benchmark_option() -> None:
     msg = error_of(with_benchmarks("- {name: mock_benchmark, benchmark_kwargs: {num_sample: 2}}\n"))
-    assert msg.startswith("exp.yaml: benchmarks[0].benchmark_kwargs: ")
-    assert "num_sample" in msg
+    assert msg.startswith("exp.yaml: benchmarks[0].benchmark_kwargs.num_sample: ")
+    assert "unknown option" in msg
 
 
 def test_benchmark_data_dir_must_exist(tmp_path) -> None:

@@ -1,0 +1,57 @@
+"""``sah demo`` end to end: a tiny model on CPU, 2 workers, 9 cells; the rerun reuses them all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sparse_attention_hub.cli import main
+
+BENCHMARKS = ["mock_benchmark", "synthetic_ruler_1024", "synthetic_ruler_2048"]
+CONFIGS = ["dense", "streaming", "oracle_top_k"]
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SAH_CACHE_DIR", str(tmp_path / "cache"))
+    out_dir = tmp_path / "demo"
+    assert main(["-q", "demo", "--result-dir", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header == ["model", "config", *BENCHMARKS, "mean", "density", "output_error"]
+    rows = [line.split() for line in lines[2:5]]
+    assert [row[1] for row in rows] == CONFIGS  # the order of the demo file
+    assert rows[0][-2:] == ["-", "-"]  # dense logs no density
+    for row in rows[1:]:
+        assert 0.0 < float(row[-2]) < 1.0  # sparse configs attend to a fraction of the keys
+        assert float(row[-1]) >= 0.0
+    assert "demo: 9 cells: 9 ran" in out
+
+    table = pd.read_csv(out_dir / "results.csv")
+    assert len(table) == 9 and set(table["status"]) == {"complete"}
+    summary = json.loads((out_dir / "execution_summary.json").read_text())
+    assert summary  # written by the executor
+    model_dir = out_dir / "tiny_models" / "tiny-llama-s0"
+    assert (model_dir / "config.json").exists()
+    cells = list(out_dir.glob("*/streaming/synthetic_ruler_1024"))
+    assert len(cells) == 1
+    for name in ("metrics.json", "config.json", "predictions.jsonl", "micro_metrics.jsonl"):
+        assert (cells[0] / name).exists(), name
+
+    # The second run reuses every finished cell and says so.
+    assert main(["-q", "demo", "--result-dir", str(out_dir)]) == 0
+    again = capsys.readouterr().out
+    assert f"demo: all 9 cells were already complete in {out_dir}; reusing them" in again
+    assert "9 reused (already complete), 0 ran" in again
+    assert again.splitlines()[1:6] == lines[:5]
+
+
+def test_demo_dry_run_builds_nothing(tmp_path, capsys) -> None:
+    assert main(["-q", "demo", "--dry-run", "--result-dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"demo.yaml (built in): 9 cells: 9 pending under {tmp_path / 'd'}")
+    assert not Path(tmp_path / "d" / "tiny_models").exists()

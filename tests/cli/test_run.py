@@ -1,0 +1,83 @@
+"""``sah run`` for real: failed cells give exit code 1, Ctrl-C gives 130.
+
+Uses the hidden ``fault_injection`` benchmark (no model needed) on one worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sparse_attention_hub.cli import main
+
+
+def experiment(tmp_path: Path, subsets: list[str], kwargs: str = "{}") -> Path:
+    path = tmp_path / "faults.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            result_dir: {tmp_path / "out"}
+            models: [org/no-model]
+            sparse_configs: {{dense: dense}}
+            benchmarks:
+              - name: fault_injection
+                subsets: {subsets}
+                benchmark_kwargs: {kwargs}
+            executor: {{gpus: cpu, max_concurrent_runs: 1, max_retries: 0}}
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_failed_cells_exit_1_and_are_listed(tmp_path, capsys) -> None:
+    path = experiment(tmp_path, ["ok", "raise"])
+    assert main(["-q", "run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "1 cell(s) failed; see error.txt in:" in out
+    assert "fault_injection_raise" in out
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header[:2] == ["model", "config"] and "fault_injection_ok" in header
+    assert "failed" in lines[2].split()
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert sorted(table["status"]) == ["complete", "failed"]
+    # The rerun reuses the complete cell and retries the failed one.
+    assert main(["-q", "run", str(path)]) == 1
+    assert "reusing 1 finished cell(s) of 2" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_marks_nothing_complete(tmp_path) -> None:
+    path = experiment(tmp_path, ["ok", "pidfile"], "{seconds: 60}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparse_attention_hub", "-q", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    pid_file = tmp_path / "out" / "org_no-model" / "dense" / "fault_injection_pidfile" / "pid.txt"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert pid_file.exists(), proc.communicate(timeout=30)[0]
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted; run the same command again to resume" in out
+    assert "Traceback" not in out
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    statuses = dict(zip(table["subset"], table["status"], strict=True))
+    assert statuses["pidfile"] != "complete"
