@@ -78,8 +78,8 @@ def test_scoring_with_perfect_and_partial_answers(tokenizer, tmp_path: Path) -> 
         tasks=["niah_multivalue", "vt"],
         num_samples=2,
         cache_dir=tmp_path,
+        tokenizer=tokenizer,
     )
-    bench.tokenizer = tokenizer
     rows = bench.load_datasets()
     answers = {}
     for _, row in rows.iterrows():

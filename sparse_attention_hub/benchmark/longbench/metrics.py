@@ -103,7 +103,7 @@ def _share_equal(numbers: list[str], target: str) -> float:
     return 0.0 if not numbers else sum(1 for n in numbers if n == target) / len(numbers)
 
 
-def count_score(prediction: str, ground_truth: str, **_: Any) -> float:
+def count_score(prediction: str, ground_truth: str | int, **_: Any) -> float:
     """Share of the numbers in the prediction that equal the gold count."""
     return _share_equal(re.findall(r"\d+", prediction), str(ground_truth))
 
