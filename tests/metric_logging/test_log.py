@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -199,3 +200,23 @@ def test_threads_respect_max_records_exactly(tmp_path: Path, read_events):
     values = [event["value"] for event in read_events(tmp_path)]
     assert len(values) == 1000
     assert len(set(values)) == 1000
+
+
+def test_location_fallbacks_without_qualname():
+    """Python 3.10 has no co_qualname: the class comes from self/cls in the frame's locals."""
+    from types import SimpleNamespace
+
+    from sparse_attention_hub.metric_logging.location import _compute
+
+    def frame(name: str, local_vars: dict, module: str | None = "pkg.mod") -> Any:
+        return SimpleNamespace(
+            f_globals={"__name__": module} if module else {},
+            f_code=SimpleNamespace(co_name=name),
+            f_locals=local_vars,
+        )
+
+    assert _compute(frame("forward", {"self": _Layer()})) == "pkg.mod._Layer.forward"
+    assert _compute(frame("build", {"cls": _Layer})) == "pkg.mod._Layer.build"
+    assert _compute(frame("helper", {})) == "pkg.mod.helper"
+    assert _compute(frame("<module>", {})) == "pkg.mod"
+    assert _compute(frame("f", {}, module=None)) == "unknown.f"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,17 +58,18 @@ def test_batch_lines_equal_per_event_dicts(events: list[LogEvent]):
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(_metadata, max_size=10))
-def test_encode_dicts_matches_json_dumps(dicts):
+def test_encode_dicts_matches_json_dumps(dicts: list[dict[str, Any]]):
     assert [json.loads(text) for text in encode_dicts(dicts)] == dicts
 
 
 def test_encode_dicts_falls_back_when_a_value_contains_the_boundary():
-    dicts = [{"a": "x}, {y"}, {}, {"b": [{"c": 1}, {"d": 2}]}]
+    dicts: list[dict[str, Any]] = [{"a": "x}, {y"}, {}, {"b": [{"c": 1}, {"d": 2}]}]
     assert [json.loads(text) for text in encode_dicts(dicts)] == dicts
 
 
 def test_unencodable_metadata_keys_and_values_become_strings():
-    event = LogEvent(0.0, "m", 1.0, {("tuple", "key"): {1, 2}, "x": object}, "loc")
+    metadata: dict[Any, Any] = {("tuple", "key"): {1, 2}, "x": object}
+    event = LogEvent(0.0, "m", 1.0, metadata, "loc")
     record = json.loads(events_to_jsonl([event]))
     assert record["metadata"]["('tuple', 'key')"] in ([1, 2], "{1, 2}")
     assert record["metadata"]["x"] == str(object)
