@@ -240,7 +240,13 @@ class ModelAdapterHF(ModelAdapter):
         keep = common_prefix_length(cached_ids, context_ids)
         current = cache.get_seq_length()
         if current > keep:
-            cache.crop(keep - current)
+            try:
+                cache.crop(keep - current)
+            except (RuntimeError, ValueError, NotImplementedError) as err:
+                # e.g. a sliding-window layer that no longer holds the states to roll back to
+                logger.warning("cannot crop the KV cache (%s): prefilling the context again", err)
+                cache.reset()
+                keep = 0
         todo = context_ids[keep:]
         if todo:
             self._forward(todo, cache)

@@ -24,7 +24,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ARCHS = ("llama", "qwen2", "mistral")
+ARCHS = ("llama", "qwen2", "qwen3", "mistral")
 
 #: Default sizes: fast on a CPU, long enough for 8k-token contexts.
 DEFAULT_SIZES: dict[str, int] = {
@@ -121,9 +121,9 @@ def _build_config(arch: str, sizes: dict[str, int], tokenizer: Any) -> Any:
     from transformers import AutoConfig
 
     extra: dict[str, Any] = {}
-    if arch in ("qwen2", "mistral"):
+    if arch in ("qwen2", "qwen3", "mistral"):
         extra["sliding_window"] = None
-    if arch == "qwen2":
+    if arch in ("qwen2", "qwen3"):
         extra["use_sliding_window"] = False
     return AutoConfig.for_model(
         arch,
@@ -209,7 +209,7 @@ def make_tiny_model(
 
     Args:
         path: the directory to write (created if needed).
-        arch: "llama", "qwen2" or "mistral".
+        arch: "llama", "qwen2", "qwen3" or "mistral".
         seed: the seed of the random weights; the same arguments give the same files.
         **sizes: overrides of :data:`DEFAULT_SIZES` (e.g. ``num_key_value_heads=2`` for GQA).
 

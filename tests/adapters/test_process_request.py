@@ -164,3 +164,32 @@ def test_describe_is_json(llama_adapter: ModelAdapterHF) -> None:
     assert info["dtype"] == "float32" and info["device"] == "cpu"
     llama_adapter.set_sparse_attention_config(None)
     assert llama_adapter.describe()["sparse_attention_config"] is None
+
+
+def test_bpe_token_across_the_boundary(llama_adapter: ModelAdapterHF, fed_ids: Spy) -> None:
+    """A word split between context and question is tokenized as in the full prompt; the
+    cached context is rolled back only as far as the context parts differ."""
+    tok = llama_adapter.tokenizer
+    llama_adapter.set_sparse_attention_config(small_window())
+    context, questions = "The value of the vari", ["able is", "ous things", "x"]
+    calls = fed_ids(llama_adapter)
+    gen = {"max_new_tokens": 3}
+    reused = llama_adapter.process_request(Request(context, questions), gen)
+    fresh, fed_fresh = [], []
+    for question in questions:
+        calls.clear()
+        fresh.append(llama_adapter.process_request(Request(context, question), gen).responses)
+        fed_fresh.append(calls[0] + calls[1])  # the context prefill, then the question
+    assert reused.responses == fresh
+    prefills = [m["prefill_tokens"] for m in reused.metadata]
+    assert prefills[0] == reused.metadata[0]["context_tokens"]
+    assert prefills[1] == reused.metadata[1]["context_tokens"] - prefills[0] > 0
+    assert prefills[2] == 0
+    # Every question's prompt reached the model exactly as the full templated prompt encodes.
+    for i, question in enumerate(questions):
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": context + question}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        assert fed_fresh[i] == tok(text, add_special_tokens=False)["input_ids"]

@@ -89,3 +89,18 @@ def test_dense_config_never_calls_research_attention(llama_adapter: ModelAdapter
     llama_adapter.process_request(Request(CONTEXT, QUESTIONS[0]), {"max_new_tokens": 3})
     assert llama_adapter._switch.calls == before
     assert llama_adapter.research_attention is None
+
+
+@pytest.mark.parametrize("arch", ["mistral", "qwen3"])
+def test_other_architectures(arch: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from sparse_attention_hub.testing import make_tiny_model
+
+    path = make_tiny_model(tmp_path_factory.mktemp(arch) / "m", arch=arch, num_key_value_heads=2)
+    adapter = ModelAdapterHF(path, device="cpu")
+    req = Request(CONTEXT, QUESTIONS[:2])
+    dense = adapter.process_request(req, GEN)
+    adapter.set_sparse_attention_config(ResearchAttentionConfig([]))
+    assert adapter.process_request(req, GEN).responses == dense.responses
+    adapter.set_sparse_attention_config(small_window())
+    fresh = [adapter.process_request(Request(CONTEXT, q), GEN).responses for q in QUESTIONS[:2]]
+    assert adapter.process_request(req, GEN).responses == fresh
