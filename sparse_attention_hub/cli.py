@@ -163,16 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--dry-run", action="store_true", help="print each cell and its status; run nothing"
     )
+    _add_quiet(p_run)
     p_run.set_defaults(func=_cmd_run)
 
     p_report = sub.add_parser("report", help="print the results table of a results directory")
     p_report.add_argument("directory")
     p_report.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    _add_quiet(p_report)
     p_report.set_defaults(func=_cmd_report)
 
     p_demo = sub.add_parser("demo", help="a small offline study on CPU with a tiny model")
     p_demo.add_argument("--result-dir", default=None, help="default: ./demo_results")
     p_demo.add_argument("--dry-run", action="store_true", help="print the cells; run nothing")
+    _add_quiet(p_demo)
     p_demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -197,6 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("sah: interrupted\n")
         return 130
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q`` after the subcommand too (``sah run x.yaml -q``); SUPPRESS keeps ``sah -q run``."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="show warnings only"
+    )
 
 
 def one_line(message: str) -> str:

@@ -39,6 +39,11 @@ ROW_KEYS = ("model", "config")
 MEAN_COL = "mean"
 DENSITY_COL = "density"
 ERROR_COL = "output_error"
+LEGEND = {
+    MEAN_COL: "mean: the row's overall scores averaged over its complete cells",
+    DENSITY_COL: "density: mean fraction of keys each query attends to (sparse configs only)",
+    ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",
+}
 
 
 def cell_label(benchmark: str, subset: Any) -> str:
@@ -193,7 +198,9 @@ def render_report(
         )
         return frame.to_csv(index=False).rstrip("\n")
     cells_text = [[_text(row[col]) for col in columns] for row in rows]
-    return format_grid(columns, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
+    grid = format_grid(columns, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
+    notes = [text for col, text in LEGEND.items() if col in columns]
+    return grid + "\n" + "\n".join(notes) if fmt == "table" and notes else grid
 
 
 def status_counts(cells: pd.DataFrame) -> dict[str, int]:

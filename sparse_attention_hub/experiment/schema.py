@@ -3,7 +3,7 @@
 A file looks like ``examples/demo.yaml``::
 
     name: demo                      # optional
-    result_dir: ./demo_results      # relative paths are relative to the working directory
+    result_dir: ./demo_results      # relative to the working directory; ~ is expanded
     models:                         # hub ids, local paths, or {tiny_model: {arch: llama}}
       - meta-llama/Llama-3.1-8B-Instruct
     sparse_configs:                 # name -> dense | list of maskers
@@ -25,6 +25,7 @@ against their registries by ``validate.py``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -110,7 +111,9 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         source=source,
         name=_optional_string(doc.get("name"), "name", src),
         description=_optional_string(doc.get("description"), "description", src),
-        result_dir=_optional_string(doc.get("result_dir"), "result_dir", src) or DEFAULT_RESULT_DIR,
+        result_dir=os.path.expanduser(
+            _optional_string(doc.get("result_dir"), "result_dir", src) or DEFAULT_RESULT_DIR
+        ),
         models=_models(c.required(doc, "models", "", src), src),
         sparse_configs=_sparse_configs(c.required(doc, "sparse_configs", "", src), src),
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
@@ -145,6 +148,7 @@ def _models(value: Any, src: Source) -> list[ModelSpec]:
         model: ModelSpec
         if isinstance(item, str):
             model = c.string(item, path, src)
+            model = os.path.expanduser(model) if model.startswith("~") else model
         elif isinstance(item, dict):
             model = _tiny_model(item, path, src)
         else:

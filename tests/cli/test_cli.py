@@ -98,6 +98,12 @@ def test_gpus_that_do_not_exist_are_a_user_error(tmp_path, capsys) -> None:
     assert err.startswith("sah: error: ") and "97" in err and err.count("\n") == 1
 
 
+def test_quiet_flag_after_the_subcommand(tmp_path, capsys) -> None:
+    path = write(tmp_path / "exp.yaml", EXPERIMENT)
+    assert main(["run", str(path), "--dry-run", "-q", "--max-concurrent-runs", "1"]) == 0
+    assert "6 cells: 6 pending" in capsys.readouterr().out
+
+
 def test_bad_max_concurrent_runs_flag(tmp_path, capsys) -> None:
     path = write(tmp_path / "exp.yaml", EXPERIMENT)
     with pytest.raises(SystemExit) as info:

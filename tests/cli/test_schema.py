@@ -114,6 +114,13 @@ def test_full_file_parses_every_section() -> None:
     assert kwargs["timeout_per_benchmark"] == 60.0 and kwargs["max_retries"] == 0
 
 
+def test_home_is_expanded_in_paths(monkeypatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    spec = parse(MINIMAL.replace("[org/model]", "[~/models/m, org/model]") + "result_dir: ~/runs\n")
+    assert spec.result_dir == "/home/someone/runs"
+    assert spec.models == ["/home/someone/models/m", "org/model"]
+
+
 def test_command_line_overrides_win() -> None:
     spec = parse(MINIMAL + "executor: {gpus: [0], max_concurrent_runs: 3}\nresult_dir: a\n")
     over = spec.with_overrides(result_dir="b", gpus=[], max_concurrent_runs=2)
