@@ -44,7 +44,11 @@ from sparse_attention_hub.benchmark.executor_stubs import (
     expand_matrix,
     move_to_stale,
 )
-from sparse_attention_hub.benchmark.executor_summary import build_summary, write_summary
+from sparse_attention_hub.benchmark.executor_summary import (
+    build_summary,
+    scheduling_stats,
+    write_summary,
+)
 from sparse_attention_hub.benchmark.executor_validation import (
     ExecutorConfigError,
     executor_settings_problems,
@@ -308,6 +312,11 @@ class BenchmarkExecutor:
             model_loads=report.model_loads,
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
+            scheduling=scheduling_stats(
+                report.ready_at,
+                report.timeline,
+                {o.cell_id: o.seconds for _, o in report.outcomes},
+            ),
         )
         write_summary(self.base_result_dir, summary)
         from sparse_attention_hub.benchmark.results import write_results_csv

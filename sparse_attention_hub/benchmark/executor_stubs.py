@@ -142,13 +142,18 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it over ``path``."""
+def write_json_atomic(path: Path, value: Any, fsync: bool = False) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it over ``path``.
+
+    Readers never see a torn file, even if the writing process is killed. ``fsync`` also
+    survives a power loss, at some milliseconds per file.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=2, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

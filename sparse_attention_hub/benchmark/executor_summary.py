@@ -85,6 +85,7 @@ def build_summary(
     model_loads: int,
     worker_crashes: int,
     interrupted: str | None,
+    scheduling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary dict (JSON-able) of one run of the matrix."""
     cells = [_cell(s, "skipped", None) for s in skipped]
@@ -118,6 +119,7 @@ def build_summary(
         "model_loads": model_loads,
         "worker_crashes": worker_crashes,
         "interrupted": interrupted,
+        "scheduling": scheduling or {},
         "stale_moved": stale_moved,
         "cells": cells,
         "failures": [
@@ -138,5 +140,32 @@ def write_summary(base_dir: str | Path, summary: dict[str, Any]) -> Path:
     """Write ``<base_dir>/execution_summary.json`` atomically."""
     path = Path(base_dir) / SUMMARY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, summary)
+    write_json_atomic(path, summary, fsync=True)
     return path
+
+
+def scheduling_stats(
+    ready_at: list[float],
+    timeline: list[tuple[str, int, float, float]],
+    worker_seconds: dict[str, float],
+) -> dict[str, Any]:
+    """Makespan and per-cell dispatch overhead as seen by the parent (for bench scripts).
+
+    ``overhead_ms_per_cell``: mean of (dispatch-to-result time in the parent) minus (the cell's
+    time measured inside the worker): the pipes, the pickling and the loop's reaction time.
+    """
+    if not timeline:
+        return {"worker_ready_s": [round(t, 3) for t in ready_at]}
+    first_ready = min(ready_at) if ready_at else 0.0
+    overheads = [
+        end - start - worker_seconds.get(cell, end - start) for cell, _, start, end in timeline
+    ]
+    return {
+        "worker_ready_s": [round(t, 3) for t in ready_at],
+        "makespan_s": round(max(end for *_, end in timeline) - first_ready, 4),
+        "overhead_ms_per_cell": round(1000.0 * sum(overheads) / len(overheads), 3),
+        "timeline": [
+            {"cell": cell, "worker": worker, "start_s": round(start, 4), "end_s": round(end, 4)}
+            for cell, worker, start, end in timeline
+        ],
+    }

@@ -58,6 +58,10 @@ class SchedulerReport:
     crashes: int = 0
     unfinished: list[BenchmarkStub] = field(default_factory=list)
     interrupted: bool = False
+    # seconds since the loop started: when each worker became ready, and per finished cell
+    # (cell_id, worker index, dispatched, finished) as seen by the parent
+    ready_at: list[float] = field(default_factory=list)
+    timeline: list[tuple[str, int, float, float]] = field(default_factory=list)
 
 
 class Scheduler:
@@ -83,6 +87,7 @@ class Scheduler:
         self.attempts: dict[str, int] = {}
         self.report = SchedulerReport()
         self._startup_failures = 0
+        self._t0 = time.monotonic()
 
     # -- worker lifecycle -------------------------------------------------------------
     def _start_worker(self, settings: WorkerSettings) -> None:
@@ -180,11 +185,15 @@ class Scheduler:
         if kind == "ready":
             handle.ready = True
             self._startup_failures = 0
+            self.report.ready_at.append(time.monotonic() - self._t0)
         elif kind == "finished" and handle.task is not None:
             outcome: CellOutcome = message[1]
             if outcome.model_loaded:
                 self.report.model_loads += 1
             self.report.outcomes.append((handle.task, outcome))
+            now = time.monotonic() - self._t0
+            start = handle.dispatched_at - self._t0
+            self.report.timeline.append((outcome.cell_id, handle.index, start, now))
             handle.task = None
             self._emit("finished", outcome)
 
@@ -263,6 +272,7 @@ class Scheduler:
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> SchedulerReport:
         """Run until every cell is finished or a stop is requested; workers are always stopped."""
+        self._t0 = time.monotonic()
         try:
             for settings in self.settings:
                 self._start_worker(settings)

@@ -221,7 +221,11 @@ class CellRunner:
             self.adapter.set_sparse_attention_config(stub.sparse_attention_config)
             return False
         self._drop_adapter()
+        import transformers
+
         from sparse_attention_hub.adapters import ModelAdapterHF
+
+        transformers.utils.logging.disable_progress_bar()  # bars would garble the parent's
 
         adapter_cfg = stub.adapter_config
         model_kwargs = dict(adapter_cfg.model_kwargs or {})
