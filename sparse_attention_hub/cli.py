@@ -123,7 +123,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
     from sparse_attention_hub.experiment.demo import demo_spec
+
+    # The demo is offline by design: never wait on the hub (workers inherit this).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     spec = demo_spec(result_dir=args.result_dir)
     if args.dry_run:
