@@ -113,6 +113,13 @@ class Benchmark(ABC):
             return {"local_source": str(self.data_dir.resolve())}
         return {"dataset_id": self.huggingface_dataset_id, "revision": None}
 
+    def request_overrides(self, task: str) -> dict[str, Any]:
+        """request_kwargs this benchmark sets for the rows of ``task``; they win over the caller's.
+
+        Rows with different overrides go into different requests.
+        """
+        return {}
+
     def estimated_cost(self, subset: str | None) -> float | None:
         """A relative cost of running ``subset`` (about the prompt tokens), or None if unknown.
 

@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,12 +35,13 @@ TIMING_FIELDS = ("prefill_seconds", "decode_seconds")
 
 @dataclass
 class RequestGroup:
-    """Rows sharing one context, answer prefix and max_new_tokens: one adapter Request."""
+    """Rows sharing one context, answer prefix, max_new_tokens and request overrides: one Request."""
 
     request_index: int
     context: str
     answer_prefix: str
     max_new_tokens: int | None
+    request_overrides: dict[str, Any] = field(default_factory=dict)
     row_ids: list[int] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
 
@@ -69,20 +70,24 @@ def prepare_rows(
     return rows
 
 
-def group_rows(rows: pd.DataFrame) -> list[RequestGroup]:
-    """One group per distinct (context, answer_prefix, max_new_tokens), in first-seen order."""
-    groups: dict[tuple[str, str, int | None], RequestGroup] = {}
-    for row_id, context, question, prefix, max_new in zip(
-        rows["row_id"],
-        rows["context"],
-        rows["question"],
-        rows["answer_prefix"],
-        rows["max_new_tokens"],
-        strict=True,
+def group_rows(
+    rows: pd.DataFrame, overrides_for: Callable[[str], dict[str, Any]] | None = None
+) -> list[RequestGroup]:
+    """One group per distinct (context, answer_prefix, max_new_tokens, overrides), first-seen order.
+
+    ``overrides_for(task)`` gives the request_kwargs a benchmark sets for a task's rows.
+    """
+    groups: dict[tuple[Any, ...], RequestGroup] = {}
+    columns = ("row_id", "context", "question", "answer_prefix", "max_new_tokens", "task")
+    for row_id, context, question, prefix, max_new, task in zip(
+        *(rows[c] for c in columns), strict=True
     ):
-        key = (str(context), str(prefix), max_new)
+        overrides = overrides_for(str(task)) if overrides_for is not None else {}
+        key = (str(context), str(prefix), max_new, tuple(sorted(overrides.items())))
         if key not in groups:
-            groups[key] = RequestGroup(len(groups), str(context), str(prefix), max_new)
+            groups[key] = RequestGroup(
+                len(groups), str(context), str(prefix), max_new, dict(overrides)
+            )
         groups[key].row_ids.append(int(row_id))
         groups[key].questions.append(str(question))
     return list(groups.values())
@@ -118,7 +123,7 @@ def _answer_group(
     gen = dict(generation_kwargs)
     if group.max_new_tokens is not None:
         gen["max_new_tokens"] = group.max_new_tokens
-    req = {**request_kwargs, "request_index": group.request_index}
+    req = {**request_kwargs, **group.request_overrides, "request_index": group.request_index}
     request = Request(context=group.context, questions=questions, answer_prefix=group.answer_prefix)
     started = time.perf_counter()
     response = adapter.process_request(request, generation_kwargs=gen, request_kwargs=req)
@@ -209,7 +214,7 @@ def run_cell(
     )
     predictions_path = result_dir / cell_io.PREDICTIONS_FILE
     done = {int(rec["row_id"]): rec for rec in cell_io.read_predictions(predictions_path)}
-    groups = group_rows(rows)
+    groups = group_rows(rows, bench.request_overrides)
     tasks = dict(zip(rows["row_id"].astype(int), rows["task"].astype(str), strict=True))
     todo = [(g, [r for r in g.row_ids if r not in done]) for g in groups]
     todo = [(g, pending) for g, pending in todo if pending]

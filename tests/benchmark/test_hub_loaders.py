@@ -212,3 +212,15 @@ def test_hub_path_offline_fails_with_a_pointer_to_data_dir() -> None:
         create_benchmark_instance("ruler", ["4096"]).load_datasets()
     with pytest.raises(RuntimeError, match=r"THUDM/LongBench/qasper_e.*data_dir="):
         create_benchmark_instance("longbench", ["qasper_e"]).load_datasets()
+
+
+def test_longbench_few_shot_tasks_run_without_chat_template(
+    longbench_dir: Path, tmp_path: Path
+) -> None:
+    bench = create_benchmark_instance("longbench", ["hotpotqa", "trec"], data_dir=longbench_dir)
+    adapter = EchoAdapter()
+    request_kwargs = {"apply_chat_template": True, "truncation": "middle"}
+    bench.run_benchmark(adapter, tmp_path, request_kwargs=request_kwargs, show_progress=False)
+    templates = [c["request_kwargs"]["apply_chat_template"] for c in adapter.calls]
+    assert templates == [True, True, False]  # hotpotqa x2 as asked, trec never
+    assert request_kwargs == {"apply_chat_template": True, "truncation": "middle"}

@@ -15,6 +15,7 @@ from sparse_attention_hub.benchmark.longbench.tasks import (
     LENGTH_BUCKETS,
     LONGBENCH_E_TASKS,
     LONGBENCH_TASKS,
+    NO_CHAT_TASKS,
     TASK_METRIC,
     base_task,
     dataset2maxlen,
@@ -107,6 +108,10 @@ class LongBench(Benchmark):
         if self.data_dir is not None:
             return super().data_source()
         return {"dataset_id": self.dataset_id, "revision": self.revision}
+
+    def request_overrides(self, task: str) -> dict[str, Any]:
+        """LongBench runs its few-shot and code tasks without a chat template."""
+        return {"apply_chat_template": False} if base_task(task) in NO_CHAT_TASKS else {}
 
     def _required(self, subset: str) -> tuple[str, ...]:
         required = ["context", "input", "answers"]
