@@ -113,6 +113,8 @@ def _logits(scores: torch.Tensor, mask: Mask | None) -> torch.Tensor:
     p = mask.dense_view()
     if p is None:  # an empty mask: nothing attended
         return torch.full_like(scores, float("-inf"))
+    if p.dtype == torch.bool:  # every active p is 1: log p = 0
+        return scores.masked_fill(~p, float("-inf"))
     inactive = p == 0
     logits = torch.log(p.to(torch.float32)).neg_().add_(scores)  # +inf/nan where p == 0
     return logits.masked_fill_(inactive, float("-inf"))
@@ -151,33 +153,33 @@ def masked_attention(
         None). A row with no active (finite) key gets a zero output, never NaN.
     """
     group = _group_size(queries, keys)
-    b, h, q, _ = queries.shape
-    kv_heads, k, dv = values.shape[1], values.shape[2], values.shape[3]
     if scores is None:
         scores = attention_scores(queries, keys, scaling, attention_mask)
     logits = _logits(scores, mask)
-    row_max = logits.amax(dim=-1, keepdim=True)  # (B, H, Q, 1)
-    if sinks is not None:
-        sink = sinks.to(torch.float32).reshape(1, h, 1, 1)  # (1, H, 1, 1)
-        row_max = torch.maximum(row_max, sink)
+    if sinks is None:
+        # The fused softmax; a row without any finite logit gives NaN, zeroed below.
+        weights = torch.softmax(logits, dim=-1).nan_to_num_(nan=0.0)  # (B, H, Q, K)
+    else:
+        weights = _softmax_with_sinks(logits, sinks, in_place=logits is not scores)
+    if dropout > 0.0:
+        weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
+    out = _weighted_values(weights, values, group)  # (B, H, Q, Dv)
+    out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
+    return out, weights.to(queries.dtype) if return_weights else None
+
+
+def _softmax_with_sinks(logits: torch.Tensor, sinks: torch.Tensor, in_place: bool) -> torch.Tensor:
+    """Softmax of (B, H, Q, K) logits with one extra per-head logit (H,) in the denominator
+    only (GPT-OSS ``s_aux``). Rows with nothing finite get zero weights."""
+    h = logits.shape[1]
+    sink = sinks.to(torch.float32).reshape(1, h, 1, 1)  # (1, H, 1, 1)
+    row_max = torch.maximum(logits.amax(dim=-1, keepdim=True), sink)  # (B, H, Q, 1)
     row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)
     # exp in place when logits is our own temporary; never touch the caller's scores.
-    shifted = logits.sub_(row_max) if logits is not scores else logits.sub(row_max)
+    shifted = logits.sub_(row_max) if in_place else logits.sub(row_max)
     weights = shifted.exp_()  # (B, H, Q, K), unnormalised
-    denom = weights.sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
-    if sinks is not None:
-        denom = denom + torch.exp(sink - row_max)
-    denom = denom.clamp_min(torch.finfo(torch.float32).tiny)
-    if dropout > 0.0 or return_weights:
-        weights = weights.div_(denom)
-        if dropout > 0.0:
-            weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
-        out = _weighted_values(weights, values, group)
-    else:
-        out = _weighted_values(weights, values, group).div_(denom)
-    out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
-    assert out.shape == (b, q, h, dv) and kv_heads * group == h and values.shape[2] == k
-    return out, weights.to(queries.dtype) if return_weights else None
+    denom = weights.sum(dim=-1, keepdim=True) + torch.exp(sink - row_max)  # (B, H, Q, 1)
+    return weights.div_(denom.clamp_min(torch.finfo(torch.float32).tiny))
 
 
 def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) -> torch.Tensor:

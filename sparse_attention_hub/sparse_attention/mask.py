@@ -14,7 +14,9 @@ Drawn for one (batch, head), ``#`` = 1, ``+`` = 0 < p < 1, ``.`` = 0 (see :meth:
 
 Forms:
 
-- dense (the default, fast on accelerators): a (B, H, Q, K) float tensor;
+- dense (the default, fast on accelerators): a (B, H, Q, K) tensor, kept as ``bool`` while
+  every active entry has p = 1 (sink, window, top-k: a quarter of the memory traffic) and as
+  float probabilities once an entry has p < 1 (sampling);
 - full / empty: a flag only, so the full-attention control and the first masker of a chain do
   not allocate a (B, H, Q, K) tensor they do not need;
 - row indices (B, H, Q, k) with optional probabilities (:meth:`from_row_indices`,
@@ -43,7 +45,11 @@ def _check_shape(shape: Sequence[int]) -> tuple[int, int, int, int]:
 
 
 class Mask:
-    """An immutable (B, H, Q, K) mask of inclusion probabilities. Build it with the classmethods."""
+    """An immutable (B, H, Q, K) mask of inclusion probabilities. Build it with the classmethods.
+
+    ``dtype`` is the float dtype of :meth:`to_dense`; the stored tensor may be ``bool``
+    (every active entry at p = 1) or that float dtype.
+    """
 
     __slots__ = ("_dense", "_kind", "device", "dtype", "shape")
 
@@ -60,7 +66,9 @@ class Mask:
         self._kind = kind
         self._dense = dense
         if dense is not None:
-            dtype, device = dense.dtype, dense.device
+            device = dense.device
+            if dense.is_floating_point():
+                dtype = dense.dtype
         self.dtype = dtype
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
@@ -87,20 +95,21 @@ class Mask:
 
     @classmethod
     def from_dense(cls, probabilities: torch.Tensor, copy: bool = True) -> Mask:
-        """A mask from a (B, H, Q, K) tensor of probabilities in [0, 1].
+        """A mask from a (B, H, Q, K) tensor: ``bool`` (True = p 1) or probabilities in [0, 1].
 
         ``copy=False`` takes ownership of a tensor the caller will not touch again (maskers use
-        it for tensors they just built); the default copies, so the mask never aliases it.
+        it for tensors they just built); the default copies (and checks the range), so the
+        mask never aliases the caller's tensor.
         """
         if probabilities.dim() != 4:
             raise ValueError(
                 f"probabilities must have shape (B, H, Q, K), got {tuple(probabilities.shape)}"
             )
-        if not probabilities.is_floating_point():
+        if probabilities.dtype != torch.bool and not probabilities.is_floating_point():
             probabilities = probabilities.to(torch.float32)
         elif copy:
             probabilities = probabilities.clone()
-        if copy and probabilities.numel():
+        if copy and probabilities.is_floating_point() and probabilities.numel():
             low, high = float(probabilities.min()), float(probabilities.max())
             if low < 0.0 or high > 1.0:
                 raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}]")
@@ -128,9 +137,13 @@ class Mask:
                 f"indices must have shape (B, H, Q, k) = {shape[:3]} + (k,), "
                 f"got {tuple(indices.shape)}"
             )
+        indices = indices.long()
+        if probabilities is None:
+            dense = torch.zeros(shape, dtype=torch.bool, device=indices.device)
+            return cls(shape, _DENSE, dense=dense.scatter_(-1, indices, True), dtype=dtype)
         src = _row_values(indices, probabilities, dtype)
         dense = torch.zeros(shape, dtype=dtype, device=indices.device)
-        dense.scatter_add_(-1, indices.long(), src).clamp_(max=1.0)
+        dense.scatter_add_(-1, indices, src).clamp_(max=1.0)
         return cls(shape, _DENSE, dense=dense)
 
     @classmethod
@@ -163,26 +176,34 @@ class Mask:
                     f"ptr must have B*H*Q + 1 = {rows + 1} entries ending at nnz = "
                     f"{indices.numel()}, got {ptr.numel()} entries ending at {int(ptr[-1])}"
                 )
+        if data is None:
+            flat = torch.zeros(numel, dtype=torch.bool, device=indices.device)
+            flat[indices] = True
+            return cls(shape, _DENSE, dense=flat.view(shape), dtype=dtype)  # (B, H, Q, K)
         src = _row_values(indices, data, dtype)
-        dense = torch.zeros(numel, dtype=dtype, device=indices.device)
-        dense.scatter_add_(0, indices, src).clamp_(max=1.0)
-        return cls(shape, _DENSE, dense=dense.view(shape))  # (B, H, Q, K)
+        flat = torch.zeros(numel, dtype=dtype, device=indices.device)
+        flat.scatter_add_(0, indices, src).clamp_(max=1.0)
+        return cls(shape, _DENSE, dense=flat.view(shape))  # (B, H, Q, K)
 
     # ----------------------------------------------------------------- conversions
     def to_dense(self) -> torch.Tensor:
-        """A new (B, H, Q, K) tensor of probabilities (the caller may edit it)."""
-        if self._kind == _DENSE:
-            assert self._dense is not None
-            return self._dense.clone()
+        """A new (B, H, Q, K) tensor of probabilities in ``self.dtype`` (free to edit)."""
+        if self._dense is not None:
+            return self._dense.to(self.dtype, copy=True)
         fill = 1.0 if self._kind == _FULL else 0.0
         return torch.full(self.shape, fill, dtype=self.dtype, device=self.device)
 
     def dense_view(self) -> torch.Tensor | None:
-        """The (B, H, Q, K) tensor itself, read-only by contract, or None for a full/empty flag.
+        """The stored (B, H, Q, K) tensor, ``bool`` or float, or None for a full/empty flag.
 
-        For hot paths that must not copy. Never write into it.
+        For hot paths that must not copy: read only, never write into it.
         """
         return self._dense
+
+    @property
+    def is_binary(self) -> bool:
+        """True when every active entry has p = 1 (known without looking at values)."""
+        return self._dense is None or self._dense.dtype == torch.bool
 
     def to_row_indices(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices, probabilities), both (B, H, Q, k) with k the largest active count of a row.
@@ -212,12 +233,13 @@ class Mask:
             raise ValueError(f"cannot merge masks of shapes {self.shape} and {other.shape}")
         if self._kind == _FULL or other._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
-        if other._kind == _EMPTY:
+        if other._dense is None:
             return self._copy()
-        if self._kind == _EMPTY:
+        if self._dense is None:
             return other._copy()
-        assert self._dense is not None and other._dense is not None
-        dense = torch.add(self._dense, other._dense).clamp_(max=1.0)
+        if self.is_binary and other.is_binary:
+            return Mask(self.shape, _DENSE, torch.logical_or(self._dense, other._dense), self.dtype)
+        dense = torch.add(self._probabilities(), other._probabilities()).clamp_(max=1.0)
         return Mask(self.shape, _DENSE, dense=dense)
 
     def with_active(self, where: torch.Tensor) -> Mask:
@@ -227,57 +249,64 @@ class Mask:
         """
         if self._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
-        if self._kind == _EMPTY:
-            dense = torch.zeros(self.shape, dtype=self.dtype, device=where.device)
-            return Mask(self.shape, _DENSE, dense=dense.masked_fill_(where, 1.0))
-        assert self._dense is not None
-        return Mask(self.shape, _DENSE, dense=self._dense.masked_fill(where, 1.0))
+        if self._dense is None:
+            dense = torch.zeros(self.shape, dtype=torch.bool, device=where.device)
+            return Mask(self.shape, _DENSE, dense.masked_fill_(where, True), self.dtype)
+        fill = True if self.is_binary else 1.0
+        return Mask(self.shape, _DENSE, self._dense.masked_fill(where, fill), self.dtype)
 
     def with_active_indices(
         self, indices: torch.Tensor, probabilities: torch.Tensor | float | None = None
     ) -> Mask:
         """A new mask with the (B, H, Q, k) ``indices`` made active.
 
-        Each entry becomes max(old p, new p): an index with new probability 0 changes nothing,
-        so padded or invalid picks can be switched off through ``probabilities``.
+        ``probabilities``: None (p = 1), a (B, H, Q, k) ``bool`` tensor saying which picks to
+        add at p = 1, or float probabilities (a tensor or a scalar). Each entry becomes
+        max(old p, new p), so a pick with probability 0 / False changes nothing.
         """
         if self._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
+        flags: torch.Tensor | bool | None = None
+        if probabilities is None:
+            flags = True
+        elif isinstance(probabilities, torch.Tensor) and probabilities.dtype == torch.bool:
+            flags = probabilities
+        if flags is not None and self.is_binary:
+            base = self._dense
+            if base is None:
+                base = torch.zeros(self.shape, dtype=torch.bool, device=indices.device)
+            return Mask(self.shape, _DENSE, _scatter_max(base, indices, flags), self.dtype)
         src = _row_values(indices, probabilities, self.dtype)
-        if self._kind == _EMPTY:
-            base = torch.zeros(self.shape, dtype=self.dtype, device=indices.device)
-            dense = base.scatter_reduce_(-1, indices, src, reduce="amax")
-            return Mask(self.shape, _DENSE, dense=dense)
-        assert self._dense is not None
-        dense = self._dense.scatter_reduce(-1, indices, src, reduce="amax")
-        return Mask(self.shape, _DENSE, dense=dense)
+        return Mask(self.shape, _DENSE, _scatter_max(self._probabilities(), indices, src))
 
     def active(self) -> torch.Tensor | None:
-        """A new bool (B, H, Q, K) tensor of active entries, or None for a full/empty flag."""
-        return None if self._dense is None else self._dense > 0
+        """A bool (B, H, Q, K) tensor of active entries (read only: it may be the stored
+        tensor), or None for a full/empty flag."""
+        if self._dense is None or self._dense.dtype == torch.bool:
+            return self._dense
+        return self._dense > 0
 
     def density(self) -> torch.Tensor:
         """Active entries over all entries, as a 0-dim float32 tensor (no device sync)."""
-        if self._kind != _DENSE:
+        if self._dense is None:
             value = 1.0 if self._kind == _FULL else 0.0
             return torch.tensor(value, dtype=torch.float32, device=self.device)
-        assert self._dense is not None
         if self._dense.numel() == 0:
             return torch.zeros((), dtype=torch.float32, device=self.device)
         return torch.count_nonzero(self._dense).to(torch.float32) / self._dense.numel()
 
     def is_full(self) -> bool:
         """Whether every entry is active with p = 1 (synchronises for a dense mask)."""
-        if self._kind != _DENSE:
+        if self._dense is None:
             return self._kind == _FULL or 0 in self.shape
-        assert self._dense is not None
+        if self.is_binary:
+            return bool(self._dense.all())
         return bool((self._dense == 1).all())
 
     def is_empty(self) -> bool:
         """Whether no entry is active (synchronises for a dense mask)."""
-        if self._kind != _DENSE:
+        if self._dense is None:
             return self._kind == _EMPTY or 0 in self.shape
-        assert self._dense is not None
         return not bool(self._dense.any())
 
     @property
@@ -296,12 +325,29 @@ class Mask:
         chars = [["#" if p >= 1 else "+" if p > 0 else "." for p in row] for row in grid.tolist()]
         return "\n".join("".join(row) for row in chars)
 
+    def _probabilities(self) -> torch.Tensor:
+        """The stored tensor as float probabilities (new for the bool and empty forms)."""
+        if self._dense is None:
+            assert self._kind == _EMPTY
+            return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        return self._dense.to(self.dtype)
+
     def _copy(self) -> Mask:
         dense = None if self._dense is None else self._dense.clone()
         return Mask(self.shape, self._kind, dense=dense, dtype=self.dtype, device=self.device)
 
     def __repr__(self) -> str:
-        return f"Mask(shape={self.shape}, form={self._kind}, dtype={self.dtype})"
+        form = "bool" if self._kind == _DENSE and self.is_binary else self._kind
+        return f"Mask(shape={self.shape}, form={form}, dtype={self.dtype})"
+
+
+def _scatter_max(
+    base: torch.Tensor, indices: torch.Tensor, src: torch.Tensor | bool
+) -> torch.Tensor:
+    """A new tensor: ``base`` with entries at (B, H, Q, k) ``indices`` raised to ``src``."""
+    if isinstance(src, bool):
+        return base.scatter(-1, indices, src)
+    return base.scatter_reduce(-1, indices, src.to(base.dtype), reduce="amax")
 
 
 def _row_values(

@@ -154,7 +154,7 @@ class ResearchAttention:
         attention_mask: torch.Tensor | None,
         scaling: float | None,
         dropout: float,
-        sparse_meta_data: dict[Any, Any],
+        sparse_meta_data: dict[Any, Any] | None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sparse attention with the HF attention-interface shapes.
@@ -166,7 +166,8 @@ class ResearchAttention:
                 (B, H, Q, K).
             scaling: score scale (None = 1 / sqrt(D)).
             dropout: attention dropout probability (0 in evaluation).
-            sparse_meta_data: per-request state for the maskers (fresh per question).
+            sparse_meta_data: per-request state for the maskers (fresh per question; None
+                means a throw-away dict).
             kwargs: ``layer_idx`` (else ``module.layer_idx``), ``s_aux`` / ``sinks`` (per-head
                 sink logits), ``output_attentions`` (return the weights), model extras.
 
@@ -179,6 +180,8 @@ class ResearchAttention:
             sinks = kwargs.pop("sinks", None)
         return_weights = bool(kwargs.pop("output_attentions", False))
         kwargs.pop("score_cache", None)
+        if sparse_meta_data is None:
+            sparse_meta_data = {}
         cache = ScoreCache()
         mask = self.build_mask(
             queries,

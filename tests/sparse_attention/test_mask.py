@@ -120,3 +120,37 @@ def test_to_dense_never_aliases():
 def test_render_draws_the_grid():
     probs = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]]).view(1, 1, 2, 3)
     assert Mask.from_dense(probs).render() == "#.+\n.##"
+
+
+def test_binary_form_is_kept_until_a_probability_below_one_appears():
+    where = torch.zeros(SHAPE[3], dtype=torch.bool)
+    where[:2] = True
+    binary = Mask.create_empty(SHAPE).with_active(where)
+    assert binary.is_binary and binary.dense_view().dtype == torch.bool
+    assert binary.to_dense().dtype == torch.float32 and float(binary.density()) == pytest.approx(
+        2 / 7
+    )
+    idx = torch.full((*SHAPE[:3], 1), 5)
+    assert binary.with_active_indices(idx).is_binary
+    assert Mask.from_row_indices(SHAPE, idx).is_binary
+    sampled = binary.merge(Mask.from_dense(torch.full(SHAPE, 0.5)))
+    assert not sampled.is_binary
+    expected = torch.full(SHAPE, 0.5)
+    expected[..., :2] = 1.0
+    assert torch.equal(sampled.to_dense(), expected)
+    # bool flags on a probability mask: raise picked entries to 1, never lower any
+    flags = torch.zeros(*SHAPE[:3], 2, dtype=torch.bool)
+    flags[..., 0] = True
+    picks = torch.tensor([3, 0]).expand(*SHAPE[:3], 2)
+    raised = sampled.with_active_indices(picks, flags).to_dense()
+    assert torch.all(raised[..., 3] == 1) and torch.all(raised[..., 0] == 1)
+    assert torch.all(raised[..., 4] == 0.5)
+
+
+def test_bool_dense_input_and_binary_is_full():
+    mask = Mask.from_dense(torch.ones(SHAPE, dtype=torch.bool))
+    assert mask.is_binary and mask.is_full() and not mask.is_empty()
+    assert torch.equal(
+        mask.merge(Mask.from_dense(torch.zeros(SHAPE, dtype=torch.bool))).to_dense(),
+        torch.ones(SHAPE),
+    )

@@ -66,4 +66,4 @@ class OracleTopPMasker(Masker):
         ranked, order = torch.sort(probs, dim=-1, descending=True)  # (B, H, Q, K)
         before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each key
         take = (before < top_p) & (ranked > 0)
-        return previous_mask.with_active_indices(order, take.to(previous_mask.dtype))
+        return previous_mask.with_active_indices(order, take)

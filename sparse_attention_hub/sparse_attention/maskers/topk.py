@@ -65,5 +65,5 @@ class TopKMasker(Masker):
             scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K), a new tensor
         top = torch.topk(scores, k, dim=-1, sorted=False)
         # Picks with score -inf are forbidden or already active: add nothing there.
-        keep = (top.values > float("-inf")).to(previous_mask.dtype)  # (B, H, Q, k)
+        keep = top.values > float("-inf")  # (B, H, Q, k)
         return previous_mask.with_active_indices(top.indices, keep)
