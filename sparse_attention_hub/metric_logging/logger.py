@@ -328,23 +328,31 @@ class MicroMetricLogger:
         raised.
         """
         with self._flush_lock:
+            self._flush_holding_lock()
+
+    def _flush_holding_lock(self) -> None:
+        with self._lock:
+            pending, path = self._take_pending()
+        try:
+            self._write(pending, path)
+        except BaseException:
             with self._lock:
-                pending, path = self._take_pending()
-            try:
-                self._write(pending, path)
-            except BaseException:
-                with self._lock:
-                    self.log_queue[:0] = pending
-                raise
+                self.log_queue[:0] = pending
+            raise
 
     def _auto_flush(self) -> None:
+        """Flush from log(); never raises, never waits for another thread's flush."""
+        if not self._flush_lock.acquire(blocking=False):
+            return  # a flush is running; the next log() call checks again
         try:
-            self.flush()
+            self._flush_holding_lock()
         except Exception:
             _LOG.exception("MicroMetricLogger: automatic flush to %r failed", self.log_path)
             with self._lock:  # retry after flush_every more events or flush_interval seconds
                 self.last_flush_time = time.time()
                 self._flush_at = len(self.log_queue) + self.flush_every
+        finally:
+            self._flush_lock.release()
 
     def _take_pending(self) -> tuple[list[LogEvent], str | None]:
         """Swap out the queue (caller holds ``_lock``) and return it with its log path."""

@@ -229,3 +229,13 @@ def test_configure_reports_but_survives_a_failed_write_to_the_old_path(
     configured.configure_logging(tmp_path / "new", ["m"])
     assert "1 pending events" in caplog.text
     assert configured.log_path == str(tmp_path / "new")
+
+
+def test_log_does_not_wait_for_another_threads_flush(tmp_path: Path, read_events):
+    MicroMetricLogger.register_metric("m", float)
+    logger = MicroMetricLogger(log_path=tmp_path, enabled_metrics=["m"], flush_every=1)
+    with logger._flush_lock:  # as if another thread were writing a batch
+        logger.log("m", 1.0)  # would deadlock here if log() waited for the flush lock
+        assert len(logger.log_queue) == 1
+    logger.log("m", 2.0)
+    assert [e["value"] for e in read_events(tmp_path)] == [1.0, 2.0]
