@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from sparse_attention_hub.adapters.prompting import warn_unknown_once
+
 logger = logging.getLogger(__name__)
 
 #: Used when generation_kwargs has no ``max_new_tokens`` (benchmarks usually set their own).
@@ -61,13 +63,9 @@ class GenerationSettings:
 
     @classmethod
     def from_kwargs(cls, generation_kwargs: dict[str, Any] | None) -> GenerationSettings:
-        """Build from a caller's dict (never modified); unknown keys are ignored with a warning."""
+        """Build from a caller's dict (never modified); unknown keys are ignored (warned once)."""
         kwargs = dict(generation_kwargs or {})
-        unknown = sorted(set(kwargs) - set(GENERATION_KWARGS))
-        if unknown:
-            logger.warning(
-                "ignoring unknown generation_kwargs %s (known: %s)", unknown, GENERATION_KWARGS
-            )
+        warn_unknown_once("generation_kwargs", kwargs, GENERATION_KWARGS)
         known = {k: v for k, v in kwargs.items() if k in GENERATION_KWARGS and v is not None}
         return cls(**known)
 

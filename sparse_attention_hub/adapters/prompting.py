@@ -31,6 +31,18 @@ REQUEST_KWARGS = ("max_context_length", "truncation", "apply_chat_template", "re
 _SENTINEL = "\u0000\u2063SAH-CONTEXT-END\u2063\u0000"
 
 
+_WARNED: set[tuple[str, str]] = set()
+
+
+def warn_unknown_once(what: str, kwargs: dict[str, Any], known: Sequence[str]) -> None:
+    """Log once per process and key that ``kwargs`` has a key the adapter does not use (other
+    layers, e.g. a benchmark's ``max_requests``, may share the dict)."""
+    for key in sorted(set(kwargs) - set(known)):
+        if (what, key) not in _WARNED:
+            _WARNED.add((what, key))
+            logger.warning("the adapter ignores %s[%r] (it uses: %s)", what, key, list(known))
+
+
 @dataclass(frozen=True)
 class RequestOptions:
     """The validated ``request_kwargs`` of ``process_request``.
@@ -66,13 +78,9 @@ class RequestOptions:
 
     @classmethod
     def from_kwargs(cls, request_kwargs: dict[str, Any] | None) -> RequestOptions:
-        """Build from a caller's dict (never modified); unknown keys are ignored with a warning."""
+        """Build from a caller's dict (never modified); unknown keys are ignored (warned once)."""
         kwargs = dict(request_kwargs or {})
-        unknown = sorted(set(kwargs) - set(REQUEST_KWARGS))
-        if unknown:
-            logger.warning(
-                "ignoring unknown request_kwargs %s (known: %s)", unknown, REQUEST_KWARGS
-            )
+        warn_unknown_once("request_kwargs", kwargs, REQUEST_KWARGS)
         return cls(**{k: v for k, v in kwargs.items() if k in REQUEST_KWARGS})
 
 

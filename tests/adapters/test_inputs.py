@@ -99,3 +99,27 @@ def test_bfloat16_model_and_trust_remote_code_only_if_passed(tiny_model_dir: str
     assert not adapter.model.training
     out = adapter.process_request(Request(CONTEXT, "Q?"), {"max_new_tokens": 2})
     assert out.metadata[0]["generated_tokens"] <= 2
+
+
+def test_unknown_kwargs_warned_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING", logger="sparse_attention_hub.adapters")
+    for _ in range(3):
+        options = RequestOptions.from_kwargs({"sah_test_only_key": 5, "truncation": "left"})
+        settings = GenerationSettings.from_kwargs(
+            {"sah_test_only_stop": ["x"], "max_new_tokens": 2}
+        )
+    assert options.truncation == "left" and settings.max_new_tokens == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("sah_test_only_key" in m for m in messages) == 1
+    assert sum("sah_test_only_stop" in m for m in messages) == 1
+
+
+def test_empty_question_and_empty_context(llama_adapter: ModelAdapterHF) -> None:
+    for context, question, template in (("", "Q?", False), (CONTEXT, "", False), ("", "", True)):
+        out = llama_adapter.process_request(
+            Request(context, [question]),
+            {"max_new_tokens": 2},
+            {"apply_chat_template": template},
+        )
+        meta = out.metadata[0]
+        assert meta["question_tokens"] >= 1 and meta["context_tokens"] >= 1
