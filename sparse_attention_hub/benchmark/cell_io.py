@@ -24,7 +24,7 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """numpy scalars and arrays (from pandas) as plain numbers and lists; anything else as str."""
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
         return value.item()
@@ -44,7 +44,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(
-                data, handle, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default
+                data, handle, indent=2, sort_keys=True, ensure_ascii=False, default=json_default
             )
             handle.write("\n")
             handle.flush()
@@ -113,7 +113,7 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def append_predictions(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
     """Append ``records`` as JSON lines to ``path`` and fsync, so a crash loses at most them."""
     payload = "".join(
-        json.dumps(record, ensure_ascii=False, sort_keys=True, default=_json_default) + "\n"
+        json.dumps(record, ensure_ascii=False, sort_keys=True, default=json_default) + "\n"
         for record in records
     )
     with open(path, "a", encoding="utf-8") as handle:

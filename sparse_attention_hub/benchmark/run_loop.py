@@ -8,6 +8,7 @@ A stale ``metrics.json`` is removed before anything runs, so the file marks comp
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -176,6 +177,35 @@ def _summary(results: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
+    request = {k: v for k, v in (config.get("request_kwargs") or {}).items() if k != "max_requests"}
+    return {
+        "benchmark": config.get("benchmark"),
+        "generation_kwargs": config.get("generation_kwargs") or {},
+        "request_kwargs": request,
+    }
+
+
+def _check_resumable(config_path: Path, run_config: dict[str, Any]) -> None:
+    """Refuse to extend a predictions log written with other settings (max_requests aside)."""
+    if not config_path.exists():
+        return
+    previous = json.loads(config_path.read_text(encoding="utf-8"))
+    if "benchmark" not in previous:
+        return
+    old, new = (
+        _resume_key(previous),
+        _resume_key(json.loads(json.dumps(run_config, default=cell_io.json_default))),
+    )
+    changed = [key for key in new if old.get(key) != new[key]]
+    if changed:
+        raise ValueError(
+            f"{config_path.parent} holds predictions made with different {', '.join(changed)} "
+            f"(was {[old[k] for k in changed]!r}, now {[new[k] for k in changed]!r}); "
+            "use a fresh result_dir or delete predictions.jsonl to start over"
+        )
+
+
 def run_cell(
     bench: Benchmark,
     adapter: ModelAdapter,
@@ -202,18 +232,19 @@ def run_cell(
     rows = prepare_rows(
         bench.load_datasets(), f"benchmark {bench.benchmark_name!r} data", max_requests, caller_max
     )
-    cell_io.update_json_file(
-        result_dir / cell_io.CONFIG_FILE,
-        {
-            "benchmark": bench.describe(),
-            "generation_kwargs": dict(generation_kwargs or {}),
-            "request_kwargs": dict(request_kwargs or {}),
-            "adapter": adapter.describe(),
-            "completed": False,
-        },
-    )
+    run_config = {
+        "benchmark": bench.describe(),
+        "generation_kwargs": dict(generation_kwargs or {}),
+        "request_kwargs": dict(request_kwargs or {}),
+    }
     predictions_path = result_dir / cell_io.PREDICTIONS_FILE
     done = {int(rec["row_id"]): rec for rec in cell_io.read_predictions(predictions_path)}
+    if done:
+        _check_resumable(result_dir / cell_io.CONFIG_FILE, run_config)
+    cell_io.update_json_file(
+        result_dir / cell_io.CONFIG_FILE,
+        {**run_config, "adapter": adapter.describe(), "completed": False},
+    )
     groups = group_rows(rows, bench.request_overrides)
     tasks = dict(zip(rows["row_id"].astype(int), rows["task"].astype(str), strict=True))
     todo = [(g, [r for r in g.row_ids if r not in done]) for g in groups]

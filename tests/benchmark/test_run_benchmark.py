@@ -199,3 +199,19 @@ def test_metrics_json_appears_only_at_the_end(tmp_path: Path) -> None:
     _run(tmp_path, adapter)
     assert len(adapter.calls) == 3 and (tmp_path / "metrics.json").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        _run(tmp_path, EchoAdapter(fail_after=1), generation_kwargs={"max_new_tokens": 8})
+    with pytest.raises(ValueError, match="different generation_kwargs"):
+        _run(tmp_path, EchoAdapter(), generation_kwargs={"max_new_tokens": 9})
+    # max_requests may change between runs: the rows are a prefix of the same order
+    _run(
+        tmp_path,
+        EchoAdapter(),
+        generation_kwargs={"max_new_tokens": 8},
+        request_kwargs={"max_requests": 6},
+    )
+    metrics = _run(tmp_path, EchoAdapter(), generation_kwargs={"max_new_tokens": 8})
+    assert metrics["num_rows"] == 8
