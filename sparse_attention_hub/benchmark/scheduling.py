@@ -92,19 +92,20 @@ class Scheduler:
     # -- worker lifecycle -------------------------------------------------------------
     def _start_worker(self, settings: WorkerSettings) -> None:
         parent_conn, child_conn = self.context.Pipe(duplex=True)
+        visible = settings.cuda_visible_devices
         process = self.context.Process(
             target=worker_main,
-            args=(child_conn, settings, os.getpid()),
+            args=(child_conn, settings, os.getpid(), visible),
             name=f"sah-worker-{settings.worker_index}",
             daemon=True,
         )
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if settings.gpu_id is not None:
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(settings.gpu_id)
+        if visible is not None:  # spawn starts the child with the parent's environment
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible
         try:
             process.start()
         finally:
-            if settings.gpu_id is not None:
+            if visible is not None:
                 if saved is None:
                     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
                 else:

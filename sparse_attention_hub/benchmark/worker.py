@@ -34,6 +34,20 @@ class WorkerSettings:
     max_records: int | None = None
     sampling_factor: float = 1.0
 
+    @property
+    def cuda_visible_devices(self) -> str | None:
+        """The worker's CUDA_VISIBLE_DEVICES: its GPU, as the parent numbers GPUs.
+
+        When the parent itself runs under CUDA_VISIBLE_DEVICES (say "2,3"), gpu id 1 is the
+        second entry ("3"), which is also how torch.cuda.device_count() counted it.
+        """
+        if self.gpu_id is None:
+            return None
+        parent = [
+            e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()
+        ]
+        return parent[self.gpu_id] if self.gpu_id < len(parent) else str(self.gpu_id)
+
 
 @dataclass
 class CellTask:
@@ -73,10 +87,16 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)
 
 
-def worker_main(conn: Any, settings: WorkerSettings, parent_pid: int) -> None:
-    """Entry point of a worker process: set the device, then serve cells until told to stop."""
-    if settings.gpu_id is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(settings.gpu_id)
+def worker_main(
+    conn: Any, settings: WorkerSettings, parent_pid: int, cuda_visible_devices: str | None
+) -> None:
+    """Entry point of a worker process: set the device, then serve cells until told to stop.
+
+    ``cuda_visible_devices`` is already in the environment the parent started us with; it is
+    set again here, before torch is imported, in case a start method did not pass it on.
+    """
+    if cuda_visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()

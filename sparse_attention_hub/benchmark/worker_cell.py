@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -158,6 +159,7 @@ class CellRunner:
             "attempt": task.attempt,
             "worker": self.settings.worker_index,
             "device": "cpu" if self.settings.gpu_id is None else f"cuda:{self.settings.gpu_id}",
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             **extra,
         }
 

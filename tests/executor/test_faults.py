@@ -70,6 +70,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     killer.start()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("torch.cuda.device_count", lambda: 2)
+        patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         executor = BenchmarkExecutor(
             gpu_ids=[0, 1],
             max_concurrent_runs=2,
@@ -95,7 +96,13 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             )
         finally:
             stop.set()
-    return {"base": base, "results": results, "killed": killed}
+        parent_env_after = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return {
+        "base": base,
+        "results": results,
+        "killed": killed,
+        "parent_env_after": parent_env_after,
+    }
 
 
 def test_every_failure_is_isolated_and_categorised(fault_run: dict[str, Any]) -> None:
@@ -130,9 +137,20 @@ def test_each_worker_sees_only_its_gpu_without_initialising_cuda(fault_run: dict
     metrics = json.loads((_cell(base, "env") / "metrics.json").read_text())
     config = json.loads((_cell(base, "env") / "config.json").read_text())
     assert config["execution"]["device"] == f"cuda:{metrics['cuda_visible_devices']}"
+    assert config["execution"]["cuda_visible_devices"] == metrics["cuda_visible_devices"]
     assert metrics["cuda_visible_devices"] in {"0", "1"}
     assert metrics["cuda_initialized"] is False
-    assert "CUDA_VISIBLE_DEVICES" not in os.environ or os.environ["CUDA_VISIBLE_DEVICES"] != "1"
+    assert fault_run["parent_env_after"] is None  # the parent's environment is restored
+
+
+def test_gpu_ids_map_through_the_parents_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparse_attention_hub.benchmark.worker import WorkerSettings
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert WorkerSettings(0, 1, None).cuda_visible_devices == "1"
+    assert WorkerSettings(0, None, 4).cuda_visible_devices is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert WorkerSettings(0, 1, None).cuda_visible_devices == "3"
 
 
 def test_logger_settings_reach_only_the_cells_file(fault_run: dict[str, Any]) -> None:
