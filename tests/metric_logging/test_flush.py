@@ -196,26 +196,32 @@ def test_configure_while_threads_log_loses_and_duplicates_nothing(tmp_path: Path
 
     MicroMetricLogger.register_metric("m", float)
     logger = MicroMetricLogger(log_path=tmp_path / "p1", enabled_metrics=["m"], flush_every=50)
-    stop = threading.Event()
+    per_thread = 2000
     counts = [0, 0]
 
     def work(k: int) -> None:
-        while not stop.is_set() or counts[k] < 200:
-            logger.log("m", float(k * 10**6 + counts[k]))
-            counts[k] += 1
+        for n in range(per_thread):
+            logger.log("m", float(k * 10**6 + n))
+            counts[k] = n + 1
+            if n % 50 == 0:
+                time.sleep(0.0005)  # let the main thread in between
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
     for thread in threads:
         thread.start()
-    for i in range(2, 6):
+    for i in range(2, 6):  # reconfigure while both threads are logging
+        deadline = time.monotonic() + 30
+        while sum(counts) < (i - 1) * 700 and time.monotonic() < deadline:
+            time.sleep(0.001)
         logger.configure_logging(tmp_path / f"p{i}", ["m"])
-    stop.set()
     for thread in threads:
         thread.join()
     logger.flush()
-    written = [e["value"] for i in range(1, 6) for e in read_events(tmp_path / f"p{i}")]
-    expected = [k * 10**6 + n for k in range(2) for n in range(counts[k])]
+    files = [read_events(tmp_path / f"p{i}") for i in range(1, 6)]
+    written = [e["value"] for events in files for e in events]
+    expected = [k * 10**6 + n for k in range(2) for n in range(per_thread)]
     assert sorted(written) == expected
+    assert sum(1 for events in files if events) >= 2
 
 
 def test_configure_reports_but_survives_a_failed_write_to_the_old_path(
