@@ -83,14 +83,23 @@ def check_model_source(model_name: str) -> None:
         raise FileNotFoundError(f"model directory {model_name!r} does not exist")
 
 
-def load_tokenizer(model_name: str, tokenizer_kwargs: dict[str, Any] | None) -> Any:
-    """AutoTokenizer for ``model_name``; a missing pad token becomes the EOS token."""
+def load_tokenizer(
+    model_name: str, tokenizer_kwargs: dict[str, Any] | None, model_kwargs: dict[str, Any]
+) -> Any:
+    """AutoTokenizer for ``model_name``; a missing pad token becomes the EOS token.
+
+    ``trust_remote_code`` given in ``model_kwargs`` also applies to the tokenizer unless
+    ``tokenizer_kwargs`` sets it.
+    """
     from transformers import AutoTokenizer
 
     if tokenizer_kwargs is not None and not isinstance(tokenizer_kwargs, dict):
         raise TypeError(f"tokenizer_kwargs must be a dict, got {type(tokenizer_kwargs).__name__}")
+    kwargs = dict(tokenizer_kwargs or {})
+    if "trust_remote_code" in model_kwargs:
+        kwargs.setdefault("trust_remote_code", model_kwargs["trust_remote_code"])
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_name, **dict(tokenizer_kwargs or {}))
+        tokenizer = AutoTokenizer.from_pretrained(model_name, **kwargs)
     except OSError as err:
         raise OSError(f"cannot load the tokenizer of model {model_name!r}: {err}") from err
     if tokenizer.pad_token is None:

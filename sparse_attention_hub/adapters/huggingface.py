@@ -89,8 +89,10 @@ class ModelAdapterHF(ModelAdapter):
         self.device = resolve_device(device)
         self.model_kwargs = prepare_model_kwargs(model_kwargs)
         research = _build_research_attention(sparse_attention_config)
-        self.tokenizer = load_tokenizer(model_name, tokenizer_kwargs)
+        self.tokenizer = load_tokenizer(model_name, tokenizer_kwargs, self.model_kwargs)
         self.model = load_model(model_name, self.model_kwargs, self.device)
+        if "device_map" in self.model_kwargs:  # the model placed itself: feed its input device
+            self.device = torch.device(self.model.device)
         self.sparse_attention_config = sparse_attention_config
         self._switch = SparseAttentionSwitch(self.model, research)
         self.reuse_context_cache = True
