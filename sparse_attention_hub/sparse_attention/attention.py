@@ -114,7 +114,7 @@ def _logits(scores: torch.Tensor, mask: Mask | None) -> torch.Tensor:
     if p is None:  # an empty mask: nothing attended
         return torch.full_like(scores, float("-inf"))
     if p.dtype == torch.bool:  # every active p is 1: log p = 0
-        return scores.masked_fill(~p, float("-inf"))
+        return torch.where(p, scores, float("-inf"))
     inactive = p == 0
     logits = torch.log(p.to(torch.float32)).neg_().add_(scores)  # +inf/nan where p == 0
     return logits.masked_fill_(inactive, float("-inf"))
@@ -157,13 +157,18 @@ def masked_attention(
         scores = attention_scores(queries, keys, scaling, attention_mask)
     logits = _logits(scores, mask)
     if sinks is None:
-        # The fused softmax; a row without any finite logit gives NaN, zeroed below.
-        weights = torch.softmax(logits, dim=-1).nan_to_num_(nan=0.0)  # (B, H, Q, K)
+        # The fused softmax. A row without any finite logit gives NaN weights and so a NaN
+        # output row: both are zeroed below (on the small output unless weights are returned).
+        weights = torch.softmax(logits, dim=-1)  # (B, H, Q, K)
+        if return_weights:
+            weights = weights.nan_to_num_(nan=0.0)
     else:
         weights = _softmax_with_sinks(logits, sinks, in_place=logits is not scores)
     if dropout > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
     out = _weighted_values(weights, values, group)  # (B, H, Q, Dv)
+    if sinks is None and not return_weights:
+        out = out.nan_to_num_(nan=0.0)
     out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
     return out, weights.to(queries.dtype) if return_weights else None
 

@@ -249,11 +249,12 @@ class Mask:
         """
         if self._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
-        if self._dense is None:
-            dense = torch.zeros(self.shape, dtype=torch.bool, device=where.device)
-            return Mask(self.shape, _DENSE, dense.masked_fill_(where, True), self.dtype)
-        fill = True if self.is_binary else 1.0
-        return Mask(self.shape, _DENSE, self._dense.masked_fill(where, fill), self.dtype)
+        if self._dense is None:  # one broadcast copy
+            dense = torch.broadcast_to(where, self.shape).contiguous()  # (B, H, Q, K)
+            return Mask(self.shape, _DENSE, dense, self.dtype)
+        if self.is_binary:
+            return Mask(self.shape, _DENSE, torch.logical_or(self._dense, where), self.dtype)
+        return Mask(self.shape, _DENSE, torch.where(where, 1.0, self._dense), self.dtype)
 
     def with_active_indices(
         self, indices: torch.Tensor, probabilities: torch.Tensor | float | None = None

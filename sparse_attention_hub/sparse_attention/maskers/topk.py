@@ -62,7 +62,7 @@ class TopKMasker(Masker):
         )
         active = previous_mask.active()
         if active is not None:
-            scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K), a new tensor
+            scores = torch.where(active, float("-inf"), scores)  # (B, H, Q, K), a new tensor
         top = torch.topk(scores, k, dim=-1, sorted=False)
         # Picks with score -inf are forbidden or already active: add nothing there.
         keep = top.values > float("-inf")  # (B, H, Q, k)
