@@ -120,6 +120,12 @@ class MicroMetricLogger:
             os.makedirs(path, exist_ok=True)
             self.log_path = path
             self.enable_metrics(enabled_metrics)
+        elif enabled_metrics:
+            _LOG.warning(
+                "MicroMetricLogger: enabled_metrics=%r ignored without a log_path "
+                "(use configure_logging(log_path, enabled_metrics))",
+                enabled_metrics,
+            )
         type(self)._initialized = True
         lifecycle.install_process_hooks(type(self))
 

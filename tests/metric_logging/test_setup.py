@@ -52,6 +52,13 @@ def test_construction_with_path_creates_directory_and_enables(tmp_path: Path):
     assert logger.get_log_file() == str(log_dir / "micro_metrics.jsonl")
 
 
+def test_enabled_metrics_without_log_path_are_ignored_with_a_warning(warnings_caught):
+    MicroMetricLogger.register_metric("m1", float)
+    logger = MicroMetricLogger(enabled_metrics=["m1"])
+    assert logger.enabled_metrics == set()
+    assert "ignored without a log_path" in warnings_caught.text
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
