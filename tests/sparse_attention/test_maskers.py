@@ -257,3 +257,16 @@ def test_maskers_from_an_empty_and_a_full_mask():
 def test_topk_template_classes():
     assert issubclass(OracleTopK, masker_class(OracleTopKConfig(1)))
     assert not OracleTopPMasker.is_sampling and RandomSamplingMasker.is_sampling
+
+
+@pytest.mark.parametrize("fill", ["bool", float("-inf"), torch.finfo(torch.float32).min])
+def test_random_sampling_never_draws_forbidden_keys(fill):
+    q, k, v = qkv(1, 2, 2, 3, 10, seed=7)
+    allowed = torch.arange(10) <= torch.arange(7, 10).unsqueeze(-1)  # causal (Q, K)
+    bias = allowed if fill == "bool" else torch.zeros(3, 10).masked_fill(~allowed, fill)
+    torch.manual_seed(0)
+    mask = add(
+        RandomSamplingMaskerConfig(0.9), q, k, v, Mask.create_empty((1, 2, 3, 10)), bias[None, None]
+    )
+    active = mask.to_dense() > 0
+    assert not torch.any(active & ~allowed) and torch.any(active)

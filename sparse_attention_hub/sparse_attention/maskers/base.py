@@ -143,6 +143,17 @@ class Masker(ABC):
         return attention_scores(queries, keys, scaling, attention_mask)
 
     @staticmethod
+    def allowed_keys(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:
+        """Bool, broadcastable to (B, H, Q, K): keys the attention mask lets a query see
+        (True, or an additive value above the dtype's minimum); None when all are allowed."""
+        if attention_mask is None:
+            return None
+        mask = attention_mask[..., :n_keys]
+        if mask.dtype == torch.bool:
+            return mask
+        return mask > torch.finfo(mask.dtype).min
+
+    @staticmethod
     def mask_shape(queries: torch.Tensor, keys: torch.Tensor) -> tuple[int, int, int, int]:
         """(B, H, Q, K) for queries (B, H, Q, D) and keys (B, Hkv, K, D)."""
         return (queries.shape[0], queries.shape[1], queries.shape[2], keys.shape[2])

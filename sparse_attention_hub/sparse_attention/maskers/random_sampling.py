@@ -1,5 +1,7 @@
 """Random sampling: each inactive key is included with probability ``sampling_rate``.
 
+Keys the attention mask forbids (False, -inf or the dtype's minimum) are never drawn.
+
 Sampled keys carry p = sampling_rate, so masked attention weighs them by 1 / sampling_rate and
 the sums over those keys are unbiased estimates of the dense sums. Draws use torch's global
 generator (seed it with ``torch.manual_seed`` for reproducible runs).
@@ -63,6 +65,9 @@ class RandomSamplingMasker(Masker):
         if previous_mask.is_full_flag:
             return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
         drawn = torch.rand(shape, device=keys.device) < rate  # (B, H, Q, K)
+        allowed = self.allowed_keys(attention_mask, shape[3])
+        if allowed is not None:  # keys the attention mask forbids are never sampled
+            drawn &= allowed
         active = previous_mask.active()
         if active is not None:
             drawn &= ~active
