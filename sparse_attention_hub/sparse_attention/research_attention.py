@@ -174,7 +174,9 @@ class ResearchAttention:
         Returns:
             (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) or None).
         """
-        layer_idx = kwargs.pop("layer_idx", getattr(module, "layer_idx", None))
+        layer_idx = kwargs.pop("layer_idx", None)
+        if layer_idx is None:
+            layer_idx = getattr(module, "layer_idx", None)
         sinks = kwargs.pop("s_aux", None)
         if sinks is None:
             sinks = kwargs.pop("sinks", None)
@@ -207,6 +209,21 @@ class ResearchAttention:
             return_weights=return_weights,
             scores=scores,
         )
+        self._log_metrics(mask, out, queries, keys, values, scores, sinks, layer_idx)
+        return out, weights
+
+    @staticmethod
+    def _log_metrics(
+        mask: Mask,
+        out: torch.Tensor,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        scores: torch.Tensor,
+        sinks: torch.Tensor | None,
+        layer_idx: int | None,
+    ) -> None:
+        """Log density and output error, each only when enabled (the error costs a dense pass)."""
         logger = MicroMetricLogger()
         if logger.is_metric_enabled(DENSITY_METRIC):
             logger.log(DENSITY_METRIC, mask.density(), {"layer_idx": layer_idx})
@@ -214,7 +231,6 @@ class ResearchAttention:
             dense = dense_reference_output(queries, keys, values, scores, sinks)
             error = relative_l2_error(out, dense)
             logger.log(OUTPUT_ERROR_METRIC, error, {"layer_idx": layer_idx})
-        return out, weights
 
     def __repr__(self) -> str:
         return f"ResearchAttention({self.maskers})"
