@@ -7,9 +7,10 @@ The decode loop, in named phases, for a request with questions q0..qn on one con
    attention into a DynamicCache. Before each later question the cache is cropped back to the
    context (``DynamicCache.crop``); only context ids that differ (rare BPE boundary effects) are
    prefilled again.
-3. ``_answer`` (sparse mode): the question ids, then ``_decode_one`` per generated token, with
-   every attention layer routed through the research attention; fresh ``sparse_meta_data``
-   per question. Greedy unless ``do_sample``; stops at EOS or ``max_new_tokens``.
+3. ``_answer`` (sparse mode, fresh ``sparse_meta_data``): ``_run_question`` feeds the question
+   ids, then ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention
+   layer routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
+   ``max_new_tokens``.
 
 With ``sparse_attention_config=None`` every phase uses the model's own attention (sdpa).
 """
@@ -257,25 +258,36 @@ class ModelAdapterHF(ModelAdapter):
     def _answer(
         self, cache: Any, question_ids: list[int], settings: GenerationSettings
     ) -> tuple[list[int], float, float]:
-        """Phases 2 and 3 (sparse): question tokens, then token-by-token decoding.
+        """Phases 2 and 3 in sparse mode, with fresh ``sparse_meta_data``.
 
         Returns (generated ids without the EOS, question seconds, decode seconds).
         """
         select = TokenSelector(settings)
         self._switch.new_question()
-        generated: list[int] = []
         with self.enable_sparse_mode():
             start = self._now()
-            token = select(self._forward(question_ids, cache))
+            first = select(self._run_question(question_ids, cache))
             question_seconds = self._now() - start
             start = self._now()
-            while token not in self._stop_ids:
-                generated.append(token)
-                if len(generated) >= settings.max_new_tokens:
-                    break
-                token = select(self._decode_one(token, cache))
+            generated = self._decode_tokens(first, cache, select, settings.max_new_tokens)
             decode_seconds = self._now() - start
         return generated, question_seconds, decode_seconds
+
+    def _run_question(self, question_ids: list[int], cache: Any) -> torch.Tensor:
+        """Phase 2: the question tokens on top of the context; the next logits (V,)."""
+        return self._forward(question_ids, cache)
+
+    def _decode_tokens(
+        self, token: int, cache: Any, select: TokenSelector, max_new_tokens: int
+    ) -> list[int]:
+        """Phase 3: decode from ``token`` one token at a time until EOS or max_new_tokens."""
+        generated: list[int] = []
+        while token not in self._stop_ids:
+            generated.append(token)
+            if len(generated) >= max_new_tokens:
+                break
+            token = select(self._decode_one(token, cache))
+        return generated
 
     def _decode_one(self, token: int, cache: Any) -> torch.Tensor:
         """One decode step: feed ``token``, return the next logits (V,)."""
