@@ -34,6 +34,7 @@ from sparse_attention_hub.benchmark.executor_config import (
     BenchmarkStub,
     ExecutionInterrupted,
     ExecutionResults,
+    sanitize_model_name,
 )
 from sparse_attention_hub.benchmark.executor_progress import ProgressReporter
 from sparse_attention_hub.benchmark.executor_stubs import (
@@ -208,7 +209,9 @@ class BenchmarkExecutor:
         self._info(
             "%d cells: %d complete (skipped), %d to run", len(plan), len(skipped), len(to_run)
         )
-        progress = ProgressReporter(len(plan), len(skipped), self.verbose)
+        models = {sanitize_model_name(stub.model_name) for stub, _ in plan}
+        prefix = f"{models.pop()}/" if len(models) == 1 else ""
+        progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
         report = SchedulerReport()
         self._stop_signal = None
         try:

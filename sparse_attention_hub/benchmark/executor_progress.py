@@ -14,9 +14,10 @@ log = logging.getLogger(__name__)
 class ProgressReporter:
     """Keeps ExecutionProgress and a tqdm bar (disabled when verbose=False) in step."""
 
-    def __init__(self, total: int, skipped: int, verbose: bool) -> None:
+    def __init__(self, total: int, skipped: int, verbose: bool, strip_prefix: str = "") -> None:
         self.progress = ExecutionProgress(total_stubs=total, skipped_stubs=skipped)
         self.verbose = verbose
+        self.strip_prefix = strip_prefix  # e.g. the model folder when the matrix has one model
         self.bar: Any = None
         if verbose:
             from tqdm.auto import tqdm
@@ -50,7 +51,7 @@ class ProgressReporter:
             "running": len(p.current_executions),
         }
         for index, cell in sorted(p.current_executions.items()):
-            postfix[f"w{index}"] = cell
+            postfix[f"w{index}"] = cell.removeprefix(self.strip_prefix)
         self.bar.set_postfix(postfix, refresh=True)
 
     def close(self) -> None:
