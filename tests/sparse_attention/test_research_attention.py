@@ -134,3 +134,35 @@ def test_scores_are_computed_once_per_call(monkeypatch):
     q, k, v = qkv()
     sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, {})
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("h, h_kv", [(4, 4), (4, 2)])
+def test_sink_local_attention_equals_sdpa_with_the_same_boolean_mask(h, h_kv):
+    """End to end with a causal mask and Q > 1: sparse attention is SDPA restricted to the
+    hand-built sink + window pattern (intersected with the causal mask)."""
+    b, q_len, k_len, sink, window = 2, 4, 12, 2, 3
+    q, k, v = qkv(b=b, h=h, h_kv=h_kv, q=q_len, k=k_len)
+    pos = torch.arange(k_len - q_len, k_len).unsqueeze(-1)
+    key = torch.arange(k_len)
+    causal = key <= pos  # (Q, K)
+    pattern = (key < sink) | ((key <= pos) & (key > pos - window))
+    attn = ResearchAttention.create_from_config(
+        ResearchAttentionConfig([SinkMaskerConfig(sink), LocalMaskerConfig(window)])
+    )
+    out, _ = attn.custom_attention(None, q, k, v, causal[None, None], None, 0.0, {}, layer_idx=0)
+    expected = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=(pattern & causal)[None, None], enable_gqa=h != h_kv
+    )
+    torch.testing.assert_close(out, expected.transpose(1, 2), atol=1e-5, rtol=0)
+
+
+def test_score_cache_recomputes_for_other_inputs():
+    from sparse_attention_hub.sparse_attention import ScoreCache, attention_scores
+
+    q, k, _ = qkv()
+    cache = ScoreCache()
+    first = cache.get(q, k, None, None)
+    assert cache.get(q, k, None, None) is first
+    other = cache.get(q, k, 0.5, None)
+    assert other is not first
+    torch.testing.assert_close(other, attention_scores(q, k, 0.5))
