@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,16 +46,27 @@ from sparse_attention_hub.adapters.prompting import (
 logger = logging.getLogger(__name__)
 
 
+def _normalise_config(config: Any) -> Any:
+    """None, a ResearchAttentionConfig, or its ``to_dict()`` form (converted)."""
+    if config is None:
+        return None
+    from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+    if isinstance(config, Mapping):
+        return ResearchAttentionConfig.from_dict(config)
+    if not isinstance(config, ResearchAttentionConfig):
+        raise TypeError(
+            "sparse_attention_config must be a ResearchAttentionConfig, its to_dict() form "
+            f"or None, got {type(config).__name__}"
+        )
+    return config
+
+
 def _build_research_attention(config: Any) -> Any:
     if config is None:
         return None
-    from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+    from sparse_attention_hub.sparse_attention import ResearchAttention
 
-    if not isinstance(config, ResearchAttentionConfig):
-        raise TypeError(
-            "sparse_attention_config must be a ResearchAttentionConfig or None, got "
-            f"{type(config).__name__}"
-        )
     return ResearchAttention.create_from_config(config)
 
 
@@ -64,7 +75,8 @@ class ModelAdapterHF(ModelAdapter):
 
     Args:
         model_name: a hub id or a local model directory.
-        sparse_attention_config: a ResearchAttentionConfig, or None for dense attention.
+        sparse_attention_config: a ResearchAttentionConfig (or its ``to_dict()`` form), or None
+            for dense attention.
         model_kwargs: passed to ``AutoModelForCausalLM.from_pretrained`` (a ``dtype`` /
             ``torch_dtype`` string such as "bfloat16" is converted; ``trust_remote_code`` only
             if given here).
@@ -89,6 +101,7 @@ class ModelAdapterHF(ModelAdapter):
         super().__init__(model_name, None)
         self.device = resolve_device(device)
         self.model_kwargs = prepare_model_kwargs(model_kwargs)
+        sparse_attention_config = _normalise_config(sparse_attention_config)
         research = _build_research_attention(sparse_attention_config)
         self.tokenizer = load_tokenizer(model_name, tokenizer_kwargs, self.model_kwargs)
         self.model = load_model(model_name, self.model_kwargs, self.device)
@@ -113,7 +126,11 @@ class ModelAdapterHF(ModelAdapter):
         return self._switch.name
 
     def set_sparse_attention_config(self, sparse_attention_config: Any) -> None:
-        """Switch the sparse-attention config on the loaded model (None = dense)."""
+        """Switch the sparse-attention config on the loaded model (None = dense).
+
+        Accepts a ResearchAttentionConfig or its ``to_dict()`` form.
+        """
+        sparse_attention_config = _normalise_config(sparse_attention_config)
         self._switch.research_attention = _build_research_attention(sparse_attention_config)
         self.sparse_attention_config = sparse_attention_config
 

@@ -40,7 +40,13 @@ def test_bad_requests(llama_adapter: ModelAdapterHF) -> None:
     with pytest.raises(TypeError, match="Request"):
         llama_adapter.process_request("just a string")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="ResearchAttentionConfig"):
-        llama_adapter.set_sparse_attention_config({"maskers": []})
+        llama_adapter.set_sparse_attention_config(["sink"])
+    with pytest.raises(ValueError, match="nope"):
+        llama_adapter.set_sparse_attention_config({"maskers": [{"nope": {}}]})
+    llama_adapter.set_sparse_attention_config({"maskers": [{"local": {"window_size": 8}}]})
+    assert llama_adapter.describe()["sparse_attention_config"] == {
+        "maskers": [{"local": {"window_size": 8}}]
+    }
 
 
 def test_option_validation() -> None:
