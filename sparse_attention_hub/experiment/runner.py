@@ -40,6 +40,9 @@ class RunOutcome:
         """``9 cells: 3 reused (already complete), 5 ran, 1 failed``."""
         ran = len(getattr(self.results, "individual_results", None) or [])
         parts = [f"{self.reused} reused (already complete)"] if self.reused else []
+        stale = self.planned.get("stale", 0)
+        if stale:
+            parts.append(f"{stale} re-run because their config changed (old files in stale/)")
         parts.append(f"{ran} ran")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")

@@ -148,7 +148,8 @@ def _models(value: Any, src: Source) -> list[ModelSpec]:
         model: ModelSpec
         if isinstance(item, str):
             model = c.string(item, path, src)
-            model = os.path.expanduser(model) if model.startswith("~") else model
+            if model.startswith(("~", "./")):  # "./m" would become a hidden "._m" folder
+                model = os.path.normpath(os.path.expanduser(model))
         elif isinstance(item, dict):
             model = _tiny_model(item, path, src)
         else:

@@ -116,9 +116,11 @@ def test_full_file_parses_every_section() -> None:
 
 def test_home_is_expanded_in_paths(monkeypatch) -> None:
     monkeypatch.setenv("HOME", "/home/someone")
-    spec = parse(MINIMAL.replace("[org/model]", "[~/models/m, org/model]") + "result_dir: ~/runs\n")
+    spec = parse(
+        MINIMAL.replace("[org/model]", "[~/models/m, org/model, ./here/m]") + "result_dir: ~/runs\n"
+    )
     assert spec.result_dir == "/home/someone/runs"
-    assert spec.models == ["/home/someone/models/m", "org/model"]
+    assert spec.models == ["/home/someone/models/m", "org/model", "here/m"]
 
 
 def test_command_line_overrides_win() -> None:
