@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,14 +27,13 @@ from typing import Any
 from sparse_attention_hub.benchmark.executor_config import (
     AdapterConfig,
     BenchmarkConfig,
-    BenchmarkFailure,
-    BenchmarkResult,
     BenchmarkStub,
     ExecutionInterrupted,
     ExecutionResults,
     sanitize_model_name,
 )
 from sparse_attention_hub.benchmark.executor_progress import ProgressReporter
+from sparse_attention_hub.benchmark.executor_signals import StopOnSignals
 from sparse_attention_hub.benchmark.executor_stubs import (
     COMPLETE,
     DEFAULT_REQUIRED_FILES,
@@ -48,6 +45,7 @@ from sparse_attention_hub.benchmark.executor_stubs import (
 from sparse_attention_hub.benchmark.executor_summary import (
     build_summary,
     scheduling_stats,
+    split_outcomes,
     write_summary,
 )
 from sparse_attention_hub.benchmark.executor_validation import (
@@ -265,8 +263,8 @@ class BenchmarkExecutor:
         )
         return scheduler.run()
 
-    def _signal_handlers(self) -> _SignalHandlers:
-        return _SignalHandlers(self)
+    def _signal_handlers(self) -> StopOnSignals:
+        return StopOnSignals(self.request_stop)
 
     def _collect(
         self,
@@ -278,27 +276,7 @@ class BenchmarkExecutor:
         started_at: float,
         start: float,
     ) -> ExecutionResults:
-        results: list[BenchmarkResult] = []
-        failures: list[BenchmarkFailure] = []
-        for task, outcome in report.outcomes:
-            if outcome.success:
-                results.append(
-                    BenchmarkResult(
-                        task.stub, outcome.metrics, outcome.seconds, attempts=task.attempt
-                    )
-                )
-            else:
-                error_file = Path(task.stub.result_dir) / "error.txt"
-                failures.append(
-                    BenchmarkFailure(
-                        task.stub,
-                        outcome.error_message or "",
-                        outcome.error_type or "other",
-                        outcome.seconds,
-                        attempts=task.attempt,
-                        traceback_path=str(error_file) if error_file.exists() else None,
-                    )
-                )
+        results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
         workers = getattr(self, "_workers", [])
         summary = build_summary(
@@ -347,28 +325,6 @@ class BenchmarkExecutor:
 
     def request_stop(self, reason: str = "request_stop") -> None:
         """Ask a running matrix to stop (what SIGINT/SIGTERM do); safe from any thread."""
-        self._stop_signal = reason
-
-
-class _SignalHandlers:
-    """Within ``with``: SIGINT and SIGTERM ask the executor to stop (main thread only)."""
-
-    def __init__(self, executor: BenchmarkExecutor) -> None:
-        self.executor = executor
-        self.previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.executor._stop_signal is None:
-            log.warning("%s received: stopping workers and writing the summary", name)
-        self.executor._stop_signal = name
-
-    def __enter__(self) -> _SignalHandlers:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+        if self._stop_signal is None:
+            log.warning("%s: stopping the workers and writing the summary", reason)
+            self._stop_signal = reason

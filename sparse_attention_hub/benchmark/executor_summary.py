@@ -12,7 +12,8 @@ from sparse_attention_hub.benchmark.executor_config import (
     BenchmarkResult,
     BenchmarkStub,
 )
-from sparse_attention_hub.benchmark.executor_stubs import write_json_atomic
+from sparse_attention_hub.benchmark.executor_stubs import ERROR_FILE, write_json_atomic
+from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask
 
 SUMMARY_FILE = "execution_summary.json"
 
@@ -56,6 +57,32 @@ def git_commit(where: Path) -> str | None:
     return commit if result.returncode == 0 and commit else None
 
 
+def split_outcomes(
+    outcomes: list[tuple[CellTask, CellOutcome]],
+) -> tuple[list[BenchmarkResult], list[BenchmarkFailure]]:
+    """The scheduler's final outcomes as BenchmarkResult and BenchmarkFailure lists."""
+    results: list[BenchmarkResult] = []
+    failures: list[BenchmarkFailure] = []
+    for task, outcome in outcomes:
+        if outcome.success:
+            results.append(
+                BenchmarkResult(task.stub, outcome.metrics, outcome.seconds, attempts=task.attempt)
+            )
+            continue
+        error_file = Path(task.stub.result_dir) / ERROR_FILE
+        failures.append(
+            BenchmarkFailure(
+                task.stub,
+                outcome.error_message or "",
+                outcome.error_type or "other",
+                outcome.seconds,
+                attempts=task.attempt,
+                traceback_path=str(error_file) if error_file.exists() else None,
+            )
+        )
+    return results, failures
+
+
 def _cell(stub: BenchmarkStub, status: str, seconds: float | None, **extra: Any) -> dict[str, Any]:
     return {
         "cell": stub.cell_id,
@@ -68,6 +95,23 @@ def _cell(stub: BenchmarkStub, status: str, seconds: float | None, **extra: Any)
         "fingerprint": stub.fingerprint,
         **extra,
     }
+
+
+def _cells(
+    results: list[BenchmarkResult],
+    failures: list[BenchmarkFailure],
+    skipped: list[BenchmarkStub],
+    not_run: list[BenchmarkStub],
+    interrupted: str | None,
+) -> list[dict[str, Any]]:
+    cells = [_cell(s, "skipped", None) for s in skipped]
+    cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
+    cells += [
+        _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
+        for f in failures
+    ]
+    cells += [_cell(s, "interrupted" if interrupted else "not_run", None) for s in not_run]
+    return sorted(cells, key=lambda c: c["cell"])
 
 
 def build_summary(
@@ -88,14 +132,7 @@ def build_summary(
     scheduling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary dict (JSON-able) of one run of the matrix."""
-    cells = [_cell(s, "skipped", None) for s in skipped]
-    cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
-    cells += [
-        _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
-        for f in failures
-    ]
-    cells += [_cell(s, "interrupted" if interrupted else "not_run", None) for s in not_run]
-    cells.sort(key=lambda c: c["cell"])
+    cells = _cells(results, failures, skipped, not_run, interrupted)
     categories: dict[str, int] = {}
     for failure in failures:
         categories[failure.error_type] = categories.get(failure.error_type, 0) + 1
