@@ -98,14 +98,27 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
     return 1 if outcome.failed else 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    spec = _load_spec(args.experiment, args)
-    if args.dry_run:
-        from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
+def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
+    """``--dry-run``: print the plan; otherwise run. Executor input errors name the file."""
+    from sparse_attention_hub.experiment import ExperimentError
+    from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
 
-        _write(format_plan(spec, plan_experiment(spec)))
-        return 0
-    return _run_and_report(spec, args, "run")
+    try:
+        if args.dry_run:
+            _write(format_plan(spec, plan_experiment(spec)))
+            return 0
+        return _run_and_report(spec, args, what)
+    except ExperimentError:
+        raise
+    except ValueError as exc:
+        hint = ""
+        if spec.executor.gpus and "gpu" in str(exc).lower():
+            hint = " (on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)"
+        raise ValueError(f"{spec.source}: {exc}{hint}") from exc
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _execute(_load_spec(args.experiment, args), args, "run")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -130,13 +143,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # The demo is offline by design: never wait on the hub (workers inherit this).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    spec = demo_spec(result_dir=args.result_dir)
-    if args.dry_run:
-        from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
-
-        _write(format_plan(spec, plan_experiment(spec)))
-        return 0
-    return _run_and_report(spec, args, "demo")
+    return _execute(demo_spec(result_dir=args.result_dir), args, "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

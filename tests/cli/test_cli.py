@@ -95,7 +95,8 @@ def test_gpus_that_do_not_exist_are_a_user_error(tmp_path, capsys) -> None:
     path = write(tmp_path / "exp.yaml", EXPERIMENT)
     assert main(["run", str(path), "--dry-run", "--gpus", "97"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("sah: error: ") and "97" in err and err.count("\n") == 1
+    assert err.startswith(f"sah: error: {path}: ") and "97" in err and err.count("\n") == 1
+    assert err.endswith("(on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)\n")
 
 
 def test_quiet_flag_after_the_subcommand(tmp_path, capsys) -> None:
