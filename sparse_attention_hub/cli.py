@@ -149,7 +149,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sah`` (also used by ``python -m sparse_attention_hub``)."""
     parser = argparse.ArgumentParser(
-        prog="sah", description="sparse-attention-hub: simulated sparse attention studies."
+        prog="sah",
+        description="sparse-attention-hub: simulated sparse attention studies.",
+        epilog="exit codes: 0 done, 1 some cell failed, 2 bad input, 130 interrupted "
+        "(run the same command again to resume). Start with: sah demo",
     )
     parser.add_argument("--version", action="version", version=f"sah {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="show warnings only")
