@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
+OUTPUT_ERROR_METRIC = "research_attention_output_error"
+MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
 BASE_COLUMNS = [
     "model",
     "sparse_config",
@@ -29,6 +31,7 @@ BASE_COLUMNS = [
     "status",
     "overall_score",
     "mean_density",
+    "mean_output_error",
     "seconds",
     "error_category",
     "result_dir",
@@ -68,24 +71,25 @@ def _task_columns(metrics: dict[str, Any]) -> dict[str, float]:
     return columns
 
 
-def mean_density(cell: Path) -> float | None:
-    """Mean of the logged research_attention_density values of a cell, or None if none."""
+def mean_metrics(cell: Path) -> dict[str, float | None]:
+    """Means of the logged density and output error of a cell (None where none was logged)."""
+    sums = {name: [0.0, 0] for name in MEAN_COLUMNS}
     path = cell / "micro_metrics.jsonl"
-    if not path.is_file():
-        return None
-    total, count = 0.0, 0
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("metric") == DENSITY_METRIC:
-                number = _number(record.get("value"))
-                if number is not None:
-                    total += number
-                    count += 1
-    return total / count if count else None
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                metric = record.get("metric") if isinstance(record, dict) else None
+                number = _number(record.get("value")) if metric in sums else None
+                if metric in sums and number is not None:
+                    sums[metric][0] += number
+                    sums[metric][1] += 1
+    return {
+        MEAN_COLUMNS[m]: (total / count if count else None) for m, (total, count) in sums.items()
+    }
 
 
 def _status(cell: Path, config: dict[str, Any]) -> str:
@@ -115,7 +119,7 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
         "subset": resolved.get("subset"),
         "status": _status(cell, config),
         "overall_score": _number(metrics.get("overall_score")),
-        "mean_density": mean_density(cell),
+        **mean_metrics(cell),
         "seconds": _number(execution.get("seconds")),
         "error_category": execution.get("category"),
         "result_dir": str(cell),
@@ -137,8 +141,9 @@ def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """One row per executor cell under ``base_dir``, sorted by model, config, benchmark, subset.
 
     Columns: model, sparse_config, benchmark, subset, status (complete | failed | interrupted
-    | partial), overall_score, mean_density, seconds, error_category, result_dir, then one
-    ``score.<task>`` column per task score found.
+    | partial), overall_score, one ``score.<task>`` column per task score found, then
+    mean_density, mean_output_error (means of the logged micro metrics), seconds,
+    error_category, result_dir.
     """
     base = Path(base_dir)
     if not base.is_dir():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
 
 
@@ -23,9 +25,13 @@ def _run(base: Path, num_events: int):
     )
 
 
-def test_resume_skips_complete_and_reruns_stale(tmp_path: Path) -> None:
+def test_resume_skips_complete_and_reruns_stale(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     base = tmp_path / "results"
     first = _run(base, num_events=3)
+    out, err = capfd.readouterr()
+    assert "benchmark matrix" not in out + err  # verbose=False: no progress bar
     assert len(first.individual_results) == 2 and not first.skipped
 
     again = _run(base, num_events=3)
