@@ -32,6 +32,7 @@ from sparse_attention_hub.benchmark.executor_config import (
     ExecutionResults,
     sanitize_model_name,
 )
+from sparse_attention_hub.benchmark.executor_lock import BaseDirLock
 from sparse_attention_hub.benchmark.executor_progress import ProgressReporter
 from sparse_attention_hub.benchmark.executor_signals import StopOnSignals
 from sparse_attention_hub.benchmark.executor_stubs import (
@@ -201,6 +202,16 @@ class BenchmarkExecutor:
             generation_kwargs, request_kwargs,
         )  # fmt: skip
         Path(self.base_result_dir).mkdir(parents=True, exist_ok=True)
+        with BaseDirLock(self.base_result_dir):
+            plan = [(stub, self._status(stub)) for stub, _ in plan]  # now that we hold the dir
+            results = self._run_plan(plan, started_at, start)
+        if results.interrupted:
+            raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
+        return results
+
+    def _run_plan(
+        self, plan: list[tuple[BenchmarkStub, str]], started_at: float, start: float
+    ) -> ExecutionResults:
         skipped = [stub for stub, status in plan if status == COMPLETE]
         to_run = [stub for stub, status in plan if status != COMPLETE]
         stale_moved = self._move_stale(plan)
@@ -218,10 +229,7 @@ class BenchmarkExecutor:
                     report = self._schedule(to_run, progress)
         finally:
             progress.close()
-        results = self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
-        if results.interrupted:
-            raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
-        return results
+        return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
 
     def _move_stale(self, plan: list[tuple[BenchmarkStub, str]]) -> list[str]:
         moved = []

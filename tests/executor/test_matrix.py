@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,19 @@ def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
     assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PENDING]
     rerun_all = BenchmarkExecutor(None, 2, base_result_dir=str(base), enable_resumability=False)
     assert [status for _, status in rerun_all.plan_matrix(**args)] == [STALE, PENDING]
+
+
+def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> None:
+    from sparse_attention_hub.benchmark.executor_lock import BaseDirLock, BaseDirLocked
+
+    base = tmp_path / "runs"
+    base.mkdir()
+    executor = BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)
+    with BaseDirLock(base), pytest.raises(BaseDirLocked, match=f"pid {os.getpid()}"):
+        executor.run_benchmark_matrix(
+            model_names=["m"],
+            sparse_attention_configs=[("dense", None)],
+            benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+            adapter_config=AdapterConfig(),
+        )
+    assert not (base / "m").exists()
