@@ -115,9 +115,9 @@ def _logits(scores: torch.Tensor, mask: Mask | None) -> torch.Tensor:
         return torch.full_like(scores, float("-inf"))
     if p.dtype == torch.bool:  # every active p is 1: log p = 0
         return torch.where(p, scores, float("-inf"))
-    inactive = p == 0
-    logits = torch.log(p.to(torch.float32)).neg_().add_(scores)  # +inf/nan where p == 0
-    return logits.masked_fill_(inactive, float("-inf"))
+    # p may be broadcastable (size-1 dimensions): build the full tensor out of place.
+    logits = torch.sub(scores, torch.log(p.to(torch.float32)))  # +inf / nan where p == 0
+    return logits.masked_fill_(p == 0, float("-inf"))
 
 
 def masked_attention(

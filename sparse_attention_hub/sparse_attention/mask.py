@@ -14,9 +14,11 @@ Drawn for one (batch, head), ``#`` = 1, ``+`` = 0 < p < 1, ``.`` = 0 (see :meth:
 
 Forms:
 
-- dense (the default, fast on accelerators): a (B, H, Q, K) tensor, kept as ``bool`` while
-  every active entry has p = 1 (sink, window, top-k: a quarter of the memory traffic) and as
-  float probabilities once an entry has p < 1 (sampling);
+- dense (the default, fast on accelerators): a tensor broadcastable to (B, H, Q, K), kept as
+  ``bool`` while every active entry has p = 1 (sink, window, top-k: a quarter of the memory
+  traffic) and as float probabilities once an entry has p < 1 (sampling). Patterns shared by
+  all heads stay small: a sink is stored as (1, 1, 1, K), a window as (1, 1, Q, K), until a
+  per-head masker (top-k, sampling) needs the full tensor;
 - full / empty: a flag only, so the full-attention control and the first masker of a chain do
   not allocate a (B, H, Q, K) tensor they do not need;
 - row indices (B, H, Q, k) with optional probabilities (:meth:`from_row_indices`,
@@ -48,7 +50,8 @@ class Mask:
     """An immutable (B, H, Q, K) mask of inclusion probabilities. Build it with the classmethods.
 
     ``dtype`` is the float dtype of :meth:`to_dense`; the stored tensor may be ``bool``
-    (every active entry at p = 1) or that float dtype.
+    (every active entry at p = 1) or that float dtype, with any dimension of size 1 standing
+    for all of that dimension (broadcasting).
     """
 
     __slots__ = ("_dense", "_kind", "device", "dtype", "shape")
@@ -66,6 +69,9 @@ class Mask:
         self._kind = kind
         self._dense = dense
         if dense is not None:
+            assert dense.dim() == 4 and all(
+                d in (1, s) for d, s in zip(dense.shape, self.shape, strict=True)
+            ), f"stored {tuple(dense.shape)} does not broadcast to {self.shape}"
             device = dense.device
             if dense.is_floating_point():
                 dtype = dense.dtype
@@ -189,12 +195,13 @@ class Mask:
     def to_dense(self) -> torch.Tensor:
         """A new (B, H, Q, K) tensor of probabilities in ``self.dtype`` (free to edit)."""
         if self._dense is not None:
-            return self._dense.to(self.dtype, copy=True)
+            return self._materialize(self.dtype)
         fill = 1.0 if self._kind == _FULL else 0.0
         return torch.full(self.shape, fill, dtype=self.dtype, device=self.device)
 
     def dense_view(self) -> torch.Tensor | None:
-        """The stored (B, H, Q, K) tensor, ``bool`` or float, or None for a full/empty flag.
+        """The stored tensor, ``bool`` or float, broadcastable to (B, H, Q, K) (it may have
+        dimensions of size 1), or None for a full/empty flag.
 
         For hot paths that must not copy: read only, never write into it.
         """
@@ -249,9 +256,9 @@ class Mask:
         """
         if self._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
-        if self._dense is None:  # one broadcast copy
-            dense = torch.broadcast_to(where, self.shape).contiguous()  # (B, H, Q, K)
-            return Mask(self.shape, _DENSE, dense, self.dtype)
+        where = _as_4d(where, self.shape)
+        if self._dense is None:  # stays as small as ``where`` (a copy: never alias it)
+            return Mask(self.shape, _DENSE, where.to(torch.bool, copy=True), self.dtype)
         if self.is_binary:
             return Mask(self.shape, _DENSE, torch.logical_or(self._dense, where), self.dtype)
         return Mask(self.shape, _DENSE, torch.where(where, 1.0, self._dense), self.dtype)
@@ -273,16 +280,15 @@ class Mask:
         elif isinstance(probabilities, torch.Tensor) and probabilities.dtype == torch.bool:
             flags = probabilities
         if flags is not None and self.is_binary:
-            base = self._dense
-            if base is None:
-                base = torch.zeros(self.shape, dtype=torch.bool, device=indices.device)
-            return Mask(self.shape, _DENSE, _scatter_max(base, indices, flags), self.dtype)
+            base = self._materialize(torch.bool)  # a new full (B, H, Q, K) tensor
+            return Mask(self.shape, _DENSE, _scatter_max_(base, indices, flags), self.dtype)
         src = _row_values(indices, probabilities, self.dtype)
-        return Mask(self.shape, _DENSE, _scatter_max(self._probabilities(), indices, src))
+        base = self._materialize(self.dtype)
+        return Mask(self.shape, _DENSE, _scatter_max_(base, indices, src))
 
     def active(self) -> torch.Tensor | None:
-        """A bool (B, H, Q, K) tensor of active entries (read only: it may be the stored
-        tensor), or None for a full/empty flag."""
+        """A bool tensor broadcastable to (B, H, Q, K) of active entries (read only: it may be
+        the stored tensor), or None for a full/empty flag."""
         if self._dense is None or self._dense.dtype == torch.bool:
             return self._dense
         return self._dense > 0
@@ -294,7 +300,8 @@ class Mask:
             return torch.tensor(value, dtype=torch.float32, device=self.device)
         if self._dense.numel() == 0:
             return torch.zeros((), dtype=torch.float32, device=self.device)
-        return torch.count_nonzero(self._dense).to(torch.float32) / self._dense.numel()
+        count = torch.count_nonzero(self._dense).to(torch.float32)
+        return count / self._dense.numel()  # a broadcast dimension repeats the same fraction
 
     def is_full(self) -> bool:
         """Whether every entry is active with p = 1 (synchronises for a dense mask)."""
@@ -327,11 +334,16 @@ class Mask:
         return "\n".join("".join(row) for row in chars)
 
     def _probabilities(self) -> torch.Tensor:
-        """The stored tensor as float probabilities (new for the bool and empty forms)."""
-        if self._dense is None:
-            assert self._kind == _EMPTY
-            return torch.zeros(self.shape, dtype=self.dtype, device=self.device)
+        """The stored tensor as float probabilities (may be the stored tensor: read only)."""
+        assert self._dense is not None
         return self._dense.to(self.dtype)
+
+    def _materialize(self, dtype: torch.dtype) -> torch.Tensor:
+        """A new, full-size (B, H, Q, K) tensor of this mask in ``dtype`` (bool or float)."""
+        out = torch.empty(self.shape, dtype=dtype, device=self.device)
+        if self._dense is None:
+            return out.fill_(self._kind == _FULL)
+        return out.copy_(self._dense)  # broadcasts and converts in one pass
 
     def _copy(self) -> Mask:
         dense = None if self._dense is None else self._dense.clone()
@@ -342,13 +354,24 @@ class Mask:
         return f"Mask(shape={self.shape}, form={form}, dtype={self.dtype})"
 
 
-def _scatter_max(
+def _scatter_max_(
     base: torch.Tensor, indices: torch.Tensor, src: torch.Tensor | bool
 ) -> torch.Tensor:
-    """A new tensor: ``base`` with entries at (B, H, Q, k) ``indices`` raised to ``src``."""
+    """In place on ``base`` (the caller's own new tensor): entries at (B, H, Q, k)
+    ``indices`` raised to ``src``."""
     if isinstance(src, bool):
-        return base.scatter(-1, indices, src)
-    return base.scatter_reduce(-1, indices, src.to(base.dtype), reduce="amax")
+        return base.scatter_(-1, indices, src)
+    return base.scatter_reduce_(-1, indices, src.to(base.dtype), reduce="amax")
+
+
+def _as_4d(where: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
+    """``where`` viewed as 4-D and checked to broadcast to ``shape`` (ValueError if not)."""
+    if where.dim() > 4:
+        raise ValueError(f"where must broadcast to {shape}, got {tuple(where.shape)}")
+    where = where.reshape((1,) * (4 - where.dim()) + tuple(where.shape))  # (B?, H?, Q?, K?)
+    if any(d not in (1, s) for d, s in zip(where.shape, shape, strict=True)):
+        raise ValueError(f"where must broadcast to {shape}, got {tuple(where.shape)}")
+    return where
 
 
 def _row_values(

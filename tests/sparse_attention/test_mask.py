@@ -154,3 +154,24 @@ def test_bool_dense_input_and_binary_is_full():
         mask.merge(Mask.from_dense(torch.zeros(SHAPE, dtype=torch.bool))).to_dense(),
         torch.ones(SHAPE),
     )
+
+
+def test_shared_patterns_stay_small_until_a_per_head_masker_needs_the_full_tensor():
+    where = torch.arange(SHAPE[3]) < 2  # (K,)
+    sink = Mask.create_empty(SHAPE).with_active(where)
+    where[:] = True  # the mask copied it
+    assert sink.dense_view().shape == (1, 1, 1, SHAPE[3])
+    expected = torch.zeros(SHAPE)
+    expected[..., :2] = 1
+    assert torch.equal(sink.to_dense(), expected)
+    assert float(sink.density()) == pytest.approx(2 / 7) and not sink.is_full()
+    band = torch.eye(SHAPE[2], SHAPE[3], dtype=torch.bool)  # (Q, K)
+    both = sink.with_active(band)
+    assert both.dense_view().shape == (1, 1, SHAPE[2], SHAPE[3])
+    picked = both.with_active_indices(torch.full((*SHAPE[:3], 1), 6))
+    assert picked.dense_view().shape == SHAPE
+    assert torch.equal(picked.to_dense(), (expected.bool() | band | (torch.arange(7) == 6)).float())
+    sampled = both.merge(Mask.from_dense(torch.full(SHAPE, 0.25)))
+    assert sampled.dense_view().shape == SHAPE and float(sampled.to_dense().min()) == 0.25
+    with pytest.raises(ValueError, match="broadcast"):
+        sink.with_active(torch.ones(3, 3, dtype=torch.bool))
