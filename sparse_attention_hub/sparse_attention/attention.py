@@ -153,6 +153,11 @@ def masked_attention(
         None). A row with no active (finite) key gets a zero output, never NaN.
     """
     group = _group_size(queries, keys)
+    if values.dim() != 4 or values.shape[:3] != keys.shape[:3]:
+        raise ValueError(
+            f"values must be (B, Hkv, K, Dv) matching keys {tuple(keys.shape)}, "
+            f"got {tuple(values.shape)}"
+        )
     if scores is None:
         scores = attention_scores(queries, keys, scaling, attention_mask)
     logits = _logits(scores, mask)

@@ -146,3 +146,6 @@ def test_bad_head_counts_raise():
     q, k, v = make_qkv(1, 3, 2, 1, 4, 4)
     with pytest.raises(ValueError, match="multiple"):
         masked_attention(q, k, v)
+    q, k, v = make_qkv(1, 4, 2, 1, 4, 4)
+    with pytest.raises(ValueError, match="values must be"):
+        masked_attention(q, k, v[:, :, :3])
