@@ -7,7 +7,6 @@ stubs travel to worker processes as they are.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,8 +213,3 @@ class ExecutionInterrupted(KeyboardInterrupt):
         super().__init__(f"benchmark matrix interrupted by {signal_name}")
         self.results = results
         self.signal_name = signal_name
-
-
-def default_base_dir() -> str:
-    """The default base_result_dir, relative to the current directory."""
-    return os.path.join(".", "benchmark_results")

@@ -89,7 +89,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                     BenchmarkConfig(
                         "fault_injection",
                         SUBSETS,
-                        benchmark_kwargs={"seconds": 1.0, "num_events": 20},
+                        benchmark_kwargs={"seconds": 3.0, "num_events": 20},
                     )
                 ],
                 adapter_config=AdapterConfig(),
