@@ -97,6 +97,7 @@ def worker_main(
     """
     if cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_visible_devices
+    os.environ["SAH_PROGRESS"] = "0"  # per-benchmark bars would garble the parent's bar
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()

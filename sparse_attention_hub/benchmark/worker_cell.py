@@ -189,7 +189,6 @@ class CellRunner:
             stub.result_dir,
             generation_kwargs=dict(stub.generation_kwargs),
             request_kwargs=dict(stub.request_kwargs),
-            show_progress=False,
         )
         return dict(metrics or {}), loaded
 
