@@ -13,7 +13,11 @@ Flow: validate everything (one error listing every problem) -> expand the matrix
 skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest on persistent
 worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
 ``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
-summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt); a rerun resumes.
+summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt: an uncaught one ends
+the process with status 130); a rerun resumes.
+
+Workers are started with the spawn method, which imports the caller's main module again: a
+script must call the executor under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
