@@ -270,3 +270,23 @@ def test_random_sampling_never_draws_forbidden_keys(fill):
     )
     active = mask.to_dense() > 0
     assert not torch.any(active & ~allowed) and torch.any(active)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    problem=problems(),
+    chain=st.lists(st.sampled_from(CONFIGS), max_size=3).filter(
+        lambda c: sum(masker_class(x).is_sampling for x in c) <= 1
+    ),
+)
+def test_any_chain_gives_finite_attention_with_the_right_shape(problem, chain):
+    q, k, v, _, bias = problem
+    attn = ResearchAttention.create_from_config(ResearchAttentionConfig(chain))
+    out, weights = attn.custom_attention(
+        None, q, k, v, bias, None, 0.0, {}, layer_idx=0, output_attentions=True
+    )
+    b, h, q_len, d = q.shape
+    assert out.shape == (b, q_len, h, d) and torch.isfinite(out).all()
+    assert weights is not None and torch.isfinite(weights).all()
+    sums = weights.sum(-1)
+    assert torch.all(((sums - 1).abs() < 1e-4) | (sums == 0))  # rows sum to 1, or are empty
