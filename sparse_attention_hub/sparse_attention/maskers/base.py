@@ -44,16 +44,13 @@ def check_size(config: object, field: str, value: object) -> None:
         )
 
 
-def check_probability(
-    config: object, field: str, value: object, low_open: bool, allow_zero: bool = False
-) -> float:
+def check_probability(config: object, field: str, value: object, low_open: bool) -> float:
     """Validate a probability-like field in [0, 1] (or (0, 1] when ``low_open``); return it."""
     where = f"{type(config).__name__}.{field}"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{where} must be a number, got {value!r} of type {type(value).__name__}")
     p = float(value)
-    bad = p > 1.0 or p < 0.0 or (low_open and p == 0.0 and not allow_zero)
-    if bad:
+    if p > 1.0 or p < 0.0 or (low_open and p == 0.0) or p != p:
         allowed = "(0, 1]" if low_open else "[0, 1]"
         raise ValueError(f"{where} must lie in {allowed}, got {value}")
     return p
