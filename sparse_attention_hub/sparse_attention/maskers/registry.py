@@ -10,10 +10,12 @@ e.g. ``{"sink": {"sink_size": 128}}``. Adding a masker is one file::
     @register_masker("my_method", "One line on what it keeps.")
     class MyMasker(TopKMasker):
         config_class = MyConfig
+        def size(self):
+            return self.config.heavy_size  # tokens, or a fraction of K
         def score(self, queries, keys, values, attention_mask, scaling, sparse_meta_data, **kw):
-            ...  # (B, H, Q, K) scores; the template keeps the top heavy_size
+            ...  # (B, H, Q, K) scores; the template keeps the top heavy_size new keys
 
-and importing that module registers it.
+and importing that module registers it (tests/sparse_attention/test_extending.py does this).
 """
 
 from __future__ import annotations
