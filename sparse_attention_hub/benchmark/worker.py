@@ -141,6 +141,12 @@ def _exit_now() -> None:
         MicroMetricLogger().flush()
     except Exception:
         pass
+    try:  # what a normal exit runs for multiprocessing objects (semaphores made by libraries)
+        from multiprocessing import util
+
+        util._run_finalizers()
+    except Exception:
+        pass
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
