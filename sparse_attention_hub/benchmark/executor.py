@@ -301,6 +301,7 @@ class BenchmarkExecutor:
             failures=failures,
             skipped=skipped,
             not_run=report.unfinished,
+            stopped_running=report.stopped_running,
             stale_moved=stale_moved,
             model_loads=report.model_loads,
             worker_crashes=report.crashes,

@@ -102,7 +102,7 @@ def _cells(
     failures: list[BenchmarkFailure],
     skipped: list[BenchmarkStub],
     not_run: list[BenchmarkStub],
-    interrupted: str | None,
+    stopped_running: set[str],
 ) -> list[dict[str, Any]]:
     cells = [_cell(s, "skipped", None) for s in skipped]
     cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
@@ -110,7 +110,10 @@ def _cells(
         _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
         for f in failures
     ]
-    cells += [_cell(s, "interrupted" if interrupted else "not_run", None) for s in not_run]
+    cells += [
+        _cell(s, "interrupted" if s.cell_id in stopped_running else "not_run", None)
+        for s in not_run
+    ]
     return sorted(cells, key=lambda c: c["cell"])
 
 
@@ -130,9 +133,10 @@ def build_summary(
     worker_crashes: int,
     interrupted: str | None,
     scheduling: dict[str, Any] | None = None,
+    stopped_running: set[str] | None = None,
 ) -> dict[str, Any]:
     """The summary dict (JSON-able) of one run of the matrix."""
-    cells = _cells(results, failures, skipped, not_run, interrupted)
+    cells = _cells(results, failures, skipped, not_run, stopped_running or set())
     categories: dict[str, int] = {}
     for failure in failures:
         categories[failure.error_type] = categories.get(failure.error_type, 0) + 1
@@ -143,6 +147,7 @@ def build_summary(
             "failed": len(failures),
             "skipped": len(skipped),
             "not_run": len(not_run),
+            "interrupted_while_running": len(stopped_running or ()),
             "stale_moved": len(stale_moved),
             "failure_categories": categories,
         },

@@ -56,7 +56,8 @@ class SchedulerReport:
     model_loads: int = 0
     workers_started: int = 0
     crashes: int = 0
-    unfinished: list[BenchmarkStub] = field(default_factory=list)
+    unfinished: list[BenchmarkStub] = field(default_factory=list)  # never finished
+    stopped_running: set[str] = field(default_factory=set)  # cell ids stopped mid-run
     interrupted: bool = False
     # seconds since the loop started: when each worker became ready, and per finished cell
     # (cell_id, worker index, dispatched, finished) as seen by the parent
@@ -286,6 +287,7 @@ class Scheduler:
         finally:
             running = [h.task.stub for h in self.workers.values() if h.task is not None]
             self.report.unfinished = running + list(self.pending)
+            self.report.stopped_running = {stub.cell_id for stub in running}
             self.shutdown()
         return self.report
 

@@ -144,7 +144,9 @@ def _exit_now() -> None:
     try:  # what a normal exit runs for multiprocessing objects (semaphores made by libraries)
         from multiprocessing import util
 
-        util._run_finalizers()
+        run_finalizers = getattr(util, "_run_finalizers", None)  # private, stable since 3.x
+        if run_finalizers is not None:
+            run_finalizers()
     except Exception:
         pass
     sys.stdout.flush()

@@ -57,6 +57,11 @@ def test_sigint_stops_workers_writes_summary_and_rerun_resumes(tmp_path: Path) -
     summary = json.loads((base / "execution_summary.json").read_text())
     assert summary["interrupted"] == "SIGINT"
     assert summary["totals"]["completed"] == 1 and summary["totals"]["not_run"] == 1
+    assert summary["totals"]["interrupted_while_running"] == 1
+    assert {c["cell"].rsplit("_", 1)[-1]: c["status"] for c in summary["cells"]} == {
+        "ok": "complete",
+        "pidfile": "interrupted",
+    }
     assert not (cells / "fault_injection_pidfile" / "metrics.json").exists()
     config = json.loads((cells / "fault_injection_pidfile" / "config.json").read_text())
     assert config["execution"]["status"] == "interrupted"
