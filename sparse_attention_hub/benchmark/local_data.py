@@ -77,3 +77,32 @@ def load_hub_split(
             "Pass data_dir= with local files in the hub schema (see the benchmark's README)."
         ) from exc
     return dataset.to_pandas()
+
+
+def read_zip_member_jsonl(archive: Path, member: str) -> pd.DataFrame:
+    """One JSON-lines member of a zip archive as a DataFrame; FileNotFoundError naming both."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        if member not in zf.namelist():
+            raise FileNotFoundError(f"{archive} has no member {member!r}")
+        with zf.open(member) as handle:
+            return pd.read_json(handle, lines=True, dtype=False)
+
+
+def download_hub_file(dataset_id: str, filename: str, revision: str | None = None) -> Path:
+    """``huggingface_hub.hf_hub_download`` of one file of a hub dataset repository (cached).
+
+    This is the real download path (nothing in tests calls it with a network); a failure is
+    re-raised naming the file and the local alternative.
+    """
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(dataset_id, filename, repo_type="dataset", revision=revision)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not download {dataset_id}/{filename} from the HuggingFace hub: {exc}. "
+            "Pass data_dir= with local files in the hub schema (see the benchmark's README)."
+        ) from exc
+    return Path(path)

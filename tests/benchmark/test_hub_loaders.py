@@ -210,7 +210,7 @@ def test_hub_path_offline_fails_with_a_pointer_to_data_dir() -> None:
     # conftest sets HF_HUB_OFFLINE / HF_DATASETS_OFFLINE: the real path fails fast, no download
     with pytest.raises(RuntimeError, match=r"simonjegou/ruler.*data_dir="):
         create_benchmark_instance("ruler", ["4096"]).load_datasets()
-    with pytest.raises(RuntimeError, match=r"THUDM/LongBench/qasper_e.*data_dir="):
+    with pytest.raises(RuntimeError, match=r"THUDM/LongBench/data\.zip.*data_dir="):
         create_benchmark_instance("longbench", ["qasper_e"]).load_datasets()
 
 
@@ -224,3 +224,32 @@ def test_longbench_few_shot_tasks_run_without_chat_template(
     templates = [c["request_kwargs"]["apply_chat_template"] for c in adapter.calls]
     assert templates == [True, True, False]  # hotpotqa x2 as asked, trec never
     assert request_kwargs == {"apply_chat_template": True, "truncation": "middle"}
+
+
+def test_longbench_hub_path_reads_the_official_data_zip(
+    longbench_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The archive in THUDM/LongBench's layout (data/<task>.jsonl); only the download itself is
+    # replaced, since the hub is unreachable here.
+    import zipfile
+
+    from sparse_attention_hub.benchmark.longbench import benchmark as longbench_module
+
+    archive = tmp_path / "data.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("hotpotqa", "qasper_e"):
+            zf.write(longbench_dir / f"{name}.jsonl", f"data/{name}.jsonl")
+    asked: list[tuple[str, str, str | None]] = []
+
+    def fake_download(dataset_id: str, filename: str, revision: str | None = None) -> Path:
+        asked.append((dataset_id, filename, revision))
+        return archive
+
+    monkeypatch.setattr(longbench_module, "download_hub_file", fake_download)
+    bench = create_benchmark_instance("longbench", ["hotpotqa", "qasper_e"], revision="abc")
+    rows = bench.load_datasets()
+    assert list(rows["task"]) == ["hotpotqa"] * 2 + ["qasper_e"] * 4
+    assert rows.iloc[1]["answers"] == ["Italy", "Lazio"]
+    assert asked == [("THUDM/LongBench", "data.zip", "abc")] * 2
+    with pytest.raises(FileNotFoundError, match=r"data\.zip has no member 'data/trec\.jsonl'"):
+        create_benchmark_instance("longbench", ["trec"]).load_datasets()

@@ -43,11 +43,11 @@ def test_demo_yaml_is_the_expected_executor_call() -> None:
         ],
         "benchmark_configs": [
             BenchmarkConfig("mock_benchmark"),
-            BenchmarkConfig("synthetic_ruler", ["1024", "2048"], {"num_samples": 2}),
+            BenchmarkConfig("synthetic_ruler", ["1024", "2048"], {"num_samples": 1}),
         ],
         "adapter_config": AdapterConfig(model_kwargs={"dtype": "float32"}),
-        "generation_kwargs": {"max_new_tokens": 8, "do_sample": False},
-        "request_kwargs": {"max_requests": 2},
+        "generation_kwargs": {"max_new_tokens": 16, "do_sample": False},
+        "request_kwargs": {},
     }
 
 
@@ -97,7 +97,7 @@ def test_gpu_study_is_the_expected_executor_call() -> None:
             BenchmarkConfig("ruler", ["4096", "8192"]),
         ],
         "adapter_config": AdapterConfig(
-            model_kwargs={"dtype": "bfloat16", "attn_implementation": "eager"},
+            model_kwargs={"dtype": "bfloat16"},
             tokenizer_kwargs={"padding_side": "left"},
         ),
         "generation_kwargs": {"max_new_tokens": 128, "do_sample": False},

@@ -8,7 +8,12 @@ from typing import Any
 import pandas as pd
 
 from sparse_attention_hub.benchmark.base import Benchmark
-from sparse_attention_hub.benchmark.local_data import load_hub_split, read_subset
+from sparse_attention_hub.benchmark.local_data import (
+    download_hub_file,
+    load_hub_split,
+    read_subset,
+    read_zip_member_jsonl,
+)
 from sparse_attention_hub.benchmark.longbench.metrics import METRICS
 from sparse_attention_hub.benchmark.longbench.tasks import (
     FIRST_LINE_TASKS,
@@ -26,6 +31,12 @@ from sparse_attention_hub.benchmark.registry import register_benchmark
 from sparse_attention_hub.benchmark.scoring import as_answer_list, mean_score
 
 CLASSIFICATION_TASKS = frozenset(t for t, m in TASK_METRIC.items() if m == "classification")
+OFFICIAL_ARCHIVE = "data.zip"
+
+
+def read_official_archive(archive: Path, subset: str) -> pd.DataFrame:
+    """One task of LongBench's official ``data.zip`` (member ``data/<subset>.jsonl``)."""
+    return read_zip_member_jsonl(archive, f"data/{subset}.jsonl")
 
 
 def _text(value: Any) -> str:
@@ -79,8 +90,11 @@ def score_task(task: str, frame: pd.DataFrame) -> tuple[float, dict[str, float |
 class LongBench(Benchmark):
     """LongBench (21 tasks) and LongBench-E (13 "<task>_e" subsets), hub THUDM/LongBench.
 
-    Options: ``revision`` of the hub dataset, ``dataset_id`` to load a mirror in the same
-    schema (e.g. a parquet conversion), or ``data_dir`` with local files.
+    The official data is the ``data.zip`` of the THUDM/LongBench dataset repository (its
+    loading script no longer runs under ``datasets`` >= 4): it is downloaded once into the
+    HuggingFace cache and each task read from ``data/<task>.jsonl``. Options: ``revision`` of
+    the hub dataset, ``dataset_id`` to load a script-free mirror in the same schema (e.g. a
+    parquet conversion) with ``datasets.load_dataset``, or ``data_dir`` with local files.
     """
 
     benchmark_name = "longbench"
@@ -124,7 +138,11 @@ class LongBench(Benchmark):
     def _load_raw(self, subset: str) -> pd.DataFrame:
         if self.data_dir is not None:
             return read_subset(self.data_dir, subset, self._required(subset))
-        frame = load_hub_split(self.dataset_id or "", subset, revision=self.revision)
+        if self.dataset_id == self.huggingface_dataset_id:
+            archive = download_hub_file(self.dataset_id, OFFICIAL_ARCHIVE, self.revision)
+            frame = read_official_archive(archive, subset)
+        else:
+            frame = load_hub_split(self.dataset_id or "", subset, revision=self.revision)
         missing = [c for c in self._required(subset) if c not in frame.columns]
         if missing:
             raise ValueError(f"{self.dataset_id}/{subset} is missing column(s) {missing}")
