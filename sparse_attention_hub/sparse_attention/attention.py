@@ -48,7 +48,8 @@ def attention_scores(
         keys: (B, Hkv, K, D) with H a multiple of Hkv.
         scaling: the score scale; None means 1 / sqrt(D).
         attention_mask: None, bool (True = may attend) or additive float, broadcastable to
-            (B, H, Q, K); a longer last dimension is cut to K.
+            (B, H, Q, K); a longer last dimension is cut to K. Additive values at or below the
+            dtype's minimum (``finfo.min``) count as forbidden, like False / -inf.
 
     Returns:
         (B, H, Q, K) float32, a new tensor.
@@ -67,8 +68,20 @@ def attention_scores(
         if mask.dtype == torch.bool:
             scores.masked_fill_(~mask, float("-inf"))
         else:
-            scores.add_(mask.to(torch.float32))
+            scores.add_(_additive_mask(mask))
     return scores
+
+
+def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An additive float mask (broadcastable to (B, H, Q, K)) as fp32, with entries at or below
+    its dtype's minimum (HF's "forbidden" value) turned into -inf.
+
+    So a key the attention mask forbids is excluded exactly as with a bool mask: top-k never
+    picks it, and a row whose active keys are all forbidden gives zeros rather than a uniform
+    average of forbidden values.
+    """
+    forbidden = mask <= torch.finfo(mask.dtype).min  # same shape as mask
+    return mask.to(torch.float32).masked_fill(forbidden, float("-inf"))
 
 
 class ScoreCache:

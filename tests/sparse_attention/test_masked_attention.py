@@ -122,6 +122,28 @@ def test_finfo_min_mask_rows_stay_finite():
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_finfo_min_forbids_keys_exactly_like_a_bool_mask(dtype):
+    """finfo.min (HF's additive "forbidden") behaves as False, also in a row whose only active
+    keys are forbidden: zeros, not an average over forbidden values."""
+    q, k, v = make_qkv(1, 2, 1, 3, 6, 4, seed=8, dtype=dtype)
+    allowed = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]]).bool()
+    bias = torch.zeros(1, 1, 3, 6, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    probs = torch.zeros(1, 2, 3, 6)
+    probs[..., :2] = 1.0  # row 2 keeps only keys its attention mask forbids
+    probs[..., 3] = 0.5
+    out_add, w_add = masked_attention(
+        q, k, v, Mask.from_dense(probs), attention_mask=bias, return_weights=True
+    )
+    out_bool, w_bool = masked_attention(
+        q, k, v, Mask.from_dense(probs), attention_mask=allowed[None, None], return_weights=True
+    )
+    assert out_add.dtype == dtype and torch.isfinite(out_add).all()
+    torch.testing.assert_close(out_add, out_bool, atol=0, rtol=0)
+    torch.testing.assert_close(w_add, w_bool, atol=0, rtol=0)
+    assert torch.all(out_add[0, 2] == 0) and torch.all(out_add[0, :2] != 0)
+
+
 def test_low_precision_inputs_return_query_dtype_with_fp32_math():
     q, k, v = make_qkv(1, 4, 2, 2, 16, 8, seed=7, dtype=torch.bfloat16)
     out, weights = masked_attention(q, k, v, return_weights=True)

@@ -118,12 +118,22 @@ def test_oracle_top_k_selects_exactly_the_top_scores_among_inactive_keys():
     assert torch.equal(mask, expected)
 
 
-def test_oracle_top_k_never_adds_keys_the_attention_mask_forbids():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("fill", ["bool", float("-inf"), "finfo.min"])
+@pytest.mark.parametrize("heavy", [5, 0.9])
+def test_oracle_top_k_never_adds_keys_the_attention_mask_forbids(fill, dtype, heavy):
     q, k, v = qkv(1, 2, 2, 2, 6, seed=2)
-    bias = torch.zeros(1, 1, 2, 6)
-    bias[..., 3:] = float("-inf")
-    mask = add(OracleTopKConfig(5), q, k, v, Mask.create_empty((1, 2, 2, 6)), bias).to_dense()
+    allowed = (torch.arange(6) < 3).expand(1, 1, 2, 6)
+    if fill == "bool":
+        bias = allowed
+    else:
+        value = torch.finfo(dtype).min if fill == "finfo.min" else fill
+        bias = torch.zeros(1, 1, 2, 6, dtype=dtype).masked_fill(~allowed, value)
+    before = bias.clone()
+    empty = Mask.create_empty((1, 2, 2, 6))
+    mask = add(OracleTopKConfig(heavy), q, k, v, empty, bias).to_dense()
     assert torch.all(mask[..., :3] == 1) and torch.all(mask[..., 3:] == 0)
+    assert torch.equal(bias, before)  # the caller's attention mask is not edited
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.6, 0.9, 0.999])
