@@ -64,9 +64,13 @@ def prepare_rows(
     rows.insert(0, "row_id", range(len(rows)))
     if max_requests is not None:
         rows = rows.iloc[:max_requests].copy()
-    rows["max_new_tokens"] = [
-        _effective_max_new_tokens(value, caller_max_new_tokens) for value in rows["max_new_tokens"]
-    ]
+    # object dtype: a column mixing ints and None must not become floats with NaN (NaN keys
+    # never compare equal, so every such row would get its own request)
+    rows["max_new_tokens"] = pd.Series(
+        [_effective_max_new_tokens(v, caller_max_new_tokens) for v in rows["max_new_tokens"]],
+        index=rows.index,
+        dtype=object,
+    )
     rows["answer_prefix"] = rows["answer_prefix"].fillna("").astype(str)
     return rows
 
@@ -165,6 +169,25 @@ def build_results(rows: pd.DataFrame, done: dict[int, dict[str, Any]]) -> pd.Dat
     return results.reset_index(drop=True)
 
 
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple, dict)) or getattr(value, "ndim", 0) > 0:
+        return json.dumps(value, ensure_ascii=False, default=cell_io.json_default)
+    return value
+
+
+def csv_ready(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` with list-like cells (gold answers, classes) as JSON text for the CSV.
+
+    pandas would write a list as its Python repr and a numpy array (as parquet and hub data
+    give) as ``['a' 'b']``, which nothing parses back; JSON reads back with ``json.loads``.
+    """
+    out = results.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [_json_cell(v) for v in out[column]]
+    return out
+
+
 def _summary(results: pd.DataFrame) -> dict[str, Any]:
     totals = {}
     for name in TOKEN_FIELDS:
@@ -206,15 +229,10 @@ def _check_resumable(config_path: Path, run_config: dict[str, Any]) -> None:
         )
 
 
-def run_cell(
-    bench: Benchmark,
-    adapter: ModelAdapter,
-    result_dir: Path,
-    generation_kwargs: dict[str, Any] | None,
-    request_kwargs: dict[str, Any] | None,
-    show_progress: bool | None,
-) -> dict[str, Any]:
-    """See :meth:`Benchmark.run_benchmark`."""
+def _check_kwargs(
+    generation_kwargs: dict[str, Any] | None, request_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """Copies of the caller's dicts (max_requests taken out of request_kwargs), checked."""
     gen = dict(generation_kwargs or {})
     req = dict(request_kwargs or {})
     max_requests = _check_max_requests(req.pop("max_requests", None))
@@ -225,26 +243,40 @@ def run_cell(
         raise ValueError(
             f"generation_kwargs['max_new_tokens'] must be a positive int, got {caller_max!r}"
         )
+    return gen, req, max_requests
 
-    result_dir.mkdir(parents=True, exist_ok=True)
-    (result_dir / cell_io.METRICS_FILE).unlink(missing_ok=True)
-    bench.prepare(adapter)
-    rows = prepare_rows(
-        bench.load_datasets(), f"benchmark {bench.benchmark_name!r} data", max_requests, caller_max
-    )
-    run_config = {
-        "benchmark": bench.describe(),
-        "generation_kwargs": dict(generation_kwargs or {}),
-        "request_kwargs": dict(request_kwargs or {}),
+
+def _open_cell(
+    adapter: ModelAdapter, result_dir: Path, run_config: dict[str, Any]
+) -> dict[int, dict[str, Any]]:
+    """Read the resume log, check it was made with these settings, write config.json.
+
+    Returns the rows already answered (row id -> prediction record).
+    """
+    done = {
+        int(rec["row_id"]): rec
+        for rec in cell_io.read_predictions(result_dir / cell_io.PREDICTIONS_FILE)
     }
-    predictions_path = result_dir / cell_io.PREDICTIONS_FILE
-    done = {int(rec["row_id"]): rec for rec in cell_io.read_predictions(predictions_path)}
     if done:
         _check_resumable(result_dir / cell_io.CONFIG_FILE, run_config)
     cell_io.update_json_file(
         result_dir / cell_io.CONFIG_FILE,
         {**run_config, "adapter": adapter.describe(), "completed": False},
     )
+    return done
+
+
+def _answer_pending(
+    bench: Benchmark,
+    adapter: ModelAdapter,
+    rows: pd.DataFrame,
+    done: dict[int, dict[str, Any]],
+    kwargs: tuple[dict[str, Any], dict[str, Any]],
+    predictions_path: Path,
+    show_progress: bool | None,
+) -> None:
+    """Run every request with unanswered rows, appending to the log and to ``done``."""
+    gen, req = kwargs
     groups = group_rows(rows, bench.request_overrides)
     tasks = dict(zip(rows["row_id"].astype(int), rows["task"].astype(str), strict=True))
     todo = [(g, [r for r in g.row_ids if r not in done]) for g in groups]
@@ -265,12 +297,44 @@ def run_cell(
         cell_io.append_predictions(predictions_path, records)
         done.update({int(rec["row_id"]): rec for rec in records})
 
-    results = build_results(rows, done)
+
+def _close_cell(bench: Benchmark, result_dir: Path, results: pd.DataFrame) -> dict[str, Any]:
+    """Write raw_results.csv, score, mark config.json completed, write metrics.json last."""
     tmp_csv = result_dir / f".{cell_io.RAW_RESULTS_FILE}.tmp"
-    results.to_csv(tmp_csv, index=False)
+    csv_ready(results).to_csv(tmp_csv, index=False)
     os.replace(tmp_csv, result_dir / cell_io.RAW_RESULTS_FILE)
     metrics = {**bench.post_run_evaluate(results), **_summary(results)}
     cell_io.update_json_file(result_dir / cell_io.CONFIG_FILE, {"completed": True})
     cell_io.write_json_atomic(result_dir / cell_io.METRICS_FILE, metrics)
     logger.info("%s: overall_score %s", bench.benchmark_name, metrics.get("overall_score"))
     return metrics
+
+
+def run_cell(
+    bench: Benchmark,
+    adapter: ModelAdapter,
+    result_dir: Path,
+    generation_kwargs: dict[str, Any] | None,
+    request_kwargs: dict[str, Any] | None,
+    show_progress: bool | None,
+) -> dict[str, Any]:
+    """See :meth:`Benchmark.run_benchmark`."""
+    gen, req, max_requests = _check_kwargs(generation_kwargs, request_kwargs)
+    result_dir.mkdir(parents=True, exist_ok=True)
+    (result_dir / cell_io.METRICS_FILE).unlink(missing_ok=True)
+    bench.prepare(adapter)
+    rows = prepare_rows(
+        bench.load_datasets(),
+        f"benchmark {bench.benchmark_name!r} data",
+        max_requests,
+        gen.get("max_new_tokens"),
+    )
+    run_config = {
+        "benchmark": bench.describe(),
+        "generation_kwargs": dict(generation_kwargs or {}),
+        "request_kwargs": dict(request_kwargs or {}),
+    }
+    done = _open_cell(adapter, result_dir, run_config)
+    predictions_path = result_dir / cell_io.PREDICTIONS_FILE
+    _answer_pending(bench, adapter, rows, done, (gen, req), predictions_path, show_progress)
+    return _close_cell(bench, result_dir, build_results(rows, done))

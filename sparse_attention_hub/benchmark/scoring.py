@@ -35,7 +35,7 @@ def as_answer_list(answer: Any) -> list[str]:
     """A label cell as a list of gold strings (a single str becomes a one-element list)."""
     if isinstance(answer, str):
         return [answer]
-    if answer is None:
+    if answer is None or (isinstance(answer, float) and pd.isna(answer)):
         return []
     return [str(a) for a in answer]
 
@@ -78,11 +78,21 @@ def score_by_task(
     answer_column: str = "answer",
     task_column: str = "task",
 ) -> dict[str, float]:
-    """``{task: metric(predictions, references)}`` with RULER post-processing, tasks sorted."""
+    """``{task: metric(predictions, references)}`` with RULER post-processing, tasks sorted.
+
+    A row without any gold answer (None, NaN, empty list) is a ValueError naming it.
+    """
     scores: dict[str, float] = {}
     for task, part in results_df.groupby(task_column, sort=True):
         predictions = [ruler_postprocess(p) for p in part["predicted_answer"]]
         references = [as_answer_list(a) for a in part[answer_column]]
+        ids = part.get("row_id", part.index)
+        empty = [i for i, refs in zip(ids, references, strict=True) if not refs]
+        if empty:
+            raise ValueError(
+                f"task {task!r}: row(s) {empty[:10]} have no gold answer in column "
+                f"{answer_column!r}; fix the data (every row needs at least one answer)"
+            )
         scores[str(task)] = float(metric_for_task(str(task))(predictions, references))
     return scores
 
