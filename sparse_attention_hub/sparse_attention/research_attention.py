@@ -93,6 +93,29 @@ class ResearchAttentionConfig:
         return cls(configs)
 
 
+@dataclasses.dataclass(frozen=True)
+class _CallOptions:
+    """What ``custom_attention`` takes out of its ``kwargs`` before the maskers see them."""
+
+    layer_idx: int | None
+    sinks: torch.Tensor | None
+    return_weights: bool
+
+    @classmethod
+    def pop_from(cls, module: torch.nn.Module | None, kwargs: dict[str, Any]) -> _CallOptions:
+        """Pop ``layer_idx`` (else ``module.layer_idx``), ``s_aux`` / ``sinks``,
+        ``output_attentions`` and any stray ``score_cache`` from ``kwargs`` (in place)."""
+        layer_idx = kwargs.pop("layer_idx", None)
+        if layer_idx is None:
+            layer_idx = getattr(module, "layer_idx", None)
+        sinks = kwargs.pop("s_aux", None)
+        if sinks is None:
+            sinks = kwargs.pop("sinks", None)
+        return_weights = bool(kwargs.pop("output_attentions", False))
+        kwargs.pop("score_cache", None)
+        return cls(layer_idx, sinks, return_weights)
+
+
 class ResearchAttention:
     """Simulated sparse attention: maskers build a mask, masked attention applies it."""
 
@@ -174,14 +197,7 @@ class ResearchAttention:
         Returns:
             (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) or None).
         """
-        layer_idx = kwargs.pop("layer_idx", None)
-        if layer_idx is None:
-            layer_idx = getattr(module, "layer_idx", None)
-        sinks = kwargs.pop("s_aux", None)
-        if sinks is None:
-            sinks = kwargs.pop("sinks", None)
-        return_weights = bool(kwargs.pop("output_attentions", False))
-        kwargs.pop("score_cache", None)
+        options = _CallOptions.pop_from(module, kwargs)
         if sparse_meta_data is None:
             sparse_meta_data = {}
         cache = ScoreCache()
@@ -193,7 +209,7 @@ class ResearchAttention:
             scaling,
             dropout,
             sparse_meta_data,
-            layer_idx=layer_idx,
+            layer_idx=options.layer_idx,
             score_cache=cache,
             **kwargs,
         )
@@ -204,12 +220,12 @@ class ResearchAttention:
             values,
             mask,
             scaling=scaling,
-            sinks=sinks,
+            sinks=options.sinks,
             dropout=dropout,
-            return_weights=return_weights,
+            return_weights=options.return_weights,
             scores=scores,
         )
-        self._log_metrics(mask, out, queries, keys, values, scores, sinks, layer_idx)
+        self._log_metrics(mask, out, queries, keys, values, scores, options)
         return out, weights
 
     @staticmethod
@@ -220,17 +236,16 @@ class ResearchAttention:
         keys: torch.Tensor,
         values: torch.Tensor,
         scores: torch.Tensor,
-        sinks: torch.Tensor | None,
-        layer_idx: int | None,
+        options: _CallOptions,
     ) -> None:
         """Log density and output error, each only when enabled (the error costs a dense pass)."""
         logger = MicroMetricLogger()
+        metadata = {"layer_idx": options.layer_idx}
         if logger.is_metric_enabled(DENSITY_METRIC):
-            logger.log(DENSITY_METRIC, mask.density(), {"layer_idx": layer_idx})
+            logger.log(DENSITY_METRIC, mask.density(), metadata)
         if logger.is_metric_enabled(OUTPUT_ERROR_METRIC):
-            dense = dense_reference_output(queries, keys, values, scores, sinks)
-            error = relative_l2_error(out, dense)
-            logger.log(OUTPUT_ERROR_METRIC, error, {"layer_idx": layer_idx})
+            dense = dense_reference_output(queries, keys, values, scores, options.sinks)
+            logger.log(OUTPUT_ERROR_METRIC, relative_l2_error(out, dense), dict(metadata))
 
     def __repr__(self) -> str:
         return f"ResearchAttention({self.maskers})"
