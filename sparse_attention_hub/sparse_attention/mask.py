@@ -115,10 +115,8 @@ class Mask:
             probabilities = probabilities.to(torch.float32)
         elif copy:
             probabilities = probabilities.clone()
-        if copy and probabilities.is_floating_point() and probabilities.numel():
-            low, high = float(probabilities.min()), float(probabilities.max())
-            if low < 0.0 or high > 1.0:
-                raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}]")
+        if copy and probabilities.is_floating_point():
+            _check_probabilities(probabilities)
         return cls(probabilities.shape, _DENSE, dense=probabilities)
 
     @classmethod
@@ -144,6 +142,8 @@ class Mask:
                 f"got {tuple(indices.shape)}"
             )
         indices = indices.long()
+        if isinstance(probabilities, torch.Tensor):
+            _check_probabilities(probabilities)
         if probabilities is None:
             dense = torch.zeros(shape, dtype=torch.bool, device=indices.device)
             return cls(shape, _DENSE, dense=dense.scatter_(-1, indices, True), dtype=dtype)
@@ -182,6 +182,8 @@ class Mask:
                     f"ptr must have B*H*Q + 1 = {rows + 1} entries ending at nnz = "
                     f"{indices.numel()}, got {ptr.numel()} entries ending at {int(ptr[-1])}"
                 )
+        if data is not None:
+            _check_probabilities(data)
         if data is None:
             flat = torch.zeros(numel, dtype=torch.bool, device=indices.device)
             flat[indices] = True
@@ -228,7 +230,8 @@ class Mask:
         """(indices (nnz,), ptr (B*H*Q + 1,), data (nnz,)): the CSR-style form, rows in order."""
         flat = self.to_dense().reshape(-1)  # (B*H*Q*K,)
         indices = torch.nonzero(flat, as_tuple=False).reshape(-1)
-        per_row = (flat.view(-1, self.shape[3]) > 0).sum(-1)  # (B*H*Q,)
+        rows = self.shape[0] * self.shape[1] * self.shape[2]
+        per_row = (flat.view(rows, self.shape[3]) > 0).sum(-1)  # (B*H*Q,)
         ptr = torch.zeros(per_row.numel() + 1, dtype=torch.long, device=flat.device)
         ptr[1:] = torch.cumsum(per_row, 0)
         return indices, ptr, flat[indices]
@@ -374,10 +377,21 @@ def _as_4d(where: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tenso
     return where
 
 
+def _check_probabilities(probabilities: torch.Tensor) -> None:
+    """ValueError unless every value lies in [0, 1] (NaN included); synchronises the device,
+    so only user-facing constructors call it."""
+    if probabilities.dtype == torch.bool or not probabilities.numel():
+        return
+    low, high = float(probabilities.min()), float(probabilities.max())
+    if not (low >= 0.0 and high <= 1.0):  # also False for NaN
+        raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}]")
+
+
 def _row_values(
     indices: torch.Tensor, probabilities: torch.Tensor | float | None, dtype: torch.dtype
 ) -> torch.Tensor:
-    """The probabilities to scatter at ``indices`` (same shape), checked to lie in [0, 1]."""
+    """The probabilities to scatter at ``indices`` (same shape); a scalar is checked to lie in
+    [0, 1] (tensors are checked by the public constructors, not on the maskers' hot path)."""
     if probabilities is None:
         return torch.ones(indices.shape, dtype=dtype, device=indices.device)
     if not isinstance(probabilities, torch.Tensor):

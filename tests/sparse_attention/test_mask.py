@@ -175,3 +175,28 @@ def test_shared_patterns_stay_small_until_a_per_head_masker_needs_the_full_tenso
     assert sampled.dense_view().shape == SHAPE and float(sampled.to_dense().min()) == 0.25
     with pytest.raises(ValueError, match="broadcast"):
         sink.with_active(torch.ones(3, 3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 3, 0), (2, 1, 0, 4), (1, 1, 3, 5)])
+def test_conversions_round_trip_with_empty_rows_and_zero_sizes(shape):
+    probs = torch.zeros(shape)
+    if probs.numel():
+        probs[0, 0, 1] = torch.tensor([0.5, 0.0, 1.0, 0.0, 0.25])  # rows 0 and 2 stay empty
+    mask = Mask.from_dense(probs)
+    idx, p = mask.to_row_indices()
+    assert torch.equal(Mask.from_row_indices(shape, idx, p).to_dense(), probs)
+    indices, ptr, data = mask.to_flat_indices()
+    assert ptr.numel() == shape[0] * shape[1] * shape[2] + 1
+    assert torch.equal(Mask.from_flat_indices(shape, indices, ptr, data).to_dense(), probs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -0.1, 1.5])
+def test_every_constructor_rejects_probabilities_outside_the_unit_interval(bad):
+    probs = torch.full((1, 1, 1, 2), 0.5)
+    probs[0, 0, 0, 1] = bad
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Mask.from_dense(probs)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Mask.from_row_indices((1, 1, 1, 3), torch.tensor([[[[0, 2]]]]), probs)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Mask.from_flat_indices((1, 1, 1, 3), torch.tensor([0, 2]), data=probs.reshape(-1))
