@@ -14,7 +14,9 @@ skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest
 worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
 ``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
 summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt: an uncaught one ends
-the process with status 130); a rerun resumes.
+the process with status 130); a rerun resumes. If no worker process can start (a broken
+environment), the cells are recorded as failed with the reason, the summary is written, and
+:class:`WorkerStartupError` (a RuntimeError) is raised.
 
 Workers are started with the spawn method, which imports the caller's main module again: a
 script must call the executor under ``if __name__ == "__main__":``.
@@ -34,6 +36,7 @@ from sparse_attention_hub.benchmark.executor_config import (
     BenchmarkStub,
     ExecutionInterrupted,
     ExecutionResults,
+    WorkerStartupError,
     sanitize_model_name,
 )
 from sparse_attention_hub.benchmark.executor_lock import BaseDirLock
@@ -56,8 +59,10 @@ from sparse_attention_hub.benchmark.executor_summary import (
 from sparse_attention_hub.benchmark.executor_validation import (
     ExecutorConfigError,
     executor_settings_problems,
+    kwargs_problems,
     matrix_problems,
     metric_problems,
+    shared_directory_problems,
 )
 from sparse_attention_hub.benchmark.scheduling import Scheduler, SchedulerReport
 from sparse_attention_hub.benchmark.worker import WorkerSettings
@@ -84,7 +89,10 @@ class BenchmarkExecutor:
         verbose: show a progress bar and info messages; False shows only warnings.
         max_records, sampling_factor, enabled_metrics: MicroMetricLogger settings for each
             cell (by default no metric is enabled).
-        max_retries: how often a cell whose worker died is run again.
+        max_retries: how often a cell whose worker died (killed, segfault, OOM killer) is run
+            again in the same run. Exceptions and timeouts are not retried (an exception is
+            usually deterministic; a hang would burn another timeout); rerunning the matrix
+            retries every failed cell.
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class BenchmarkExecutor:
         self.enabled_metrics = enabled_metrics
         self.max_retries = max_retries
         self._stop_signal: str | None = None
+        self._startup_error: str | None = None
 
     # -- planning ----------------------------------------------------------------------------
     def _stubs(
@@ -144,12 +153,9 @@ class BenchmarkExecutor:
             self.base_result_dir,
         )
         problems += metric_problems(self.enabled_metrics)
-        for name, value in (
-            ("generation_kwargs", generation_kwargs),
-            ("request_kwargs", request_kwargs),
-        ):
-            if value is not None and not isinstance(value, dict):
-                problems.append(f"{name}={value!r}: must be a dict or None")
+        problems += kwargs_problems(
+            generation_kwargs=generation_kwargs, request_kwargs=request_kwargs
+        )
         if problems:
             raise ExecutorConfigError(problems)
         stubs = expand_matrix(
@@ -161,6 +167,9 @@ class BenchmarkExecutor:
             generation_kwargs,
             request_kwargs,
         )
+        problems = shared_directory_problems(stubs)
+        if problems:
+            raise ExecutorConfigError(problems)
         for stub in stubs:
             stub.estimated_cost = costs.get((stub.benchmark_name, stub.subset))
         return stubs
@@ -211,6 +220,8 @@ class BenchmarkExecutor:
             results = self._run_plan(plan, started_at, start)
         if results.interrupted:
             raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
+        if self._startup_error is not None:
+            raise WorkerStartupError(results, self._startup_error)
         return results
 
     def _run_plan(
@@ -227,13 +238,14 @@ class BenchmarkExecutor:
         progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
         report = SchedulerReport()
         self._stop_signal = None
-        try:
-            if to_run:
-                with self._signal_handlers():
+        # the handlers stay until the summary is written: a second Ctrl-C cannot lose it
+        with self._signal_handlers():
+            try:
+                if to_run:
                     report = self._schedule(to_run, progress)
-        finally:
-            progress.close()
-        return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
+            finally:
+                progress.close()
+            return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
 
     def _move_stale(self, plan: list[tuple[BenchmarkStub, str]]) -> list[str]:
         moved = []
@@ -288,6 +300,7 @@ class BenchmarkExecutor:
         started_at: float,
         start: float,
     ) -> ExecutionResults:
+        self._startup_error = report.startup_error
         results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
         workers = getattr(self, "_workers", [])
@@ -306,6 +319,7 @@ class BenchmarkExecutor:
             model_loads=report.model_loads,
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
+            error=report.startup_error,
             scheduling=scheduling_stats(
                 report.ready_at,
                 report.timeline,

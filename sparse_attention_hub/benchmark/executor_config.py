@@ -20,6 +20,7 @@ OTHER = "other"
 FAILURE_CATEGORIES = (GPU_OOM, MODEL_LOADING, DATASET, TIMEOUT, WORKER_CRASH, OTHER)
 
 _UNSAFE_CHARS = '/\\:*?"<>|'
+MAX_NAME_BYTES = 255  # one path component on Linux and macOS file systems
 
 
 def sanitize_model_name(model_name: str) -> str:
@@ -42,6 +43,11 @@ def path_component_problem(kind: str, name: str) -> str | None:
         return f"{kind} {name!r} is empty"
     if name != name.strip():
         return f"{kind} {name!r} has leading or trailing whitespace"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return (
+            f"{kind} {name[:40]!r}... is {len(name.encode('utf-8'))} bytes long; "
+            f"a directory name can have at most {MAX_NAME_BYTES}"
+        )
     if name in (".", "..") or ".." in name:
         return f"{kind} {name!r} contains '..'"
     bad = sorted({c for c in name if c in _UNSAFE_CHARS or ord(c) < 32})
@@ -72,7 +78,12 @@ class BenchmarkConfig:
                 raise TypeError(
                     f"BenchmarkConfig.subsets must be a list of str or None, got {self.subsets!r}"
                 )
-            self.subsets = [s.strip() for s in self.subsets if s.strip()] or None
+            if not self.subsets or not all(s.strip() for s in self.subsets):
+                raise ValueError(
+                    f"BenchmarkConfig.subsets={self.subsets!r}: give non-empty subset names, "
+                    "or None for the whole benchmark"
+                )
+            self.subsets = [s.strip() for s in self.subsets]
         if self.benchmark_kwargs is not None and not isinstance(self.benchmark_kwargs, dict):
             raise TypeError(
                 f"BenchmarkConfig.benchmark_kwargs must be a dict or None, got {self.benchmark_kwargs!r}"
@@ -213,3 +224,14 @@ class ExecutionInterrupted(KeyboardInterrupt):
         super().__init__(f"benchmark matrix interrupted by {signal_name}")
         self.results = results
         self.signal_name = signal_name
+
+
+class WorkerStartupError(RuntimeError):
+    """Raised by run_benchmark_matrix when worker processes keep dying during start-up, once
+    the cells not run are recorded as failed and the summary is written. ``results`` holds
+    what the run produced; the message says why the workers died.
+    """
+
+    def __init__(self, results: ExecutionResults, reason: str) -> None:
+        super().__init__(reason)
+        self.results = results

@@ -178,6 +178,16 @@ def cell_status(
     return PARTIAL
 
 
+def recorded_seconds(result_dir: str | Path) -> float | None:
+    """The seconds a cell's last run took, from the execution record in its config.json."""
+    config = read_json(Path(result_dir) / CONFIG_FILE) or {}
+    execution = config.get("execution")
+    seconds = execution.get("seconds") if isinstance(execution, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    return float(seconds)
+
+
 def move_to_stale(result_dir: str | Path) -> Path:
     """Move everything in the cell directory (but earlier stale/) into stale/<timestamp>/."""
     root = Path(result_dir)

@@ -12,7 +12,11 @@ from sparse_attention_hub.benchmark.executor_config import (
     BenchmarkResult,
     BenchmarkStub,
 )
-from sparse_attention_hub.benchmark.executor_stubs import ERROR_FILE, write_json_atomic
+from sparse_attention_hub.benchmark.executor_stubs import (
+    ERROR_FILE,
+    recorded_seconds,
+    write_json_atomic,
+)
 from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask
 
 SUMMARY_FILE = "execution_summary.json"
@@ -104,7 +108,8 @@ def _cells(
     not_run: list[BenchmarkStub],
     stopped_running: set[str],
 ) -> list[dict[str, Any]]:
-    cells = [_cell(s, "skipped", None) for s in skipped]
+    # a skipped cell keeps the time its earlier run measured (as results.csv does)
+    cells = [_cell(s, "skipped", recorded_seconds(s.result_dir)) for s in skipped]
     cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
     cells += [
         _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
@@ -134,6 +139,7 @@ def build_summary(
     interrupted: str | None,
     scheduling: dict[str, Any] | None = None,
     stopped_running: set[str] | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """The summary dict (JSON-able) of one run of the matrix."""
     cells = _cells(results, failures, skipped, not_run, stopped_running or set())
@@ -161,6 +167,7 @@ def build_summary(
         "model_loads": model_loads,
         "worker_crashes": worker_crashes,
         "interrupted": interrupted,
+        "error": error,
         "scheduling": scheduling or {},
         "stale_moved": stale_moved,
         "cells": cells,

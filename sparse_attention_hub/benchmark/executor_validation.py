@@ -6,10 +6,12 @@ Nothing here starts a process, loads a model or initialises CUDA.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.benchmark.executor_config import (
+    MAX_NAME_BYTES,
     AdapterConfig,
     BenchmarkConfig,
     path_component_problem,
@@ -24,6 +26,18 @@ class ExecutorConfigError(ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) with the benchmark matrix:\n{lines}")
+
+
+DENSE_NAME = "dense"
+
+
+def pickle_problem(label: str, value: Any) -> str | None:
+    """Why ``value`` cannot travel to a worker process (it must pickle), or None."""
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        return f"{label} cannot be sent to a worker process (it does not pickle: {exc!r})"
+    return None
 
 
 def visible_gpu_count() -> int:
@@ -45,10 +59,10 @@ def executor_settings_problems(
     problems = []
     if not isinstance(max_concurrent_runs, int) or max_concurrent_runs < 1:
         problems.append(f"max_concurrent_runs={max_concurrent_runs!r}: must be an int >= 1")
-    if gpu_ids:
-        if not isinstance(gpu_ids, (list, tuple)) or not all(
-            isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpu_ids
-        ):
+    if gpu_ids is not None and not isinstance(gpu_ids, (list, tuple)):
+        problems.append(f"gpu_ids={gpu_ids!r}: must be a list of GPU ids, or None/[] for CPU")
+    elif gpu_ids:
+        if not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpu_ids):
             problems.append(
                 f"gpu_ids={gpu_ids!r}: must be a list of non-negative ints, or None/[] for CPU"
             )
@@ -134,6 +148,11 @@ def normalize_sparse_configs(configs: Any) -> tuple[list[tuple[str, Any]], list[
         if problem:
             problems.append(problem)
             continue
+        if name == DENSE_NAME and config is not None:
+            problems.append(
+                f"sparse config {name!r} is not None: the name {DENSE_NAME!r} is kept for the "
+                "dense baseline (config None); give this config another name"
+            )
         if name in names:
             problems.append(f"sparse config name {name!r} is listed twice")
         names.add(name)
@@ -141,6 +160,10 @@ def normalize_sparse_configs(configs: Any) -> tuple[list[tuple[str, Any]], list[
             config = _coerce_sparse_config(config)
         except (TypeError, ValueError) as exc:
             problems.append(f"sparse config {name!r} is invalid: {exc}")
+            continue
+        problem = pickle_problem(f"sparse config {name!r}", config)
+        if problem:
+            problems.append(problem)
             continue
         normalized.append((name, config))
     return normalized, problems
@@ -189,6 +212,16 @@ def benchmark_problems(
             problem = path_component_problem(label, value)
             if problem:
                 problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+        for subset_name in bench.subsets or []:
+            leaf = f"{bench.benchmark_name}_{subset_name}"
+            if len(leaf.encode("utf-8")) > MAX_NAME_BYTES:
+                problems.append(
+                    f"benchmark {bench.benchmark_name!r}: the cell directory of subset "
+                    f"{subset_name[:40]!r} would be longer than {MAX_NAME_BYTES} bytes"
+                )
+        problem = pickle_problem("benchmark_kwargs", bench.benchmark_kwargs)
+        if problem:
+            problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
         try:
             instance = create_benchmark_instance(
                 bench.benchmark_name, subsets=bench.subsets, **(bench.benchmark_kwargs or {})
@@ -222,10 +255,37 @@ def matrix_problems(
     problems += bench_problems
     if not isinstance(adapter_config, AdapterConfig):
         problems.append(f"adapter_config={adapter_config!r}: must be an AdapterConfig")
+    elif problem := pickle_problem("adapter_config", adapter_config):
+        problems.append(problem)
     problem = base_dir_problem(base_dir)
     if problem:
         problems.append(problem)
     return configs, costs, problems
+
+
+def kwargs_problems(**kwargs: Any) -> list[str]:
+    """generation_kwargs and request_kwargs: a dict or None, that a worker can receive."""
+    problems = []
+    for name, value in kwargs.items():
+        if value is not None and not isinstance(value, dict):
+            problems.append(f"{name}={value!r}: must be a dict or None")
+        elif problem := pickle_problem(name, value):
+            problems.append(problem)
+    return problems
+
+
+def shared_directory_problems(stubs: list[Any]) -> list[str]:
+    """Cells whose names differ but whose directories are the same one (e.g. benchmark "a"
+    with subset "b_c" and benchmark "a_b" with subset "c")."""
+    seen: dict[str, str] = {}
+    problems = []
+    for stub in stubs:
+        label = f"{stub.model_name} / {stub.sparse_config_name} / {stub.benchmark_name}"
+        label += "" if stub.subset is None else f" subset {stub.subset!r}"
+        if stub.result_dir in seen:
+            problems.append(f"cells {seen[stub.result_dir]} and {label} share {stub.result_dir!r}")
+        seen.setdefault(stub.result_dir, label)
+    return problems
 
 
 def metric_problems(enabled_metrics: Any) -> list[str]:

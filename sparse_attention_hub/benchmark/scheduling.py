@@ -4,7 +4,15 @@ Each worker has its own pipe (a worker killed mid-write can only break its own c
 a queue shared with the others). The loop waits on every pipe and every process sentinel at
 once (``multiprocessing.connection.wait``), so a dead worker is noticed at once, its cell is
 retried on a replacement (up to ``max_retries``) and its slot is freed. A cell that runs past
-``timeout_per_benchmark`` has its worker killed and replaced.
+``timeout_per_benchmark`` has its worker killed and replaced. Only a worker's death is
+retried: an exception in a cell is reported by the worker (retrying a deterministic error
+wastes the GPU), and a timed-out cell would most likely hang again; a rerun of the matrix
+retries every failed cell.
+
+If workers die during start-up MAX_STARTUP_FAILURES times in a row (a broken environment),
+the loop gives up: every cell not yet run is recorded as a ``worker_crash`` failure with the
+reason (the worker's exception when it could send it) and ``SchedulerReport.startup_error``
+says why; the executor still writes the summary, then raises.
 
 Choice of cell for an idle worker: the longest pending cell of the model it holds; else the
 longest of a model no other worker holds; else the longest overall.
@@ -22,7 +30,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-from sparse_attention_hub.benchmark.executor_config import TIMEOUT, WORKER_CRASH, BenchmarkStub
+from sparse_attention_hub.benchmark.executor_config import (
+    OTHER,
+    TIMEOUT,
+    WORKER_CRASH,
+    BenchmarkStub,
+)
+from sparse_attention_hub.benchmark.scheduling_records import exit_description, record_lost_cell
 from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask, WorkerSettings, worker_main
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,7 @@ class WorkerHandle:
     task: CellTask | None = None
     dispatched_at: float = 0.0
     model_key: tuple[str, str] | None = None
+    startup_error: str | None = None  # the traceback a worker sent before exiting
 
     @property
     def index(self) -> int:
@@ -59,6 +74,7 @@ class SchedulerReport:
     unfinished: list[BenchmarkStub] = field(default_factory=list)  # never finished
     stopped_running: set[str] = field(default_factory=set)  # cell ids stopped mid-run
     interrupted: bool = False
+    startup_error: str | None = None  # why the loop gave up starting workers
     # seconds since the loop started: when each worker became ready, and per finished cell
     # (cell_id, worker index, dispatched, finished) as seen by the parent
     ready_at: list[float] = field(default_factory=list)
@@ -170,9 +186,14 @@ class Scheduler:
             self.attempts[stub.cell_id] = attempt
             handle.task = CellTask(stub, attempt)
             handle.dispatched_at = time.monotonic()
-            handle.model_key = stub.model_key
-            with contextlib.suppress(OSError):  # a dead worker is caught by its sentinel
+            try:
                 handle.conn.send(("run", handle.task))
+            except OSError:
+                pass  # a dead worker is caught by its sentinel
+            except Exception as exc:  # the cell does not pickle: fail it, the worker is fine
+                self._fail_running(handle, OTHER, f"cannot send the cell to a worker: {exc!r}")
+                continue
+            handle.model_key = stub.model_key
             self._emit("dispatch", None)
 
     def _running(self) -> dict[int, str]:
@@ -188,6 +209,8 @@ class Scheduler:
             handle.ready = True
             self._startup_failures = 0
             self.report.ready_at.append(time.monotonic() - self._t0)
+        elif kind == "startup_failed":
+            handle.startup_error = str(message[1])
         elif kind == "finished" and handle.task is not None:
             outcome: CellOutcome = message[1]
             if outcome.model_loaded:
@@ -223,7 +246,7 @@ class Scheduler:
             stub.cell_id, False, seconds, error_type=category, error_message=message
         )
         self.report.outcomes.append((task, outcome))
-        _write_lost_cell_error(stub, category, message, task.attempt)
+        record_lost_cell(stub, category, message, task.attempt, seconds)
         self._emit("finished", outcome)
 
     def _replace(self, handle: WorkerHandle) -> None:
@@ -235,18 +258,41 @@ class Scheduler:
         self._drain(handle)
         if handle.process.is_alive():  # its pipe broke but the process lingers
             self._kill(handle, grace=1.0)
-        code = handle.process.exitcode
+        how = exit_description(handle.process.exitcode)
         handle.conn.close()
-        if not handle.ready:
+        if not handle.ready and not self.should_stop():  # dying while stopping is expected
             self._startup_failures += 1
             if self._startup_failures >= MAX_STARTUP_FAILURES:
-                raise RuntimeError(
-                    f"worker processes exited during start-up {self._startup_failures} times "
-                    f"(last exit code {code}); see the log above"
-                )
+                self._give_up_starting(handle, how)
+                return
         self.report.crashes += 1
-        self._fail_running(handle, WORKER_CRASH, f"worker {handle.index} died (exit code {code})")
+        self._fail_running(handle, WORKER_CRASH, f"worker {handle.index} died ({how})")
         self._replace(handle)
+
+    def _give_up_starting(self, handle: WorkerHandle, how: str) -> None:
+        """Workers keep dying before they are ready: fail every cell not yet run, with why."""
+        del self.workers[handle.index]
+        details = (handle.startup_error or "").strip()
+        why = (
+            details.splitlines()[-1]
+            if details
+            else (f"it {how} before it could report an error; see its output on stderr")
+        )
+        message = (
+            f"worker processes died during start-up {self._startup_failures} times in a row; "
+            f"the last one: {why}"
+        )
+        self.report.startup_error = message
+        log.error("%s\n%s", message, details)
+        pending, self.pending = self.pending, []
+        for stub in pending:
+            task = CellTask(stub, self.attempts.get(stub.cell_id, 0) + 1)
+            outcome = CellOutcome(
+                stub.cell_id, False, 0.0, error_type=WORKER_CRASH, error_message=message
+            )
+            self.report.outcomes.append((task, outcome))
+            record_lost_cell(stub, WORKER_CRASH, message, task.attempt, None, details)
+            self._emit("finished", outcome)
 
     def _check_timeouts(self) -> None:
         if self.timeout is None:
@@ -282,6 +328,8 @@ class Scheduler:
                 if self.should_stop():
                     self.report.interrupted = True
                     break
+                if self.report.startup_error is not None:
+                    break
                 self._dispatch()
                 self._step()
         finally:
@@ -312,23 +360,3 @@ class Scheduler:
                 handle.process.join(2.0)
                 self._on_death(handle)
         self._check_timeouts()
-
-
-def _write_lost_cell_error(stub: BenchmarkStub, category: str, message: str, attempt: int) -> None:
-    """error.txt for a cell whose worker could not write it (killed, timed out)."""
-    from pathlib import Path
-
-    from sparse_attention_hub.benchmark.worker_cell import update_cell_config
-
-    result_dir = Path(stub.result_dir)
-    try:
-        result_dir.mkdir(parents=True, exist_ok=True)
-        (result_dir / "error.txt").write_text(
-            f"category: {category}\nattempt: {attempt}\n\n{message}\n", encoding="utf-8"
-        )
-        if (result_dir / "config.json").exists():
-            update_cell_config(
-                result_dir, execution={"status": "failed", "category": category, "attempt": attempt}
-            )
-    except OSError:
-        log.exception("could not write error.txt for %s", stub.cell_id)

@@ -5,6 +5,7 @@ in its environment before torch can initialise CUDA). It talks to the scheduler 
 
     parent -> worker   ("run", CellTask) | ("stop",)
     worker -> parent   ("ready", pid) | ("started", cell_id) | ("finished", CellOutcome)
+                       | ("startup_failed", traceback)  (then it exits)
 
 SIGINT is ignored (the parent owns Ctrl-C); SIGTERM ends the running cell cleanly (logger
 flushed, error.txt written) and the process exits. If the parent dies, the worker exits too.
@@ -12,13 +13,15 @@ flushed, error.txt written) and the process exits. If the parent dies, the worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sparse_attention_hub.benchmark.executor_config import BenchmarkStub
 
@@ -102,14 +105,12 @@ def worker_main(
     signal.signal(signal.SIGTERM, _on_sigterm)
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
-    import torch
-
-    if settings.gpu_id is None and settings.num_threads:
-        torch.set_num_threads(settings.num_threads)
-
-    from sparse_attention_hub.benchmark.worker_cell import CellRunner
-
-    runner = CellRunner(settings)
+    try:
+        runner = _start_up(settings)
+    except BaseException:  # tell the parent why, then leave
+        with contextlib.suppress(Exception):
+            conn.send(("startup_failed", traceback.format_exc()))
+        _exit_now(1)
     try:
         conn.send(("ready", os.getpid()))
         while True:
@@ -130,7 +131,19 @@ def worker_main(
         _exit_now()
 
 
-def _exit_now() -> None:
+def _start_up(settings: WorkerSettings) -> Any:
+    """Import torch and the cell runner (what can fail in a broken environment)."""
+    import torch
+
+    if settings.gpu_id is None and settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+
+    from sparse_attention_hub.benchmark.worker_cell import CellRunner
+
+    return CellRunner(settings)
+
+
+def _exit_now(code: int = 0) -> NoReturn:
     """Leave at once: every cell's files are written and its logger flushed, and a normal
     interpreter shutdown with torch and a model loaded can take seconds.
     """
@@ -151,4 +164,4 @@ def _exit_now() -> None:
         pass
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)

@@ -219,3 +219,49 @@ def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> N
             adapter_config=AdapterConfig(),
         )
     assert not (base / "m").exists()
+
+
+def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sparse_attention_hub.benchmark.executor_validation import shared_directory_problems
+
+    class LocalConfig:  # a class local to a function does not pickle
+        def to_dict(self) -> dict:
+            return {"maskers": []}
+
+    executor = BenchmarkExecutor(None, 4, base_result_dir=str(tmp_path / "r"), verbose=False)
+    with pytest.raises(ExecutorConfigError) as info:
+        executor.plan_matrix(
+            model_names=["a/b", "a_b", "m" * 300],
+            sparse_attention_configs=[("dense", SINK_LOCAL), ("local", LocalConfig())],
+            benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+            adapter_config=AdapterConfig(),
+            generation_kwargs={"stop": lambda: 0},
+        )
+    text = str(info.value)
+    assert len(info.value.problems) == 5, text
+    for needle in (
+        "'a/b' and 'a_b' share the directory 'a_b'",
+        "300 bytes long",
+        "'dense' is not None",
+        "sparse config 'local' cannot be sent to a worker",
+        "generation_kwargs cannot be sent to a worker",
+    ):
+        assert needle in text, needle
+
+    clash = expand_matrix(
+        tmp_path,
+        ["m"],
+        [("dense", None)],
+        [BenchmarkConfig("a", ["b_c"]), BenchmarkConfig("a_b", ["c"]), BenchmarkConfig("a_b_c")],
+        AdapterConfig(),
+    )
+    assert len(shared_directory_problems(clash)) == 2
+    for subsets in ([], [" "]):
+        with pytest.raises(ValueError, match="non-empty subset names"):
+            BenchmarkConfig("fault_injection", subsets)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    for gpu_ids, needle in ((0, "must be a list"), ([1, 1], "duplicates"), ([-1], "non-negative")):
+        with pytest.raises(ExecutorConfigError, match=needle):
+            BenchmarkExecutor(gpu_ids, 2)

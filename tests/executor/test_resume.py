@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
@@ -38,6 +39,16 @@ def test_resume_skips_complete_and_reruns_stale(
     assert len(again.skipped) == 2 and not again.individual_results and not again.failed_executions
     assert again.execution_summary["totals"]["skipped"] == 2
     assert again.execution_summary["workers"] == 0  # nothing to run: no worker started
+    # a skipped cell keeps the seconds its first run measured, in the summary and results.csv
+    first_seconds = {c["cell"]: c["seconds"] for c in first.execution_summary["cells"]}
+    again_seconds = {c["cell"]: c["seconds"] for c in again.execution_summary["cells"]}
+    assert again_seconds == first_seconds and all(v is not None for v in again_seconds.values())
+    table = pd.read_csv(base / "results.csv")
+    csv_seconds = {
+        f"fake_model/dense/fault_injection_{s}": v
+        for s, v in zip(table["subset"], table["seconds"], strict=True)
+    }
+    assert csv_seconds == first_seconds
 
     sleep_cell = base / "fake_model" / "dense" / "fault_injection_sleep_0.2"
     old_fingerprint = json.loads((sleep_cell / "config.json").read_text())["fingerprint"]
