@@ -1,7 +1,10 @@
 """Generate synthetic samples to a token length, and cache them on disk.
 
-Each sample is sized with the tokenizer: the largest haystack whose prompt (context, question,
-answer prefix) plus the task's generation budget fits the requested length. Generated rows are
+Each sample is sized with the tokenizer: the largest haystack whose prompt plus the task's
+generation budget fits the requested length. The prompt is counted as the adapter encodes it:
+``context + question + answer_prefix`` with the tokenizer's special tokens, or, when the
+tokenizer has a chat template, rendered as one user turn (whichever is longer), so a row fits
+its length with or without ``apply_chat_template``. Generated rows are
 cached as JSON lines under ``$SAH_CACHE_DIR`` (default ``~/.cache/sparse_attention_hub``) in
 ``synthetic_ruler/<tokenizer fingerprint>/<task>_len<L>_seed<S>_n<N>_v<V>.jsonl``.
 """
@@ -26,7 +29,7 @@ from sparse_attention_hub.benchmark.synthetic_ruler.tasks import (
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -36,8 +39,10 @@ def default_cache_dir() -> Path:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A short hash of the tokenizer's full definition (vocab, merges, normalizer, ...)."""
+    """A short hash of the tokenizer's full definition (vocab, merges, normalizer, ...) and of
+    its chat template (it counts towards the prompt length)."""
     digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    digest.update(str(getattr(tokenizer, "chat_template", None) or "").encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and hasattr(backend, "to_str"):
         digest.update(backend.to_str().encode())
@@ -50,8 +55,24 @@ def count_tokens(tokenizer: Any, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def _chat_prompt(tokenizer: Any, text: str) -> str | None:
+    """``text`` as one user turn with the generation prompt, or None without a template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+    )
+    return rendered if isinstance(rendered, str) else None
+
+
 def _prompt_tokens(tokenizer: Any, sample: Sample) -> int:
-    return count_tokens(tokenizer, sample.context + "\n" + sample.question + sample.answer_prefix)
+    """The sample's prompt length as the adapter encodes it (the longer of plain and chat)."""
+    text = sample.context + sample.question
+    plain = len(tokenizer(text + sample.answer_prefix, add_special_tokens=True)["input_ids"])
+    chat = _chat_prompt(tokenizer, text)
+    if chat is None:
+        return plain
+    return max(plain, count_tokens(tokenizer, chat + sample.answer_prefix))
 
 
 def fit_sample(tokenizer: Any, task: str, length: int, seed: int, depth: float) -> Sample:
@@ -129,11 +150,16 @@ def _read_cache(path: Path, num_samples: int) -> list[dict[str, Any]] | None:
 
 
 def _write_cache(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write through a unique temp file and a rename: concurrent writers never tear it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_or_generate(

@@ -2,7 +2,9 @@
 
 A builder ``build(rng, depth, size) -> Sample`` makes one sample whose haystack has ``size``
 units (noise sentences, or list entries for common-word extraction); the generator searches the
-largest ``size`` that fits the token budget. ``depth`` in [0, 1] places the (first) needle.
+largest ``size`` that fits the token budget. ``depth`` in [0, 1] places the (first) queried needle. A question starts with a newline: the
+adapter's prompt is ``context + question + answer_prefix`` as given (RULER's templates put the
+question on the line after the context).
 The templates follow NVIDIA/RULER's ``scripts/data/synthetic`` (niah, variable_tracking,
 common_words_extraction), with a noise haystack in place of the essay one (no download).
 """
@@ -102,15 +104,19 @@ def _niah(
     def build(rng: random.Random, depth: float, size: int) -> Sample:
         keys = distinct_keys(rng, num_keys)
         values = {key: [random_number(rng) for _ in range(num_values)] for key in keys}
+        queried = keys[:num_queries]
         needles = [
             f"One of the special magic numbers for {key} is: {value}."
             for key in keys
             for value in values[key]
         ]
-        rng.shuffle(needles)
+        # the first needle of the first queried key sits at ``depth``; the others at random
+        first, others = needles[0], needles[1:]
+        rng.shuffle(others)
         depths = _spread_depths(rng, depth, len(needles))
-        haystack = insert_at_depths([NOISE] * size, list(zip(depths, needles, strict=True)))
-        queried = keys[:num_queries]
+        haystack = insert_at_depths(
+            [NOISE] * size, list(zip(depths, [first, *others], strict=True))
+        )
         query = (
             queried[0] if len(queried) == 1 else ", ".join(queried[:-1]) + ", and " + queried[-1]
         )
@@ -119,7 +125,7 @@ def _niah(
                 "Some special magic numbers are hidden within the following text. Make sure to "
                 "memorize it. I will quiz you about the numbers afterwards.\n" + haystack
             ),
-            question=f"What are all the special magic numbers for {query} mentioned in the provided text?",
+            question=f"\nWhat are all the special magic numbers for {query} mentioned in the provided text?",
             answer_prefix=f" The special magic numbers for {query} mentioned in the provided text are",
             answer=[value for key in queried for value in values[key]],
             meta={"depth": depth},
@@ -147,7 +153,7 @@ def _variable_tracking(num_hops: int = 4) -> Callable[[random.Random, float, int
                 "Memorize and track the chain(s) of variable assignment hidden in the following "
                 "text.\n\n" + haystack
             ),
-            question=f"Question: Find all variables that are assigned the value {value} in the text above.",
+            question=f"\nQuestion: Find all variables that are assigned the value {value} in the text above.",
             answer_prefix=(
                 " Answer: According to the chain(s) of variable assignment in the text above, "
                 f"{len(names)} variables are assigned the value {value}, they are: "
@@ -173,7 +179,7 @@ def _common_words(
                 "Below is a numbered list of words. In these words, some appear more often than "
                 "others. Memorize the ones that appear most often.\n" + listing
             ),
-            question=f"Question: What are the {num_common} most common words in the above list?",
+            question=f"\nQuestion: What are the {num_common} most common words in the above list?",
             answer_prefix=f" Answer: The top {num_common} words that appear most often in the list are:",
             answer=common,
             meta={"depth": depth},
