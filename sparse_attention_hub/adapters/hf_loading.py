@@ -86,7 +86,8 @@ def check_model_source(model_name: str) -> None:
 def load_tokenizer(
     model_name: str, tokenizer_kwargs: dict[str, Any] | None, model_kwargs: dict[str, Any]
 ) -> Any:
-    """AutoTokenizer for ``model_name``; a missing pad token becomes the EOS token.
+    """AutoTokenizer for ``model_name``; a missing pad token becomes the EOS token (else the
+    UNK token; with neither it stays unset: the adapter feeds one unpadded sequence).
 
     ``trust_remote_code`` given in ``model_kwargs`` also applies to the tokenizer unless
     ``tokenizer_kwargs`` sets it.
@@ -103,9 +104,11 @@ def load_tokenizer(
     except OSError as err:
         raise OSError(f"cannot load the tokenizer of model {model_name!r}: {err}") from err
     if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise ValueError(f"the tokenizer of {model_name!r} has neither a pad nor an EOS token")
-        tokenizer.pad_token = tokenizer.eos_token
+        fallback = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+        if fallback is not None:
+            tokenizer.pad_token = fallback
+        else:
+            logger.info("the tokenizer of %r has no pad, EOS or UNK token: no pad set", model_name)
     return tokenizer
 
 

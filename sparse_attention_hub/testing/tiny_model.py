@@ -116,15 +116,23 @@ def _build_tokenizer(vocab_size: int) -> Any:
     )
 
 
-def _build_config(arch: str, sizes: dict[str, int], tokenizer: Any) -> Any:
-    """The transformers config for ``arch`` with ``sizes`` and the tokenizer's special ids."""
+def _build_config(
+    arch: str, sizes: dict[str, int], tokenizer: Any, sliding_window: int | None = None
+) -> Any:
+    """The transformers config for ``arch`` with ``sizes`` and the tokenizer's special ids.
+
+    ``sliding_window``: Mistral gets it on every layer; Qwen2/Qwen3 on every layer but the
+    first (``max_window_layers=1``), so both a full and a sliding layer are exercised.
+    """
     from transformers import AutoConfig
 
     extra: dict[str, Any] = {}
     if arch in ("qwen2", "qwen3", "mistral"):
-        extra["sliding_window"] = None
+        extra["sliding_window"] = sliding_window
     if arch in ("qwen2", "qwen3"):
-        extra["use_sliding_window"] = False
+        extra["use_sliding_window"] = sliding_window is not None
+        if sliding_window is not None:
+            extra["max_window_layers"] = 1
     return AutoConfig.for_model(
         arch,
         **sizes,
@@ -165,8 +173,26 @@ def _resolve_sizes(arch: str, sizes: dict[str, int]) -> dict[str, int]:
     return resolved
 
 
-def _spec(arch: str, seed: int, sizes: dict[str, int]) -> dict[str, Any]:
-    return {"format": _FORMAT_VERSION, "arch": arch, "seed": seed, "sizes": sizes}
+def _check_sliding_window(arch: str, sliding_window: int | None) -> None:
+    if sliding_window is None:
+        return
+    if arch == "llama":
+        raise ValueError("make_tiny_model: sliding_window needs arch 'mistral', 'qwen2' or 'qwen3'")
+    if (
+        not isinstance(sliding_window, int)
+        or isinstance(sliding_window, bool)
+        or sliding_window < 2
+    ):
+        raise ValueError(f"make_tiny_model: sliding_window={sliding_window!r} must be an int >= 2")
+
+
+def _spec(
+    arch: str, seed: int, sizes: dict[str, int], sliding_window: int | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"format": _FORMAT_VERSION, "arch": arch, "seed": seed, "sizes": sizes}
+    if sliding_window is not None:  # absent otherwise: older directories stay valid
+        spec["sliding_window"] = sliding_window
+    return spec
 
 
 def _already_there(directory: Path, spec: dict[str, Any]) -> bool:
@@ -179,13 +205,15 @@ def _already_there(directory: Path, spec: dict[str, Any]) -> bool:
         return False
 
 
-def _write_model(directory: Path, arch: str, seed: int, sizes: dict[str, int]) -> None:
+def _write_model(
+    directory: Path, arch: str, seed: int, sizes: dict[str, int], sliding_window: int | None
+) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
     tokenizer = _build_tokenizer(sizes["vocab_size"])
     model_sizes = {k: v for k, v in sizes.items() if k != "vocab_size"}
-    config = _build_config(arch, model_sizes, tokenizer)
+    config = _build_config(arch, model_sizes, tokenizer, sliding_window)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -203,7 +231,11 @@ def _write_model(directory: Path, arch: str, seed: int, sizes: dict[str, int]) -
 
 
 def make_tiny_model(
-    path: str | os.PathLike[str], arch: str = "llama", seed: int = 0, **sizes: int
+    path: str | os.PathLike[str],
+    arch: str = "llama",
+    seed: int = 0,
+    sliding_window: int | None = None,
+    **sizes: int,
 ) -> str:
     """Write a tiny random ``arch`` model and its tokenizer to ``path``; return the directory.
 
@@ -211,6 +243,8 @@ def make_tiny_model(
         path: the directory to write (created if needed).
         arch: "llama", "qwen2", "qwen3" or "mistral".
         seed: the seed of the random weights; the same arguments give the same files.
+        sliding_window: None (full attention everywhere), or a window in tokens: every layer
+            of a Mistral, every layer but the first of a Qwen2/Qwen3 (not for Llama).
         **sizes: overrides of :data:`DEFAULT_SIZES` (e.g. ``num_key_value_heads=2`` for GQA).
 
     If ``path`` already holds the model for the same arguments, nothing is rewritten. The files
@@ -218,15 +252,16 @@ def make_tiny_model(
     half-written model.
     """
     resolved = _resolve_sizes(arch, sizes)
+    _check_sliding_window(arch, sliding_window)
     directory = Path(path).expanduser().resolve()
-    spec = _spec(arch, int(seed), resolved)
+    spec = _spec(arch, int(seed), resolved, sliding_window)
     if _already_there(directory, spec):
         logger.debug("tiny model already present at %s", directory)
         return str(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
     try:
-        _write_model(tmp, arch, int(seed), resolved)
+        _write_model(tmp, arch, int(seed), resolved, sliding_window)
         (tmp / _SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
         directory.mkdir(exist_ok=True)
         # The spec file goes in last: its presence marks a complete model.
