@@ -67,9 +67,14 @@ class _StrictLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` (plain data only) that also rejects duplicate mapping keys."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # ``<<: *defaults``: merged keys may be overridden
+            continue
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         line = key_node.start_mark.line + 1
         if isinstance(key, (str, int, float, bool)) or key is None:
@@ -90,15 +95,55 @@ _StrictLoader.add_constructor(
 )
 
 
+# An experiment file is a few hundred values; aliases expanding past this are an alias bomb.
+MAX_YAML_VALUES = 100_000
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Values in ``node`` once aliases are expanded (each shared node counted once per use)."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.YAMLError("an alias refers to a node that contains it (a recursive structure)")
+    open_nodes.add(key)
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    size = 1
+    for child in children:
+        size += _expanded_size(child, sizes, open_nodes)
+        if size > MAX_YAML_VALUES:
+            raise yaml.YAMLError(
+                f"aliases expand to more than {MAX_YAML_VALUES} values (an alias bomb?)"
+            )
+    open_nodes.discard(key)
+    sizes[key] = size
+    return size
+
+
 def load_yaml_text(text: str, source: Source) -> Any:
-    """Parse YAML text safely (no object construction, duplicate keys are errors)."""
+    """Parse YAML text safely: plain data only (no ``!!python/...`` objects), duplicate keys
+    are errors, and aliases may not build recursive structures or expand past
+    ``MAX_YAML_VALUES`` values."""
+    loader = _StrictLoader(text)  # a SafeLoader subclass: plain data only
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: plain data only
+        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return loader.construct_document(node)  # type: ignore[no-untyped-call]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise source.error("", f"invalid YAML: {where}{problem}") from None
+    except RecursionError:
+        raise source.error("", "invalid YAML: values nested too deeply") from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def mapping(value: Any, path: str, src: Source, what: str = "a mapping") -> dict[str, Any]:
@@ -156,6 +201,8 @@ def number(
     """An int or float in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise src.error(path, f"expected a number, got {describe(value)}")
+    if value != value:  # NaN passes every comparison below
+        raise src.error(path, "expected a number, got .nan")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
         left = "(" if low_open else "["

@@ -104,9 +104,17 @@ EXECUTOR_KEYS = (
 def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     """Check a loaded YAML document and turn it into an :class:`ExperimentSpec`."""
     src = Source(source)
-    doc = c.mapping(data, "", src, "a mapping with keys " + ", ".join(TOP_LEVEL_KEYS[3:6]))
+    expected = "a mapping with keys " + ", ".join(TOP_LEVEL_KEYS[3:6])
+    if data is None:
+        raise src.error("(top level)", f"the file is empty; expected {expected}")
+    doc = c.mapping(data, "", src, expected)
     c.known_keys(doc, "", src, TOP_LEVEL_KEYS)
     adapter = _adapter(doc.get("adapter"), src)
+    raw_models = c.required(doc, "models", "", src)
+    models = _models(raw_models, src)
+    local_paths = {
+        _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
+    }
     return ExperimentSpec(
         source=source,
         name=_optional_string(doc.get("name"), "name", src),
@@ -114,7 +122,8 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         result_dir=os.path.expanduser(
             _optional_string(doc.get("result_dir"), "result_dir", src) or DEFAULT_RESULT_DIR
         ),
-        models=_models(c.required(doc, "models", "", src), src),
+        models=models,
+        local_model_paths=tuple(m for m in models if isinstance(m, str) and m in local_paths),
         sparse_configs=_sparse_configs(c.required(doc, "sparse_configs", "", src), src),
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
@@ -126,11 +135,6 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         request_kwargs=_kwargs(doc.get("request_kwargs"), "request_kwargs", src, REQUEST_KEYS),
         executor=_executor(doc.get("executor"), src),
     )
-
-
-def load_experiment_text(text: str, source: str = "<string>") -> ExperimentSpec:
-    """Parse YAML text (structure and types only)."""
-    return parse_experiment(c.load_yaml_text(text, Source(source)), source)
 
 
 def _optional_string(value: Any, path: str, src: Source) -> str | None:
@@ -147,9 +151,7 @@ def _models(value: Any, src: Source) -> list[ModelSpec]:
         path = c.join("models", i)
         model: ModelSpec
         if isinstance(item, str):
-            model = c.string(item, path, src)
-            if model.startswith(("~", "./")):  # "./m" would become a hidden "._m" folder
-                model = os.path.normpath(os.path.expanduser(model))
+            model = _normalize_model(c.string(item, path, src))
         elif isinstance(item, dict):
             model = _tiny_model(item, path, src)
         else:
@@ -161,6 +163,23 @@ def _models(value: Any, src: Source) -> list[ModelSpec]:
             raise src.error(path, f"{model!r} is listed twice")
         models.append(model)
     return models
+
+
+def looks_like_path(model: str) -> bool:
+    """A ``models:`` entry written as a local path rather than a hub id (``org/name``):
+    absolute, starting with ``~`` or ``.``, or with more than one ``/``."""
+    return (
+        os.path.isabs(model)
+        or model.startswith(("~", "."))
+        or model.count("/") > 1
+        or "\\" in model
+    )
+
+
+def _normalize_model(model: str) -> str:
+    if model.startswith(("~", "./")):  # "./m" would become a hidden "._m" folder
+        return os.path.normpath(os.path.expanduser(model))
+    return model
 
 
 def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:

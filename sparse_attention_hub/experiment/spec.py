@@ -81,6 +81,8 @@ class ExperimentSpec:
     tokenizer_kwargs: dict[str, Any] | None = None
     generation_kwargs: dict[str, Any] | None = None
     request_kwargs: dict[str, Any] | None = None
+    # models given as local paths (checked to exist by validate.py); not part of equality
+    local_model_paths: tuple[str, ...] = field(default=(), compare=False)
 
     # -- the executor call -------------------------------------------------------------
 

@@ -8,7 +8,9 @@ re-raised as an :class:`ExperimentError` naming the file and the key path.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.experiment.checks import ExperimentError, Source, allowed, join
@@ -18,12 +20,37 @@ from sparse_attention_hub.experiment.spec import BenchmarkSpec, ExperimentSpec
 def validate_spec(spec: ExperimentSpec) -> None:
     """Raise ExperimentError on the first unknown masker, parameter, benchmark, subset or metric."""
     src = Source(spec.source)
+    check_model_paths(spec, src)
     for name, maskers in spec.sparse_configs:
         for i, entry in enumerate(maskers or []):
             check_masker(entry, join(join("sparse_configs", name), i), src)
     for i, bench in enumerate(spec.benchmarks):
         check_benchmark(bench, join("benchmarks", i), src)
     check_metrics(spec.executor.enabled_metrics, src)
+
+
+def check_model_paths(spec: ExperimentSpec, src: Source) -> None:
+    """Models written as local paths must be model folders (before any worker starts).
+
+    Relative paths are resolved from the working directory, not from the experiment file.
+    """
+    for i, model in enumerate(spec.models):
+        if not isinstance(model, str) or model not in spec.local_model_paths:
+            continue
+        folder = Path(model)
+        if not folder.is_dir():
+            raise src.error(
+                join("models", i),
+                f"local model path {model!r} does not exist (relative paths are resolved from "
+                f"the working directory {os.getcwd()}); give a model folder or a hub id like "
+                "org/name",
+            )
+        if not (folder / "config.json").is_file():
+            raise src.error(
+                join("models", i),
+                f"{model!r} is not a model folder: it has no config.json "
+                "(make one with from_pretrained(...).save_pretrained(path), or sah make-tiny-model)",
+            )
 
 
 def _masker_names() -> list[str]:

@@ -47,7 +47,7 @@ def test_demo_yaml_is_the_expected_executor_call() -> None:
         ],
         "adapter_config": AdapterConfig(model_kwargs={"dtype": "float32"}),
         "generation_kwargs": {"max_new_tokens": 16, "do_sample": False},
-        "request_kwargs": {},
+        "request_kwargs": None,
     }
 
 
