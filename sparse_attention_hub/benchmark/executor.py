@@ -284,6 +284,7 @@ class BenchmarkExecutor:
             max_retries=self.max_retries,
             should_stop=lambda: self._stop_signal is not None,
             on_event=progress.on_event,
+            required_files=self.required_result_files if self.result_file_validation else (),
         )
         return scheduler.run()
 

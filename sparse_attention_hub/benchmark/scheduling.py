@@ -36,7 +36,11 @@ from sparse_attention_hub.benchmark.executor_config import (
     WORKER_CRASH,
     BenchmarkStub,
 )
-from sparse_attention_hub.benchmark.scheduling_records import exit_description, record_lost_cell
+from sparse_attention_hub.benchmark.scheduling_records import (
+    completed_on_disk,
+    exit_description,
+    record_lost_cell,
+)
 from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask, WorkerSettings, worker_main
 
 log = logging.getLogger(__name__)
@@ -92,12 +96,14 @@ class Scheduler:
         max_retries: int,
         should_stop: Callable[[], bool],
         on_event: Callable[[str, dict[int, str], CellOutcome | None], None] | None = None,
+        required_files: tuple[str, ...] | None = None,
     ) -> None:
         self.pending = sorted(stubs, key=lambda s: -(s.estimated_cost or 0.0))
         self.settings = worker_settings
         self.timeout = timeout
         self.max_retries = max_retries
         self.should_stop = should_stop
+        self.required_files = required_files  # None: never trust a dead worker's cell
         self.on_event = on_event or (lambda kind, running, outcome: None)
         self.context = mp.get_context("spawn")
         self.workers: dict[int, WorkerHandle] = {}
@@ -237,6 +243,8 @@ class Scheduler:
             return
         stub = task.stub
         seconds = time.monotonic() - handle.dispatched_at
+        if category == WORKER_CRASH and self._kept_complete(task, seconds):
+            return
         if category == WORKER_CRASH and task.attempt <= self.max_retries and not self.should_stop():
             log.warning("%s: %s; retrying (attempt %d)", stub.cell_id, message, task.attempt + 1)
             self.pending.insert(0, stub)
@@ -248,6 +256,20 @@ class Scheduler:
         self.report.outcomes.append((task, outcome))
         record_lost_cell(stub, category, message, task.attempt, seconds)
         self._emit("finished", outcome)
+
+    def _kept_complete(self, task: CellTask, seconds: float) -> bool:
+        """A worker that died after its benchmark wrote metrics.json (and the required files,
+        with a matching fingerprint) finished the cell: keep it rather than run it again."""
+        if self.required_files is None:
+            return False
+        metrics = completed_on_disk(task.stub, self.required_files, task.attempt, seconds)
+        if metrics is None:
+            return False
+        log.warning("%s: its worker died after the cell was complete; kept", task.stub.cell_id)
+        outcome = CellOutcome(task.stub.cell_id, True, seconds, metrics=metrics)
+        self.report.outcomes.append((task, outcome))
+        self._emit("finished", outcome)
+        return True
 
     def _replace(self, handle: WorkerHandle) -> None:
         del self.workers[handle.index]

@@ -11,8 +11,11 @@ from typing import Any
 
 from sparse_attention_hub.benchmark.executor_config import BenchmarkStub
 from sparse_attention_hub.benchmark.executor_stubs import (
+    COMPLETE,
     CONFIG_FILE,
     ERROR_FILE,
+    METRICS_FILE,
+    cell_status,
     read_json,
     resolved_config,
     write_json_atomic,
@@ -67,3 +70,26 @@ def record_lost_cell(
         write_json_atomic(path, config)
     except OSError:
         log.exception("could not write error.txt for %s", stub.cell_id)
+
+
+def completed_on_disk(
+    stub: BenchmarkStub, required_files: tuple[str, ...], attempt: int, seconds: float
+) -> dict[str, Any] | None:
+    """The metrics of a cell whose worker died after the benchmark had finished it (metrics.json
+    and the required files written, fingerprint matching), its execution record then marked
+    complete; None when the cell is not complete.
+    """
+    if cell_status(stub, required_files) != COMPLETE:
+        return None
+    result_dir = Path(stub.result_dir)
+    try:
+        config = read_json(result_dir / CONFIG_FILE) or {}
+        execution = config.get("execution")
+        execution = dict(execution) if isinstance(execution, dict) else {}
+        execution.update(status="complete", seconds=round(seconds, 3), attempt=attempt)
+        execution["note"] = "the worker died after the cell was complete"
+        config["execution"] = execution
+        write_json_atomic(result_dir / CONFIG_FILE, config)
+    except OSError:
+        log.exception("could not update config.json of %s", stub.cell_id)
+    return read_json(result_dir / METRICS_FILE) or {}

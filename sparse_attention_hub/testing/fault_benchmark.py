@@ -7,6 +7,7 @@ Registered hidden as ``"fault_injection"``. The subset names what a cell does:
   ``dataset_error``: raise ValueError from load_datasets (a dataset failure);
 - ``crash``: ``os._exit(13)``; ``sigkill``: SIGKILL itself; ``crash_once``: SIGKILL itself on
   the first attempt (leaves a marker file in the cell), complete on the next;
+  ``crash_after_metrics``: write the cell completely (metrics.json included), then exit 13;
 - ``hang``: sleep forever;
 - ``pidfile``: write ``pid.txt`` into the cell, sleep ``seconds`` (option, default 2), complete;
 - ``env``: complete, recording the worker's CUDA_VISIBLE_DEVICES, whether CUDA is initialised,
@@ -43,6 +44,7 @@ ACTIONS = (
     "crash",
     "sigkill",
     "crash_once",
+    "crash_after_metrics",
     "hang",
     "pidfile",
     "env",
@@ -122,6 +124,8 @@ class FaultInjectionBenchmark(Benchmark):
         metrics = {**self.post_run_evaluate(rows), **extra}
         update_json_file(cell / "config.json", {"benchmark": self.describe(), "completed": True})
         write_json_atomic(cell / "metrics.json", metrics)
+        if "crash_after_metrics" in self.subsets_to_run:
+            os._exit(13)  # the cell is complete on disk, but its worker never reports it
         return metrics
 
     def _act(self, subset: str, cell: Path) -> dict[str, Any]:

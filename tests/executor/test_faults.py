@@ -30,6 +30,7 @@ SUBSETS = [
     "dataset_error",
     "crash",
     "crash_once",
+    "crash_after_metrics",
     "pidfile",
     "log_metrics",
 ]
@@ -40,7 +41,7 @@ FAILED = {
     "dataset_error": "dataset",
     "crash": "worker_crash",
 }
-COMPLETED = {"ok", "env", "crash_once", "pidfile", "log_metrics"}
+COMPLETED = {"ok", "env", "crash_once", "crash_after_metrics", "pidfile", "log_metrics"}
 
 
 def _cell(base: Path, subset: str) -> Path:
@@ -128,8 +129,14 @@ def test_kill_9_mid_cell_is_retried_on_a_new_worker(fault_run: dict[str, Any]) -
     second_pid = int((_cell(base, "pidfile") / "pid.txt").read_text())
     assert second_pid != killed
     assert json.loads((_cell(base, "pidfile") / "metrics.json").read_text())["overall_score"] == 1.0
-    # crash x2, crash_once x1, the kill -9 x1; the hang's worker was stopped, not crashed
-    assert results.execution_summary["worker_crashes"] == 4
+    # a worker that died after its cell was complete on disk: kept, not run again
+    assert by_subset["crash_after_metrics"].attempts == 1
+    assert by_subset["crash_after_metrics"].metrics["overall_score"] == 1.0
+    config = json.loads((_cell(base, "crash_after_metrics") / "config.json").read_text())
+    assert config["execution"]["status"] == "complete"
+    # crash x2, crash_once x1, the kill -9 x1, crash_after_metrics x1; the hang's worker was
+    # stopped, not crashed
+    assert results.execution_summary["worker_crashes"] == 5
 
 
 def test_each_worker_sees_only_its_gpu_without_initialising_cuda(fault_run: dict[str, Any]) -> None:
@@ -167,16 +174,20 @@ def test_logger_settings_reach_only_the_cells_file(fault_run: dict[str, Any]) ->
 def test_summary_and_results_table(fault_run: dict[str, Any]) -> None:
     base = fault_run["base"]
     summary = json.loads((base / "execution_summary.json").read_text())
-    assert summary["totals"]["cells"] == 10
-    assert summary["totals"]["completed"] == 5 and summary["totals"]["failed"] == 5
+    assert summary["totals"]["cells"] == 11
+    assert summary["totals"]["completed"] == 6 and summary["totals"]["failed"] == 5
     assert summary["devices"] == ["cuda:0", "cuda:1"]
     assert summary["versions"]["torch"] and summary["versions"]["transformers"]
     assert {f["category"] for f in summary["failures"]} == set(FAILED.values())
-    assert len(summary["cells"]) == 10 and all(
-        c["seconds"] is not None or c["status"] == "failed" for c in summary["cells"]
-    )
+    assert len(summary["cells"]) == 11 and all(c["seconds"] is not None for c in summary["cells"])
     table = pd.read_csv(base / "results.csv")
-    assert len(table) == 10
+    assert len(table) == 11
     statuses = dict(zip(table["subset"], table["status"], strict=True))
     assert {s for s, v in statuses.items() if v == "failed"} == set(FAILED)
     assert table.loc[table["subset"] == "ok", "overall_score"].item() == 1.0
+    assert statuses["crash_after_metrics"] == "complete"
+    # the same seconds in the summary and in results.csv, failed cells included
+    csv_seconds = dict(zip(table["subset"], table["seconds"], strict=True))
+    for cell in summary["cells"]:
+        subset = cell["cell"].removeprefix("fake_model/dense/fault_injection_")
+        assert csv_seconds[subset] == pytest.approx(cell["seconds"], abs=1e-3), subset
