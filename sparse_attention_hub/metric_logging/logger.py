@@ -21,26 +21,31 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from . import lifecycle
+from .accessors import LoggerAccessors
 from .event import LogEvent
 from .location import location_of
-from .serialize import events_to_jsonl
-from .settings import check_flush_settings, check_max_records, check_path, clamp_sampling
+from .settings import (
+    EnabledMetrics,
+    check_flush_settings,
+    check_max_records,
+    check_path,
+    clamp_sampling,
+    resolve_metrics,
+)
+from .writer import LOG_FILENAME, append_events
 
 _LOG = logging.getLogger("sparse_attention_hub.metric_logging")
 
-LOG_FILENAME = "micro_metrics.jsonl"
+__all__ = ["LOG_FILENAME", "EnabledMetrics", "MicroMetricLogger"]
 
 # Guards the creation and first initialisation of the singleton (rare; never on the hot path).
 _CREATION_LOCK = threading.RLock()
 
-EnabledMetrics = str | Iterable[str] | None
 
-
-class MicroMetricLogger:
+class MicroMetricLogger(LoggerAccessors):
     """Per-process singleton recording metric events to ``<log_path>/micro_metrics.jsonl``.
 
     Constructor arguments take effect on the first construction only; a later construction
@@ -188,31 +193,8 @@ class MicroMetricLogger:
         Unregistered names are not enabled and give a warning. ``"all"`` means the metrics
         registered now; metrics registered later need another call.
         """
-        self.enabled_metrics = self._resolve_metrics(metrics)
+        self.enabled_metrics = resolve_metrics(metrics, self._registered_metrics)
         self._warned = set()
-
-    def _resolve_metrics(self, metrics: EnabledMetrics) -> set[str]:
-        registered = set(self._registered_metrics)
-        if metrics is None:
-            wanted: set[str] = set()
-        elif metrics == "all":
-            wanted = registered
-        elif isinstance(metrics, str):
-            wanted = {metrics}
-        elif isinstance(metrics, Iterable):
-            wanted = set(metrics)
-            if "all" in wanted:
-                wanted = registered | (wanted - {"all"})
-        else:
-            raise TypeError(f"metrics must be 'all', a list of names or None, got {metrics!r}")
-        unknown = wanted - registered
-        if unknown:
-            _LOG.warning(
-                "Attempting to enable unregistered metrics: %s (registered: %s)",
-                sorted(unknown),
-                sorted(registered),
-            )
-        return wanted & registered
 
     def configure_logging(
         self,
@@ -229,7 +211,7 @@ class MicroMetricLogger:
         path = check_path(log_path)
         limit = check_max_records(max_records)
         factor = clamp_sampling(sampling_factor)
-        enabled = self._resolve_metrics(enabled_metrics)
+        enabled = resolve_metrics(enabled_metrics, self._registered_metrics)
         os.makedirs(path, exist_ok=True)
         with self._flush_lock:
             with self._lock:  # one step: no event can see half the new configuration
@@ -243,7 +225,7 @@ class MicroMetricLogger:
                 if seed is not None:
                     self._rng.seed(seed)
             try:
-                self._write(pending, old_path)
+                append_events(pending, old_path)
             except Exception:  # the new configuration stands; say what was lost
                 _LOG.exception(
                     "MicroMetricLogger: writing %d pending events to %r failed; they are lost",
@@ -340,7 +322,7 @@ class MicroMetricLogger:
         with self._lock:
             pending, path = self._take_pending()
         try:
-            self._write(pending, path)
+            append_events(pending, path)
         except BaseException:
             with self._lock:
                 self.log_queue[:0] = pending
@@ -367,51 +349,6 @@ class MicroMetricLogger:
         self.last_flush_time = time.time()
         self._flush_at = self.flush_every
         return pending, self.log_path
-
-    @staticmethod
-    def _write(events: list[LogEvent], path: str | None) -> None:
-        if not events or path is None:
-            return
-        text = events_to_jsonl(events)
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, LOG_FILENAME), "a", encoding="utf-8") as handle:
-            handle.write(text)
-
-    # --------------------------------------------------------------------------- accessors
-
-    def get_enabled_metrics(self) -> set[str]:
-        """Return a copy of the enabled metric names."""
-        return set(self.enabled_metrics)
-
-    def is_logging_configured(self) -> bool:
-        """True once a log_path is set."""
-        return self.log_path is not None
-
-    def get_total_records_logged(self) -> int:
-        """Events recorded since the first construction or the last configure_logging."""
-        return self._total_records_logged
-
-    def is_max_records_reached(self) -> bool:
-        """True when max_records is set and that many events have been recorded."""
-        return self.max_records is not None and self._total_records_logged >= self.max_records
-
-    def get_records_remaining(self) -> int | None:
-        """Events that may still be recorded, or None without a max_records limit."""
-        if self.max_records is None:
-            return None
-        return max(0, self.max_records - self._total_records_logged)
-
-    def get_sampling_factor(self) -> float:
-        """The probability with which each event is kept, in [0, 1]."""
-        return self.sampling_factor
-
-    def get_max_records(self) -> int | None:
-        """The record limit, or None for no limit."""
-        return self.max_records
-
-    def get_log_file(self) -> str | None:
-        """The file events are written to, or None when not configured."""
-        return None if self.log_path is None else os.path.join(self.log_path, LOG_FILENAME)
 
     # ------------------------------------------------------------------------- process life
 

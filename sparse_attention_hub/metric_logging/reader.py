@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .logger import LOG_FILENAME
+from .writer import LOG_FILENAME
 
 if TYPE_CHECKING:
     import pandas as pd

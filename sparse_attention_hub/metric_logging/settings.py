@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import numbers
 import operator
 import os
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+_LOG = logging.getLogger("sparse_attention_hub.metric_logging")
+
+EnabledMetrics = str | Iterable[str] | None
 
 
 def clamp_sampling(sampling_factor: float) -> float:
@@ -43,3 +49,32 @@ def check_path(log_path: Any) -> str:
     if not isinstance(log_path, (str, os.PathLike)) or not os.fspath(log_path):
         raise ValueError(f"log_path must be a non-empty str or path, got {log_path!r}")
     return str(os.fspath(log_path))
+
+
+def resolve_metrics(metrics: EnabledMetrics, registry: Mapping[str, Any]) -> set[str]:
+    """The registered metrics ``metrics`` names ("all", a name, names, or None for none).
+
+    Unregistered names are left out with a warning; ``"all"`` inside a list means every
+    registered metric plus the other names.
+    """
+    registered = set(registry)
+    if metrics is None:
+        wanted: set[str] = set()
+    elif metrics == "all":
+        wanted = registered
+    elif isinstance(metrics, str):
+        wanted = {metrics}
+    elif isinstance(metrics, Iterable):
+        wanted = set(metrics)
+        if "all" in wanted:
+            wanted = registered | (wanted - {"all"})
+    else:
+        raise TypeError(f"metrics must be 'all', a list of names or None, got {metrics!r}")
+    unknown = wanted - registered
+    if unknown:
+        _LOG.warning(
+            "Attempting to enable unregistered metrics: %s (registered: %s)",
+            sorted(unknown),
+            sorted(registered),
+        )
+    return wanted & registered
