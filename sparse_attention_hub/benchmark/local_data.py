@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,8 +39,27 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False)
 
 
-def read_subset(data_dir: Path, subset: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """Every file of ``subset`` concatenated; ValueError naming a missing column and its file."""
+def _json_list_or_text(value: Any) -> Any:
+    """A CSV cell holding a JSON list (``["a", "b"]``) as that list; anything else as is."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, list):
+            return parsed
+    return value
+
+
+def read_subset(
+    data_dir: Path, subset: str, required: tuple[str, ...], list_columns: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Every file of ``subset`` concatenated; ValueError naming a missing column and its file.
+
+    CSV has no lists: in a CSV file, a cell of ``list_columns`` (gold answers, classes) that
+    holds a JSON list is read as that list (as ``raw_results.csv`` writes them); a plain
+    string stays a string (one answer).
+    """
     frames = []
     for path in find_subset_files(data_dir, subset):
         frame = read_table(path)
@@ -48,6 +69,9 @@ def read_subset(data_dir: Path, subset: str, required: tuple[str, ...]) -> pd.Da
                 f"{path} is missing required column(s) {', '.join(map(repr, missing))}; "
                 f"it has {', '.join(map(str, frame.columns))}"
             )
+        if path.suffix == ".csv":
+            for column in (c for c in list_columns if c in frame.columns):
+                frame[column] = [_json_list_or_text(v) for v in frame[column]]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 

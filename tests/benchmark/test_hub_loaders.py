@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from sparse_attention_hub.benchmark import create_benchmark_instance
@@ -253,3 +254,21 @@ def test_longbench_hub_path_reads_the_official_data_zip(
     assert asked == [("THUDM/LongBench", "data.zip", "abc")] * 2
     with pytest.raises(FileNotFoundError, match=r"data\.zip has no member 'data/trec\.jsonl'"):
         create_benchmark_instance("longbench", ["trec"]).load_datasets()
+
+
+def test_ruler_csv_answer_lists_are_read_as_lists(tmp_path: Path) -> None:
+    # CSV has no lists: a JSON list cell (as raw_results.csv writes them) is the gold list,
+    # a plain string one gold; before, '["123", "456"]' was one gold that nothing matched
+    rows = pd.DataFrame(_ruler_rows())
+    rows["answer"] = [json.dumps(a) for a in rows["answer"]]
+    rows.loc[2, "answer"] = "Rome"
+    rows.to_csv(tmp_path / "4096.csv", index=False)
+    bench = create_benchmark_instance("ruler", ["4096"], data_dir=tmp_path)
+    assert bench.load_datasets()["answer"].tolist() == [["123"], ["123", "456"], "Rome"]
+    answers = {
+        "What is the number for red-apple?": "123",
+        "List the numbers.": "123 and 456",
+        "Capital of Italy?": "rome",
+    }
+    metrics = bench.run_benchmark(EchoAdapter(answers=answers), tmp_path / "c", show_progress=False)
+    assert metrics["overall_score"] == 100.0

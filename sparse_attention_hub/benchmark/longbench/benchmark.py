@@ -137,7 +137,9 @@ class LongBench(Benchmark):
 
     def _load_raw(self, subset: str) -> pd.DataFrame:
         if self.data_dir is not None:
-            return read_subset(self.data_dir, subset, self._required(subset))
+            return read_subset(
+                self.data_dir, subset, self._required(subset), ("answers", "all_classes")
+            )
         if self.dataset_id == self.huggingface_dataset_id:
             archive = download_hub_file(self.dataset_id, OFFICIAL_ARCHIVE, self.revision)
             frame = read_official_archive(archive, subset)

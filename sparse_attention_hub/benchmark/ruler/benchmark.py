@@ -77,7 +77,7 @@ class Ruler(Benchmark):
     def _load_subset(self, subset: str) -> pd.DataFrame:
         required = (*REQUIRED_COLUMNS, "answer")
         if self.data_dir is not None:
-            return read_subset(self.data_dir, subset, required)
+            return read_subset(self.data_dir, subset, required, ("answer",))
         frame = load_hub_split(
             self.huggingface_dataset_id or "", data_dir=subset, revision=self.revision
         )
