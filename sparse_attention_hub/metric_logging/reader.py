@@ -28,8 +28,9 @@ def load_micro_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     Columns: timestamp (pandas datetime, UTC), metric, value, location, then one column per
     metadata key (a key that clashes with a base column is prefixed ``metadata.``), then
-    ``cell`` for a tree. Malformed lines (for example a line cut by a crash) are skipped with a
-    warning. An empty input gives an empty frame with the base columns.
+    ``cell`` for a tree. Malformed lines (for example a line cut by a crash, even inside a
+    UTF-8 character) are skipped with a warning; an unreadable timestamp becomes NaT. An
+    empty input gives an empty frame with the base columns.
     """
     root = Path(path)
     if not root.exists():
@@ -52,7 +53,7 @@ def load_micro_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 def _read_file(file: Path) -> list[dict[str, Any]]:
     records = []
-    with open(file, encoding="utf-8") as handle:
+    with open(file, encoding="utf-8", errors="replace") as handle:  # a torn tail may cut a char
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -88,5 +89,7 @@ def _to_frame(records: list[dict[str, Any]], cells: list[str] | None) -> pd.Data
     frame = frame[BASE_COLUMNS + extra]
     if cells is not None:
         frame["cell"] = cells
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    frame["timestamp"] = pd.to_datetime(  # an unreadable timestamp becomes NaT
+        frame["timestamp"], utc=True, format="ISO8601", errors="coerce"
+    )
     return frame

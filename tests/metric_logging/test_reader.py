@@ -92,3 +92,30 @@ def test_malformed_line_is_skipped_and_clashing_keys_are_prefixed(tmp_path: Path
     assert frame["metadata.metric"].iloc[0] == "inner"
     assert frame["metadata.cell"].iloc[0] == "x"
     assert "malformed line 2" in caplog.text
+
+
+def test_tree_with_empty_and_torn_files(tmp_path: Path, caplog):
+    """A cell whose file is empty, one cut mid-line, one cut inside a UTF-8 character, one with
+    an unreadable timestamp: the readable events come back, nothing raises."""
+    good = (
+        '{"timestamp": "2026-01-01T00:00:00+00:00", "metric": "m", "value": 1, '
+        '"metadata": {"layer_idx": 0, "note": "\u00e9t\u00e9"}, "location": "a.b"}\n'
+    )
+    for cell, content in {
+        "empty": b"",
+        "torn": (good + good[:40]).encode(),
+        "torn_char": good.encode() + good.encode()[:-12][: good.encode().index(b"\xc3") + 1],
+        "bad_time": good.replace("2026-01-01T00:00:00+00:00", "yesterday").encode(),
+    }.items():
+        (tmp_path / "model" / cell / "mock").mkdir(parents=True)
+        (tmp_path / "model" / cell / "mock" / "micro_metrics.jsonl").write_bytes(content)
+    frame = load_micro_metrics(tmp_path)
+    assert frame["cell"].tolist() == [
+        "model/bad_time/mock",
+        "model/torn/mock",
+        "model/torn_char/mock",
+    ]
+    assert frame["value"].tolist() == [1, 1, 1]
+    assert frame["timestamp"].isna().tolist() == [True, False, False]
+    assert frame["note"].tolist() == ["\u00e9t\u00e9"] * 3
+    assert caplog.text.count("malformed line 2") == 2
