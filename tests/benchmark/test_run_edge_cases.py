@@ -124,3 +124,17 @@ def test_unicode_predictions_survive_the_resume_log(tmp_path: Path) -> None:
     assert [r["predicted_answer"] for r in records] == ["答案 🙂", "ответ\u2028x"]
     csv = pd.read_csv(tmp_path / "raw_results.csv")
     assert csv["predicted_answer"].tolist() == ["答案 🙂", "ответ\u2028x"]
+
+
+def test_a_context_shared_by_two_subsets_is_one_request_scored_per_task(tmp_path: Path) -> None:
+    frame = _frame(
+        question=["q1", "q2", "q3"],
+        context=["same", "same", "other"],
+        task=["a", "b", "b"],
+        answer=[["x"], ["y"], ["z"]],
+    )
+    adapter = EchoAdapter(answers={"q1": "x", "q2": "no", "q3": "z"})
+    metrics = _Rows(frame).run_benchmark(adapter, tmp_path, show_progress=False)
+    assert [c["questions"] for c in adapter.calls] == [["q1", "q2"], ["q3"]]
+    assert metrics["task_scores"] == {"a": 100.0, "b": 50.0}
+    assert metrics["num_requests"] == 2
