@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +18,18 @@ if TYPE_CHECKING:
 _LOG = logging.getLogger("sparse_attention_hub.metric_logging")
 
 BASE_COLUMNS = ["timestamp", "metric", "value", "location"]
+STALE_DIR = "stale"
 
 
-def load_micro_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
+def load_micro_metrics(path: str | os.PathLike[str], include_stale: bool = False) -> pd.DataFrame:
     """Load micro metrics from a file, a cell directory, or a results tree.
 
     - a ``.jsonl`` file: its events;
     - a directory holding ``micro_metrics.jsonl``: that file's events;
     - any other directory: every ``micro_metrics.jsonl`` below it, with a ``cell`` column
-      holding the file's directory relative to ``path`` (POSIX separators).
+      holding the file's directory relative to ``path`` (POSIX separators). Files the executor
+      moved aside (``<cell>/stale/<timestamp>/``, from a run with another config) are left out
+      unless ``include_stale``.
 
     Columns: timestamp (pandas datetime, UTC), metric, value, location, then one column per
     metadata key (a key that clashes with a base column is prefixed ``metadata.``), then
@@ -44,11 +49,21 @@ def load_micro_metrics(path: str | os.PathLike[str]) -> pd.DataFrame:
     else:
         records, cells = [], []
         for file in sorted(root.rglob(LOG_FILENAME)):
+            if not include_stale and _is_stale(file.relative_to(root).parts[:-1]):
+                continue
             file_records = _read_file(file)
             cell = file.parent.relative_to(root).as_posix()
             records.extend(file_records)
             cells.extend([cell] * len(file_records))
     return _to_frame(records, cells)
+
+
+_STAMP = re.compile(r"^\d{8}_\d{6}(_\d+)?$")  # stale/<YYYYmmdd_HHMMSS[_n]>/
+
+
+def _is_stale(parts: tuple[str, ...]) -> bool:
+    """True for a directory inside ``<cell>/stale/<timestamp>/``."""
+    return any(a == STALE_DIR and _STAMP.match(b) for a, b in pairwise(parts))
 
 
 def _read_file(file: Path) -> list[dict[str, Any]]:

@@ -119,3 +119,24 @@ def test_tree_with_empty_and_torn_files(tmp_path: Path, caplog):
     assert frame["timestamp"].isna().tolist() == [True, False, False]
     assert frame["note"].tolist() == ["\u00e9t\u00e9"] * 3
     assert caplog.text.count("malformed line 2") == 2
+
+
+def test_tree_leaves_out_stale_runs_unless_asked(tmp_path: Path):
+    """The executor moves a re-run cell's old files into <cell>/stale/<timestamp>/; their events
+    belong to another config and stay out of the tree's table (a config named "stale" does not)."""
+    line = (
+        '{"timestamp": "2026-01-01T00:00:00+00:00", "metric": "m", "value": %s, '
+        '"metadata": {}, "location": "a"}\n'
+    )
+    files = {
+        "model/dense/mock": "1",
+        "model/dense/mock/stale/20260101_000000": "2",
+        "model/dense/mock/stale/20260101_000000_2": "3",
+        "model/stale/mock": "4",
+    }
+    for cell, value in files.items():
+        (tmp_path / cell).mkdir(parents=True)
+        (tmp_path / cell / "micro_metrics.jsonl").write_text(line % value)
+    frame = load_micro_metrics(tmp_path)
+    assert sorted(frame["value"]) == [1, 4]
+    assert sorted(load_micro_metrics(tmp_path, include_stale=True)["value"]) == [1, 2, 3, 4]
