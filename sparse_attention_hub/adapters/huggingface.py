@@ -4,9 +4,9 @@ The decode loop, in named phases, for a request with questions q0..qn on one con
 
 1. ``encode_request``: every question's full prompt ids; ``ids[:context_end]`` is the context.
 2. ``_prefill_context`` (dense, once): the context ids go through the model with its own
-   attention into a DynamicCache. Before each later question the cache is cropped back to the
-   context (``DynamicCache.crop``); only context ids that differ (rare BPE boundary effects) are
-   prefilled again.
+   attention into a DynamicCache. Before each later question the cache is rolled back to the
+   context (``ContextCache.rollback``: ``DynamicCache.crop``, sliding-window layers included);
+   only context ids that differ (rare BPE boundary effects) are prefilled again.
 3. ``_answer`` (sparse mode, fresh ``sparse_meta_data``): ``_run_question`` feeds the question
    ids, then ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention
    layer routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from sparse_attention_hub.adapters.base import ModelAdapter, Request, RequestResponse
+from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.adapters.generation import GenerationSettings, TokenSelector
 from sparse_attention_hub.adapters.hf_attention import SparseAttentionSwitch
 from sparse_attention_hub.adapters.hf_loading import (
@@ -39,7 +40,6 @@ from sparse_attention_hub.adapters.hf_loading import (
 from sparse_attention_hub.adapters.prompting import (
     EncodedPrompt,
     RequestOptions,
-    common_prefix_length,
     encode_request,
 )
 
@@ -213,18 +213,16 @@ class ModelAdapterHF(ModelAdapter):
     ) -> tuple[list[str], list[dict[str, Any]]]:
         answers: list[str] = []
         metadata: list[dict[str, Any]] = []
-        cache: Any = None
-        cached_ids: list[int] = []
+        context: ContextCache | None = None
         for question_index, prompt in enumerate(prompts):
             start = self._now()
-            if cache is None or not self.reuse_context_cache:
-                cache, cached_ids = self._new_cache(), []
-            prefilled = self._prefill_context(cache, cached_ids, prompt.context_ids)
-            cached_ids = prompt.context_ids
+            if context is None or not self.reuse_context_cache:
+                context = ContextCache(self.model.config)
+            prefilled = self._prefill_context(context, prompt.context_ids)
             prefill_seconds = self._now() - start
             with _logger_context(request_index=request_index, question_index=question_index):
                 tokens, question_seconds, decode_seconds = self._answer(
-                    cache, prompt.question_ids, settings
+                    context.cache, prompt.question_ids, settings
                 )
             answers.append(self.tokenizer.decode(tokens, skip_special_tokens=True))
             metadata.append(
@@ -242,11 +240,6 @@ class ModelAdapterHF(ModelAdapter):
 
     # ------------------------------------------------------------------ phases
 
-    def _new_cache(self) -> Any:
-        from transformers import DynamicCache
-
-        return DynamicCache(config=self.model.config)
-
     def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
         """Run ``ids`` on top of ``cache``; returns the logits (V,) of the last position."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (B=1, Q)
@@ -255,21 +248,13 @@ class ModelAdapterHF(ModelAdapter):
         )
         return out.logits[0, -1]
 
-    def _prefill_context(self, cache: Any, cached_ids: list[int], context_ids: list[int]) -> int:
-        """Phase 1 (dense): make ``cache`` hold exactly ``context_ids``; returns tokens run."""
-        keep = common_prefix_length(cached_ids, context_ids)
-        current = cache.get_seq_length()
-        if current > keep:
-            try:
-                cache.crop(keep - current)
-            except (RuntimeError, ValueError, NotImplementedError) as err:
-                # e.g. a sliding-window layer that no longer holds the states to roll back to
-                logger.warning("cannot crop the KV cache (%s): prefilling the context again", err)
-                cache.reset()
-                keep = 0
+    def _prefill_context(self, context: ContextCache, context_ids: list[int]) -> int:
+        """Phase 1 (dense): make the cache hold exactly ``context_ids``; returns tokens run."""
+        keep = context.rollback(context_ids)
         todo = context_ids[keep:]
         if todo:
-            self._forward(todo, cache)
+            self._forward(todo, context.cache)
+        context.prefilled(context_ids, keep)
         return len(todo)
 
     def _answer(

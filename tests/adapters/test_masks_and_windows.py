@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from sparse_attention_hub.adapters import ModelAdapterHF, Request
+from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
@@ -147,7 +148,37 @@ def test_sliding_window_models_kv_reuse_equals_fresh_prefill(
     adapter.set_sparse_attention_config(small_window())
     gen = {"max_new_tokens": 5}
     fresh = [adapter.process_request(Request(CONTEXT, q), gen).responses for q in QUESTIONS]
-    assert adapter.process_request(Request(CONTEXT, QUESTIONS), gen).responses == fresh
+    reused = adapter.process_request(Request(CONTEXT, QUESTIONS), gen)
+    assert reused.responses == fresh
+    prefills = [m["prefill_tokens"] for m in reused.metadata]
+    assert prefills[0] > 2 * WINDOW and prefills[1:] == [0, 0]  # one prefill per context
+
+
+def test_context_cache_rolls_sliding_layers_back_or_resets(
+    sliding_adapter: ModelAdapterHF,
+) -> None:
+    model = sliding_adapter.model
+    ids = sliding_adapter.tokenizer(CONTEXT)["input_ids"]
+    question = sliding_adapter.tokenizer(QUESTIONS[0], add_special_tokens=False)["input_ids"]
+    assert len(ids) > 2 * WINDOW
+
+    def run(tokens: list[int], cache: Any) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(input_ids=torch.tensor([tokens]), past_key_values=cache).logits[0, -1]
+
+    expected = run(ids + question, ContextCache(model.config).cache)
+    context = ContextCache(model.config)
+    assert context.rollback(ids) == 0
+    run(ids, context.cache)
+    context.prefilled(ids, 0)
+    for _ in range(2):  # question + a generated token, then back to the context
+        run(question, context.cache)
+        run(question[:1], context.cache)
+        assert context.rollback(ids) == len(ids) == context.cache.get_seq_length()
+        torch.testing.assert_close(run(question, context.cache), expected, atol=1e-5, rtol=0)
+        assert context.rollback(ids) == len(ids)
+    # Below the point its windows were cut at, a sliding cache cannot roll back: it resets.
+    assert context.rollback(ids[: WINDOW // 2]) == 0 == context.cache.get_seq_length()
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

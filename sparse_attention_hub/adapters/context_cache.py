@@ -1,0 +1,69 @@
+"""The KV cache of one context, rolled back to the context before every question.
+
+Full-attention layers roll back with ``DynamicCache.crop``. A sliding-window layer keeps only
+its last ``sliding_window - 1`` states, so once the context fills the window it cannot roll back
+by itself. After the first context prefill the cache therefore records the past
+(``activate_past_recording``): question and generated states are kept next to the window until
+the next crop drops them again, so every later question starts from the context state without
+a second prefill. A rollback to fewer tokens than the last point the window was cut at (only
+when a later question's context tokenizes differently) resets the cache instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sparse_attention_hub.adapters.prompting import common_prefix_length
+
+logger = logging.getLogger(__name__)
+
+
+class ContextCache:
+    """A ``DynamicCache`` plus the context ids it holds.
+
+    Attributes:
+        cache: the transformers cache the model reads and extends.
+        ids: the context ids the cache held after the last :meth:`prefilled`.
+    """
+
+    def __init__(self, model_config: Any) -> None:
+        from transformers import DynamicCache
+
+        self.cache: Any = DynamicCache(config=model_config)
+        self.ids: list[int] = []
+        self._recording = False
+        self._floor = 0  # sliding layers can roll back to no fewer tokens than this
+
+    def rollback(self, context_ids: list[int]) -> int:
+        """Drop every state past the longest prefix shared with ``context_ids``; returns its
+        length (0 after a reset), i.e. ``context_ids[returned:]`` still need a prefill."""
+        keep = common_prefix_length(self.ids, context_ids)
+        current = self.cache.get_seq_length()
+        if current <= keep:
+            return current
+        if keep < self._floor and any(getattr(self.cache, "is_sliding", ())):
+            logger.debug("a sliding-window cache cannot roll back to %d tokens: reset", keep)
+            return self._reset()
+        try:
+            self.cache.crop(keep - current)
+        except (RuntimeError, ValueError, NotImplementedError) as err:
+            logger.warning("cannot crop the KV cache (%s): prefilling the context again", err)
+            return self._reset()
+        return keep
+
+    def prefilled(self, context_ids: list[int], kept: int) -> None:
+        """Record that the cache now holds ``context_ids`` (``kept`` of them were already
+        there), and from now on keep the past of sliding-window layers for :meth:`rollback`."""
+        self.ids = list(context_ids)
+        # Without recording, the prefill cut sliding windows at its end; with it, at ``kept``.
+        self._floor = kept if self._recording else len(context_ids)
+        if not self._recording and hasattr(self.cache, "activate_past_recording"):
+            self.cache.activate_past_recording()
+            self._recording = True
+
+    def _reset(self) -> int:
+        self.cache.reset()
+        self.ids = []
+        self._floor = 0  # recording stays on: everything from here on is kept
+        return 0
