@@ -49,8 +49,14 @@ class RequestGroup:
 
 def _effective_max_new_tokens(row_value: Any, caller_value: int | None) -> int | None:
     values = [caller_value]
-    if row_value is not None and not (isinstance(row_value, float) and math.isnan(row_value)):
-        values.append(int(row_value))
+    missing = row_value is None or (isinstance(row_value, float) and math.isnan(row_value))
+    if not missing and row_value != "":  # "" is a missing value in a CSV file
+        try:
+            values.append(int(row_value))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"column 'max_new_tokens' must hold ints (or be empty), got {row_value!r}"
+            ) from None
     given = [v for v in values if v is not None]
     return min(given) if given else None
 

@@ -138,3 +138,14 @@ def test_a_context_shared_by_two_subsets_is_one_request_scored_per_task(tmp_path
     assert [c["questions"] for c in adapter.calls] == [["q1", "q2"], ["q3"]]
     assert metrics["task_scores"] == {"a": 100.0, "b": 50.0}
     assert metrics["num_requests"] == 2
+
+
+def test_max_new_tokens_from_csv_text(tmp_path: Path) -> None:
+    # local CSV data is read with keep_default_na=False: a missing value is ""
+    frame = _frame(question=["q1", "q2"], max_new_tokens=["", "8"])
+    adapter = EchoAdapter()
+    _Rows(frame).run_benchmark(adapter, tmp_path / "a", show_progress=False)
+    assert [c["generation_kwargs"].get("max_new_tokens") for c in adapter.calls] == [None, 8]
+    bad = _frame(question=["q1"], max_new_tokens=["lots"])
+    with pytest.raises(ValueError, match=r"'max_new_tokens' must hold ints.*'lots'"):
+        _Rows(bad).run_benchmark(EchoAdapter(), tmp_path / "b", show_progress=False)
