@@ -13,8 +13,9 @@ Flow: validate everything (one error listing every problem) -> expand the matrix
 skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest on persistent
 worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
 ``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
-summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt: an uncaught one ends
-the process with status 130); a rerun resumes. If no worker process can start (a broken
+summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt subclass: uncaught, it
+ends the process with status 1, not the 130 of a plain Ctrl-C; ``sah run`` returns 130);
+a rerun resumes. If no worker process can start (a broken
 environment), the cells are recorded as failed with the reason, the summary is written, and
 :class:`WorkerStartupError` (a RuntimeError) is raised.
 
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.benchmark.executor_config import (
+    OTHER,
     AdapterConfig,
     BenchmarkConfig,
     BenchmarkStub,
@@ -65,7 +67,7 @@ from sparse_attention_hub.benchmark.executor_validation import (
     shared_directory_problems,
 )
 from sparse_attention_hub.benchmark.scheduling import Scheduler, SchedulerReport
-from sparse_attention_hub.benchmark.worker import WorkerSettings
+from sparse_attention_hub.benchmark.worker import CellOutcome, CellTask, WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +230,17 @@ class BenchmarkExecutor:
         self, plan: list[tuple[BenchmarkStub, str]], started_at: float, start: float
     ) -> ExecutionResults:
         skipped = [stub for stub, status in plan if status == COMPLETE]
-        to_run = [stub for stub, status in plan if status != COMPLETE]
-        stale_moved = self._move_stale(plan)
+        stale_moved, unmovable = self._move_stale(plan)
+        blocked = {task.stub.cell_id for task, _ in unmovable}
+        to_run = [s for s, status in plan if status != COMPLETE and s.cell_id not in blocked]
         self._info(
             "%d cells: %d complete (skipped), %d to run", len(plan), len(skipped), len(to_run)
         )
         models = {sanitize_model_name(stub.model_name) for stub, _ in plan}
         prefix = f"{models.pop()}/" if len(models) == 1 else ""
         progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
+        for _, outcome in unmovable:
+            progress.on_event("finished", {}, outcome)
         report = SchedulerReport()
         self._stop_signal = None
         # the handlers stay until the summary is written: a second Ctrl-C cannot lose it
@@ -245,20 +250,34 @@ class BenchmarkExecutor:
                     report = self._schedule(to_run, progress)
             finally:
                 progress.close()
+            report.outcomes[:0] = unmovable
             return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
 
-    def _move_stale(self, plan: list[tuple[BenchmarkStub, str]]) -> list[str]:
-        moved = []
+    def _move_stale(
+        self, plan: list[tuple[BenchmarkStub, str]]
+    ) -> tuple[list[str], list[tuple[CellTask, CellOutcome]]]:
+        """Move stale cells' files into stale/; a cell whose files cannot be moved (permissions,
+        a full disk) fails with category "other" and is not run; its old files stay."""
+        moved, unmovable = [], []
         for stub, status in plan:
             if status == STALE:
-                target = move_to_stale(stub.result_dir)
+                try:
+                    target = move_to_stale(stub.result_dir)
+                except OSError as exc:
+                    message = f"could not move its earlier files into stale/: {exc!r}"
+                    log.error("%s: %s; the cell is not run", stub.cell_id, message)
+                    outcome = CellOutcome(
+                        stub.cell_id, False, 0.0, error_type=OTHER, error_message=message
+                    )
+                    unmovable.append((CellTask(stub, 0), outcome))
+                    continue
                 log.warning(
                     "%s: its config changed (fingerprint mismatch); old files moved to %s",
                     stub.cell_id,
                     target,
                 )
                 moved.append(str(target))
-        return moved
+        return moved, unmovable
 
     def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
         count = max(1, min(self.max_concurrent_runs, num_cells))

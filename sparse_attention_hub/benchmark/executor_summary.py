@@ -122,6 +122,16 @@ def _cells(
     return sorted(cells, key=lambda c: c["cell"])
 
 
+def _failure(failure: BenchmarkFailure) -> dict[str, Any]:
+    return {
+        "cell": failure.stub.cell_id,
+        "category": failure.error_type,
+        "message": failure.error_message,
+        "attempts": failure.attempts,
+        "error_file": failure.traceback_path,
+    }
+
+
 def build_summary(
     *,
     started_at: float,
@@ -171,16 +181,7 @@ def build_summary(
         "scheduling": scheduling or {},
         "stale_moved": stale_moved,
         "cells": cells,
-        "failures": [
-            {
-                "cell": f.stub.cell_id,
-                "category": f.error_type,
-                "message": f.error_message,
-                "attempts": f.attempts,
-                "error_file": f.traceback_path,
-            }
-            for f in failures
-        ],
+        "failures": [_failure(f) for f in failures],
         "versions": versions(),
     }
 

@@ -265,3 +265,22 @@ def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
     for gpu_ids, needle in ((0, "must be a list"), ([1, 1], "duplicates"), ([-1], "non-negative")):
         with pytest.raises(ExecutorConfigError, match=needle):
             BenchmarkExecutor(gpu_ids, 2)
+
+
+def test_a_stale_cell_that_cannot_be_moved_fails_alone(tmp_path: Path) -> None:
+    base = tmp_path / "runs"
+    executor = BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)
+    args = dict(
+        model_names=["m"],
+        sparse_attention_configs=[("dense", None)],
+        benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+        adapter_config=AdapterConfig(),
+    )
+    ((stub, _),) = executor.plan_matrix(**args)
+    _write_cell(stub, {"metrics.json": "{}", "stale": "a file where stale/ must go"}, "old")
+    results = executor.run_benchmark_matrix(**args)  # no worker starts: nothing is runnable
+    (failure,) = results.failed_executions
+    assert failure.error_type == "other" and "stale/" in failure.error_message
+    summary = json.loads((base / "execution_summary.json").read_text())
+    assert summary["totals"]["failed"] == 1 and summary["workers"] == 0
+    assert (Path(stub.result_dir) / "metrics.json").exists()  # the old files stay
