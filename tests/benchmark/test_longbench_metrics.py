@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from sparse_attention_hub.benchmark.longbench import base_task, length_bucket, score_row
+from sparse_attention_hub.benchmark.longbench.benchmark import score_task
 from sparse_attention_hub.benchmark.longbench.metrics import (
     classification_score,
     code_sim_score,
@@ -124,3 +126,20 @@ def test_e_suffix_is_stripped_only_as_a_suffix() -> None:
         "4-8k",
         "8k+",
     ]
+
+
+def test_e_buckets_average_as_numpy_does() -> None:
+    # passage_count scores 0.25, 0.1, 1, 0.5, 0, 0.1, 0.7, 0: LongBench's scorer_e gives
+    # round(100 * np.mean(scores), 2) = 33.12, the plain sum / 8 rounds to 33.13
+    ten = "0 1 2 3 4 6 7 8 9 "
+    predictions = ["1 2 3 5", ten + "5", "5", "5 6", "6", ten + "5", "5 5 5 5 5 5 5 1 2 3", ""]
+    frame = pd.DataFrame(
+        {
+            "predicted_answer": predictions,
+            "answers": [["5"]] * 8,
+            "length": [100] * 8,
+        }
+    )
+    overall, buckets = score_task("passage_count_e", frame)
+    assert buckets == {"0-4k": 33.12, "4-8k": None, "8k+": None}
+    assert overall == 33.13  # LongBench's scorer: round(100 * total / n, 2)
