@@ -6,6 +6,7 @@ answers are identical, then prints the prefill-token ratio (target exactly 1/8) 
 wall-time speedup (target >= 3x); the last line is one JSON object.
 
     .venv/bin/python bench/kv_reuse.py [--context-tokens 2000] [--questions 8] [--repeats 3]
+        [--arch mistral --sliding-window 512]   (sliding-window layers reuse the cache too)
 """
 
 from __future__ import annotations
@@ -63,12 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--arch", default="llama", help="llama | qwen2 | qwen3 | mistral")
+    parser.add_argument(
+        "--sliding-window", type=int, default=None, help="window in tokens (not for llama)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = make_tiny_model(os.path.join(tmp, "tiny"), arch="llama", seed=0, **BENCH_SIZES)
+        path = make_tiny_model(
+            os.path.join(tmp, "tiny"),
+            arch=args.arch,
+            seed=0,
+            sliding_window=args.sliding_window,
+            **BENCH_SIZES,
+        )
         adapter = ModelAdapterHF(path, device=args.device)
         request = build_request(adapter, args.context_tokens, args.questions)
         gen = {"max_new_tokens": args.max_new_tokens}
@@ -97,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_reuse": round(reuse_s, 4),
         "seconds_reprefill": round(fresh_s, 4),
         "speedup": round(fresh_s / reuse_s, 2),
+        "arch": args.arch,
+        "sliding_window": args.sliding_window,
         "model_sizes": BENCH_SIZES,
         "max_new_tokens": args.max_new_tokens,
         "answers_identical": True,
