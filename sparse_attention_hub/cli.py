@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="sparse-attention-hub: simulated sparse attention studies.",
         epilog="exit codes: 0 done, 1 some cell failed, 2 bad input, 130 interrupted "
         "(run the same command again to resume). Start with: sah demo",
+        formatter_class=_WideHelp,
     )
     parser.add_argument("--version", action="version", version=f"sah {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="show warnings only")
@@ -215,6 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("sah: interrupted\n")
         return 130
+
+
+class _WideHelp(argparse.HelpFormatter):
+    """Room for the longest command name, so each command's help stays on its line
+    (argparse measures subcommand names one indent level short)."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            longest = max((len(name) for name in action.choices), default=0)
+            needed = longest + self._current_indent + 2 * self._indent_increment
+            self._action_max_length = max(self._action_max_length, needed)
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:

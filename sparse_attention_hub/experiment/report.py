@@ -58,7 +58,7 @@ def _number(value: Any) -> float | None:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(out) else out
+    return out if math.isfinite(out) else None  # NaN/inf: not a score (and not JSON)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -100,12 +100,18 @@ def with_output_error(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def order_configs(cells: pd.DataFrame, config_order: list[str] | None) -> pd.DataFrame:
-    """Rows of configs in ``config_order`` first (in that order), the rest after, stably."""
-    if not config_order or cells.empty:
+    """Rows grouped by model (in order of first appearance); within a model, configs in
+    ``config_order`` first (in that order), the rest after, stably."""
+    if cells.empty:
         return cells
-    rank = {name: i for i, name in enumerate(config_order)}
-    keys = cells[CONFIG].map(lambda name: rank.get(name, len(rank)))
-    return cells.assign(_rank=keys).sort_values("_rank", kind="stable").drop(columns="_rank")
+    models = {name: i for i, name in enumerate(pd.unique(cells[MODEL]))}
+    rank = {name: i for i, name in enumerate(config_order or [])}
+    keys = {
+        "_model": cells[MODEL].map(models),
+        "_rank": cells[CONFIG].map(lambda name: rank.get(name, len(rank))),
+    }
+    ordered = cells.assign(**keys).sort_values(["_model", "_rank"], kind="stable")
+    return ordered.drop(columns=list(keys))
 
 
 def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
@@ -113,7 +119,8 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
 
     Score cells hold a float, or the cell's status (``failed``, ``pending``...) when it has no
     score. ``mean`` averages the row's scores; ``density``/``output_error`` average the logged
-    per-cell means (each benchmark weighs the same); both use complete cells only. Rows and columns keep the order in which they first appear in ``cells``.
+    per-cell means (each benchmark weighs the same); both use complete cells only. Rows and
+    columns keep the order in which they first appear in ``cells``.
     """
     labels: list[str] = []
     rows: dict[tuple[str, str], dict[str, Any]] = {}

@@ -66,6 +66,7 @@ DTYPES = {
     "bf16": "bfloat16",
 }
 DENSE = "dense"
+RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 _ANY_INT = c.integer
 
@@ -207,6 +208,10 @@ def _sparse_configs(
             raise src.error(
                 path,
                 "a config name is a folder name: letters, digits and _ . + = - (not starting with . or -)",
+            )
+        if name == RESERVED_CONFIG_NAME:
+            raise src.error(
+                path, "'stale' is reserved: the executor keeps replaced results in stale/ folders"
             )
         out.append((name, _maskers(maskers, path, src)))
     return out

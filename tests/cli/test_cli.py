@@ -231,3 +231,24 @@ def test_list(capsys, what: str, names: list[str]) -> None:
     out = capsys.readouterr().out
     firsts = {line.split()[0] for line in out.splitlines() if line and not line.startswith(" ")}
     assert set(names) <= firsts
+
+
+def test_help_lists_every_command_on_one_line(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for command in ("list", "make-tiny-model", "run", "report", "demo"):
+        line = next(line for line in lines if line.split()[:1] == [command])
+        assert len(line.split()) > 2, line  # the name, then its help on the same line
+
+
+def test_python_dash_m_demo_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sparse_attention_hub", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "--result-dir" in done.stdout and "--dry-run" in done.stdout
