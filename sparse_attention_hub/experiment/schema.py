@@ -19,6 +19,10 @@ A file looks like ``examples/demo.yaml``::
     request_kwargs: {max_context_length: 32000}
     executor: {gpus: [0, 1], max_concurrent_runs: 2, enabled_metrics: [research_attention_density]}
 
+Relative paths (``result_dir``, models given as local folders) are resolved from the working
+directory, not from the experiment file. A model written as a path (absolute, starting with
+``.`` or ``~``, or with more than one ``/``) must be an existing model folder (``validate.py``).
+
 This module checks structure and types only; names of maskers and benchmarks are checked
 against their registries by ``validate.py``.
 """
