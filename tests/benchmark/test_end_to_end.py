@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sparse_attention_hub.benchmark import create_benchmark_instance
+from sparse_attention_hub.benchmark.synthetic_ruler.tasks import TASK_MAX_NEW_TOKENS
 
 pytestmark = pytest.mark.slow
 
@@ -59,3 +60,9 @@ def test_synthetic_ruler_with_tiny_model(adapter, tmp_path: Path) -> None:
     config = json.loads((tmp_path / "cell" / "config.json").read_text())
     assert config["benchmark"]["tokenizer_fingerprint"]
     assert (tmp_path / "cell" / "metrics.json").exists()
+    # the rows fit their length as the adapter really encodes them (chat template included)
+    raw = pd.read_csv(tmp_path / "cell" / "raw_results.csv")
+    prompt = raw["context_tokens"] + raw["question_tokens"]
+    assert (raw["truncated_tokens"] == 0).all()
+    budget = raw["task"].map(TASK_MAX_NEW_TOKENS)
+    assert (prompt + budget <= 512).all() and (prompt > 0.8 * (512 - budget)).all()
