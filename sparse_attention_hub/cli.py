@@ -115,6 +115,11 @@ def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
         if spec.executor.gpus and "gpu" in str(exc).lower():
             hint = " (on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)"
         raise ValueError(f"{spec.source}: {exc}{hint}") from exc
+    except OSError as exc:  # e.g. a result_dir that cannot be created or written
+        raise ValueError(
+            f"{spec.source}: result_dir {spec.result_dir}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from exc
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -125,7 +130,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if not Path(args.directory).is_dir():
-        raise ValueError(f"{args.directory}: no such results directory")
+        what = "not a directory" if Path(args.directory).exists() else "no such results directory"
+        raise ValueError(f"{args.directory}: {what}")
     text, cells = _report_text(args.directory, args.format)
     if not cells:
         raise ValueError(

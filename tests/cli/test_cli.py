@@ -252,3 +252,19 @@ def test_python_dash_m_demo_help() -> None:
     )
     assert done.returncode == 0
     assert "--result-dir" in done.stdout and "--dry-run" in done.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_unusable_result_dir_is_a_user_error(tmp_path, capsys) -> None:
+    """A result_dir that cannot be created (even as root): one line naming file and key."""
+    path = write(tmp_path / "exp.yaml", EXPERIMENT + "result_dir: /proc/sah-none/results\n")
+    assert main(["-q", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sah: error: {path}: result_dir /proc/sah-none/results: "), err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_report_on_a_file(tmp_path, capsys) -> None:
+    (tmp_path / "results.csv").write_text("")
+    assert main(["report", str(tmp_path / "results.csv")]) == 2
+    assert "results.csv: not a directory" in capsys.readouterr().err
