@@ -32,11 +32,14 @@ def ruler_postprocess(prediction: Any) -> str:
 
 
 def as_answer_list(answer: Any) -> list[str]:
-    """A label cell as a list of gold strings (a single str becomes a one-element list)."""
+    """A label cell as a list of gold strings (a single str or number: a one-element list;
+    None or NaN: empty)."""
     if isinstance(answer, str):
         return [answer]
     if answer is None or (isinstance(answer, float) and pd.isna(answer)):
         return []
+    if isinstance(answer, (int, float)) or getattr(answer, "ndim", 1) == 0:
+        return [str(answer)]  # a bare number (e.g. a count read from JSON) is one gold
     return [str(a) for a in answer]
 
 

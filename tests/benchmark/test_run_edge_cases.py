@@ -149,3 +149,11 @@ def test_max_new_tokens_from_csv_text(tmp_path: Path) -> None:
     bad = _frame(question=["q1"], max_new_tokens=["lots"])
     with pytest.raises(ValueError, match=r"'max_new_tokens' must hold ints.*'lots'"):
         _Rows(bad).run_benchmark(EchoAdapter(), tmp_path / "b", show_progress=False)
+
+
+def test_a_bare_number_answer_is_one_gold(tmp_path: Path) -> None:
+    # JSON data may hold a count as a number: it was 'int' object is not iterable
+    frame = _frame(question=["q1", "q2"], answer=[123, np.int64(7)])
+    adapter = EchoAdapter(answers={"q1": "it is 123", "q2": "six"})
+    metrics = _Rows(frame).run_benchmark(adapter, tmp_path, show_progress=False)
+    assert metrics["task_scores"] == {"t": 50.0}
