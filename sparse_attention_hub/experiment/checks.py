@@ -152,7 +152,10 @@ def mapping(value: Any, path: str, src: Source, what: str = "a mapping") -> dict
         raise src.error(path or "(top level)", f"expected {what}, got {describe(value)}")
     for key in value:
         if not isinstance(key, str):
-            raise src.error(join(path, str(key)), f"keys must be strings, got {describe(key)}")
+            raise src.error(
+                join(path, str(key)),
+                f"keys must be strings, got {describe(key)} (quote it: '{key}')",
+            )
     return dict(value)
 
 

@@ -42,7 +42,10 @@ def run_file(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> t
         (alias_bomb(8), f"aliases expand to more than {MAX_YAML_VALUES} values"),
         ("models: &m [org/m, *m]\n", "an alias refers to a node that contains it"),
         ("models: " + "[" * 3000 + "]" * 3000 + "\n", "invalid YAML: values nested too deeply"),
-        (BASE.replace("{dense: dense}", "{7: dense}"), "sparse_configs.7: keys must be strings"),
+        (
+            BASE.replace("{dense: dense}", "{7: dense}"),
+            "sparse_configs.7: keys must be strings, got int 7 (quote it: '7')",
+        ),
         (
             BASE.replace("{dense: dense}", "{s: {sink: {sink_size: 4}}}"),
             "sparse_configs.s: expected 'dense' or a list of maskers",
