@@ -39,12 +39,13 @@ def test_sigint_stops_workers_writes_summary_and_rerun_resumes(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     _wait_for(cells / "fault_injection_pidfile" / "pid.txt", proc)
     _wait_for(cells / "fault_injection_ok" / "metrics.json", proc)
     worker_pid = int((cells / "fault_injection_pidfile" / "pid.txt").read_text())
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
     output, _ = proc.communicate(timeout=30)
     assert time.monotonic() - sent < 15, output
     assert proc.returncode != 0, output
