@@ -47,6 +47,7 @@ from sparse_attention_hub.benchmark.executor_signals import StopOnSignals
 from sparse_attention_hub.benchmark.executor_stubs import (
     COMPLETE,
     DEFAULT_REQUIRED_FILES,
+    PARTIAL,
     STALE,
     cell_status,
     expand_matrix,
@@ -82,8 +83,9 @@ class BenchmarkExecutor:
         max_concurrent_runs: cells running at once (worker processes), spread evenly over
             gpu_ids; several share a GPU when it exceeds len(gpu_ids).
         base_result_dir: root of the cell directories.
-        enable_resumability: skip complete cells with a matching fingerprint. When False
-            every cell runs again (earlier files move to ``stale/``).
+        enable_resumability: skip complete cells with a matching fingerprint and resume
+            partial ones. When False every cell runs again from scratch (earlier files,
+            partial ones included, move to ``stale/``).
         result_file_validation: a cell is complete only if required_result_files exist too.
         required_result_files: defaults to metrics.json and raw_results.csv.
         timeout_per_benchmark: seconds a cell may run (model load included) before its worker
@@ -178,8 +180,8 @@ class BenchmarkExecutor:
 
     def _status(self, stub: BenchmarkStub) -> str:
         status = cell_status(stub, self.required_result_files, self.result_file_validation)
-        if status == COMPLETE and not self.enable_resumability:
-            return STALE
+        if status in (COMPLETE, PARTIAL) and not self.enable_resumability:
+            return STALE  # a fresh run: nothing of the earlier one is reused, partial or not
         return status
 
     def plan_matrix(

@@ -201,8 +201,11 @@ def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
     assert not base.exists()
     _write_cell(plan[0][0], {"metrics.json": "{}", "raw_results.csv": ""}, plan[0][0].fingerprint)
     assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PENDING]
+    _write_cell(plan[1][0], {"predictions.jsonl": "{}\n"}, plan[1][0].fingerprint)
+    assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PARTIAL]
+    # without resumability nothing is reused: a partial cell does not resume either
     rerun_all = BenchmarkExecutor(None, 2, base_result_dir=str(base), enable_resumability=False)
-    assert [status for _, status in rerun_all.plan_matrix(**args)] == [STALE, PENDING]
+    assert [status for _, status in rerun_all.plan_matrix(**args)] == [STALE, STALE]
 
 
 def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> None:
