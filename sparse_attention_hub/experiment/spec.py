@@ -31,7 +31,17 @@ class TinyModelSpec:
     seed: int = 0
 
     def path(self, result_dir: str) -> str:
-        return os.path.normpath(os.path.join(result_dir, TINY_MODELS_DIR, self.dirname))
+        """The model folder, relative to the working directory when it lies below it.
+
+        The executor names cell folders after this string, so one spelling per folder: a
+        ``--result-dir`` given as ``runs/demo`` or as ``$PWD/runs/demo`` reuses the same cells.
+        """
+        folder = os.path.abspath(os.path.join(result_dir, TINY_MODELS_DIR, self.dirname))
+        try:
+            relative = os.path.relpath(folder)
+        except ValueError:  # another drive (Windows)
+            return folder
+        return folder if relative == ".." or relative.startswith(".." + os.sep) else relative
 
     @property
     def dirname(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig
@@ -116,3 +117,21 @@ def test_every_example_loads() -> None:
     assert len(files) >= 2
     for path in files:
         load_experiment(path)
+
+
+def test_tiny_model_path_does_not_depend_on_how_result_dir_is_spelled(
+    tmp_path, monkeypatch
+) -> None:
+    """Cell folders are named after the model path: ``runs/d`` and ``$PWD/runs/d`` must agree."""
+    monkeypatch.chdir(tmp_path)
+    relative = demo_spec(result_dir="runs/d").model_names()
+    absolute = demo_spec(result_dir=str(tmp_path / "runs" / "d")).model_names()
+    dotted = demo_spec(result_dir="./runs/../runs/d").model_names()
+    assert (
+        relative
+        == absolute
+        == dotted
+        == [os.path.join("runs", "d", "tiny_models", "tiny-llama-s0")]
+    )
+    outside = demo_spec(result_dir=str(tmp_path.parent / "elsewhere")).model_names()
+    assert outside == [str(tmp_path.parent / "elsewhere" / "tiny_models" / "tiny-llama-s0")]
