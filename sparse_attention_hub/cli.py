@@ -61,13 +61,32 @@ def _report_text(
     result_dir: str, fmt: str, config_order: list[str] | None = None
 ) -> tuple[str, int]:
     """Rebuild results.csv under ``result_dir`` and render the report; (text, cell count)."""
-    from sparse_attention_hub.benchmark.results import build_results_table, write_results_csv
+    from sparse_attention_hub.benchmark.results import build_results_table
     from sparse_attention_hub.experiment.report import render_report
 
-    table = build_results_table(result_dir)
+    table = build_results_table(result_dir)  # reads every cell once (micro metrics included)
     if not table.empty:
-        write_results_csv(result_dir)
+        _write_results_csv(table, result_dir)
     return render_report(table, fmt, config_order), len(table)
+
+
+def _write_results_csv(table: Any, result_dir: str) -> None:
+    """Write ``table`` as ``<result_dir>/results.csv`` atomically; a read-only tree only warns."""
+    import os
+    from pathlib import Path
+
+    from sparse_attention_hub.benchmark.results import RESULTS_CSV
+
+    target = Path(result_dir) / RESULTS_CSV
+    tmp = target.with_name(f".{RESULTS_CSV}.{os.getpid()}.tmp")
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        logging.getLogger("sparse_attention_hub.cli").warning(
+            "could not write %s (%s); the report below is complete", target, exc
+        )
 
 
 def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:

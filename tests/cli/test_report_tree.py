@@ -107,3 +107,11 @@ def test_a_config_cannot_be_named_stale(tmp_path: Path, capsys) -> None:
     )
     assert main(["-q", "run", str(path), "--dry-run"]) == 2
     assert "sparse_configs.stale: 'stale' is reserved" in capsys.readouterr().err
+
+
+def test_report_prints_even_when_results_csv_cannot_be_written(tree: Path, capsys, caplog) -> None:
+    (tree / "results.csv").mkdir()  # unwritable as a file, even for root
+    rows = json.loads(report(tree, "json", capsys))
+    assert len(rows) == 4
+    assert "could not write" in caplog.text and "results.csv" in caplog.text
+    assert not list(tree.glob(".results.csv.*.tmp"))
