@@ -336,9 +336,12 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
         return None if v is None else check(v, c.join("executor", key), src)
 
     metrics = entry.get("enabled_metrics")
-    if isinstance(metrics, str):
-        metrics = c.string(metrics, "executor.enabled_metrics", src, ["all"])
-    elif metrics is not None and metrics != []:
+    if isinstance(metrics, str) and metrics != "all":
+        raise src.error(
+            "executor.enabled_metrics",
+            f"expected all or a list of metric names like [{metrics}], got {c.describe(metrics)}",
+        )
+    if metrics not in (None, [], "all"):
         metrics = c.string_list(metrics, "executor.enabled_metrics", src)
     sampling = get(
         "sampling_factor", lambda v, p, s: c.number(v, p, s, low=0.0, high=1.0, low_open=True)

@@ -172,7 +172,8 @@ def test_unknown_keys_are_errors(snippet: str, expected: str) -> None:
         ),
         (
             "executor: {enabled_metrics: some}",
-            "executor.enabled_metrics: 'some' is not allowed; allowed: all",
+            "executor.enabled_metrics: expected all or a list of metric names like [some], "
+            "got str 'some'",
         ),
     ],
 )
