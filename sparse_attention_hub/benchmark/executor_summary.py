@@ -115,8 +115,11 @@ def _cells(
         _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
         for f in failures
     ]
+    # a cell stopped mid-run has the seconds its worker recorded as it stopped
     cells += [
-        _cell(s, "interrupted" if s.cell_id in stopped_running else "not_run", None)
+        _cell(s, "interrupted", recorded_seconds(s.result_dir))
+        if s.cell_id in stopped_running
+        else _cell(s, "not_run", None)
         for s in not_run
     ]
     return sorted(cells, key=lambda c: c["cell"])

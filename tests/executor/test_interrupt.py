@@ -66,6 +66,8 @@ def test_sigint_stops_workers_writes_summary_and_rerun_resumes(tmp_path: Path) -
     assert not (cells / "fault_injection_pidfile" / "metrics.json").exists()
     config = json.loads((cells / "fault_injection_pidfile" / "config.json").read_text())
     assert config["execution"]["status"] == "interrupted"
+    stopped = next(c for c in summary["cells"] if c["status"] == "interrupted")
+    assert stopped["seconds"] == config["execution"]["seconds"] > 0  # as results.csv has it
 
     sys.path.insert(0, str(SCRIPT.parent))
     try:
