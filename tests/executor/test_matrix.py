@@ -287,3 +287,18 @@ def test_a_stale_cell_that_cannot_be_moved_fails_alone(tmp_path: Path) -> None:
     summary = json.loads((base / "execution_summary.json").read_text())
     assert summary["totals"]["failed"] == 1 and summary["workers"] == 0
     assert (Path(stub.result_dir) / "metrics.json").exists()  # the old files stay
+
+
+def test_workers_spread_evenly_over_gpus_and_never_outnumber_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")  # the parent's own restriction
+    executor = BenchmarkExecutor([2, 0], 5, verbose=False)
+    settings = executor._worker_settings(num_cells=100)
+    assert [s.gpu_id for s in settings] == [2, 0, 2, 0, 2]
+    assert [s.cuda_visible_devices for s in settings] == ["6", "4", "6", "4", "6"]
+    assert all(s.num_threads is None for s in settings)
+    assert len(executor._worker_settings(num_cells=3)) == 3
+    cpu = BenchmarkExecutor(None, 8, verbose=False)._worker_settings(num_cells=2)
+    assert [s.gpu_id for s in cpu] == [None, None] and all(s.num_threads for s in cpu)
