@@ -138,6 +138,7 @@ class BenchmarkExecutor:
         self.max_retries = max_retries
         self._stop_signal: str | None = None
         self._startup_error: str | None = None
+        self._workers: list[WorkerSettings] = []
 
     # -- planning ----------------------------------------------------------------------------
     def _stubs(
@@ -244,7 +245,7 @@ class BenchmarkExecutor:
         for _, outcome in unmovable:
             progress.on_event("finished", {}, outcome)
         report = SchedulerReport()
-        self._stop_signal = None
+        self._stop_signal, self._workers = None, []  # an executor may run several matrices
         # the handlers stay until the summary is written: a second Ctrl-C cannot lose it
         with self._signal_handlers():
             try:
@@ -325,12 +326,11 @@ class BenchmarkExecutor:
         self._startup_error = report.startup_error
         results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
-        workers = getattr(self, "_workers", [])
         summary = build_summary(
             started_at=started_at,
             wall_seconds=wall,
             devices=[f"cuda:{g}" for g in self.gpu_ids] or ["cpu"],
-            num_workers=len(workers),
+            num_workers=len(self._workers),
             total=len(plan),
             results=results,
             failures=failures,

@@ -11,8 +11,8 @@ import pytest
 from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
 
 
-def _run(base: Path, num_events: int):
-    executor = BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)
+def _run(base: Path, num_events: int, executor: BenchmarkExecutor | None = None):
+    executor = executor or BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)
     return executor.run_benchmark_matrix(
         model_names=["fake/model"],
         sparse_attention_configs=[("dense", None)],
@@ -30,12 +30,13 @@ def test_resume_skips_complete_and_reruns_stale(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     base = tmp_path / "results"
-    first = _run(base, num_events=3)
+    executor = BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)
+    first = _run(base, num_events=3, executor=executor)
     out, err = capfd.readouterr()
     assert "benchmark matrix" not in out + err  # verbose=False: no progress bar
     assert len(first.individual_results) == 2 and not first.skipped
 
-    again = _run(base, num_events=3)
+    again = _run(base, num_events=3, executor=executor)  # the same executor, run again
     assert len(again.skipped) == 2 and not again.individual_results and not again.failed_executions
     assert again.execution_summary["totals"]["skipped"] == 2
     assert again.execution_summary["workers"] == 0  # nothing to run: no worker started
