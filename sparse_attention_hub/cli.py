@@ -36,7 +36,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
     from sparse_attention_hub.testing import make_tiny_model
 
-    path = make_tiny_model(args.directory, arch=args.arch, seed=args.seed)
+    try:
+        path = make_tiny_model(args.directory, arch=args.arch, seed=args.seed)
+    except OSError as exc:  # a file in the way, no permission, ...
+        raise ValueError(
+            f"{args.directory}: cannot write a model there ({exc.strerror or exc})"
+        ) from exc
     sys.stdout.write(f"wrote a tiny {args.arch} model to {path}\n")
     return 0
 

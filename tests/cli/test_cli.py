@@ -268,3 +268,11 @@ def test_report_on_a_file(tmp_path, capsys) -> None:
     (tmp_path / "results.csv").write_text("")
     assert main(["report", str(tmp_path / "results.csv")]) == 2
     assert "results.csv: not a directory" in capsys.readouterr().err
+
+
+def test_make_tiny_model_onto_a_file_is_a_user_error(tmp_path, capsys) -> None:
+    (tmp_path / "taken").write_text("")
+    assert main(["make-tiny-model", str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sah: error: {tmp_path / 'taken'}: cannot write a model there (")
+    assert err.count("\n") == 1
