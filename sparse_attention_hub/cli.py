@@ -124,6 +124,8 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
 
 def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
     """``--dry-run``: print the plan; otherwise run. Executor input errors name the file."""
+    from sparse_attention_hub.benchmark.executor_config import WorkerStartupError
+    from sparse_attention_hub.benchmark.executor_lock import BaseDirLocked
     from sparse_attention_hub.experiment import ExperimentError
     from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
 
@@ -134,6 +136,14 @@ def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
         return _run_and_report(spec, args, what)
     except ExperimentError:
         raise
+    except BaseDirLocked as exc:  # another run on the same result_dir
+        raise ValueError(f"{spec.source}: {exc}") from exc
+    except WorkerStartupError as exc:  # its summary is written; nothing more ran
+        sys.stderr.write(
+            f"sah: error: {spec.source}: {one_line(str(exc))} "
+            f"(see {spec.result_dir}/execution_summary.json)\n"
+        )
+        return 1
     except ValueError as exc:
         hint = ""
         if spec.executor.gpus and "gpu" in str(exc).lower():

@@ -276,3 +276,46 @@ def test_make_tiny_model_onto_a_file_is_a_user_error(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith(f"sah: error: {tmp_path / 'taken'}: cannot write a model there (")
     assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX flock")
+def test_a_second_run_on_a_busy_results_dir_is_one_line(tmp_path, capsys) -> None:
+    """Another executor holds <result_dir>/.sah_executor.lock: say so, run nothing."""
+    import fcntl
+
+    out_dir = tmp_path / "busy"
+    out_dir.mkdir()
+    path = write(tmp_path / "exp.yaml", EXPERIMENT + f"result_dir: {out_dir}\n")
+    with open(out_dir / ".sah_executor.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write("12345")
+        handle.flush()
+        assert main(["-q", "run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sah: error: {path}: another BenchmarkExecutor (pid 12345) is running")
+    assert err.count("\n") == 1
+    assert not list(out_dir.glob("*/dense"))  # no cell ran
+
+
+def test_workers_dying_at_start_up_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch) -> None:
+    import dataclasses
+
+    from sparse_attention_hub.benchmark import BenchmarkExecutor
+
+    original = BenchmarkExecutor._worker_settings
+
+    def broken(self, num_cells):  # type: ignore[no-untyped-def]  # set_num_threads(-1) raises
+        return [dataclasses.replace(s, num_threads=-1) for s in original(self, num_cells)]
+
+    monkeypatch.setattr(BenchmarkExecutor, "_worker_settings", broken)
+    text = (
+        "models: [org/m]\nsparse_configs: {dense: dense}\n"
+        "benchmarks: [{name: fault_injection, subsets: [ok]}]\n"
+        f"result_dir: {tmp_path / 'out'}\nexecutor: {{gpus: cpu}}\n"
+    )
+    path = write(tmp_path / "exp.yaml", text)
+    assert main(["-q", "run", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sah: error: {path}: ") and "set_num_threads" in err
+    assert err.endswith(f"(see {tmp_path / 'out'}/execution_summary.json)\n")
+    assert err.count("\n") == 1
