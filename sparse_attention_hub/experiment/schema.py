@@ -71,6 +71,7 @@ DTYPES = {
 }
 DENSE = "dense"
 RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
+MAX_NAME_BYTES = 255  # a directory name
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 _ANY_INT = c.integer
 
@@ -217,7 +218,15 @@ def _sparse_configs(
             raise src.error(
                 path, "'stale' is reserved: the executor keeps replaced results in stale/ folders"
             )
-        out.append((name, _maskers(maskers, path, src)))
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
+        parsed = _maskers(maskers, path, src)
+        if name == DENSE and parsed is not None:
+            raise src.error(
+                path,
+                "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
+            )
+        out.append((name, parsed))
     return out
 
 

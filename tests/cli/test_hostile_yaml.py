@@ -51,6 +51,14 @@ def run_file(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> t
             "sparse_configs.s: expected 'dense' or a list of maskers",
         ),
         (
+            BASE.replace("{dense: dense}", "{dense: [sink]}"),
+            "sparse_configs.dense: the name 'dense' is kept for the dense baseline",
+        ),
+        (
+            BASE.replace("{dense: dense}", "{" + "a" * 256 + ": dense}"),
+            "sparse_configs." + "a" * 256 + ": a config name is a folder name: at most 255 bytes",
+        ),
+        (
             BASE + "adapter: {model_kwargs: {dtype: bfloat61}}\n",
             "adapter.model_kwargs.dtype: unknown dtype str 'bfloat61'; allowed: auto, bf16",
         ),
