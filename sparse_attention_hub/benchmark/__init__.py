@@ -4,7 +4,7 @@ Importing this package stays light: benchmark modules (and jieba, rouge, dataset
 only when a benchmark is resolved by name or used.
 """
 
-# --- benchmarks and registry (engineer D) -------------------------------------------------
+# --- benchmarks and registry -------------------------------------------------------------
 from sparse_attention_hub.benchmark.base import Benchmark
 from sparse_attention_hub.benchmark.registry import (
     create_benchmark_instance,
@@ -25,7 +25,7 @@ __all__ = [
     "register_lazy_benchmark",
 ]
 
-# --- executor (engineer E) ----------------------------------------------------------------
+# --- executor ----------------------------------------------------------------------------
 from sparse_attention_hub.benchmark.executor import BenchmarkExecutor
 from sparse_attention_hub.benchmark.executor_config import (
     AdapterConfig,
@@ -36,6 +36,7 @@ from sparse_attention_hub.benchmark.executor_config import (
     ExecutionInterrupted,
     ExecutionProgress,
     ExecutionResults,
+    WorkerStartupError,
     sanitize_model_name,
 )
 from sparse_attention_hub.benchmark.executor_validation import ExecutorConfigError
@@ -51,5 +52,6 @@ __all__ += [
     "ExecutionProgress",
     "ExecutionResults",
     "ExecutorConfigError",
+    "WorkerStartupError",
     "sanitize_model_name",
 ]

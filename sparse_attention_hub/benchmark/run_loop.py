@@ -34,6 +34,10 @@ TOKEN_FIELDS = ("context_tokens", "truncated_tokens", "question_tokens", "genera
 TIMING_FIELDS = ("prefill_seconds", "decode_seconds")
 
 
+#: Base of the per-request seed of torch's RNG (see :func:`seed_request`).
+REQUEST_SEED = 0
+
+
 @dataclass
 class RequestGroup:
     """Rows sharing one context, answer prefix, max_new_tokens and request overrides: one Request."""
@@ -118,6 +122,17 @@ def _show_progress(show_progress: bool | None) -> bool:
     return os.environ.get("SAH_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def seed_request(request_index: int) -> None:
+    """Seed torch's RNG (every device) for one request: ``REQUEST_SEED + request_index``.
+
+    Sampling maskers draw from torch's global RNG, so a cell's results are reproducible, and a
+    resumed cell draws for each remaining request what an uninterrupted run would have drawn.
+    """
+    import torch
+
+    torch.manual_seed(REQUEST_SEED + request_index)
+
+
 def _answer_group(
     adapter: ModelAdapter,
     group: RequestGroup,
@@ -136,6 +151,7 @@ def _answer_group(
         gen["max_new_tokens"] = group.max_new_tokens
     req = {**request_kwargs, **group.request_overrides, "request_index": group.request_index}
     request = Request(context=group.context, questions=questions, answer_prefix=group.answer_prefix)
+    seed_request(group.request_index)
     started = time.perf_counter()
     response = adapter.process_request(request, generation_kwargs=gen, request_kwargs=req)
     elapsed = time.perf_counter() - started

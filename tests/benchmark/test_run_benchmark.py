@@ -215,3 +215,34 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     )
     metrics = _run(tmp_path, EchoAdapter(), generation_kwargs={"max_new_tokens": 8})
     assert metrics["num_rows"] == 8
+
+
+class _DrawingAdapter(EchoAdapter):
+    """Answers with a draw from torch's global RNG, as a sampling masker would consume it."""
+
+    def process_request(
+        self,
+        request: Request,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> RequestResponse:
+        import torch
+
+        response = super().process_request(request, generation_kwargs, request_kwargs)
+        draws = [f"{torch.rand(()).item():.6f}" for _ in request.question_list]
+        return RequestResponse(responses=draws, metadata=response.metadata)
+
+
+def test_random_draws_are_reproducible_and_survive_a_resume(tmp_path: Path) -> None:
+    import torch
+
+    _run(tmp_path / "clean", _DrawingAdapter())
+    clean = [r["predicted_answer"] for r in read_predictions(tmp_path / "clean/predictions.jsonl")]
+    assert len(set(clean)) == len(clean)  # real draws, not a constant
+    cell = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        _run(cell, _DrawingAdapter(fail_after=1))
+    torch.rand(1000)  # whatever ran in between must not matter
+    _run(cell, _DrawingAdapter())
+    resumed = [r["predicted_answer"] for r in read_predictions(cell / "predictions.jsonl")]
+    assert resumed == clean
