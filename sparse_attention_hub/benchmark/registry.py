@@ -20,13 +20,13 @@ _BUILTIN: dict[str, str] = {
     "mock_benchmark": "sparse_attention_hub.benchmark.mock_benchmark:MockBenchmark",
     "synthetic_ruler": "sparse_attention_hub.benchmark.synthetic_ruler:SyntheticRuler",
     "longbench": "sparse_attention_hub.benchmark.longbench:LongBench",
+    "longbench_e": "sparse_attention_hub.benchmark.longbench:LongBenchE",
     "ruler": "sparse_attention_hub.benchmark.ruler:Ruler",
     "fault_injection": "sparse_attention_hub.testing.fault_benchmark:FaultInjectionBenchmark",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
     "mock": "mock_benchmark",
     "synthetic": "synthetic_ruler",
-    "longbench_e": "longbench",
 }
 _BUILTIN_HIDDEN = {"fault_injection"}
 

@@ -79,3 +79,14 @@ def test_register_decorator_lazy_and_hidden_entries() -> None:
     assert get_benchmark_class("tiny_lazy") is _Tiny
     with pytest.raises(ValueError, match=r"module\.path:ClassName"):
         register_lazy_benchmark("tiny_bad", "no_colon_here")
+
+
+def test_longbench_e_runs_only_the_e_tasks_by_default() -> None:
+    from sparse_attention_hub.benchmark.longbench import LONGBENCH_E_TASKS
+
+    e_only = create_benchmark_instance("longbench_e")
+    assert e_only.benchmark_name == "longbench_e"
+    assert list(e_only.subsets_to_run) == list(LONGBENCH_E_TASKS)
+    assert len(create_benchmark_instance("longbench").subsets_to_run) == 34
+    with pytest.raises(ValueError, match="narrativeqa"):
+        create_benchmark_instance("longbench_e", ["narrativeqa"])

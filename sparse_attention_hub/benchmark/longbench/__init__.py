@@ -1,6 +1,11 @@
 """longbench: LongBench and LongBench-E with the official prompts and metrics."""
 
-from sparse_attention_hub.benchmark.longbench.benchmark import LongBench, score_row, score_task
+from sparse_attention_hub.benchmark.longbench.benchmark import (
+    LongBench,
+    LongBenchE,
+    score_row,
+    score_task,
+)
 from sparse_attention_hub.benchmark.longbench.tasks import (
     LONGBENCH_E_TASKS,
     LONGBENCH_TASKS,
@@ -13,6 +18,7 @@ __all__ = [
     "LONGBENCH_E_TASKS",
     "LONGBENCH_TASKS",
     "LongBench",
+    "LongBenchE",
     "base_task",
     "length_bucket",
     "score_row",
