@@ -76,11 +76,13 @@ def update_json_file(path: str | os.PathLike[str], updates: dict[str, Any]) -> d
     return current
 
 
-def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_predictions(path: str | os.PathLike[str], repair: bool = True) -> list[dict[str, Any]]:
     """The records of a predictions log, tolerating a torn last line left by a crash.
 
-    A torn (unparseable, or not newline-terminated) last line is cut off the file so later
-    appends start on a clean line. A bad line anywhere else is an error: the log is corrupt.
+    A torn (unparseable, or not newline-terminated) last line is left out and, with ``repair``
+    (the resume path), cut off the file so later appends start on a clean line; readers that
+    must not write (a results table built while cells may still be running) pass
+    ``repair=False``. A bad line anywhere else is an error: the log is corrupt.
     """
     target = Path(path)
     if not target.exists():
@@ -100,9 +102,12 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 raise ValueError("no trailing newline")
         except ValueError:
             if number >= len(lines) - 2 and all(not rest.strip() for rest in lines[number + 1 :]):
-                logger.warning("%s: dropping a torn last line left by an interrupted run", target)
-                with open(target, "r+b") as handle:
-                    handle.truncate(good_bytes)
+                if repair:
+                    logger.warning(
+                        "%s: dropping a torn last line left by an interrupted run", target
+                    )
+                    with open(target, "r+b") as handle:
+                        handle.truncate(good_bytes)
                 return records
             raise ValueError(f"{target}: line {number + 1} is not valid JSON") from None
         records.append(record)

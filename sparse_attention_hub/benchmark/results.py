@@ -2,8 +2,9 @@
 
 ``build_results_table(base_dir)`` walks ``<base>/<model>/<config>/<cell>/`` (cells under a
 ``stale/`` folder are left out) and reads each cell's config.json (its resolved config and
-execution record), metrics.json and, when present, micro_metrics.jsonl for the mean density.
-``write_results_csv(base_dir)`` writes it to ``<base>/results.csv``. Nothing is run.
+execution record), metrics.json, when present micro_metrics.jsonl for the mean density, and
+predictions.jsonl (once per cell) for the agreement of a sparse config's answers with the dense
+config's. ``write_results_csv(base_dir)`` writes it to ``<base>/results.csv``. Nothing is run.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from typing import Any
 
 import pandas as pd
 
+from sparse_attention_hub.benchmark.cell_io import PREDICTIONS_FILE, read_predictions
+
 log = logging.getLogger(__name__)
 
 RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
 MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
+DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
+AGREEMENT_COLUMN = "dense_agreement"
 BASE_COLUMNS = [
     "model",
     "sparse_config",
@@ -32,6 +37,7 @@ BASE_COLUMNS = [
     "overall_score",
     "mean_density",
     "mean_output_error",
+    AGREEMENT_COLUMN,
     "seconds",
     "error_category",
     "result_dir",
@@ -128,6 +134,52 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
     return row
 
 
+def _answers(cell: Path) -> dict[int, Any]:
+    """Row id -> predicted answer from a cell's predictions.jsonl (read only; {} if unreadable)."""
+    try:
+        records = read_predictions(cell / PREDICTIONS_FILE, repair=False)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: predictions not readable, no dense agreement (%s)", cell, exc)
+        return {}
+    return {
+        record["row_id"]: record["predicted_answer"]
+        for record in records
+        if isinstance(record, dict)
+        and isinstance(record.get("row_id"), int)
+        and "predicted_answer" in record
+    }
+
+
+def agreement(answers: dict[int, Any], dense: dict[int, Any]) -> float | None:
+    """Fraction of the rows answered in both whose answers are identical; None if none are."""
+    common = answers.keys() & dense.keys()
+    if not common:
+        return None
+    return sum(answers[row] == dense[row] for row in common) / len(common)
+
+
+def _benchmark_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["model"], row["benchmark"], row["subset"]
+
+
+def add_dense_agreement(cells: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Set ``dense_agreement`` on each row: its answers' agreement with the complete dense cell
+    of the same model, benchmark and subset (None without one, and on dense rows themselves).
+
+    Only cells that have such a dense cell are read, each once.
+    """
+    dense_cells = {
+        _benchmark_key(row): cell
+        for cell, row in reversed(cells)
+        if row["sparse_config"] == DENSE_CONFIG and row["status"] == "complete"
+    }
+    dense_answers = {key: _answers(cell) for key, cell in dense_cells.items()}
+    for cell, row in cells:
+        dense = dense_answers.get(_benchmark_key(row))
+        is_sparse = row["sparse_config"] != DENSE_CONFIG
+        row[AGREEMENT_COLUMN] = agreement(_answers(cell), dense) if is_sparse and dense else None
+
+
 def _cell_dirs(base: Path) -> list[Path]:
     cells = []
     for root, dirs, files in os.walk(base):
@@ -142,17 +194,21 @@ def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
     Columns: model, sparse_config, benchmark, subset, status (complete | failed | interrupted
     | partial), overall_score, one ``score.<task>`` column per task score found, then
-    mean_density, mean_output_error (means of the logged micro metrics), seconds,
-    error_category, result_dir.
+    mean_density, mean_output_error (means of the logged micro metrics), dense_agreement
+    (fraction of the rows answered in both this cell and the complete ``dense`` cell of the same
+    model, benchmark and subset whose predicted answers are identical; empty on dense rows and
+    where there is no such cell or row), seconds, error_category, result_dir.
     """
     base = Path(base_dir)
     if not base.is_dir():
         raise FileNotFoundError(f"results directory {str(base)!r} does not exist")
-    rows = [row for cell in _cell_dirs(base) if (row := cell_row(cell)) is not None]
-    frame = pd.DataFrame(rows)
+    cells = [(cell, row) for cell in _cell_dirs(base) if (row := cell_row(cell)) is not None]
+    add_dense_agreement(cells)
+    frame = pd.DataFrame([row for _, row in cells])
     for column in BASE_COLUMNS:
         if column not in frame.columns:
             frame[column] = pd.Series(dtype=object)
+    frame[AGREEMENT_COLUMN] = pd.to_numeric(frame[AGREEMENT_COLUMN]).astype("float64")
     task_columns = sorted(c for c in frame.columns if c not in BASE_COLUMNS)
     frame = frame[BASE_COLUMNS[:6] + task_columns + BASE_COLUMNS[6:]]
     if len(frame):

@@ -3,7 +3,8 @@
 Input: the per-cell table (one row per model x config x benchmark x subset, the columns of
 ``results.csv``). Output: one row per model x sparse config, one column per benchmark[_subset]
 holding its overall score, then the row's mean score and, where it was logged, the mean
-attention density (and output error).
+attention density (and output error), and where a dense baseline ran, the fraction of answers
+identical to the dense config's.
 
 >>> print(render_report(cells, "markdown"))     # doctest: +SKIP
 | model | config | mock_benchmark | synthetic_ruler_1024 | mean | density |
@@ -30,6 +31,7 @@ STATUS = "status"
 SCORE = "overall_score"
 DENSITY = "mean_density"
 OUTPUT_ERROR = "mean_output_error"
+AGREEMENT = "dense_agreement"
 RESULT_DIR = "result_dir"
 COMPLETE = "complete"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
@@ -39,10 +41,13 @@ ROW_KEYS = ("model", "config")
 MEAN_COL = "mean"
 DENSITY_COL = "density"
 ERROR_COL = "output_error"
+AGREEMENT_COL = "agreement"
+SUMMARY_SOURCES = ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR), (AGREEMENT_COL, AGREEMENT))
 LEGEND = {
     MEAN_COL: "mean: the row's overall scores averaged over its complete cells",
     DENSITY_COL: "density: mean fraction of keys each query attends to (sparse configs only)",
     ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",
+    AGREEMENT_COL: "agreement: fraction of answers identical to the dense config's, per row",
 }
 
 
@@ -118,13 +123,14 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """The report as ``(columns, rows)``; each row maps a column to a value.
 
     Score cells hold a float, or the cell's status (``failed``, ``pending``...) when it has no
-    score. ``mean`` averages the row's scores; ``density``/``output_error`` average the logged
-    per-cell means (each benchmark weighs the same); both use complete cells only. Rows and
-    columns keep the order in which they first appear in ``cells``.
+    score. ``mean`` averages the row's scores; ``density``/``output_error``/``agreement``
+    average the per-cell values (each benchmark weighs the same); all use complete cells only.
+    A summary column appears when some cell has a value for it. Rows and columns keep the
+    order in which they first appear in ``cells``.
     """
     labels: list[str] = []
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    logged: dict[str, bool] = {DENSITY_COL: False, ERROR_COL: False}
+    logged = {col: False for col, _ in SUMMARY_SOURCES}
     extra: dict[tuple[str, str], dict[str, list[float | None]]] = {}
     for record in cells.to_dict("records"):
         label = cell_label(record[BENCHMARK], record.get(SUBSET))
@@ -135,18 +141,18 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
         score = _number(record.get(SCORE))
         status = str(record.get(STATUS) or "")
         row[label] = score if score is not None and status in ("", COMPLETE) else (status or "-")
-        acc = extra.setdefault(key, {MEAN_COL: [], DENSITY_COL: [], ERROR_COL: []})
+        acc = extra.setdefault(key, {col: [] for col in (MEAN_COL, *logged)})
         acc[MEAN_COL].append(row[label] if isinstance(row[label], float) else None)
-        for col, source in ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR)):
+        for col, source in SUMMARY_SOURCES:
             value = _number(record.get(source))
             logged[col] = logged[col] or value is not None
             acc[col].append(value if status in ("", COMPLETE) else None)
     columns = [*ROW_KEYS, *labels]
     if len(labels) > 1:
         columns.append(MEAN_COL)
-    columns += [col for col in (DENSITY_COL, ERROR_COL) if logged[col]]
+    columns += [col for col in logged if logged[col]]
     for key, row in rows.items():
-        for col in (MEAN_COL, DENSITY_COL, ERROR_COL):
+        for col in (MEAN_COL, *logged):
             row[col] = _mean(extra[key][col])
     return columns, [{col: row.get(col, "-") for col in columns} for row in rows.values()]
 

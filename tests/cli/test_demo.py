@@ -22,17 +22,23 @@ def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
     out = capsys.readouterr().out
     lines = out.splitlines()
     header = lines[0].split()
-    assert header == ["model", "config", *BENCHMARKS, "mean", "density", "output_error"]
+    assert header == [
+        "model", "config", *BENCHMARKS, "mean", "density", "output_error", "agreement"
+    ]  # fmt: skip
     rows = [line.split() for line in lines[2:5]]
     assert [row[1] for row in rows] == CONFIGS  # the order of the demo file
-    assert rows[0][-2:] == ["-", "-"]  # dense logs no density
+    assert rows[0][-3:] == ["-", "-", "-"]  # dense logs no density and is its own baseline
     for row in rows[1:]:
-        assert 0.0 < float(row[-2]) < 1.0  # sparse configs attend to a fraction of the keys
-        assert float(row[-1]) >= 0.0
+        assert 0.0 < float(row[-3]) < 1.0  # sparse configs attend to a fraction of the keys
+        assert float(row[-2]) >= 0.0
+        assert 0.0 <= float(row[-1]) <= 1.0  # a fraction of the dense config's answers
     assert "demo: 9 cells: 9 ran" in out
 
     table = pd.read_csv(out_dir / "results.csv")
     assert len(table) == 9 and set(table["status"]) == {"complete"}
+    dense = table["sparse_config"] == "dense"
+    assert table.loc[dense, "dense_agreement"].isna().all()
+    assert table.loc[~dense, "dense_agreement"].between(0.0, 1.0).all()
     summary = json.loads((out_dir / "execution_summary.json").read_text())
     assert summary  # written by the executor
     model_dir = out_dir / "tiny_models" / "tiny-llama-s0"

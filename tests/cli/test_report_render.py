@@ -84,6 +84,45 @@ def test_single_benchmark_has_no_mean_column() -> None:
     assert columns == ["model", "config", "mock_benchmark", "density"]
 
 
+def with_agreement() -> pd.DataFrame:
+    """``cells()`` plus a third benchmark and the dense_agreement column of results.csv."""
+    extra = pd.DataFrame(
+        [
+            ("m", "dense", "niah", None, "complete", 0.0, None),
+            ("m", "streaming", "niah", None, "complete", 0.0, 0.5),
+        ],
+        columns=list(cells().columns),
+    )
+    frame = pd.concat([cells(), extra], ignore_index=True)
+    frame[r.AGREEMENT] = [None, None, 0.75, 1.0, None, 0.25]  # the failed cell's 1.0 is left out
+    return frame
+
+
+def test_agreement_column_averages_complete_cells_in_every_format() -> None:
+    columns, (dense, streaming) = r.summarize(with_agreement())
+    assert columns[-2:] == ["density", "agreement"]
+    assert dense["agreement"] is None and streaming["agreement"] == 0.5
+    table = r.render_report(with_agreement(), "table").splitlines()
+    assert table[0].split()[-1] == "agreement"
+    assert table[2].split()[-1] == "-" and table[3].split()[-1] == "0.5"
+    assert "agreement: fraction of answers identical to the dense config's, per row" in table
+    markdown = r.render_report(with_agreement(), "markdown").splitlines()
+    assert markdown[0].endswith("| agreement |") and markdown[3].endswith("       0.5 |")
+    csv = r.render_report(with_agreement(), "csv").splitlines()
+    assert (
+        csv[0].endswith(",density,agreement") and csv[1].endswith(",") and csv[2].endswith(",0.5")
+    )
+    data = json.loads(r.render_report(with_agreement(), "json"))
+    assert data[0]["agreement"] is None and data[1]["agreement"] == 0.5
+
+
+def test_no_agreement_column_without_a_dense_baseline() -> None:
+    frame = with_agreement()
+    frame[r.AGREEMENT] = None
+    columns, _ = r.summarize(frame)
+    assert "agreement" not in columns
+
+
 def test_empty_and_bad_format() -> None:
     assert r.render_report(pd.DataFrame(), "table") == "no result cells found"
     with pytest.raises(ValueError, match="unknown report format 'xml'; allowed: table, markdown"):

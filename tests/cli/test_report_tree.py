@@ -30,6 +30,12 @@ def cell(
         (folder / "predictions.jsonl").write_text('{"request_index": 0}\n')
     else:
         (folder / "metrics.json").write_text(json.dumps({"overall_score": score}))
+    if "answers" in kw:
+        lines = [
+            json.dumps({"row_id": row, "predicted_answer": answer})
+            for row, answer in enumerate(kw["answers"])  # type: ignore[arg-type]
+        ]
+        (folder / "predictions.jsonl").write_text("".join(line + "\n" for line in lines))
     if "density" in kw:
         event = {"metric": "research_attention_density", "value": kw["density"], "metadata": {}}
         (folder / "micro_metrics.jsonl").write_text(json.dumps(event) + "\n")
@@ -40,8 +46,8 @@ def cell(
 def tree(tmp_path: Path) -> Path:
     base = tmp_path / "results"
     for model in ("org/a", "org/b"):
-        cell(base, model, "streaming", "mock_benchmark", 10.0, density=0.25)
-        cell(base, model, "dense", "mock_benchmark", 30.0)
+        cell(base, model, "streaming", "mock_benchmark", 10.0, density=0.25, answers="abcd")
+        cell(base, model, "dense", "mock_benchmark", 30.0, answers="abxy")
         cell(base, model, "dense", "synthetic_ruler_1024", 50.0)
     cell(base, "org/a", "streaming", "synthetic_ruler_1024", None, failed=True)
     cell(base, "org/b", "streaming", "synthetic_ruler_1024", None, partial=True)
@@ -72,6 +78,7 @@ def test_json_rows_grouped_by_model_with_statuses(tree: Path, capsys) -> None:
     assert rows[3]["synthetic_ruler_1024"] == "partial"
     assert rows[1]["mean"] == 10.0 and rows[1]["density"] == 0.25
     assert rows[0]["density"] is None
+    assert rows[1]["agreement"] == 0.5 and rows[0]["agreement"] is None  # 2 of 4 answers as dense
 
 
 def test_csv_parses_to_the_same_rows(tree: Path, capsys) -> None:
@@ -82,9 +89,11 @@ def test_csv_parses_to_the_same_rows(tree: Path, capsys) -> None:
     ]
     assert rows[3]["synthetic_ruler_1024"] == "partial"
     assert float(rows[2]["mean"]) == 40.0 and rows[2]["density"] == ""
+    assert float(rows[3]["agreement"]) == 0.5 and rows[2]["agreement"] == ""
     written = list(csv.DictReader((tree / "results.csv").open()))
     assert len(written) == 8  # the stale copy is not a cell
     assert {r["status"] for r in written} == {"complete", "failed", "partial"}
+    assert sorted(r["dense_agreement"] for r in written if r["dense_agreement"]) == ["0.5", "0.5"]
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sparse_attention_hub.benchmark import results as results_module
 from sparse_attention_hub.benchmark.results import build_results_table, write_results_csv
 
 
@@ -91,3 +92,72 @@ def test_table_has_one_row_per_cell_with_scores_density_and_status(tmp_path: Pat
     path = write_results_csv(tmp_path)
     assert path == tmp_path / "results.csv"
     assert len(pd.read_csv(path)) == 4
+
+
+def _predictions(answers: dict[int, str], torn: str = "") -> str:
+    lines = [
+        json.dumps({"row_id": r, "predicted_answer": a, "task": "t"}) for r, a in answers.items()
+    ]
+    return "".join(line + "\n" for line in lines) + torn
+
+
+def test_dense_agreement_is_the_fraction_of_common_rows_answered_as_dense(
+    tmp_path: Path, monkeypatch
+) -> None:
+    done = {"metrics__json": {"overall_score": 0.0}}
+    answers = {0: "a", 1: "b", 2: "c", 3: "d"}
+    _cell(tmp_path, "org/m", "dense", "mock_benchmark", None, **done,
+          predictions__jsonl=_predictions(answers))  # fmt: skip
+    _cell(tmp_path, "org/m", "sink", "mock_benchmark", None, **done,
+          predictions__jsonl=_predictions({0: "a", 1: "b", 2: "x", 3: "d"}))  # fmt: skip
+    # interrupted: rows 0-1 answered (row 9 is not in the dense cell), then a torn line
+    torn = '{"row_id": 2, "predicted_answer": "c"'
+    partial = _cell(
+        tmp_path, "org/m", "streaming", "mock_benchmark", None,
+        predictions__jsonl=_predictions({0: "a", 1: "B", 9: "z"}, torn=torn),
+        execution={"status": "interrupted"},
+    )  # fmt: skip
+    # the dense cell of this benchmark failed: nothing to compare with
+    _cell(tmp_path, "org/m", "dense", "synthetic_ruler", "1024",
+          predictions__jsonl=_predictions({0: "a"}), execution={"status": "failed"})  # fmt: skip
+    _cell(tmp_path, "org/m", "sink", "synthetic_ruler", "1024", **done,
+          predictions__jsonl=_predictions({0: "a"}))  # fmt: skip
+    # complete on both sides but no row in common
+    _cell(tmp_path, "org/m", "dense", "synthetic_ruler", "2048", **done,
+          predictions__jsonl=_predictions({0: "a", 1: "b"}))  # fmt: skip
+    _cell(tmp_path, "org/m", "sink", "synthetic_ruler", "2048", **done,
+          predictions__jsonl=_predictions({2: "c", 3: "d"}))  # fmt: skip
+    # another model without a dense cell of its own: never compared with org/m's
+    _cell(tmp_path, "org/n", "sink", "mock_benchmark", None, **done,
+          predictions__jsonl=_predictions(answers))  # fmt: skip
+    before = (partial / "predictions.jsonl").read_bytes()
+    reads: list[Path] = []
+    real_read = results_module.read_predictions
+
+    def counting_read(path: Path, repair: bool = True) -> list[dict[str, object]]:
+        reads.append(Path(path))
+        return real_read(path, repair=repair)
+
+    monkeypatch.setattr(results_module, "read_predictions", counting_read)
+
+    table = build_results_table(tmp_path)
+    agreement = {
+        (r.model, r.sparse_config, r.benchmark, r.subset if isinstance(r.subset, str) else None): (
+            r.dense_agreement
+        )
+        for r in table.itertuples()
+    }
+    assert agreement[("org/m", "sink", "mock_benchmark", None)] == 0.75
+    assert agreement[("org/m", "streaming", "mock_benchmark", None)] == 0.5
+    assert math.isnan(agreement[("org/m", "dense", "mock_benchmark", None)])  # not 1.0
+    assert math.isnan(agreement[("org/m", "sink", "synthetic_ruler", "1024")])
+    assert math.isnan(agreement[("org/m", "sink", "synthetic_ruler", "2048")])
+    assert math.isnan(agreement[("org/n", "sink", "mock_benchmark", None)])
+    assert table["dense_agreement"].dtype == "float64"
+    columns = list(table.columns)
+    assert columns[columns.index("mean_output_error") + 1] == "dense_agreement"
+    assert len(reads) == len(set(reads)) == 5  # each cell with a complete dense peer, once
+    assert (partial / "predictions.jsonl").read_bytes() == before  # a reader never repairs
+
+    written = pd.read_csv(write_results_csv(tmp_path))
+    assert sorted(written["dense_agreement"].dropna()) == [0.5, 0.75]
