@@ -36,6 +36,13 @@ from collections.abc import Sequence
 
 import torch
 
+from sparse_attention_hub.sparse_attention.mask_tensors import (
+    as_4d,
+    check_probabilities,
+    row_values,
+    scatter_max_,
+)
+
 _EMPTY, _FULL, _DENSE = "empty", "full", "dense"
 
 
@@ -116,7 +123,7 @@ class Mask:
         elif copy:
             probabilities = probabilities.clone()
         if copy and probabilities.is_floating_point():
-            _check_probabilities(probabilities)
+            check_probabilities(probabilities)
         return cls(probabilities.shape, _DENSE, dense=probabilities)
 
     @classmethod
@@ -143,11 +150,11 @@ class Mask:
             )
         indices = indices.long()
         if isinstance(probabilities, torch.Tensor):
-            _check_probabilities(probabilities)
+            check_probabilities(probabilities)
         if probabilities is None:
             dense = torch.zeros(shape, dtype=torch.bool, device=indices.device)
             return cls(shape, _DENSE, dense=dense.scatter_(-1, indices, True), dtype=dtype)
-        src = _row_values(indices, probabilities, dtype)
+        src = row_values(indices, probabilities, dtype)
         dense = torch.zeros(shape, dtype=dtype, device=indices.device)
         dense.scatter_add_(-1, indices, src).clamp_(max=1.0)
         return cls(shape, _DENSE, dense=dense)
@@ -183,12 +190,12 @@ class Mask:
                     f"{indices.numel()}, got {ptr.numel()} entries ending at {int(ptr[-1])}"
                 )
         if data is not None:
-            _check_probabilities(data)
+            check_probabilities(data)
         if data is None:
             flat = torch.zeros(numel, dtype=torch.bool, device=indices.device)
             flat[indices] = True
             return cls(shape, _DENSE, dense=flat.view(shape), dtype=dtype)  # (B, H, Q, K)
-        src = _row_values(indices, data, dtype)
+        src = row_values(indices, data, dtype)
         flat = torch.zeros(numel, dtype=dtype, device=indices.device)
         flat.scatter_add_(0, indices, src).clamp_(max=1.0)
         return cls(shape, _DENSE, dense=flat.view(shape))  # (B, H, Q, K)
@@ -259,7 +266,7 @@ class Mask:
         """
         if self._kind == _FULL:
             return Mask.create_full(self.shape, self.dtype, self.device)
-        where = _as_4d(where, self.shape)
+        where = as_4d(where, self.shape)
         if self._dense is None:  # stays as small as ``where`` (a copy: never alias it)
             return Mask(self.shape, _DENSE, where.to(torch.bool, copy=True), self.dtype)
         if self.is_binary:
@@ -284,10 +291,10 @@ class Mask:
             flags = probabilities
         if flags is not None and self.is_binary:
             base = self._materialize(torch.bool)  # a new full (B, H, Q, K) tensor
-            return Mask(self.shape, _DENSE, _scatter_max_(base, indices, flags), self.dtype)
-        src = _row_values(indices, probabilities, self.dtype)
+            return Mask(self.shape, _DENSE, scatter_max_(base, indices, flags), self.dtype)
+        src = row_values(indices, probabilities, self.dtype)
         base = self._materialize(self.dtype)
-        return Mask(self.shape, _DENSE, _scatter_max_(base, indices, src))
+        return Mask(self.shape, _DENSE, scatter_max_(base, indices, src))
 
     def active(self) -> torch.Tensor | None:
         """A bool tensor broadcastable to (B, H, Q, K) of active entries (read only: it may be
@@ -355,53 +362,3 @@ class Mask:
     def __repr__(self) -> str:
         form = "bool" if self._kind == _DENSE and self.is_binary else self._kind
         return f"Mask(shape={self.shape}, form={form}, dtype={self.dtype})"
-
-
-def _scatter_max_(
-    base: torch.Tensor, indices: torch.Tensor, src: torch.Tensor | bool
-) -> torch.Tensor:
-    """In place on ``base`` (the caller's own new tensor): entries at (B, H, Q, k)
-    ``indices`` raised to ``src``."""
-    if isinstance(src, bool):
-        return base.scatter_(-1, indices, src)
-    return base.scatter_reduce_(-1, indices, src.to(base.dtype), reduce="amax")
-
-
-def _as_4d(where: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
-    """``where`` viewed as 4-D and checked to broadcast to ``shape`` (ValueError if not)."""
-    if where.dim() > 4:
-        raise ValueError(f"where must broadcast to {shape}, got {tuple(where.shape)}")
-    where = where.reshape((1,) * (4 - where.dim()) + tuple(where.shape))  # (B?, H?, Q?, K?)
-    if any(d not in (1, s) for d, s in zip(where.shape, shape, strict=True)):
-        raise ValueError(f"where must broadcast to {shape}, got {tuple(where.shape)}")
-    return where
-
-
-def _check_probabilities(probabilities: torch.Tensor) -> None:
-    """ValueError unless every value lies in [0, 1] (NaN included); synchronises the device,
-    so only user-facing constructors call it."""
-    if probabilities.dtype == torch.bool or not probabilities.numel():
-        return
-    low, high = float(probabilities.min()), float(probabilities.max())
-    if not (low >= 0.0 and high <= 1.0):  # also False for NaN
-        raise ValueError(f"probabilities must lie in [0, 1], got values in [{low}, {high}]")
-
-
-def _row_values(
-    indices: torch.Tensor, probabilities: torch.Tensor | float | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """The probabilities to scatter at ``indices`` (same shape); a scalar is checked to lie in
-    [0, 1] (tensors are checked by the public constructors, not on the maskers' hot path)."""
-    if probabilities is None:
-        return torch.ones(indices.shape, dtype=dtype, device=indices.device)
-    if not isinstance(probabilities, torch.Tensor):
-        p = float(probabilities)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"probabilities must lie in [0, 1], got {p}")
-        return torch.full(indices.shape, p, dtype=dtype, device=indices.device)
-    if probabilities.shape != indices.shape:
-        raise ValueError(
-            f"probabilities shape {tuple(probabilities.shape)} must equal indices shape "
-            f"{tuple(indices.shape)}"
-        )
-    return probabilities.to(dtype)
