@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check sparse_attention_hub tests bench
 	$(BIN)/ruff format --check sparse_attention_hub tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sparse_attention_hub.benchmark import create_benchmark_instance
+from sparse_attention_hub.benchmarks import create_benchmark_instance
 from sparse_attention_hub.testing import make_tiny_model
 
 

@@ -22,7 +22,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         rows = describe_maskers()
     else:
-        from sparse_attention_hub.benchmark import describe_benchmarks
+        from sparse_attention_hub.benchmarks import describe_benchmarks
 
         rows = describe_benchmarks()
     width = max((len(name) for name, _, _ in rows), default=0)
@@ -66,7 +66,7 @@ def _report_text(
     result_dir: str, fmt: str, config_order: list[str] | None = None
 ) -> tuple[str, int]:
     """Rebuild results.csv under ``result_dir`` and render the report; (text, cell count)."""
-    from sparse_attention_hub.benchmark.results import build_results_table
+    from sparse_attention_hub.executor.results import build_results_table
     from sparse_attention_hub.experiment.report import render_report
 
     table = build_results_table(result_dir)  # reads every cell once (micro metrics included)
@@ -80,7 +80,7 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
     import os
     from pathlib import Path
 
-    from sparse_attention_hub.benchmark.results import RESULTS_CSV
+    from sparse_attention_hub.executor.results import RESULTS_CSV
 
     target = Path(result_dir) / RESULTS_CSV
     tmp = target.with_name(f".{RESULTS_CSV}.{os.getpid()}.tmp")
@@ -124,8 +124,8 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
 
 def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
     """``--dry-run``: print the plan; otherwise run. Executor input errors name the file."""
-    from sparse_attention_hub.benchmark.executor_config import WorkerStartupError
-    from sparse_attention_hub.benchmark.executor_lock import BaseDirLocked
+    from sparse_attention_hub.executor.config import WorkerStartupError
+    from sparse_attention_hub.executor.lock import BaseDirLocked
     from sparse_attention_hub.experiment import ExperimentError
     from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
 

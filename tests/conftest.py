@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
+# The test-only fault benchmark is named by its import path (tests.support.fault_benchmark:...):
+# the repository root must be importable here, in spawned workers and in `sah` subprocesses.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-import pytest
+import pytest  # noqa: E402 - after the environment above
 
-from sparse_attention_hub.testing import make_tiny_model
+from sparse_attention_hub.testing import make_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

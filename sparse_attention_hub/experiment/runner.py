@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparse_attention_hub.cell_store import STATUSES
 from sparse_attention_hub.experiment.report import format_grid
 from sparse_attention_hub.experiment.spec import ExperimentSpec
 
 logger = logging.getLogger(__name__)
 
-PLAN_STATUSES = ("complete", "stale", "partial", "pending")
+PLAN_STATUSES = STATUSES
 
 
 @dataclass
@@ -64,13 +65,13 @@ def build_tiny_models(spec: ExperimentSpec) -> list[str]:
 
 
 def make_executor(spec: ExperimentSpec, verbose: bool = True) -> Any:
-    from sparse_attention_hub.benchmark import BenchmarkExecutor
+    from sparse_attention_hub.executor import BenchmarkExecutor
 
     return BenchmarkExecutor(**spec.executor_kwargs(verbose=verbose))
 
 
 def plan_experiment(spec: ExperimentSpec, executor: Any = None) -> list[tuple[Any, str]]:
-    """``[(stub, status), ...]`` with status complete | stale | partial | pending; runs nothing."""
+    """``[(stub, status), ...]`` with a status of ``cell_store.STATUSES``; runs nothing."""
     executor = executor or make_executor(spec, verbose=False)
     return list(executor.plan_matrix(**spec.matrix_kwargs()))
 

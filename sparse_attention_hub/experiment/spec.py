@@ -140,7 +140,7 @@ class ExperimentSpec:
     def matrix_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``BenchmarkExecutor.run_benchmark_matrix(...)``
         (also those of ``plan_matrix``)."""
-        from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig
+        from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig
 
         benchmark_configs = [
             BenchmarkConfig(

@@ -85,12 +85,14 @@ def check_masker(entry: dict[str, dict[str, Any]], path: str, src: Source) -> No
 
 def check_benchmark(bench: BenchmarkSpec, path: str, src: Source) -> None:
     """A benchmark name (or alias), its subsets and its constructor options."""
-    from sparse_attention_hub.benchmark import create_benchmark_instance, get_available_benchmarks
-    from sparse_attention_hub.benchmark.registry import canonical_name
+    from sparse_attention_hub.benchmarks import create_benchmark_instance, get_available_benchmarks
+    from sparse_attention_hub.benchmarks.registry import BenchmarkImportError, canonical_name
 
     name_path = path if bench.subsets is None and not bench.benchmark_kwargs else join(path, "name")
     try:
         canonical_name(bench.name)
+    except BenchmarkImportError as exc:  # an import path: say what failed to import
+        raise src.error(name_path, str(exc)) from None
     except ValueError:
         raise src.error(
             name_path,

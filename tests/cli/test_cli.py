@@ -13,6 +13,7 @@ import pytest
 
 from sparse_attention_hub import __version__
 from sparse_attention_hub.cli import main
+from tests.support.cells import write_complete
 
 EXPERIMENT = """
 models:
@@ -158,7 +159,8 @@ def make_cell(
         (cell / "error.txt").write_text("Traceback ...\nRuntimeError: boom\n")
     else:
         metrics = {"overall_score": score, "task_scores": {"a": score}}
-        (cell / "metrics.json").write_text(json.dumps(metrics))
+        # rows of sparse configs are not the dense rows: no agreement column in these tests
+        write_complete(cell, metrics, first_row=0 if config == "dense" else 1000)
     events = [
         {"metric": "research_attention_density", "value": d, "metadata": {"layer_idx": i}}
         for i, d in enumerate(density)
@@ -300,7 +302,7 @@ def test_a_second_run_on_a_busy_results_dir_is_one_line(tmp_path, capsys) -> Non
 def test_workers_dying_at_start_up_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch) -> None:
     import dataclasses
 
-    from sparse_attention_hub.benchmark import BenchmarkExecutor
+    from sparse_attention_hub.executor import BenchmarkExecutor
 
     original = BenchmarkExecutor._worker_settings
 
@@ -310,7 +312,7 @@ def test_workers_dying_at_start_up_is_one_line_and_exit_1(tmp_path, capsys, monk
     monkeypatch.setattr(BenchmarkExecutor, "_worker_settings", broken)
     text = (
         "models: [org/m]\nsparse_configs: {dense: dense}\n"
-        "benchmarks: [{name: fault_injection, subsets: [ok]}]\n"
+        'benchmarks: [{name: "tests.support.fault_benchmark:FaultInjectionBenchmark", subsets: [ok]}]\n'
         f"result_dir: {tmp_path / 'out'}\nexecutor: {{gpus: cpu}}\n"
     )
     path = write(tmp_path / "exp.yaml", text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig
 from sparse_attention_hub.experiment import load_experiment
 from sparse_attention_hub.experiment.demo import demo_spec, demo_yaml_text
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sparse_attention_hub.cli import main
+from tests.support.cells import write_complete
 
 
 def cell(
@@ -29,8 +30,9 @@ def cell(
     elif kw.get("partial"):
         (folder / "predictions.jsonl").write_text('{"request_index": 0}\n')
     else:
-        (folder / "metrics.json").write_text(json.dumps({"overall_score": score}))
-    if "answers" in kw:
+        answers = kw.get("answers")
+        write_complete(folder, {"overall_score": score}, answers)  # type: ignore[arg-type]
+    if "answers" in kw and (kw.get("failed") or kw.get("partial")):
         lines = [
             json.dumps({"row_id": row, "predicted_answer": answer})
             for row, answer in enumerate(kw["answers"])  # type: ignore[arg-type]

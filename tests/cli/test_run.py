@@ -28,7 +28,7 @@ def experiment(tmp_path: Path, subsets: list[str], kwargs: str = "{}") -> Path:
             models: [org/no-model]
             sparse_configs: {{dense: dense}}
             benchmarks:
-              - name: fault_injection
+              - name: "tests.support.fault_benchmark:FaultInjectionBenchmark"
                 subsets: {subsets}
                 benchmark_kwargs: {kwargs}
             executor: {{gpus: cpu, max_concurrent_runs: 1, max_retries: 0}}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from tests.support.fault_benchmark import FAULT
 
 MATRIX = dict(
     model_names=["fake/model"],
     sparse_attention_configs=[("dense", None)],
     benchmark_configs=[
-        BenchmarkConfig("fault_injection", ["ok", "pidfile"], benchmark_kwargs={"seconds": 60.0})
+        BenchmarkConfig(FAULT, ["ok", "pidfile"], benchmark_kwargs={"seconds": 60.0})
     ],
     adapter_config=AdapterConfig(),
 )

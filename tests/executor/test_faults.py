@@ -19,7 +19,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from tests.support.fault_benchmark import FAULT
 
 SUBSETS = [
     "ok",
@@ -88,7 +89,7 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 sparse_attention_configs=[("dense", None)],
                 benchmark_configs=[
                     BenchmarkConfig(
-                        "fault_injection",
+                        FAULT,
                         SUBSETS,
                         benchmark_kwargs={"seconds": 3.0, "num_events": 20},
                     )
@@ -151,7 +152,7 @@ def test_each_worker_sees_only_its_gpu_without_initialising_cuda(fault_run: dict
 
 
 def test_gpu_ids_map_through_the_parents_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sparse_attention_hub.benchmark.worker import WorkerSettings
+    from sparse_attention_hub.executor.protocol import WorkerSettings
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert WorkerSettings(0, 1, None).cuda_visible_devices == "1"

@@ -8,23 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from sparse_attention_hub.benchmark import (
+from sparse_attention_hub.cell_store import (
+    COMPLETE,
+    CORRUPT,
+    PARTIAL,
+    PENDING,
+    STALE,
+    cell_status,
+    move_to_stale,
+)
+from sparse_attention_hub.executor import (
     AdapterConfig,
     BenchmarkConfig,
     BenchmarkExecutor,
     ExecutorConfigError,
     sanitize_model_name,
 )
-from sparse_attention_hub.benchmark.executor_stubs import (
-    COMPLETE,
-    PARTIAL,
-    PENDING,
-    STALE,
-    cell_status,
-    expand_matrix,
-    move_to_stale,
-)
+from sparse_attention_hub.executor.matrix import expand_matrix
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+from tests.support.fault_benchmark import FAULT
 
 SINK_LOCAL = ResearchAttentionConfig.from_dict(
     {"maskers": [{"sink": {"sink_size": 4}}, {"local": {"window_size": 8}}]}
@@ -37,7 +39,7 @@ def _matrix(base: Path, **overrides):
         model_names=["org/model-a", "model-b"],
         sparse_attention_configs=[("dense", None), ("sink_local", SINK_LOCAL), ("other", None)],
         benchmark_configs=[
-            BenchmarkConfig("fault_injection", ["ok", "sleep_0.2"]),
+            BenchmarkConfig(FAULT, ["ok", "sleep_0.2"]),
             BenchmarkConfig("mock_benchmark"),
         ],
         adapter_config=AdapterConfig(model_kwargs={"dtype": "float32"}),
@@ -129,7 +131,7 @@ def test_validation_lists_every_problem_at_once(
             ],
             benchmark_configs=[
                 BenchmarkConfig("no_such_benchmark"),
-                BenchmarkConfig("fault_injection", ["ok", "nope"]),
+                BenchmarkConfig(FAULT, ["ok", "nope"]),
             ],
             adapter_config=AdapterConfig(),
         )
@@ -166,25 +168,36 @@ def _write_cell(stub, files: dict[str, str], fingerprint: str | None) -> None:
         (root / "config.json").write_text(json.dumps({"fingerprint": fingerprint, "benchmark": {}}))
 
 
+def _complete(fingerprint: str | None, rows: int = 1) -> dict[str, str]:
+    """The files of a complete cell of ``rows`` rows made with ``fingerprint``."""
+    metrics = {"overall_score": 1.0, "num_rows": rows, "fingerprint": fingerprint}
+    return {
+        "metrics.json": json.dumps(metrics),
+        "raw_results.csv": "a\n",
+        "predictions.jsonl": "".join(json.dumps({"row_id": i}) + "\n" for i in range(rows)),
+    }
+
+
 def test_cell_status_and_stale_move(tmp_path: Path) -> None:
     stubs = _matrix(tmp_path)[:5]
-    done = {"metrics.json": "{}", "raw_results.csv": "a\n"}
-    _write_cell(stubs[0], done, stubs[0].fingerprint)
-    _write_cell(stubs[1], done, "another-config")
-    _write_cell(stubs[2], {"predictions.jsonl": "{}\n"}, stubs[2].fingerprint)
-    _write_cell(stubs[3], {"metrics.json": "{}"}, stubs[3].fingerprint)  # raw_results.csv missing
-    statuses = [cell_status(s) for s in stubs]
-    assert statuses == [COMPLETE, STALE, PARTIAL, PARTIAL, PENDING]
-    assert cell_status(stubs[3], validate_files=False) == COMPLETE
+    _write_cell(stubs[0], _complete(stubs[0].fingerprint), stubs[0].fingerprint)
+    _write_cell(stubs[1], _complete("another-config"), "another-config")
+    _write_cell(stubs[2], {"predictions.jsonl": '{"row_id": 0}\n'}, stubs[2].fingerprint)
+    no_csv = {k: v for k, v in _complete(stubs[3].fingerprint).items() if k != "raw_results.csv"}
+    _write_cell(stubs[3], no_csv, stubs[3].fingerprint)
+    statuses = [cell_status(s.result_dir, s.fingerprint).status for s in stubs]
+    assert statuses == [COMPLETE, STALE, PARTIAL, CORRUPT, PENDING]
+    assert cell_status(stubs[3].result_dir, stubs[3].fingerprint, ()).status == COMPLETE
 
     target = move_to_stale(stubs[1].result_dir)
     assert target.parent == Path(stubs[1].result_dir) / "stale"
     assert sorted(p.name for p in target.iterdir()) == [
         "config.json",
         "metrics.json",
+        "predictions.jsonl",
         "raw_results.csv",
     ]
-    assert cell_status(stubs[1]) == PENDING  # only stale/ is left
+    assert cell_status(stubs[1].result_dir, stubs[1].fingerprint).status == PENDING
 
 
 def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
@@ -193,15 +206,15 @@ def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
     args = dict(
         model_names=["m"],
         sparse_attention_configs=[("dense", None)],
-        benchmark_configs=[BenchmarkConfig("fault_injection", ["ok", "raise"])],
+        benchmark_configs=[BenchmarkConfig(FAULT, ["ok", "raise"])],
         adapter_config=AdapterConfig(),
     )
     plan = executor.plan_matrix(**args)
     assert [status for _, status in plan] == [PENDING, PENDING]
     assert not base.exists()
-    _write_cell(plan[0][0], {"metrics.json": "{}", "raw_results.csv": ""}, plan[0][0].fingerprint)
+    _write_cell(plan[0][0], _complete(plan[0][0].fingerprint), plan[0][0].fingerprint)
     assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PENDING]
-    _write_cell(plan[1][0], {"predictions.jsonl": "{}\n"}, plan[1][0].fingerprint)
+    _write_cell(plan[1][0], {"predictions.jsonl": '{"row_id": 0}\n'}, plan[1][0].fingerprint)
     assert [status for _, status in executor.plan_matrix(**args)] == [COMPLETE, PARTIAL]
     # without resumability nothing is reused: a partial cell does not resume either
     rerun_all = BenchmarkExecutor(None, 2, base_result_dir=str(base), enable_resumability=False)
@@ -209,7 +222,7 @@ def test_plan_matrix_reports_status_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> None:
-    from sparse_attention_hub.benchmark.executor_lock import BaseDirLock, BaseDirLocked
+    from sparse_attention_hub.executor.lock import BaseDirLock, BaseDirLocked
 
     base = tmp_path / "runs"
     base.mkdir()
@@ -218,7 +231,7 @@ def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> N
         executor.run_benchmark_matrix(
             model_names=["m"],
             sparse_attention_configs=[("dense", None)],
-            benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+            benchmark_configs=[BenchmarkConfig(FAULT, ["ok"])],
             adapter_config=AdapterConfig(),
         )
     assert not (base / "m").exists()
@@ -227,7 +240,7 @@ def test_a_second_executor_on_the_same_directory_is_refused(tmp_path: Path) -> N
 def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sparse_attention_hub.benchmark.executor_validation import shared_directory_problems
+    from sparse_attention_hub.executor.validation import shared_directory_problems
 
     class LocalConfig:  # a class local to a function does not pickle
         def to_dict(self) -> dict:
@@ -238,7 +251,7 @@ def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
         executor.plan_matrix(
             model_names=["a/b", "a_b", "m" * 300],
             sparse_attention_configs=[("dense", SINK_LOCAL), ("local", LocalConfig())],
-            benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+            benchmark_configs=[BenchmarkConfig(FAULT, ["ok"])],
             adapter_config=AdapterConfig(),
             generation_kwargs={"stop": lambda: 0},
         )
@@ -263,7 +276,7 @@ def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
     assert len(shared_directory_problems(clash)) == 2
     for subsets in ([], [" "]):
         with pytest.raises(ValueError, match="non-empty subset names"):
-            BenchmarkConfig("fault_injection", subsets)
+            BenchmarkConfig(FAULT, subsets)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
     for gpu_ids, needle in ((0, "must be a list"), ([1, 1], "duplicates"), ([-1], "non-negative")):
         with pytest.raises(ExecutorConfigError, match=needle):
@@ -276,7 +289,7 @@ def test_a_stale_cell_that_cannot_be_moved_fails_alone(tmp_path: Path) -> None:
     args = dict(
         model_names=["m"],
         sparse_attention_configs=[("dense", None)],
-        benchmark_configs=[BenchmarkConfig("fault_injection", ["ok"])],
+        benchmark_configs=[BenchmarkConfig(FAULT, ["ok"])],
         adapter_config=AdapterConfig(),
     )
     ((stub, _),) = executor.plan_matrix(**args)

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from sparse_attention_hub.benchmark.executor_progress import ProgressReporter
-from sparse_attention_hub.benchmark.worker import CellOutcome
+from sparse_attention_hub.executor.progress import ProgressReporter
+from sparse_attention_hub.executor.protocol import CellOutcome
 
 
 def test_without_a_terminal_each_finished_cell_is_one_log_line(
@@ -16,7 +16,7 @@ def test_without_a_terminal_each_finished_cell_is_one_log_line(
     reporter = ProgressReporter(total=4, skipped=1, verbose=True, strip_prefix="m/", use_bar=False)
     assert reporter.bar is None
     assert reporter.eta_seconds() is None
-    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.benchmark.executor_progress"):
+    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.executor.progress"):
         reporter.on_event("dispatch", {0: "m/dense/mock", 1: "m/sink/mock"}, None)
         reporter.on_event("finished", {1: "m/sink/mock"}, CellOutcome("m/dense/mock", True, 2.5))
         reporter.on_event(
@@ -34,7 +34,7 @@ def test_without_a_terminal_each_finished_cell_is_one_log_line(
 
 def test_quiet_reporter_logs_no_progress(caplog: pytest.LogCaptureFixture) -> None:
     reporter = ProgressReporter(total=1, skipped=0, verbose=False, use_bar=False)
-    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.benchmark.executor_progress"):
+    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.executor.progress"):
         reporter.on_event("finished", {}, CellOutcome("c", True, 0.1))
     assert not [r for r in caplog.records if r.levelno == logging.INFO]
     assert reporter.progress.completed_stubs == 1

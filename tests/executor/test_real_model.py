@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
-from sparse_attention_hub.benchmark.results import build_results_table
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.executor.results import build_results_table
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparse_attention_hub.benchmark import results as results_module
-from sparse_attention_hub.benchmark.results import build_results_table, write_results_csv
+from sparse_attention_hub.executor import results as results_module
+from sparse_attention_hub.executor.results import build_results_table, write_results_csv
 
 
 def _cell(
@@ -28,6 +28,15 @@ def _cell(
     (cell / "config.json").write_text(
         json.dumps({"fingerprint": "f", "resolved_config": resolved, "execution": execution})
     )
+    metrics = files.get("metrics__json")
+    if isinstance(metrics, dict):  # a complete cell: a predictions log and raw results to match
+        predictions = files.setdefault(
+            "predictions__jsonl",
+            "".join(json.dumps({"row_id": i}) + "\n" for i in range(metrics.get("num_rows", 1))),
+        )
+        rows = len(str(predictions).splitlines())
+        files["metrics__json"] = {"fingerprint": "f", "num_rows": rows, **metrics}
+        files.setdefault("raw_results__csv", "row_id\n")
     for name, content in files.items():
         text = content if isinstance(content, str) else json.dumps(content)
         (cell / name.replace("__", ".")).write_text(text)

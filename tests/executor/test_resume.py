@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from tests.support.fault_benchmark import FAULT
 
 
 def _run(base: Path, num_events: int, executor: BenchmarkExecutor | None = None):
@@ -17,10 +18,8 @@ def _run(base: Path, num_events: int, executor: BenchmarkExecutor | None = None)
         model_names=["fake/model"],
         sparse_attention_configs=[("dense", None)],
         benchmark_configs=[
-            BenchmarkConfig("fault_injection", ["ok"]),
-            BenchmarkConfig(
-                "fault_injection", ["sleep_0.2"], benchmark_kwargs={"num_events": num_events}
-            ),
+            BenchmarkConfig(FAULT, ["ok"]),
+            BenchmarkConfig(FAULT, ["sleep_0.2"], benchmark_kwargs={"num_events": num_events}),
         ],
         adapter_config=AdapterConfig(),
     )

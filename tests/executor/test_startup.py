@@ -10,13 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sparse_attention_hub.benchmark import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
-from sparse_attention_hub.benchmark.executor_config import WorkerStartupError
+from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+from sparse_attention_hub.executor.config import WorkerStartupError
+from tests.support.fault_benchmark import FAULT
 
 MATRIX = dict(
     model_names=["fake/model"],
     sparse_attention_configs=[("dense", None)],
-    benchmark_configs=[BenchmarkConfig("fault_injection", ["ok", "raise", "sleep_0.1"])],
+    benchmark_configs=[BenchmarkConfig(FAULT, ["ok", "raise", "sleep_0.1"])],
     adapter_config=AdapterConfig(),
 )
 
@@ -46,4 +47,4 @@ def test_workers_dying_at_start_up_leave_a_summary_and_say_why(
     error = (base / "fake_model" / "dense" / "fault_injection_ok" / "error.txt").read_text()
     assert "Traceback" in error and "set_num_threads" in error
     plan = BenchmarkExecutor(None, 1, base_result_dir=str(base)).plan_matrix(**MATRIX)
-    assert {status for _, status in plan} == {"partial"}  # a rerun runs them
+    assert {status for _, status in plan} == {"failed"}  # a rerun runs them

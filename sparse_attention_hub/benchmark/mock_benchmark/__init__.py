@@ -1,5 +1,0 @@
-"""mock_benchmark: a handful of short self-contained QA rows, for tests and the demo."""
-
-from sparse_attention_hub.benchmark.mock_benchmark.benchmark import MockBenchmark, mock_rows
-
-__all__ = ["MockBenchmark", "mock_rows"]

@@ -1,0 +1,105 @@
+"""ruler: NVIDIA RULER's 13 tasks, pre-generated per context length, from the hub.
+
+The hub set is ``simonjegou/ruler`` (the one kvpress evaluates on): one folder per context
+length (``data_dir="4096"``), split ``test``, already in the standard schema: ``context,
+question, answer_prefix, answer`` (a list of gold strings), ``task``, ``max_new_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sparse_attention_hub.benchmarks.base import REQUIRED_COLUMNS, Benchmark
+from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
+from sparse_attention_hub.benchmarks.registry import register_benchmark
+from sparse_attention_hub.benchmarks.scoring import (
+    mean_score,
+    score_by_task,
+    string_match_all,
+    string_match_part,
+)
+
+RULER_LENGTHS: tuple[str, ...] = ("4096", "8192", "16384")
+RULER_TASKS: tuple[str, ...] = (
+    "niah_single_1",
+    "niah_single_2",
+    "niah_single_3",
+    "niah_multikey_1",
+    "niah_multikey_2",
+    "niah_multikey_3",
+    "niah_multivalue",
+    "niah_multiquery",
+    "vt",
+    "cwe",
+    "fwe",
+    "qa_1",
+    "qa_2",
+)
+
+
+def ruler_metric(task: str) -> Callable[[Sequence[str], Sequence[Sequence[str]]], float]:
+    """RULER's metric for ``task``: string_match_part for QA tasks, string_match_all otherwise."""
+    return string_match_part if task.split("/")[-1].startswith("qa") else string_match_all
+
+
+@register_benchmark("ruler")
+class Ruler(Benchmark):
+    """RULER (13 tasks) at 4k/8k/16k tokens, pre-generated on the hub (simonjegou/ruler)."""
+
+    benchmark_name = "ruler"
+    all_datasets = RULER_LENGTHS
+    huggingface_dataset_id = "simonjegou/ruler"
+    description = "RULER, 13 tasks per context length, pre-generated (hub: simonjegou/ruler)"
+
+    def __init__(
+        self,
+        subsets_to_run: list[str] | None = None,
+        data_dir: str | Path | None = None,
+        revision: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
+        self.revision = revision
+
+    def _option_help(self) -> str:
+        return ", revision"
+
+    def data_source(self) -> dict[str, Any]:
+        source = super().data_source()
+        if "dataset_id" in source:
+            source["revision"] = self.revision
+        return source
+
+    def _load_subset(self, subset: str) -> pd.DataFrame:
+        required = (*REQUIRED_COLUMNS, "answer")
+        if self.data_dir is not None:
+            return read_subset(self.data_dir, subset, required, ("answer",))
+        frame = load_hub_split(
+            self.huggingface_dataset_id or "", data_dir=subset, revision=self.revision
+        )
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{self.huggingface_dataset_id}/{subset} is missing column(s) {missing}"
+            )
+        return frame
+
+    def load_datasets(self) -> pd.DataFrame:
+        frames = []
+        for subset in self.subsets_to_run:
+            frame = self._load_subset(subset)
+            frame["length"] = int(subset)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    def post_run_evaluate(self, results_df: pd.DataFrame) -> dict[str, Any]:
+        """Per task RULER string matching (x100); with several lengths, keys are "<len>/<task>"."""
+        frame = results_df.copy()
+        if "length" in frame and frame["length"].nunique() > 1:
+            frame["task"] = frame["length"].astype(str) + "/" + frame["task"].astype(str)
+        task_scores = score_by_task(frame, ruler_metric)
+        return {"overall_score": mean_score(task_scores.values()), "task_scores": task_scores}

@@ -1,0 +1,38 @@
+"""The BenchmarkExecutor and its public names (seed 001's API): import them from here.
+
+    from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
+
+Modules: ``config`` (dataclasses), ``matrix`` (expansion, fingerprints), ``validation``,
+``scheduling`` and ``worker``/``worker_cell`` (processes; ``protocol`` holds the messages),
+``progress``, ``summary``, ``lock``, ``signals``, ``results`` (the results table).
+"""
+
+from sparse_attention_hub.executor.config import (
+    AdapterConfig,
+    BenchmarkConfig,
+    BenchmarkFailure,
+    BenchmarkResult,
+    BenchmarkStub,
+    ExecutionInterrupted,
+    ExecutionProgress,
+    ExecutionResults,
+    WorkerStartupError,
+    sanitize_model_name,
+)
+from sparse_attention_hub.executor.executor import BenchmarkExecutor
+from sparse_attention_hub.executor.validation import ExecutorConfigError
+
+__all__ = [
+    "AdapterConfig",
+    "BenchmarkConfig",
+    "BenchmarkExecutor",
+    "BenchmarkFailure",
+    "BenchmarkResult",
+    "BenchmarkStub",
+    "ExecutionInterrupted",
+    "ExecutionProgress",
+    "ExecutionResults",
+    "ExecutorConfigError",
+    "WorkerStartupError",
+    "sanitize_model_name",
+]

@@ -1,0 +1,387 @@
+"""BenchmarkExecutor: the whole matrix on every GPU it is given, resumable and crash-proof.
+
+    executor = BenchmarkExecutor(gpu_ids=[0, 1], max_concurrent_runs=4, base_result_dir="runs")
+    results = executor.run_benchmark_matrix(
+        model_names=["meta-llama/Llama-3.1-8B-Instruct"],
+        sparse_attention_configs=[("dense", None), ("streaming", streaming_config)],
+        benchmark_configs=[BenchmarkConfig("longbench", ["narrativeqa"])],
+        adapter_config=AdapterConfig(model_kwargs={"torch_dtype": "bfloat16"}),
+        generation_kwargs={"max_new_tokens": 64},
+    )
+
+Flow: validate everything (one error listing every problem) -> expand the matrix into stubs ->
+skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest on persistent
+worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
+``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
+summary and raises :class:`ExecutionInterrupted` (a KeyboardInterrupt subclass: uncaught, it
+ends the process with status 1, not the 130 of a plain Ctrl-C; ``sah run`` returns 130);
+a rerun resumes. If no worker process can start (a broken
+environment), the cells are recorded as failed with the reason, the summary is written, and
+:class:`WorkerStartupError` (a RuntimeError) is raised.
+
+Workers are started with the spawn method, which imports the caller's main module again: a
+script must call the executor under ``if __name__ == "__main__":``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub.cell_store import (
+    COMPLETE,
+    CORRUPT,
+    DEFAULT_REQUIRED_FILES,
+    PENDING,
+    STALE,
+    CellState,
+    cell_status,
+    move_to_stale,
+)
+from sparse_attention_hub.executor.config import (
+    OTHER,
+    AdapterConfig,
+    BenchmarkConfig,
+    BenchmarkStub,
+    ExecutionInterrupted,
+    ExecutionResults,
+    WorkerStartupError,
+    sanitize_model_name,
+)
+from sparse_attention_hub.executor.lock import BaseDirLock
+from sparse_attention_hub.executor.matrix import expand_matrix
+from sparse_attention_hub.executor.progress import ProgressReporter
+from sparse_attention_hub.executor.protocol import CellOutcome, CellTask, WorkerSettings
+from sparse_attention_hub.executor.scheduling import Scheduler, SchedulerReport
+from sparse_attention_hub.executor.signals import StopOnSignals
+from sparse_attention_hub.executor.summary import (
+    build_summary,
+    scheduling_stats,
+    split_outcomes,
+    write_summary,
+)
+from sparse_attention_hub.executor.validation import (
+    ExecutorConfigError,
+    executor_settings_problems,
+    kwargs_problems,
+    matrix_problems,
+    metric_problems,
+    shared_directory_problems,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_SECONDS = 12 * 3600.0
+
+
+class BenchmarkExecutor:
+    """Runs a models x sparse configs x benchmarks x subsets matrix; see the module docstring.
+
+    Args:
+        gpu_ids: GPUs to use; None or [] runs on CPU.
+        max_concurrent_runs: cells running at once (worker processes), spread evenly over
+            gpu_ids; several share a GPU when it exceeds len(gpu_ids).
+        base_result_dir: root of the cell directories.
+        enable_resumability: skip complete cells with a matching fingerprint and resume
+            partial ones. When False every cell runs again from scratch (earlier files,
+            partial ones included, move to ``stale/``).
+        result_file_validation: a cell is complete only if required_result_files exist too.
+        required_result_files: defaults to metrics.json and raw_results.csv.
+        timeout_per_benchmark: seconds a cell may run (model load included) before its worker
+            is killed and replaced; None for no limit.
+        verbose: show a progress bar and info messages; False shows only warnings.
+        max_records, sampling_factor, enabled_metrics: MicroMetricLogger settings for each
+            cell (by default no metric is enabled).
+        max_retries: how often a cell whose worker died (killed, segfault, OOM killer) is run
+            again in the same run. Exceptions and timeouts are not retried (an exception is
+            usually deterministic; a hang would burn another timeout); rerunning the matrix
+            retries every failed cell.
+    """
+
+    def __init__(
+        self,
+        gpu_ids: list[int] | None,
+        max_concurrent_runs: int,
+        base_result_dir: str = "./benchmark_results",
+        enable_resumability: bool = True,
+        result_file_validation: bool = True,
+        required_result_files: list[str] | None = None,
+        timeout_per_benchmark: float | None = DEFAULT_TIMEOUT_SECONDS,
+        verbose: bool = True,
+        max_records: int | None = None,
+        sampling_factor: float = 1.0,
+        enabled_metrics: str | list[str] | None = None,
+        max_retries: int = 1,
+    ) -> None:
+        problems = executor_settings_problems(
+            gpu_ids,
+            max_concurrent_runs,
+            timeout_per_benchmark,
+            max_retries,
+            max_records,
+            sampling_factor,
+        )
+        if problems:
+            raise ExecutorConfigError(problems)
+        self.gpu_ids: list[int] = list(gpu_ids or [])
+        self.max_concurrent_runs = max_concurrent_runs
+        self.base_result_dir = str(base_result_dir)
+        self.enable_resumability = enable_resumability
+        self.result_file_validation = result_file_validation
+        self.required_result_files = tuple(required_result_files or DEFAULT_REQUIRED_FILES)
+        self.timeout_per_benchmark = timeout_per_benchmark
+        self.verbose = verbose
+        self.max_records = max_records
+        self.sampling_factor = float(sampling_factor)
+        self.enabled_metrics = enabled_metrics
+        self.max_retries = max_retries
+        self._stop_signal: str | None = None
+        self._startup_error: str | None = None
+        self._workers: list[WorkerSettings] = []
+
+    # -- planning ----------------------------------------------------------------------------
+    def _stubs(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None,
+        request_kwargs: dict[str, Any] | None,
+    ) -> list[BenchmarkStub]:
+        configs, costs, problems = matrix_problems(
+            model_names,
+            sparse_attention_configs,
+            benchmark_configs,
+            adapter_config,
+            self.base_result_dir,
+        )
+        problems += metric_problems(self.enabled_metrics)
+        problems += kwargs_problems(
+            generation_kwargs=generation_kwargs, request_kwargs=request_kwargs
+        )
+        if problems:
+            raise ExecutorConfigError(problems)
+        stubs = expand_matrix(
+            self.base_result_dir,
+            model_names,
+            configs,
+            benchmark_configs,
+            adapter_config,
+            generation_kwargs,
+            request_kwargs,
+        )
+        problems = shared_directory_problems(stubs)
+        if problems:
+            raise ExecutorConfigError(problems)
+        for stub in stubs:
+            stub.estimated_cost = costs.get((stub.benchmark_name, stub.subset))
+        return stubs
+
+    def _state(self, stub: BenchmarkStub) -> CellState:
+        required = self.required_result_files if self.result_file_validation else ()
+        state = cell_status(stub.result_dir, stub.fingerprint, required)
+        if state.status not in (PENDING, STALE) and not self.enable_resumability:
+            # a fresh run: nothing of the earlier one is reused, partial or not
+            return CellState(STALE, "enable_resumability=False: the cell runs from scratch")
+        return state
+
+    @staticmethod
+    def _moves(state: CellState) -> bool:
+        """Whether a cell's files go to stale/ before it runs (other config, or unreadable)."""
+        return state.status == STALE or (state.status == CORRUPT and not state.resumable)
+
+    def plan_matrix(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> list[tuple[BenchmarkStub, str]]:
+        """Every cell with its status (a word of ``cell_store.STATUSES``); runs nothing and
+        writes nothing. Raises ExecutorConfigError like run_benchmark_matrix.
+        """
+        stubs = self._stubs(
+            model_names, sparse_attention_configs, benchmark_configs, adapter_config,
+            generation_kwargs, request_kwargs,
+        )  # fmt: skip
+        return [(stub, self._state(stub).status) for stub in stubs]
+
+    # -- running -----------------------------------------------------------------------------
+    def run_benchmark_matrix(
+        self,
+        model_names: list[str],
+        sparse_attention_configs: list[tuple[str, Any]],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        generation_kwargs: dict[str, Any] | None = None,
+        request_kwargs: dict[str, Any] | None = None,
+    ) -> ExecutionResults:
+        """Run every cell of the matrix that is not complete; see the module docstring."""
+        started_at, start = time.time(), time.perf_counter()
+        plan = self.plan_matrix(
+            model_names, sparse_attention_configs, benchmark_configs, adapter_config,
+            generation_kwargs, request_kwargs,
+        )  # fmt: skip
+        Path(self.base_result_dir).mkdir(parents=True, exist_ok=True)
+        with BaseDirLock(self.base_result_dir):
+            states = [(stub, self._state(stub)) for stub, _ in plan]  # now that we hold the dir
+            results = self._run_plan(states, started_at, start)
+        if results.interrupted:
+            raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
+        if self._startup_error is not None:
+            raise WorkerStartupError(results, self._startup_error)
+        return results
+
+    def _run_plan(
+        self, plan: list[tuple[BenchmarkStub, CellState]], started_at: float, start: float
+    ) -> ExecutionResults:
+        skipped = [stub for stub, state in plan if state.status == COMPLETE]
+        stale_moved, unmovable = self._move_stale(plan)
+        blocked = {task.stub.cell_id for task, _ in unmovable}
+        to_run = [s for s, st in plan if st.status != COMPLETE and s.cell_id not in blocked]
+        for stub, state in plan:
+            if state.status == CORRUPT and state.resumable:
+                log.warning("%s: %s; it is re-scored or resumed", stub.cell_id, state.reason)
+        self._info(
+            "%d cells: %d complete (skipped), %d to run", len(plan), len(skipped), len(to_run)
+        )
+        models = {sanitize_model_name(stub.model_name) for stub, _ in plan}
+        prefix = f"{models.pop()}/" if len(models) == 1 else ""
+        progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
+        for _, outcome in unmovable:
+            progress.on_event("finished", {}, outcome)
+        report = SchedulerReport()
+        self._stop_signal, self._workers = None, []  # an executor may run several matrices
+        # the handlers stay until the summary is written: a second Ctrl-C cannot lose it
+        with self._signal_handlers():
+            try:
+                if to_run:
+                    report = self._schedule(to_run, progress)
+            finally:
+                progress.close()
+            report.outcomes[:0] = unmovable
+            return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
+
+    def _move_stale(
+        self, plan: list[tuple[BenchmarkStub, CellState]]
+    ) -> tuple[list[str], list[tuple[CellTask, CellOutcome]]]:
+        """Move stale (and unreadable) cells' files into stale/; a cell whose files cannot be
+        moved (permissions, a full disk) fails and is not run; its old files stay."""
+        moved, unmovable = [], []
+        for stub, state in plan:
+            if self._moves(state):
+                try:
+                    target = move_to_stale(stub.result_dir)
+                except OSError as exc:
+                    message = f"could not move its earlier files into stale/: {exc!r}"
+                    log.error("%s: %s; the cell is not run", stub.cell_id, message)
+                    outcome = CellOutcome(
+                        stub.cell_id, False, 0.0, error_type=OTHER, error_message=message
+                    )
+                    unmovable.append((CellTask(stub, 0), outcome))
+                    continue
+                log.warning("%s: %s; old files moved to %s", stub.cell_id, state.reason, target)
+                moved.append(str(target))
+        return moved, unmovable
+
+    def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
+        count = max(1, min(self.max_concurrent_runs, num_cells))
+        threads = None if self.gpu_ids else max(1, (os.cpu_count() or 1) // count)
+        return [
+            WorkerSettings(
+                worker_index=index,
+                gpu_id=self.gpu_ids[index % len(self.gpu_ids)] if self.gpu_ids else None,
+                num_threads=threads,
+                enabled_metrics=self.enabled_metrics,
+                max_records=self.max_records,
+                sampling_factor=self.sampling_factor,
+            )
+            for index in range(count)
+        ]
+
+    def _schedule(self, stubs: list[BenchmarkStub], progress: ProgressReporter) -> SchedulerReport:
+        self._workers = self._worker_settings(len(stubs))
+        scheduler = Scheduler(
+            stubs,
+            self._workers,
+            timeout=self.timeout_per_benchmark,
+            max_retries=self.max_retries,
+            should_stop=lambda: self._stop_signal is not None,
+            on_event=progress.on_event,
+            required_files=self.required_result_files if self.result_file_validation else (),
+        )
+        return scheduler.run()
+
+    def _signal_handlers(self) -> StopOnSignals:
+        return StopOnSignals(self.request_stop)
+
+    def _collect(
+        self,
+        plan: list[tuple[BenchmarkStub, CellState]],
+        skipped: list[BenchmarkStub],
+        stale_moved: list[str],
+        report: SchedulerReport,
+        progress: ProgressReporter,
+        started_at: float,
+        start: float,
+    ) -> ExecutionResults:
+        self._startup_error = report.startup_error
+        results, failures = split_outcomes(report.outcomes)
+        wall = time.perf_counter() - start
+        summary = build_summary(
+            started_at=started_at,
+            wall_seconds=wall,
+            devices=[f"cuda:{g}" for g in self.gpu_ids] or ["cpu"],
+            num_workers=len(self._workers),
+            total=len(plan),
+            results=results,
+            failures=failures,
+            skipped=skipped,
+            not_run=report.unfinished,
+            stopped_running=report.stopped_running,
+            stale_moved=stale_moved,
+            model_loads=report.model_loads,
+            worker_crashes=report.crashes,
+            interrupted=self._stop_signal,
+            error=report.startup_error,
+            scheduling=scheduling_stats(
+                report.ready_at,
+                report.timeline,
+                {o.cell_id: o.seconds for _, o in report.outcomes},
+            ),
+        )
+        write_summary(self.base_result_dir, summary)
+        from sparse_attention_hub.executor.results import write_results_csv
+
+        write_results_csv(self.base_result_dir)
+        self._info(
+            "done: %d complete, %d failed, %d skipped, %d model loads in %.1fs",
+            len(results), len(failures), len(skipped), report.model_loads, wall,
+        )  # fmt: skip
+        return ExecutionResults(
+            execution_summary=summary,
+            individual_results=results,
+            failed_executions=failures,
+            execution_time=wall,
+            progress=progress.progress,
+            skipped=skipped,
+            stale_moved=stale_moved,
+            model_loads=report.model_loads,
+            interrupted=self._stop_signal is not None,
+        )
+
+    def _info(self, message: str, *args: Any) -> None:
+        if self.verbose:
+            log.info(message, *args)
+
+    def request_stop(self, reason: str = "request_stop") -> None:
+        """Ask a running matrix to stop (what SIGINT/SIGTERM do); safe from any thread."""
+        if self._stop_signal is None:
+            log.warning("%s: stopping the workers and writing the summary", reason)
+            self._stop_signal = reason

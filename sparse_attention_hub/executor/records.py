@@ -1,0 +1,85 @@
+"""What the parent writes for a cell its worker could not report on (killed, timed out, never
+started), and how it words a worker's death.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub import cell_store
+from sparse_attention_hub.cell_store import COMPLETE, METRICS_FILE, cell_status, read_json
+from sparse_attention_hub.executor.config import BenchmarkStub
+from sparse_attention_hub.executor.matrix import resolved_config
+
+log = logging.getLogger(__name__)
+
+
+def exit_description(code: int | None) -> str:
+    """``exit code 13``, ``killed by SIGKILL`` or ``no exit code`` for a process's exitcode."""
+    if code is None:
+        return "no exit code"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def record_lost_cell(
+    stub: BenchmarkStub,
+    category: str,
+    message: str,
+    attempt: int,
+    seconds: float | None,
+    details: str = "",
+) -> None:
+    """error.txt and a failed execution record in config.json, written by the parent.
+
+    The execution record the worker wrote (device, worker) is kept and updated; a cell that
+    never started gets its config.json (fingerprint and resolved config) here, so that the
+    results table lists it and a rerun runs it again.
+    """
+    result_dir = Path(stub.result_dir)
+    try:
+        result_dir.mkdir(parents=True, exist_ok=True)
+        cell_store.write_error(
+            result_dir, f"category: {category}\nattempt: {attempt}\n\n{message}\n{details}"
+        )
+        if cell_store.read_config(result_dir) is None:  # never started (or unreadable)
+            cell_store.write_json_atomic(
+                result_dir / cell_store.CONFIG_FILE,
+                {"fingerprint": stub.fingerprint, "resolved_config": resolved_config(stub)},
+            )
+        fields: dict[str, Any] = {"status": "failed", "category": category, "attempt": attempt}
+        if seconds is not None:
+            fields["seconds"] = round(seconds, 3)
+        cell_store.update_execution(result_dir, **fields)
+    except (OSError, ValueError) as exc:
+        log.error("could not record the failure of %s: %s", stub.cell_id, exc)
+
+
+def completed_on_disk(
+    stub: BenchmarkStub, required_files: tuple[str, ...], attempt: int, seconds: float
+) -> dict[str, Any] | None:
+    """The metrics of a cell whose worker died after the benchmark had finished it (metrics.json
+    and the required files written, fingerprint matching), its execution record then marked
+    complete; None when the cell is not complete.
+    """
+    if cell_status(stub.result_dir, stub.fingerprint, required_files).status != COMPLETE:
+        return None
+    result_dir = Path(stub.result_dir)
+    try:
+        cell_store.update_execution(
+            result_dir,
+            status="complete",
+            seconds=round(seconds, 3),
+            attempt=attempt,
+            note="the worker died after the cell was complete",
+        )
+    except (OSError, ValueError) as exc:
+        log.error("could not update config.json of %s: %s", stub.cell_id, exc)
+    return read_json(result_dir / METRICS_FILE) or {}

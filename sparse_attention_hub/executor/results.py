@@ -1,0 +1,242 @@
+"""The results table of a results tree: one row per cell, rebuilt from the files alone.
+
+``build_results_table(base_dir)`` walks ``<base>/<model>/<config>/<cell>/`` (cells under a
+``stale/`` folder are left out) and reads each cell's config.json (its resolved config and
+execution record), metrics.json, when present micro_metrics.jsonl for the mean density, and
+predictions.jsonl (once per cell) for the agreement of a sparse config's answers with the dense
+config's. ``write_results_csv(base_dir)`` writes it to ``<base>/results.csv``. Nothing is run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sparse_attention_hub.cell_store import (
+    COMPLETE,
+    CONFIG_FILE,
+    CORRUPT,
+    METRICS_FILE,
+    MICRO_METRICS_FILE,
+    PREDICTIONS_FILE,
+    STALE_DIR,
+    cell_status,
+    read_json,
+    read_predictions,
+)
+from sparse_attention_hub.cell_store.atomic import write_atomic
+
+log = logging.getLogger(__name__)
+
+RESULTS_CSV = "results.csv"
+DENSITY_METRIC = "research_attention_density"
+OUTPUT_ERROR_METRIC = "research_attention_output_error"
+MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
+DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
+AGREEMENT_COLUMN = "dense_agreement"
+BASE_COLUMNS = [
+    "model",
+    "sparse_config",
+    "benchmark",
+    "subset",
+    "status",
+    "overall_score",
+    "mean_density",
+    "mean_output_error",
+    AGREEMENT_COLUMN,
+    "seconds",
+    "error_category",
+    "result_dir",
+]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _task_columns(metrics: dict[str, Any]) -> dict[str, float]:
+    """Per-task scores: ``score.<task>`` (and ``score.<task>.<metric>`` for nested dicts)."""
+    columns: dict[str, float] = {}
+    task_scores = metrics.get("task_scores")
+    if not isinstance(task_scores, dict):
+        return columns
+    for task, score in sorted(task_scores.items()):
+        if isinstance(score, dict):
+            for name, value in sorted(score.items()):
+                number = _number(value)
+                if number is not None:
+                    columns[f"score.{task}.{name}"] = number
+        else:
+            number = _number(score)
+            if number is not None:
+                columns[f"score.{task}"] = number
+    return columns
+
+
+def mean_metrics(cell: Path) -> dict[str, float | None]:
+    """Means of the logged density and output error of a cell (None where none was logged)."""
+    sums = {name: [0.0, 0] for name in MEAN_COLUMNS}
+    path = cell / MICRO_METRICS_FILE
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                metric = record.get("metric") if isinstance(record, dict) else None
+                number = _number(record.get("value")) if metric in sums else None
+                if metric in sums and number is not None:
+                    sums[metric][0] += number
+                    sums[metric][1] += 1
+    return {
+        MEAN_COLUMNS[m]: (total / count if count else None) for m, (total, count) in sums.items()
+    }
+
+
+def _corrupt_row(cell: Path) -> dict[str, Any]:
+    """The row of a cell whose config.json cannot be read: named after its folders."""
+    log.warning("%s is not a valid JSON object: the cell is listed as corrupt", cell / CONFIG_FILE)
+    return {
+        "model": cell.parent.parent.name,
+        "sparse_config": cell.parent.name,
+        "benchmark": cell.name,
+        "subset": None,
+        "status": CORRUPT,
+        "overall_score": None,
+        "result_dir": str(cell),
+    }
+
+
+def cell_row(cell: Path) -> dict[str, Any] | None:
+    """The results row of one cell directory, or None if it is not an executor cell.
+
+    The status is :func:`sparse_attention_hub.cell_store.cell_status`'s word; a score is
+    shown only for a complete cell (a corrupt metrics.json is not trusted).
+    """
+    config = read_json(cell / CONFIG_FILE)
+    if config is None:
+        return _corrupt_row(cell)
+    if not isinstance(config.get("resolved_config"), dict):
+        return None
+    resolved = config["resolved_config"]
+    execution = config.get("execution") or {}
+    state = cell_status(cell)
+    if state.status == CORRUPT:
+        log.warning("%s: %s", cell, state.reason)
+    metrics = (read_json(cell / METRICS_FILE) or {}) if state.status == COMPLETE else {}
+    row: dict[str, Any] = {
+        "model": resolved.get("model_name"),
+        "sparse_config": resolved.get("sparse_config_name"),
+        "benchmark": resolved.get("benchmark_name"),
+        "subset": resolved.get("subset"),
+        "status": state.status,
+        "overall_score": _number(metrics.get("overall_score")),
+        **mean_metrics(cell),
+        "seconds": _number(execution.get("seconds")),
+        "error_category": execution.get("category"),
+        "result_dir": str(cell),
+    }
+    row.update(_task_columns(metrics))
+    return row
+
+
+def _answers(cell: Path) -> dict[int, Any]:
+    """Row id -> predicted answer from a cell's predictions.jsonl (read only; {} if unreadable)."""
+    try:
+        records = read_predictions(cell / PREDICTIONS_FILE, repair=False)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: predictions not readable, no dense agreement (%s)", cell, exc)
+        return {}
+    return {
+        record["row_id"]: record["predicted_answer"]
+        for record in records
+        if isinstance(record, dict)
+        and isinstance(record.get("row_id"), int)
+        and "predicted_answer" in record
+    }
+
+
+def agreement(answers: dict[int, Any], dense: dict[int, Any]) -> float | None:
+    """Fraction of the rows answered in both whose answers are identical; None if none are."""
+    common = answers.keys() & dense.keys()
+    if not common:
+        return None
+    return sum(answers[row] == dense[row] for row in common) / len(common)
+
+
+def _benchmark_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row["model"], row["benchmark"], row["subset"]
+
+
+def add_dense_agreement(cells: list[tuple[Path, dict[str, Any]]]) -> None:
+    """Set ``dense_agreement`` on each row: its answers' agreement with the complete dense cell
+    of the same model, benchmark and subset (None without one, and on dense rows themselves).
+
+    Only cells that have such a dense cell are read, each once.
+    """
+    dense_cells = {
+        _benchmark_key(row): cell
+        for cell, row in reversed(cells)
+        if row["sparse_config"] == DENSE_CONFIG and row["status"] == COMPLETE
+    }
+    dense_answers = {key: _answers(cell) for key, cell in dense_cells.items()}
+    for cell, row in cells:
+        dense = dense_answers.get(_benchmark_key(row))
+        is_sparse = row["sparse_config"] != DENSE_CONFIG
+        row[AGREEMENT_COLUMN] = agreement(_answers(cell), dense) if is_sparse and dense else None
+
+
+def _cell_dirs(base: Path) -> list[Path]:
+    cells = []
+    for root, dirs, files in os.walk(base):
+        dirs[:] = sorted(d for d in dirs if d != STALE_DIR)
+        if CONFIG_FILE in files:
+            cells.append(Path(root))
+    return cells
+
+
+def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """One row per executor cell under ``base_dir``, sorted by model, config, benchmark, subset.
+
+    Columns: model, sparse_config, benchmark, subset, status (a word of
+    ``cell_store.STATUSES``), overall_score (complete cells only), one ``score.<task>`` column per task score found, then
+    mean_density, mean_output_error (means of the logged micro metrics), dense_agreement
+    (fraction of the rows answered in both this cell and the complete ``dense`` cell of the same
+    model, benchmark and subset whose predicted answers are identical; empty on dense rows and
+    where there is no such cell or row), seconds, error_category, result_dir.
+    """
+    base = Path(base_dir)
+    if not base.is_dir():
+        raise FileNotFoundError(f"results directory {str(base)!r} does not exist")
+    cells = [(cell, row) for cell in _cell_dirs(base) if (row := cell_row(cell)) is not None]
+    add_dense_agreement(cells)
+    frame = pd.DataFrame([row for _, row in cells])
+    for column in BASE_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.Series(dtype=object)
+    frame[AGREEMENT_COLUMN] = pd.to_numeric(frame[AGREEMENT_COLUMN]).astype("float64")
+    task_columns = sorted(c for c in frame.columns if c not in BASE_COLUMNS)
+    frame = frame[BASE_COLUMNS[:6] + task_columns + BASE_COLUMNS[6:]]
+    if len(frame):
+        frame = frame.sort_values(
+            ["model", "sparse_config", "benchmark", "subset"], na_position="first", kind="stable"
+        ).reset_index(drop=True)
+    return frame
+
+
+def write_results_csv(base_dir: str | os.PathLike[str]) -> Path:
+    """Rebuild ``<base_dir>/results.csv`` from the tree (atomically) and return its path."""
+    base = Path(base_dir)
+    frame = build_results_table(base)
+    target = base / RESULTS_CSV
+    write_atomic(target, lambda handle: frame.to_csv(handle, index=False))
+    return target

@@ -1,0 +1,316 @@
+"""Up-front checks of an executor and its matrix: every problem found, in one error.
+
+Nothing here starts a process, loads a model or initialises CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub.executor.config import (
+    MAX_NAME_BYTES,
+    AdapterConfig,
+    BenchmarkConfig,
+    path_component_problem,
+    sanitize_model_name,
+)
+
+
+class ExecutorConfigError(ValueError):
+    """Invalid executor settings or matrix; ``problems`` lists each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) with the benchmark matrix:\n{lines}")
+
+
+DENSE_NAME = "dense"
+
+
+def pickle_problem(label: str, value: Any) -> str | None:
+    """Why ``value`` cannot travel to a worker process (it must pickle), or None."""
+    try:
+        pickle.dumps(value)
+    except Exception as exc:
+        return f"{label} cannot be sent to a worker process (it does not pickle: {exc!r})"
+    return None
+
+
+def visible_gpu_count() -> int:
+    """GPUs torch can see. torch.cuda.device_count() asks NVML and does not initialise CUDA."""
+    import torch
+
+    return int(torch.cuda.device_count())
+
+
+def executor_settings_problems(
+    gpu_ids: Any,
+    max_concurrent_runs: Any,
+    timeout_per_benchmark: Any,
+    max_retries: Any,
+    max_records: Any,
+    sampling_factor: Any,
+) -> list[str]:
+    """Problems with the BenchmarkExecutor constructor arguments."""
+    problems = []
+    if not isinstance(max_concurrent_runs, int) or max_concurrent_runs < 1:
+        problems.append(f"max_concurrent_runs={max_concurrent_runs!r}: must be an int >= 1")
+    if gpu_ids is not None and not isinstance(gpu_ids, (list, tuple)):
+        problems.append(f"gpu_ids={gpu_ids!r}: must be a list of GPU ids, or None/[] for CPU")
+    elif gpu_ids:
+        if not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpu_ids):
+            problems.append(
+                f"gpu_ids={gpu_ids!r}: must be a list of non-negative ints, or None/[] for CPU"
+            )
+        elif len(set(gpu_ids)) != len(gpu_ids):
+            problems.append(f"gpu_ids={list(gpu_ids)!r}: contains duplicates")
+        else:
+            count = visible_gpu_count()
+            missing = [g for g in gpu_ids if g >= count]
+            if missing:
+                problems.append(
+                    f"gpu_ids {missing} do not exist: {count} GPU(s) visible (valid ids 0..{count - 1})"
+                    if count
+                    else f"gpu_ids {missing} do not exist: no GPU is visible; use gpu_ids=None for CPU"
+                )
+    if timeout_per_benchmark is not None and (
+        not isinstance(timeout_per_benchmark, (int, float)) or timeout_per_benchmark <= 0
+    ):
+        problems.append(
+            f"timeout_per_benchmark={timeout_per_benchmark!r}: must be > 0 seconds or None"
+        )
+    if not isinstance(max_retries, int) or max_retries < 0:
+        problems.append(f"max_retries={max_retries!r}: must be an int >= 0")
+    if max_records is not None and (not isinstance(max_records, int) or max_records < 1):
+        problems.append(f"max_records={max_records!r}: must be an int >= 1 or None")
+    if not isinstance(sampling_factor, (int, float)) or not 0.0 <= sampling_factor <= 1.0:
+        problems.append(f"sampling_factor={sampling_factor!r}: must be in [0, 1]")
+    return problems
+
+
+def base_dir_problem(base_dir: str | Path) -> str | None:
+    """Why results cannot be written under base_dir (nothing is created), or None."""
+    path = Path(base_dir).resolve()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"base_result_dir {str(base_dir)!r}: {str(probe)!r} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"base_result_dir {str(base_dir)!r}: {str(probe)!r} is not writable"
+    return None
+
+
+def _model_problems(model_names: Any) -> list[str]:
+    if not isinstance(model_names, (list, tuple)) or not model_names:
+        return [f"model_names={model_names!r}: give a non-empty list of model names"]
+    problems = []
+    seen: dict[str, str] = {}
+    for name in model_names:
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"model name {name!r}: must be a non-empty str")
+            continue
+        folder = sanitize_model_name(name)
+        problem = path_component_problem("model name (sanitized)", folder)
+        if problem:
+            problems.append(f"model name {name!r}: {problem}")
+        elif folder in seen:
+            problems.append(
+                f"model names {seen[folder]!r} and {name!r} share the directory {folder!r}"
+                if seen[folder] != name
+                else f"model name {name!r} is listed twice"
+            )
+        seen.setdefault(folder, name)
+    return problems
+
+
+def normalize_sparse_configs(configs: Any) -> tuple[list[tuple[str, Any]], list[str]]:
+    """Check ``[(name, config or None), ...]``; dict configs become ResearchAttentionConfig."""
+    if not isinstance(configs, (list, tuple)) or not configs:
+        return [], [
+            f"sparse_attention_configs={configs!r}: give a non-empty list of (name, config or None)"
+        ]
+    problems = []
+    normalized: list[tuple[str, Any]] = []
+    names: set[str] = set()
+    for entry in configs:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            problems.append(f"sparse config entry {entry!r}: must be a (name, config or None) pair")
+            continue
+        name, config = entry
+        problem = path_component_problem("sparse config name", name)
+        if problem:
+            problems.append(problem)
+            continue
+        if name == DENSE_NAME and config is not None:
+            problems.append(
+                f"sparse config {name!r} is not None: the name {DENSE_NAME!r} is kept for the "
+                "dense baseline (config None); give this config another name"
+            )
+        if name in names:
+            problems.append(f"sparse config name {name!r} is listed twice")
+        names.add(name)
+        try:
+            config = _coerce_sparse_config(config)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"sparse config {name!r} is invalid: {exc}")
+            continue
+        problem = pickle_problem(f"sparse config {name!r}", config)
+        if problem:
+            problems.append(problem)
+            continue
+        normalized.append((name, config))
+    return normalized, problems
+
+
+def _coerce_sparse_config(config: Any) -> Any:
+    if config is None:
+        return None
+    if isinstance(config, dict):
+        from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+
+        return ResearchAttentionConfig.from_dict(config)
+    if not callable(getattr(config, "to_dict", None)):
+        raise TypeError(
+            f"{type(config).__name__} is not a sparse attention config: give a "
+            "ResearchAttentionConfig, its to_dict() form, or None for dense"
+        )
+    config.to_dict()
+    return config
+
+
+def benchmark_problems(
+    benchmark_configs: Any,
+) -> tuple[dict[tuple[str, str | None], float | None], list[str]]:
+    """Check each BenchmarkConfig against the registry (unknown names and subsets).
+
+    Returns the estimated cost of each (benchmark, subset) cell where the benchmark knows it
+    (an ``estimated_cost(subset)`` method), and the problems.
+    """
+    if not isinstance(benchmark_configs, (list, tuple)) or not benchmark_configs:
+        return {}, [
+            f"benchmark_configs={benchmark_configs!r}: give a non-empty list of BenchmarkConfig"
+        ]
+    from sparse_attention_hub.benchmarks import create_benchmark_instance
+    from sparse_attention_hub.benchmarks.registry import canonical_name, is_import_path
+
+    costs: dict[tuple[str, str | None], float | None] = {}
+    problems = []
+    for bench in benchmark_configs:
+        if not isinstance(bench, BenchmarkConfig):
+            problems.append(f"benchmark config {bench!r}: must be a BenchmarkConfig")
+            continue
+        name = bench.benchmark_name  # a cell folder is named after the benchmark_name
+        if is_import_path(name):
+            try:  # imported here, in the parent, before any worker starts
+                name = canonical_name(name)
+            except ValueError as exc:
+                problems.append(f"benchmark {bench.benchmark_name!r}: {exc}")
+                continue
+        for label, value in [
+            ("benchmark name", name),
+            *[("subset", s) for s in bench.subsets or []],
+        ]:
+            problem = path_component_problem(label, value)
+            if problem:
+                problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+        for subset_name in bench.subsets or []:
+            leaf = f"{name}_{subset_name}"
+            if len(leaf.encode("utf-8")) > MAX_NAME_BYTES:
+                problems.append(
+                    f"benchmark {bench.benchmark_name!r}: the cell directory of subset "
+                    f"{subset_name[:40]!r} would be longer than {MAX_NAME_BYTES} bytes"
+                )
+        problem = pickle_problem("benchmark_kwargs", bench.benchmark_kwargs)
+        if problem:
+            problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+        try:
+            instance = create_benchmark_instance(
+                bench.benchmark_name, subsets=bench.subsets, **(bench.benchmark_kwargs or {})
+            )
+        except Exception as exc:
+            problems.append(f"benchmark {bench.benchmark_name!r}: {exc}")
+            continue
+        estimate = getattr(instance, "estimated_cost", None)
+        subsets: list[str | None] = list(bench.subsets) if bench.subsets else [None]
+        for subset in subsets:
+            key = (name, subset)
+            if key in costs:
+                label = name + (f" subset {subset!r}" if subset else "")
+                problems.append(f"benchmark {label} is listed twice")
+            costs[key] = estimate(subset) if callable(estimate) else None
+    return costs, problems
+
+
+def matrix_problems(
+    model_names: Any,
+    sparse_attention_configs: Any,
+    benchmark_configs: Any,
+    adapter_config: Any,
+    base_dir: str | Path,
+) -> tuple[list[tuple[str, Any]], dict[tuple[str, str | None], float | None], list[str]]:
+    """Every problem with the matrix arguments and the base directory."""
+    problems = _model_problems(model_names)
+    configs, config_problems = normalize_sparse_configs(sparse_attention_configs)
+    problems += config_problems
+    costs, bench_problems = benchmark_problems(benchmark_configs)
+    problems += bench_problems
+    if not isinstance(adapter_config, AdapterConfig):
+        problems.append(f"adapter_config={adapter_config!r}: must be an AdapterConfig")
+    elif problem := pickle_problem("adapter_config", adapter_config):
+        problems.append(problem)
+    problem = base_dir_problem(base_dir)
+    if problem:
+        problems.append(problem)
+    return configs, costs, problems
+
+
+def kwargs_problems(**kwargs: Any) -> list[str]:
+    """generation_kwargs and request_kwargs: a dict or None, that a worker can receive."""
+    problems = []
+    for name, value in kwargs.items():
+        if value is not None and not isinstance(value, dict):
+            problems.append(f"{name}={value!r}: must be a dict or None")
+        elif problem := pickle_problem(name, value):
+            problems.append(problem)
+    return problems
+
+
+def shared_directory_problems(stubs: list[Any]) -> list[str]:
+    """Cells whose names differ but whose directories are the same one (e.g. benchmark "a"
+    with subset "b_c" and benchmark "a_b" with subset "c")."""
+    seen: dict[str, str] = {}
+    problems = []
+    for stub in stubs:
+        label = f"{stub.model_name} / {stub.sparse_config_name} / {stub.benchmark_name}"
+        label += "" if stub.subset is None else f" subset {stub.subset!r}"
+        if stub.result_dir in seen:
+            problems.append(f"cells {seen[stub.result_dir]} and {label} share {stub.result_dir!r}")
+        seen.setdefault(stub.result_dir, label)
+    return problems
+
+
+def metric_problems(enabled_metrics: Any) -> list[str]:
+    """Names in enabled_metrics that no module registered (after importing the core and the
+    matrix's benchmarks, which register theirs)."""
+    if enabled_metrics is None or enabled_metrics == "all":
+        return []
+    names = [enabled_metrics] if isinstance(enabled_metrics, str) else enabled_metrics
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        return [
+            f"enabled_metrics={enabled_metrics!r}: must be None, 'all' or a list of metric names"
+        ]
+    import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
+    from sparse_attention_hub.metric_logging import MicroMetricLogger
+
+    registered = sorted(MicroMetricLogger.get_registered_metrics())
+    unknown = [n for n in names if n != "all" and n not in registered]
+    if unknown:
+        return [f"enabled_metrics: unknown metric(s) {unknown}; registered: {registered}"]
+    return []
