@@ -15,6 +15,8 @@ from typing import Any
 
 from sparse_attention_hub import __version__
 
+EXIT_DISK = 3  # the results disk is full, read-only or failing: free space, run again
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "maskers":
@@ -77,18 +79,15 @@ def _report_text(
 
 def _write_results_csv(table: Any, result_dir: str) -> None:
     """Write ``table`` as ``<result_dir>/results.csv`` atomically; a read-only tree only warns."""
-    import os
     from pathlib import Path
 
+    from sparse_attention_hub.cell_store.atomic import write_atomic
     from sparse_attention_hub.executor.results import RESULTS_CSV
 
     target = Path(result_dir) / RESULTS_CSV
-    tmp = target.with_name(f".{RESULTS_CSV}.{os.getpid()}.tmp")
     try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, target)
+        write_atomic(target, lambda handle: table.to_csv(handle, index=False))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         logging.getLogger("sparse_attention_hub.cli").warning(
             "could not write %s (%s); the report below is complete", target, exc
         )
@@ -119,6 +118,10 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
     if outcome.interrupted:
         _write(f"{what}: interrupted; run the same command again to resume")
         return 130
+    disk_error = getattr(outcome.results, "disk_error", None)
+    if disk_error:
+        sys.stderr.write(f"sah: error: {spec.result_dir}: {disk_error}\n")
+        return EXIT_DISK
     return 1 if outcome.failed else 0
 
 
@@ -150,6 +153,11 @@ def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
             hint = " (on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)"
         raise ValueError(f"{spec.source}: {exc}{hint}") from exc
     except OSError as exc:  # e.g. a result_dir that cannot be created or written
+        from sparse_attention_hub.cell_store import disk_error_line, is_disk_error
+
+        if is_disk_error(exc):  # not bad input: the disk is full (or read-only, failing)
+            sys.stderr.write(f"sah: error: {spec.result_dir}: {disk_error_line(exc)}\n")
+            return EXIT_DISK
         raise ValueError(
             f"{spec.source}: result_dir {spec.result_dir}: {exc.strerror or exc}"
             + (f" ({exc.filename})" if exc.filename else "")
@@ -191,8 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sah",
         description="sparse-attention-hub: simulated sparse attention studies.",
-        epilog="exit codes: 0 done, 1 some cell failed, 2 bad input, 130 interrupted "
-        "(run the same command again to resume). Start with: sah demo",
+        epilog="exit codes: 0 done, 1 some cell failed, 2 bad input, 3 disk full (or "
+        "read-only), 130 interrupted (for 3 and 130, run the same command again to resume). "
+        "Start with: sah demo",
         formatter_class=_WideHelp,
     )
     parser.add_argument("--version", action="version", version=f"sah {__version__}")
@@ -211,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="run the study an experiment YAML file describes")
     p_run.add_argument("experiment", help="the experiment file (see examples/)")
-    p_run.add_argument("--result-dir", help="overrides result_dir of the file")
+    p_run.add_argument("--result-dir", type=_result_dir, help="overrides result_dir of the file")
     p_run.add_argument("--gpus", help='GPU ids like "0,1", or "cpu"; overrides executor.gpus')
     p_run.add_argument(
         "--max-concurrent-runs", type=_positive_int, help="overrides executor.max_concurrent_runs"
@@ -229,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.set_defaults(func=_cmd_report)
 
     p_demo = sub.add_parser("demo", help="a small offline study on CPU with a tiny model")
-    p_demo.add_argument("--result-dir", default=None, help="default: ./demo_results")
+    p_demo.add_argument(
+        "--result-dir", type=_result_dir, default=None, help="default: ./demo_results"
+    )
     p_demo.add_argument("--dry-run", action="store_true", help="print the cells; run nothing")
     _add_quiet(p_demo)
     p_demo.set_defaults(func=_cmd_demo)
@@ -287,6 +298,15 @@ def one_line(message: str) -> str:
     if rest and head.endswith(":"):
         return f"{head} {'; '.join(rest)}"
     return "; ".join(lines)
+
+
+def _result_dir(text: str) -> str:
+    """A --result-dir value: an empty one would write into the current directory."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"--result-dir must name a directory, got {text!r} (use . for the current one)"
+        )
+    return text
 
 
 def _positive_int(text: str) -> int:

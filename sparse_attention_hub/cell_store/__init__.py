@@ -8,7 +8,9 @@ resume trim (``metric_log``), the status of a cell (``status``) and the other fi
 
 from sparse_attention_hub.cell_store.atomic import (
     canonical_json,
+    disk_error_line,
     fingerprint_of,
+    is_disk_error,
     json_default,
     read_json,
     update_json_file,
@@ -17,6 +19,7 @@ from sparse_attention_hub.cell_store.atomic import (
 )
 from sparse_attention_hub.cell_store.cell import (
     clear_error,
+    drop_empty_files,
     move_to_stale,
     read_config,
     recorded_seconds,
@@ -79,7 +82,10 @@ __all__ = [
     "canonical_json",
     "cell_status",
     "clear_error",
+    "disk_error_line",
+    "drop_empty_files",
     "fingerprint_of",
+    "is_disk_error",
     "json_default",
     "keep_requests",
     "metrics_problem",

@@ -8,6 +8,7 @@ removed and the error raised, so nothing half-written is left behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,6 +18,21 @@ from pathlib import Path
 from typing import IO, Any
 
 FILE_MODE = 0o644
+#: errnos of the storage rather than of the input: no space, quota, read-only, I/O, too large
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """An OSError of the storage (full, over quota, read-only or failing), not of the input."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def disk_error_line(exc: BaseException) -> str:
+    """One line for a disk error: what failed, where, and what to do."""
+    where = getattr(exc, "filename", None)
+    why = getattr(exc, "strerror", None) or str(exc)
+    place = f" writing {where}" if where else ""
+    return f"disk: {why}{place}; free space and run the same command again to resume"
 
 
 def json_default(value: Any) -> Any:

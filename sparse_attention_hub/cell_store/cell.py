@@ -23,6 +23,8 @@ from sparse_attention_hub.cell_store.names import (
     CONFIG_FILE,
     ERROR_FILE,
     METRICS_FILE,
+    MICRO_METRICS_FILE,
+    PREDICTIONS_FILE,
     RAW_RESULTS_FILE,
     STALE_DIR,
 )
@@ -80,6 +82,22 @@ def write_raw_results(cell_dir: str | os.PathLike[str], frame: Any) -> None:
         frame.to_csv(handle, index=False)
 
     write_atomic(Path(cell_dir) / RAW_RESULTS_FILE, dump)
+
+
+def drop_empty_files(cell_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove 0-byte cell files (what a write on a full disk can leave); return their names."""
+    root = Path(cell_dir)
+    names = (PREDICTIONS_FILE, MICRO_METRICS_FILE, ERROR_FILE, RAW_RESULTS_FILE)
+    dropped = []
+    for name in names:
+        path = root / name
+        try:
+            if path.is_file() and path.stat().st_size == 0:
+                path.unlink()
+                dropped.append(name)
+        except OSError:
+            pass
+    return dropped
 
 
 def recorded_seconds(cell_dir: str | os.PathLike[str]) -> float | None:

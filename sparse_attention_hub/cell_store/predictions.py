@@ -105,6 +105,7 @@ def append_predictions(path: str | os.PathLike[str], records: Iterable[dict[str,
         json.dumps(record, ensure_ascii=False, sort_keys=True, default=json_default) + "\n"
         for record in records
     ).encode("utf-8")
+    existed = os.path.exists(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         size = os.fstat(fd).st_size
@@ -115,6 +116,8 @@ def append_predictions(path: str | os.PathLike[str], records: Iterable[dict[str,
             os.fsync(fd)
         except BaseException:
             os.ftruncate(fd, size)
+            if not existed:  # leave no empty log behind
+                os.unlink(path)
             raise
     finally:
         os.close(fd)

@@ -138,6 +138,12 @@ class BenchmarkStub:
     fingerprint: str = ""
     estimated_cost: float | None = None
     benchmark_source: str | None = None  # the import path a benchmark was named by, if any
+    model_identity: str = ""  # see model_identity.py; "" means model_name
+
+    @property
+    def model_folder(self) -> str:
+        """The cell path's model level: the sanitized model identity (not a local path)."""
+        return sanitize_model_name(self.model_identity or self.model_name)
 
     @property
     def cell_id(self) -> str:
@@ -145,7 +151,7 @@ class BenchmarkStub:
         bench = (
             self.benchmark_name if self.subset is None else f"{self.benchmark_name}_{self.subset}"
         )
-        return f"{sanitize_model_name(self.model_name)}/{self.sparse_config_name}/{bench}"
+        return f"{self.model_folder}/{self.sparse_config_name}/{bench}"
 
     @property
     def model_key(self) -> tuple[str, str]:
@@ -216,6 +222,7 @@ class ExecutionResults:
     stale_moved: list[str] = field(default_factory=list)
     model_loads: int = 0
     interrupted: bool = False
+    disk_error: str | None = None  # the run stopped early: the results disk is full (or failing)
 
 
 class ExecutionInterrupted(KeyboardInterrupt):

@@ -39,9 +39,12 @@ from sparse_attention_hub.cell_store import (
     STALE,
     CellState,
     cell_status,
+    disk_error_line,
+    is_disk_error,
     move_to_stale,
 )
 from sparse_attention_hub.executor.config import (
+    DISK,
     OTHER,
     AdapterConfig,
     BenchmarkConfig,
@@ -49,7 +52,6 @@ from sparse_attention_hub.executor.config import (
     ExecutionInterrupted,
     ExecutionResults,
     WorkerStartupError,
-    sanitize_model_name,
 )
 from sparse_attention_hub.executor.lock import BaseDirLock
 from sparse_attention_hub.executor.matrix import expand_matrix
@@ -251,7 +253,7 @@ class BenchmarkExecutor:
         self._info(
             "%d cells: %d complete (skipped), %d to run", len(plan), len(skipped), len(to_run)
         )
-        models = {sanitize_model_name(stub.model_name) for stub, _ in plan}
+        models = {stub.model_folder for stub, _ in plan}
         prefix = f"{models.pop()}/" if len(models) == 1 else ""
         progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
         for _, outcome in unmovable:
@@ -279,10 +281,11 @@ class BenchmarkExecutor:
                 try:
                     target = move_to_stale(stub.result_dir)
                 except OSError as exc:
+                    category = DISK if is_disk_error(exc) else OTHER
                     message = f"could not move its earlier files into stale/: {exc!r}"
                     log.error("%s: %s; the cell is not run", stub.cell_id, message)
                     outcome = CellOutcome(
-                        stub.cell_id, False, 0.0, error_type=OTHER, error_message=message
+                        stub.cell_id, False, 0.0, error_type=category, error_message=message
                     )
                     unmovable.append((CellTask(stub, 0), outcome))
                     continue
@@ -349,17 +352,14 @@ class BenchmarkExecutor:
             model_loads=report.model_loads,
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
-            error=report.startup_error,
+            error=report.startup_error or report.disk_error,
             scheduling=scheduling_stats(
                 report.ready_at,
                 report.timeline,
                 {o.cell_id: o.seconds for _, o in report.outcomes},
             ),
         )
-        write_summary(self.base_result_dir, summary)
-        from sparse_attention_hub.executor.results import write_results_csv
-
-        write_results_csv(self.base_result_dir)
+        disk_error = report.disk_error or self._write_tables(summary)
         self._info(
             "done: %d complete, %d failed, %d skipped, %d model loads in %.1fs",
             len(results), len(failures), len(skipped), report.model_loads, wall,
@@ -374,7 +374,24 @@ class BenchmarkExecutor:
             stale_moved=stale_moved,
             model_loads=report.model_loads,
             interrupted=self._stop_signal is not None,
+            disk_error=disk_error,
         )
+
+    def _write_tables(self, summary: dict[str, Any]) -> str | None:
+        """Write execution_summary.json and results.csv; on a disk error say so in one line
+        and return it (the cells' own files are what a rerun resumes from)."""
+        from sparse_attention_hub.executor.results import write_results_csv
+
+        try:
+            write_summary(self.base_result_dir, summary)
+            write_results_csv(self.base_result_dir)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            line = disk_error_line(exc)
+            log.error("%s", line)
+            return line
+        return None
 
     def _info(self, message: str, *args: Any) -> None:
         if self.verbose:

@@ -41,10 +41,13 @@ class BaseDirLock:
                 f"another BenchmarkExecutor (pid {holder}) is running on {str(self.path.parent)!r}; "
                 "wait for it or use another base_result_dir"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        try:  # the pid is for the message above; on a full disk the lock holds without it
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        except OSError:
+            pass
         self.handle = handle
         return self
 

@@ -16,6 +16,7 @@ from sparse_attention_hub.executor.config import (
     BenchmarkStub,
     sanitize_model_name,
 )
+from sparse_attention_hub.executor.model_identity import model_identity
 
 
 def sparse_config_to_dict(config: Any) -> dict[str, Any] | None:
@@ -41,6 +42,7 @@ def resolved_config(stub: BenchmarkStub) -> dict[str, Any]:
         canonical_json(
             {
                 "model_name": stub.model_name,
+                "model": stub.model_identity or stub.model_name,
                 "adapter_name": adapter.adapter_name,
                 "model_kwargs": adapter.model_kwargs or {},
                 "tokenizer_kwargs": adapter.tokenizer_kwargs or {},
@@ -57,16 +59,18 @@ def resolved_config(stub: BenchmarkStub) -> dict[str, Any]:
 
 
 def compute_fingerprint(stub: BenchmarkStub) -> str:
-    """sha256 of the canonical resolved config (the config's display name left out)."""
+    """sha256 of the canonical resolved config, without the config's display name and the
+    model's path (a local model enters by its identity: moving it changes nothing)."""
     resolved = resolved_config(stub)
     resolved.pop("sparse_config_name")
+    resolved.pop("model_name")
     return fingerprint_of(resolved)
 
 
 def cell_dir(
     base_dir: str | Path, model: str, config_name: str, bench: str, subset: str | None
 ) -> Path:
-    """``<base>/<sanitized model>/<config name>/<benchmark>[_<subset>]``."""
+    """``<base>/<sanitized model identity>/<config name>/<benchmark>[_<subset>]``."""
     leaf = bench if subset is None else f"{bench}_{subset}"
     return Path(base_dir) / sanitize_model_name(model) / config_name / leaf
 
@@ -89,6 +93,7 @@ def expand_matrix(
     base = Path(base_dir).resolve()
     stubs = []
     for model in model_names:
+        identity = model_identity(model)
         for config_name, sparse_config in sparse_attention_configs:
             for bench in benchmark_configs:
                 source = bench.benchmark_name if is_import_path(bench.benchmark_name) else None
@@ -103,10 +108,11 @@ def expand_matrix(
                         subset=subset,
                         adapter_config=adapter_config,
                         generation_kwargs=dict(generation_kwargs or {}),
-                        result_dir=str(cell_dir(base, model, config_name, name, subset)),
+                        result_dir=str(cell_dir(base, identity, config_name, name, subset)),
                         request_kwargs=dict(request_kwargs or {}),
                         benchmark_kwargs=dict(bench.benchmark_kwargs or {}),
                         benchmark_source=source,
+                        model_identity=identity,
                     )
                     stub.fingerprint = compute_fingerprint(stub)
                     stubs.append(stub)

@@ -134,7 +134,7 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
         log.warning("%s: %s", cell, state.reason)
     metrics = (read_json(cell / METRICS_FILE) or {}) if state.status == COMPLETE else {}
     row: dict[str, Any] = {
-        "model": resolved.get("model_name"),
+        "model": resolved.get("model") or resolved.get("model_name"),
         "sparse_config": resolved.get("sparse_config_name"),
         "benchmark": resolved.get("benchmark_name"),
         "subset": resolved.get("subset"),

@@ -31,6 +31,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from sparse_attention_hub.executor.config import (
+    DISK,
     OTHER,
     TIMEOUT,
     WORKER_CRASH,
@@ -80,6 +81,7 @@ class SchedulerReport:
     stopped_running: set[str] = field(default_factory=set)  # cell ids stopped mid-run
     interrupted: bool = False
     startup_error: str | None = None  # why the loop gave up starting workers
+    disk_error: str | None = None  # a cell failed for lack of disk: nothing more is dispatched
     # seconds since the loop started: when each worker became ready, and per finished cell
     # (cell_id, worker index, dispatched, finished) as seen by the parent
     ready_at: list[float] = field(default_factory=list)
@@ -182,6 +184,8 @@ class Scheduler:
         return self.pending[0]
 
     def _dispatch(self) -> None:
+        if self.report.disk_error is not None:  # every further cell would fail the same way
+            return
         for handle in self.workers.values():
             if not self.pending:
                 return
@@ -227,6 +231,9 @@ class Scheduler:
             start = handle.dispatched_at - self._t0
             self.report.timeline.append((outcome.cell_id, handle.index, start, now))
             handle.task = None
+            if outcome.error_type == DISK and self.report.disk_error is None:
+                self.report.disk_error = outcome.error_message
+                log.error("%s; no further cell is started", outcome.error_message)
             self._emit("finished", outcome)
 
     def _drain(self, handle: WorkerHandle) -> None:
@@ -347,7 +354,9 @@ class Scheduler:
         try:
             for settings in self.settings:
                 self._start_worker(settings)
-            while self.pending or any(h.task is not None for h in self.workers.values()):
+            while (self.pending and self.report.disk_error is None) or any(
+                h.task is not None for h in self.workers.values()
+            ):
                 if self.should_stop():
                     self.report.interrupted = True
                     break

@@ -17,6 +17,7 @@ from sparse_attention_hub.executor.config import (
     path_component_problem,
     sanitize_model_name,
 )
+from sparse_attention_hub.executor.model_identity import model_identity
 
 
 class ExecutorConfigError(ValueError):
@@ -116,7 +117,7 @@ def _model_problems(model_names: Any) -> list[str]:
         if not isinstance(name, str) or not name.strip():
             problems.append(f"model name {name!r}: must be a non-empty str")
             continue
-        folder = sanitize_model_name(name)
+        folder = sanitize_model_name(model_identity(name))
         problem = path_component_problem("model name (sanitized)", folder)
         if problem:
             problems.append(f"model name {name!r}: {problem}")

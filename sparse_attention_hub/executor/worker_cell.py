@@ -8,7 +8,6 @@ its data, ``dataset``; the rest ``other``.
 
 from __future__ import annotations
 
-import errno
 import gc
 import logging
 import os
@@ -42,27 +41,16 @@ PHASE_DATASET = "dataset"
 PHASE_RUN = "run"
 
 
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
-
-
-def is_disk_error(exc: BaseException) -> bool:
-    """An OSError of the storage (no space, quota, read-only or failing disk)."""
-    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
-
-
 def failure_message(exc: BaseException, category: str) -> str:
-    """One line for the summary: ``DISK`` failures say what to do about them."""
+    """One line for the summary; a disk failure says what to do about it."""
     if category == DISK:
-        where = getattr(exc, "filename", None)
-        place = f" writing {where}" if where else ""
-        why = getattr(exc, "strerror", None) or exc
-        return f"disk: {why}{place}; free space and rerun to resume"
+        return cell_store.disk_error_line(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
 def categorize_failure(exc: BaseException, phase: str) -> str:
     """The failure category of ``exc`` raised during ``phase``."""
-    if is_disk_error(exc):
+    if cell_store.is_disk_error(exc):
         return DISK
     import torch
 
@@ -117,8 +105,13 @@ class CellRunner:
         outcome = self._attempt(task, metric_logger, start)
         try:
             metric_logger.flush()
-        except Exception:
-            log.exception("flushing the metric logger failed for %s", stub.cell_id)
+        except Exception as exc:
+            if not cell_store.is_disk_error(exc):
+                log.exception("flushing the metric logger failed for %s", stub.cell_id)
+            else:  # events of a request whose predictions were not saved: a resume redoes it
+                log.error("%s: %s", stub.cell_id, cell_store.disk_error_line(exc))
+                metric_logger.log_queue.clear()
+        cell_store.drop_empty_files(stub.result_dir)
         if not outcome.success:  # outside the except block: the traceback (and the tensors
             self._after_failure(outcome.error_type or OTHER)  # it holds) is gone by now
         return outcome
@@ -287,7 +280,9 @@ class CellRunner:
                 ),
             )
         except Exception as record_exc:
-            if is_disk_error(record_exc):  # the disk is full: one line, nothing left behind
+            if cell_store.is_disk_error(
+                record_exc
+            ):  # the disk is full: one line, nothing left behind
                 log.error("could not record the failure of %s: %s", task.stub.cell_id, record_exc)
             else:
                 log.exception("could not record the failure of %s", task.stub.cell_id)

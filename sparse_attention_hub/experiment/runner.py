@@ -104,10 +104,10 @@ def format_plan(spec: ExperimentSpec, plan: list[tuple[Any, str]]) -> str:
 def run_experiment(spec: ExperimentSpec, verbose: bool = True) -> RunOutcome:
     """Plan, build tiny models, run the matrix. KeyboardInterrupt is caught and reported."""
     executor = make_executor(spec, verbose=verbose)
+    for note in build_tiny_models(spec):  # first: a local model's cells are named by content
+        logger.info("%s", note)
     plan = plan_experiment(spec, executor)
     outcome = RunOutcome(planned=count_statuses(plan))
-    for note in build_tiny_models(spec):
-        logger.info("%s", note)
     try:
         outcome.results = executor.run_benchmark_matrix(**spec.matrix_kwargs())
     except KeyboardInterrupt as exc:  # the executor's ExecutionInterrupted carries results
