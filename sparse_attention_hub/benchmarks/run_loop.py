@@ -282,14 +282,30 @@ def _check_kwargs(
 
 
 def _open_cell(
-    adapter: ModelAdapter, result_dir: Path, run_config: dict[str, Any]
+    adapter: ModelAdapter,
+    result_dir: Path,
+    run_config: dict[str, Any],
+    groups: list[RequestGroup],
 ) -> dict[int, dict[str, Any]]:
     """Read the resume log, check it was made with these settings, write config.json, and
-    trim the metric log to the saved requests. Returns row id -> saved prediction record.
+    trim the logs to whole requests: a request with some rows missing (a damaged log) runs
+    again in full, as it would have in an uninterrupted run. Returns row id -> record.
     """
-    done = cell_store.answered_rows(result_dir / cell_store.PREDICTIONS_FILE)
+    log_path = result_dir / cell_store.PREDICTIONS_FILE
+    done = cell_store.answered_rows(log_path)
     if done:
         _check_resumable(result_dir / cell_store.CONFIG_FILE, run_config)
+    torn = [
+        row
+        for group in groups
+        if not all(r in done for r in group.row_ids)
+        for row in group.row_ids
+        if row in done
+    ]
+    if torn:
+        logger.warning("%s: rows %s belong to unfinished requests; they run again", log_path, torn)
+        cell_store.drop_rows(log_path, torn)
+        done = {row: record for row, record in done.items() if row not in set(torn)}
     cell_store.keep_requests(result_dir, {int(r["request_index"]) for r in done.values()})
     cell_store.update_config(result_dir, **run_config, adapter=adapter.describe(), completed=False)
     return done
@@ -299,6 +315,7 @@ def _answer_pending(
     bench: Benchmark,
     adapter: ModelAdapter,
     rows: pd.DataFrame,
+    groups: list[RequestGroup],
     done: dict[int, dict[str, Any]],
     kwargs: tuple[dict[str, Any], dict[str, Any]],
     result_dir: Path,
@@ -312,7 +329,6 @@ def _answer_pending(
     from sparse_attention_hub.metric_logging import MicroMetricLogger
 
     gen, req = kwargs
-    groups = group_rows(rows, bench.request_overrides)
     tasks = dict(zip(rows["row_id"].astype(int), rows["task"].astype(str), strict=True))
     todo = [(g, [r for r in g.row_ids if r not in done]) for g in groups]
     todo = [(g, pending) for g, pending in todo if pending]
@@ -372,6 +388,7 @@ def run_cell(
         "generation_kwargs": dict(generation_kwargs or {}),
         "request_kwargs": dict(request_kwargs or {}),
     }
-    done = _open_cell(adapter, result_dir, run_config)
-    _answer_pending(bench, adapter, rows, done, (gen, req), result_dir, show_progress)
+    groups = group_rows(rows, bench.request_overrides)
+    done = _open_cell(adapter, result_dir, run_config, groups)
+    _answer_pending(bench, adapter, rows, groups, done, (gen, req), result_dir, show_progress)
     return _close_cell(bench, result_dir, build_results(rows, done))

@@ -53,6 +53,7 @@ from sparse_attention_hub.cell_store.names import (
 from sparse_attention_hub.cell_store.predictions import (
     answered_rows,
     append_predictions,
+    drop_rows,
     read_predictions,
     scan_predictions,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "clear_error",
     "disk_error_line",
     "drop_empty_files",
+    "drop_rows",
     "fingerprint_of",
     "is_disk_error",
     "json_default",

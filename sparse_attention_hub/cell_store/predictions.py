@@ -90,6 +90,19 @@ def read_predictions(path: str | os.PathLike[str], repair: bool = True) -> list[
     return scan.records
 
 
+def drop_rows(path: str | os.PathLike[str], row_ids: Iterable[int]) -> None:
+    """Rewrite the log (atomically) without the records of ``row_ids``."""
+    drop = set(row_ids)
+    scan = scan_predictions(path)
+    kept = [
+        line
+        for line, record in zip(scan.good_lines, scan.records, strict=True)
+        if int(record["row_id"]) not in drop
+    ]
+    payload = b"".join(line + b"\n" for line in kept).decode("utf-8")
+    write_atomic(path, lambda handle: handle.write(payload))
+
+
 def answered_rows(path: str | os.PathLike[str], repair: bool = True) -> dict[int, dict[str, Any]]:
     """Row id -> its (last) prediction record."""
     return {int(record["row_id"]): record for record in read_predictions(path, repair)}
