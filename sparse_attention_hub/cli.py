@@ -88,6 +88,10 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
     try:
         write_atomic(target, lambda handle: table.to_csv(handle, index=False))
     except OSError as exc:
+        from sparse_attention_hub.cell_store import is_disk_error
+
+        if is_disk_error(exc):  # `sah run` ends with one line about the disk
+            return
         logging.getLogger("sparse_attention_hub.cli").warning(
             "could not write %s (%s); the report below is complete", target, exc
         )
@@ -111,14 +115,14 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
     _write(text)
     _write(f"{what}: {outcome.summary_line()} in {elapsed:.1f} s")
     _write(f"results: {spec.result_dir} (results.csv, execution_summary.json, one folder per cell)")
-    if outcome.failed:
+    disk_error = getattr(outcome.results, "disk_error", None)
+    if outcome.failed and not disk_error:
         _write(f"{what}: {len(outcome.failed)} cell(s) failed; see error.txt in:")
         for cell in outcome.failed:
             _write(f"  {cell}")
     if outcome.interrupted:
         _write(f"{what}: interrupted; run the same command again to resume")
         return 130
-    disk_error = getattr(outcome.results, "disk_error", None)
     if disk_error:
         sys.stderr.write(f"sah: error: {spec.result_dir}: {disk_error}\n")
         return EXIT_DISK

@@ -233,7 +233,7 @@ class Scheduler:
             handle.task = None
             if outcome.error_type == DISK and self.report.disk_error is None:
                 self.report.disk_error = outcome.error_message
-                log.error("%s; no further cell is started", outcome.error_message)
+                log.info("%s; no further cell is started", outcome.error_message)
             self._emit("finished", outcome)
 
     def _drain(self, handle: WorkerHandle) -> None:

@@ -109,7 +109,6 @@ class CellRunner:
             if not cell_store.is_disk_error(exc):
                 log.exception("flushing the metric logger failed for %s", stub.cell_id)
             else:  # events of a request whose predictions were not saved: a resume redoes it
-                log.error("%s: %s", stub.cell_id, cell_store.disk_error_line(exc))
                 metric_logger.log_queue.clear()
         cell_store.drop_empty_files(stub.result_dir)
         if not outcome.success:  # outside the except block: the traceback (and the tensors
@@ -280,11 +279,8 @@ class CellRunner:
                 ),
             )
         except Exception as record_exc:
-            if cell_store.is_disk_error(
-                record_exc
-            ):  # the disk is full: one line, nothing left behind
-                log.error("could not record the failure of %s: %s", task.stub.cell_id, record_exc)
-            else:
+            # a full disk: the outcome carries the reason to the parent, which reports it once
+            if not cell_store.is_disk_error(record_exc):
                 log.exception("could not record the failure of %s", task.stub.cell_id)
 
     def close(self) -> None:

@@ -321,3 +321,18 @@ def test_workers_dying_at_start_up_is_one_line_and_exit_1(tmp_path, capsys, monk
     assert err.startswith(f"sah: error: {path}: ") and "set_num_threads" in err
     assert err.endswith(f"(see {tmp_path / 'out'}/execution_summary.json)\n")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_an_empty_result_dir_flag_is_refused(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Issue 14, defect 5: ``--result-dir ''`` would write into the current directory."""
+    monkeypatch.chdir(tmp_path)
+    study = write(tmp_path / "exp.yaml", "models: [org/m]\nbenchmarks: [mock_benchmark]\n")
+    args = [command, str(study)] if command == "run" else [command]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--result-dir", ""])
+    assert info.value.code == 2
+    assert "--result-dir must name a directory, got ''" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.yaml"]

@@ -25,7 +25,7 @@ from sparse_attention_hub.cli import main
 from sparse_attention_hub.executor.results import build_results_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from study_script import executor, matrix  # noqa: E402
+from study_script import executor, matrix
 
 sys.path.pop(0)
 
