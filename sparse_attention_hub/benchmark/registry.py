@@ -22,6 +22,8 @@ _BUILTIN: dict[str, str] = {
     "longbench": "sparse_attention_hub.benchmark.longbench:LongBench",
     "longbench_e": "sparse_attention_hub.benchmark.longbench:LongBenchE",
     "ruler": "sparse_attention_hub.benchmark.ruler:Ruler",
+    "longbench_v2": "sparse_attention_hub.benchmark.longbench_v2:LongBenchV2",
+    "infinite_bench": "sparse_attention_hub.benchmark.infinite_bench:InfiniteBench",
     "fault_injection": "sparse_attention_hub.testing.fault_benchmark:FaultInjectionBenchmark",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
