@@ -6,7 +6,8 @@ Adding a benchmark is one folder ``benchmark/<name>/``: a subclass of :class:`Be
 registry's built-in table so it resolves without being imported first.
 
 A benchmark's loader returns a DataFrame with the columns ``context, question, answer_prefix,
-max_new_tokens, task`` plus label columns; its scorer (:meth:`Benchmark.post_run_evaluate`) is a
+max_new_tokens, task`` plus label columns (an optional ``sample_index`` marks repeated samples of
+one question: each index runs in its own requests, with generation seed + index); its scorer (:meth:`Benchmark.post_run_evaluate`) is a
 pure function of the results DataFrame, which carries the prediction in ``predicted_answer``.
 :meth:`Benchmark.run_benchmark` (in :mod:`.run_loop`) turns rows into requests, one per context,
 and writes the cell directory so that a crashed run resumes where it stopped.

@@ -47,6 +47,7 @@ class RequestGroup:
     answer_prefix: str
     max_new_tokens: int | None
     request_overrides: dict[str, Any] = field(default_factory=dict)
+    sample_index: int | None = None
     row_ids: list[int] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
 
@@ -90,18 +91,22 @@ def group_rows(
 ) -> list[RequestGroup]:
     """One group per distinct (context, answer_prefix, max_new_tokens, overrides), first-seen order.
 
-    ``overrides_for(task)`` gives the request_kwargs a benchmark sets for a task's rows.
+    ``overrides_for(task)`` gives the request_kwargs a benchmark sets for a task's rows. Rows
+    with an optional ``sample_index`` column (repeated samples of one question) are grouped by
+    it too: each sample index gets its own requests (and its own sampling seed).
     """
     groups: dict[tuple[Any, ...], RequestGroup] = {}
     columns = ("row_id", "context", "question", "answer_prefix", "max_new_tokens", "task")
-    for row_id, context, question, prefix, max_new, task in zip(
-        *(rows[c] for c in columns), strict=True
+    samples = rows["sample_index"] if "sample_index" in rows else [None] * len(rows)
+    for row_id, context, question, prefix, max_new, task, sample in zip(
+        *(rows[c] for c in columns), samples, strict=True
     ):
         overrides = overrides_for(str(task)) if overrides_for is not None else {}
-        key = (str(context), str(prefix), max_new, tuple(sorted(overrides.items())))
+        sample = None if sample is None else int(sample)
+        key = (str(context), str(prefix), max_new, tuple(sorted(overrides.items())), sample)
         if key not in groups:
             groups[key] = RequestGroup(
-                len(groups), str(context), str(prefix), max_new, dict(overrides)
+                len(groups), str(context), str(prefix), max_new, dict(overrides), sample
             )
         groups[key].row_ids.append(int(row_id))
         groups[key].questions.append(str(question))
@@ -149,6 +154,8 @@ def _answer_group(
     gen = dict(generation_kwargs)
     if group.max_new_tokens is not None:
         gen["max_new_tokens"] = group.max_new_tokens
+    if group.sample_index is not None and gen.get("seed") is not None:
+        gen["seed"] = int(gen["seed"]) + group.sample_index  # sample i draws with seed + i
     req = {**request_kwargs, **group.request_overrides, "request_index": group.request_index}
     request = Request(context=group.context, questions=questions, answer_prefix=group.answer_prefix)
     seed_request(group.request_index)
