@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "longbench_v2": "sparse_attention_hub.benchmark.longbench_v2:LongBenchV2",
     "infinite_bench": "sparse_attention_hub.benchmark.infinite_bench:InfiniteBench",
     "aime": "sparse_attention_hub.benchmark.aime:Aime",
+    "loogle": "sparse_attention_hub.benchmark.loogle:LooGLE",
     "fault_injection": "sparse_attention_hub.testing.fault_benchmark:FaultInjectionBenchmark",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
