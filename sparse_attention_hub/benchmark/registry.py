@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "infinite_bench": "sparse_attention_hub.benchmark.infinite_bench:InfiniteBench",
     "aime": "sparse_attention_hub.benchmark.aime:Aime",
     "loogle": "sparse_attention_hub.benchmark.loogle:LooGLE",
+    "zero_scrolls": "sparse_attention_hub.benchmark.zero_scrolls:ZeroScrolls",
     "fault_injection": "sparse_attention_hub.testing.fault_benchmark:FaultInjectionBenchmark",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
