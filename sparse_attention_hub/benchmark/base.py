@@ -42,6 +42,7 @@ class Benchmark(ABC):
         huggingface_dataset_id: the hub dataset, or None for locally generated data.
         description: one line for ``sah list benchmarks``.
         label_columns: columns besides the standard ones the scorer needs.
+        option_help: constructor option -> its meaning, for ``sah list benchmarks``.
     """
 
     benchmark_name: ClassVar[str] = ""
@@ -49,6 +50,7 @@ class Benchmark(ABC):
     huggingface_dataset_id: ClassVar[str | None] = None
     description: ClassVar[str] = ""
     label_columns: ClassVar[tuple[str, ...]] = ("answer",)
+    option_help: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,

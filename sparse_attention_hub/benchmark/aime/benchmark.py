@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -70,6 +70,10 @@ class Aime(Benchmark):
     huggingface_dataset_id = None  # one hub dataset per subset: see HUB_DATASETS
     description = "AIME 2024/2025: \\boxed{} integer answers, avg@k over num_samples_per_question"
     label_columns = ("answer", "problem_id", "sample_index")
+    option_help: ClassVar[dict[str, str]] = {
+        "num_samples_per_question": "k solutions per problem, scored avg@k (sample i: seed + i)",
+        "max_new_tokens": "generation budget per solution",
+    }
 
     def __init__(
         self,

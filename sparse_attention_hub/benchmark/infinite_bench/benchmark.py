@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -62,6 +62,7 @@ class InfiniteBench(Benchmark):
     huggingface_dataset_id = "xinrongzhang2022/InfiniteBench"
     description = "InfiniteBench: 12 En/Zh tasks over 100k+ tokens, official prompts and scoring"
     label_columns = ("answer", "options", "labels", "id")
+    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -45,6 +45,7 @@ class LongBenchV2(Benchmark):
     huggingface_dataset_id = "THUDM/LongBench-v2"
     description = "LongBench-v2: 503 multiple-choice questions, accuracy by difficulty and length"
     label_columns = ("answer", "difficulty", "length", "_id", "domain", "sub_domain")
+    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -47,6 +47,10 @@ class LooGLE(Benchmark):
     huggingface_dataset_id = "bigai-nlco/LooGLE"
     description = "LooGLE: short/long-dependency QA, cloze, summarization; BLEU/ROUGE/METEOR, match"
     label_columns = ("answer", "title")
+    option_help: ClassVar[dict[str, str]] = {
+        "revision": "hub dataset revision",
+        "bertscore": "also BERTScore (needs bert_score and its model offline)",
+    }
 
     def __init__(
         self,

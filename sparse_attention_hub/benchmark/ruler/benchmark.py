@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -59,6 +59,7 @@ class Ruler(Benchmark):
     all_datasets = RULER_LENGTHS
     huggingface_dataset_id = "simonjegou/ruler"
     description = "RULER, 13 tasks per context length, pre-generated (hub: simonjegou/ruler)"
+    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -68,6 +68,10 @@ class ZeroScrolls(Benchmark):
         "ZeroSCROLLS: 10 zero-shot long-text tasks; validation scored, test for submission"
     )
     label_columns = ("outputs", "id")
+    option_help: ClassVar[dict[str, str]] = {
+        "split": "validation (scored) or test (predictions in the submission format)",
+        "revision": "hub dataset revision",
+    }
 
     def __init__(
         self,
