@@ -137,3 +137,32 @@ def test_test_split_writes_the_submission(data_dir: Path, tmp_path: Path) -> Non
     csv = pd.read_csv(tmp_path / "t" / "zero_scrolls_predictions.csv", dtype=str)
     assert list(csv.columns) == ["Task", "ID", "Prediction"]
     assert csv.values.tolist() == [["book_sum_sort", "b1", "2, 1"], ["space_digest", "s1", "40%"]]
+
+
+def test_hub_path_reads_the_task_zip(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tau/zero_scrolls's <task>.zip holds <task>/<split>.jsonl; only the download is replaced
+    import zipfile
+
+    from sparse_attention_hub.benchmark.zero_scrolls import benchmark as zs_module
+
+    archive = tmp_path / "quality.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(data_dir / "quality" / "validation.jsonl", "quality/validation.jsonl")
+    asked: list[tuple[str, str, str | None]] = []
+
+    def fake_download(dataset_id: str, filename: str, revision: str | None = None) -> Path:
+        asked.append((dataset_id, filename, revision))
+        return archive
+
+    monkeypatch.setattr(zs_module, "download_hub_file", fake_download)
+    rows = create_benchmark_instance("zero_scrolls", ["quality"], revision="r1").load_datasets()
+    assert list(rows["id"]) == ["q1"] and asked == [("tau/zero_scrolls", "quality.zip", "r1")]
+    with pytest.raises(FileNotFoundError, match=r"no member 'quality/test\.jsonl'"):
+        create_benchmark_instance("zero_scrolls", ["quality"], split="test").load_datasets()
+
+
+def test_offline_hub_points_to_data_dir() -> None:
+    with pytest.raises(RuntimeError, match=r"tau/zero_scrolls/qasper\.zip.*data_dir="):
+        create_benchmark_instance("zero_scrolls", ["qasper"]).load_datasets()

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmark.base import Benchmark
-from sparse_attention_hub.benchmark.local_data import load_hub_split, read_subset
+from sparse_attention_hub.benchmark.local_data import (
+    download_hub_file,
+    read_subset,
+    read_zip_member_jsonl,
+)
 from sparse_attention_hub.benchmark.registry import register_benchmark
 from sparse_attention_hub.benchmark.scoring import mean_score
 from sparse_attention_hub.benchmark.zero_scrolls.scoring import score_task
@@ -102,9 +106,9 @@ class ZeroScrolls(Benchmark):
     def _load_raw(self, task: str) -> pd.DataFrame:
         if self.data_dir is not None:
             return read_subset(self.data_dir / task, self.split, _COLUMNS)
-        frame = load_hub_split(
-            self.huggingface_dataset_id or "", task, revision=self.revision, split=self.split
-        )
+        name = self.huggingface_dataset_id or ""
+        archive = download_hub_file(name, f"{task}.zip", self.revision)
+        frame = read_zip_member_jsonl(archive, f"{task}/{self.split}.jsonl")
         missing = [c for c in _COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{self.huggingface_dataset_id}/{task} is missing column(s) {missing}")
