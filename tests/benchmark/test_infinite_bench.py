@@ -118,6 +118,9 @@ def test_hub_list_labels_are_handled_where_the_official_code_fails() -> None:
     assert score_row("math_calc", "[1, 3, 2]", ["1", "3", "2"]) == 1.0
     assert score_row("math_calc", "1, 3, 9, 2", label_list([[1, 3, 2]])) == pytest.approx(2 / 3)
     assert score_row("math_calc", "[1, 4]", ["[1, 3, 2]"]) == pytest.approx(1 / 3)
+    # passkey / number_string: a numeric label compares as its digits
+    assert score_row("passkey", "key: 71432", [71432]) == 1.0
+    assert score_row("number_string", "0123", [123.0]) == 0.0  # "0123" is not "123"
     assert label_list("5e6b") == ["5e6b"] and label_list(None) == []
 
 
