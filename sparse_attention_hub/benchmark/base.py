@@ -9,6 +9,8 @@ A benchmark's loader returns a DataFrame with the columns ``context, question, a
 max_new_tokens, task`` plus label columns (an optional ``sample_index`` marks repeated samples of
 one question: each index runs in its own requests, with generation seed + index); its scorer (:meth:`Benchmark.post_run_evaluate`) is a
 pure function of the results DataFrame, which carries the prediction in ``predicted_answer``.
+A benchmark that asks a second question after a row's answer (LongBench-v2's chain of thought,
+then its answer) returns a :class:`FollowUp` from :meth:`Benchmark.follow_up`.
 :meth:`Benchmark.run_benchmark` (in :mod:`.run_loop`) turns rows into requests, one per context,
 and writes the cell directory so that a crashed run resumes where it stopped.
 """
@@ -16,6 +18,8 @@ and writes the cell directory so that a crashed run resumes where it stopped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +35,19 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "max_new_tokens",
     "task",
 )
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A second request a benchmark asks after a row's first answer (e.g. "extract the answer").
+
+    Its answer becomes the row's ``predicted_answer``; the first one is kept as
+    ``first_answer``. ``max_new_tokens`` is capped by the caller's, as a row's is.
+    """
+
+    context: str
+    question: str
+    max_new_tokens: int | None = None
 
 
 class Benchmark(ABC):
@@ -122,6 +139,10 @@ class Benchmark(ABC):
         Rows with different overrides go into different requests.
         """
         return {}
+
+    def follow_up(self, row: Mapping[str, Any], answer: str) -> FollowUp | None:
+        """The request to ask after ``row`` got ``answer``, or None (the default: none)."""
+        return None
 
     def estimated_cost(self, subset: str | None) -> float | None:
         """A relative cost of running ``subset`` (about the prompt tokens), or None if unknown.

@@ -23,6 +23,11 @@ from tqdm.auto import tqdm
 
 from sparse_attention_hub.benchmark import cell_io
 from sparse_attention_hub.benchmark.base import REQUIRED_COLUMNS, check_columns
+from sparse_attention_hub.benchmark.follow_up import (
+    apply_follow_ups,
+    has_follow_ups,
+    rows_by_id,
+)
 
 if TYPE_CHECKING:
     from sparse_attention_hub.adapters.base import ModelAdapter
@@ -195,6 +200,8 @@ def build_results(rows: pd.DataFrame, done: dict[int, dict[str, Any]]) -> pd.Dat
     results["request_index"] = [done[r].get("request_index") for r in results["row_id"]]
     for name in TOKEN_FIELDS:
         results[name] = [done[r].get(name) for r in results["row_id"]]
+    if any("first_answer" in done[r] for r in results["row_id"]):  # rows with a follow-up
+        results["first_answer"] = [done[r].get("first_answer") for r in results["row_id"]]
     return results.reset_index(drop=True)
 
 
@@ -321,8 +328,11 @@ def _answer_pending(
     bar = tqdm(
         todo, desc=bench.benchmark_name, unit="req", disable=not _show_progress(show_progress)
     )
+    by_id = rows_by_id(rows) if has_follow_ups(bench) else None
     for group, pending in bar:
         records = _answer_group(adapter, group, pending, gen, req, tasks)
+        if by_id is not None:
+            apply_follow_ups(bench, adapter, by_id, records, (gen, req))
         cell_io.append_predictions(predictions_path, records)
         done.update({int(rec["row_id"]): rec for rec in records})
 

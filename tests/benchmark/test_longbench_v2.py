@@ -136,6 +136,55 @@ def test_run_writes_bucketed_metrics(data_dir: Path, tmp_path: Path) -> None:
     assert saved["accuracy"]["0shot"]["num_empty"] == 1
 
 
+def test_cot_asks_the_official_second_question(data_dir: Path, tmp_path: Path) -> None:
+    # pred.py: the chain of thought (1024 tokens), then 0shot_cot_ans.txt (no document, the
+    # stripped chain of thought, 128 tokens); the letter comes from the second answer
+    bench = create_benchmark_instance("longbench_v2", ["cot"], data_dir=data_dir)
+    rows = bench.load_datasets()
+    second = (
+        "\n\nBased on the above, what is the single, most likely answer choice? Format your "
+        'response as follows: "The correct answer is (insert answer here)".'
+    )
+    thoughts = ["  A looks right. ", "", "Hmm, C.", "So D."]
+    answers = dict(zip(rows["question"], thoughts, strict=True))
+    answers[second] = "The correct answer is (A)"
+    adapter = EchoAdapter(answers=answers)
+    gen = {"max_new_tokens": 512}
+    metrics = bench.run_benchmark(
+        adapter, tmp_path / "c", generation_kwargs=gen, show_progress=False
+    )
+    follow_ups = [c for c in adapter.calls if c["questions"] == [second]]
+    assert len(follow_ups) == 3  # the empty chain of thought gets no second question
+    first = follow_ups[0]
+    assert first["context"] == (
+        "Please read the following text and answer the questions below.\n\nThe text is too "
+        "long and omitted here.\n\nWhat is the correct answer to this question: Question 0?"
+        "\nChoices:\n(A) alpha\n(B) beta\n(C) gamma\n(D) delta\n\nLet\u2019s think step by "
+        "step: A looks right."
+    )
+    assert first["generation_kwargs"]["max_new_tokens"] == 128
+    thinking = [c for c in adapter.calls if c["questions"] != [second]]
+    assert [c["generation_kwargs"]["max_new_tokens"] for c in thinking] == [
+        512
+    ] * 4  # min(1024, 512)
+    assert [c["request_kwargs"]["request_index"] for c in adapter.calls[:2]] == [0, 0]
+    detail = metrics["accuracy"]["cot"]
+    # every second answer says (A): right for item 0 only; item 1 (empty) left out
+    assert (detail["num_scored"], detail["num_empty"], detail["overall"]) == (3, 1, 33.3)
+    raw = pd.read_csv(tmp_path / "c" / "raw_results.csv", keep_default_na=False)
+    assert raw["first_answer"].tolist() == thoughts
+    assert raw["predicted_answer"].tolist()[:2] == ["The correct answer is (A)", ""]
+
+
+def test_zero_shot_rows_get_no_follow_up(data_dir: Path, tmp_path: Path) -> None:
+    bench = create_benchmark_instance("longbench_v2", ["0shot"], data_dir=data_dir)
+    adapter = EchoAdapter()
+    bench.run_benchmark(adapter, tmp_path / "z", show_progress=False)
+    assert len(adapter.calls) == 4
+    raw = pd.read_csv(tmp_path / "z" / "raw_results.csv", keep_default_na=False)
+    assert "first_answer" not in raw.columns
+
+
 def test_missing_column_and_offline_hub(tmp_path: Path) -> None:
     bad = [{k: v for k, v in _item(0, "easy", "short", "A").items() if k != "choice_C"}]
     (tmp_path / "data.json").write_text(json.dumps(bad), encoding="utf-8")

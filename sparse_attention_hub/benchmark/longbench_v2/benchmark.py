@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
 
-from sparse_attention_hub.benchmark.base import Benchmark
+from sparse_attention_hub.benchmark.base import Benchmark, FollowUp
 from sparse_attention_hub.benchmark.local_data import load_hub_split, read_subset
-from sparse_attention_hub.benchmark.longbench_v2.prompts import MAX_NEW_TOKENS, split_prompt
+from sparse_attention_hub.benchmark.longbench_v2.prompts import (
+    COT_ANSWER_MAX_NEW_TOKENS,
+    MAX_NEW_TOKENS,
+    answer_prompt,
+    split_prompt,
+)
 from sparse_attention_hub.benchmark.longbench_v2.scoring import score_subset
 from sparse_attention_hub.benchmark.registry import register_benchmark
 from sparse_attention_hub.benchmark.scoring import mean_score
@@ -28,6 +34,8 @@ DATA_COLUMNS: tuple[str, ...] = (
     "answer",
     "context",
 )
+#: What the cot subset's second question needs again (renamed: "question" is the prompt part).
+CHOICE_FIELDS: tuple[str, ...] = ("choice_A", "choice_B", "choice_C", "choice_D")
 #: The local file (the hub repository's own ``data.json``) in ``data_dir``.
 LOCAL_NAME = "data"
 
@@ -44,7 +52,16 @@ class LongBenchV2(Benchmark):
     all_datasets = SUBSETS
     huggingface_dataset_id = "THUDM/LongBench-v2"
     description = "LongBench-v2: 503 multiple-choice questions, accuracy by difficulty and length"
-    label_columns = ("answer", "difficulty", "length", "_id", "domain", "sub_domain")
+    label_columns = (
+        "answer",
+        "difficulty",
+        "length",
+        "_id",
+        "domain",
+        "sub_domain",
+        "item_question",
+        *CHOICE_FIELDS,
+    )
     option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
 
     def __init__(
@@ -92,14 +109,27 @@ class LongBenchV2(Benchmark):
                         "max_new_tokens": MAX_NEW_TOKENS[subset],
                         "task": subset,
                         "answer": str(item["answer"]),
+                        "item_question": item["question"],
                         "difficulty": item["difficulty"],
                         "length": item["length"],
                         "_id": item["_id"],
                         "domain": item.get("domain"),
                         "sub_domain": item.get("sub_domain"),
+                        **{key: item[key] for key in CHOICE_FIELDS},
                     }
                 )
         return pd.DataFrame.from_records(records)
+
+    def follow_up(self, row: Mapping[str, Any], answer: str) -> FollowUp | None:
+        """cot: pred.py's second question, the chain of thought without the document.
+
+        An empty chain of thought gets none (pred.py drops the row; so does the scorer).
+        """
+        if row["task"] != "cot" or answer == "":
+            return None
+        item = {**row, "question": row["item_question"]}
+        context, question = answer_prompt(item, answer.strip())
+        return FollowUp(context, question, COT_ANSWER_MAX_NEW_TOKENS)
 
     def post_run_evaluate(self, results_df: pd.DataFrame) -> dict[str, Any]:
         """Per subset: accuracy overall/easy/hard/short/medium/long (x100, 1 decimal)."""

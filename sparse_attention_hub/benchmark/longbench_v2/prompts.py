@@ -20,6 +20,15 @@ TEMPLATE_COT = (
     "What is the correct answer to this question: $Q$\nChoices:\n(A) $C_A$\n(B) $C_B$\n"
     "(C) $C_C$\n(D) $C_D$\n\nLet\u2019s think step by step:"
 )
+# the second question of the cot subset: the chain of thought without the document
+TEMPLATE_COT_ANSWER = (
+    "Please read the following text and answer the questions below.\n\nThe text is too long "
+    "and omitted here.\n\nWhat is the correct answer to this question: $Q$\nChoices:\n"
+    "(A) $C_A$\n(B) $C_B$\n(C) $C_C$\n(D) $C_D$\n\nLet\u2019s think step by step: $COT$\n\n"
+    "Based on the above, what is the single, most likely answer choice? Format your response "
+    'as follows: "The correct answer is (insert answer here)".'
+)
+COT_ANSWER_MAX_NEW_TOKENS = 128
 TEMPLATES: dict[str, str] = {"0shot": TEMPLATE_0SHOT, "cot": TEMPLATE_COT}
 # pred.py: max_new_tokens 128 for 0-shot answers, 1024 for the chain of thought
 MAX_NEW_TOKENS: dict[str, int] = {"0shot": 128, "cot": 1024}
@@ -33,12 +42,21 @@ PLACEHOLDERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def fill(template: str, item: Mapping[Any, Any]) -> str:
-    """``template`` with pred.py's chained replacements of ``item``'s stripped fields."""
+def fill(template: str, item: Mapping[Any, Any], cot: str | None = None) -> str:
+    """``template`` with pred.py's chained replacements of ``item``'s stripped fields (and,
+    last, ``$COT$`` by ``cot`` when given)."""
     text = template
     for placeholder, key in PLACEHOLDERS:
         text = text.replace(placeholder, str(item[key]).strip())
-    return text
+    return text if cot is None else text.replace("$COT$", cot)
+
+
+def _split(template: str, marker: str, item: Mapping[Any, Any], cot: str | None) -> tuple[str, str]:
+    full = fill(template, item, cot)
+    context_part = fill(template.split(marker)[0] + marker, item, cot)
+    if not full.startswith(context_part):  # a placeholder can not span the cut ("\n" follows)
+        raise AssertionError("LongBench-v2 prompt split failed")
+    return context_part, full[len(context_part) :]
 
 
 def split_prompt(subset: str, item: Mapping[Any, Any]) -> tuple[str, str]:
@@ -47,10 +65,10 @@ def split_prompt(subset: str, item: Mapping[Any, Any]) -> tuple[str, str]:
     ``context_part + question_part`` equals pred.py's full prompt. The context part (the
     instruction and the document) is what the adapter prefills once.
     """
-    template = TEMPLATES[subset]
-    head = template.split("$DOC$")[0] + "$DOC$"
-    full = fill(template, item)
-    context_part = fill(head, item)
-    if not full.startswith(context_part):  # a placeholder can not span the cut ("\n" follows)
-        raise AssertionError("LongBench-v2 prompt split failed")
-    return context_part, full[len(context_part) :]
+    return _split(TEMPLATES[subset], "$DOC$", item, None)
+
+
+def answer_prompt(item: Mapping[Any, Any], cot: str) -> tuple[str, str]:
+    """pred.py's second cot question (``0shot_cot_ans.txt``), cut right after the chain of
+    thought: (instruction, question, choices and ``cot``; the request for the answer)."""
+    return _split(TEMPLATE_COT_ANSWER, "$COT$", {**item, "context": ""}, cot)
