@@ -1,7 +1,9 @@
-"""Time to generate a 4k-token synthetic_ruler subset vs reading it back from the disk cache.
+"""synthetic_ruler at 4k to 128k tokens: generation time, cache-hit time and cache size.
 
-Uses a tiny tokenizer (from make_tiny_model) and a temporary cache directory; prints a few
-lines and, last, one JSON line with both timings and their ratio.
+For each length, times generating the subset (every task) into an empty disk cache, then
+reading it back (best of ``--repeats``), and measures the cache files written for it. Uses a
+tiny tokenizer (from make_tiny_model) and a temporary cache directory; prints one line per
+length and, last, one JSON line with every length and the overall generate / cache-hit ratio.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sparse_attention_hub.benchmarks import create_benchmark_instance
 from sparse_attention_hub.testing import make_tiny_model
@@ -32,36 +35,57 @@ def _time_load(
     return time.perf_counter() - started, len(rows)
 
 
+def _cache_bytes(cache_dir: Path, length: str) -> int:
+    return sum(p.stat().st_size for p in cache_dir.rglob(f"*_len{length}_*") if p.is_file())
+
+
+def _measure(tokenizer: object, cache_dir: Path, length: str, args: Any) -> dict[str, Any]:
+    generate_s, rows = _time_load(tokenizer, cache_dir, length, args.num_samples)
+    hit_s = min(
+        _time_load(tokenizer, cache_dir, length, args.num_samples)[0] for _ in range(args.repeats)
+    )
+    size = _cache_bytes(cache_dir, length)
+    print(
+        f"{length:>6} tokens: {rows} rows, generate {generate_s:.2f} s, cache hit "
+        f"{hit_s * 1000:.1f} ms, cache {size / 1e6:.2f} MB"
+    )
+    return {
+        "length": int(length),
+        "rows": rows,
+        "generate_s": round(generate_s, 4),
+        "cache_hit_s": round(hit_s, 4),
+        "cache_bytes": size,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--length", default="4096")
-    parser.add_argument("--num-samples", type=int, default=5)
+    parser.add_argument("--lengths", default="4096,32768,65536,131072", help="comma-separated")
+    parser.add_argument("--num-samples", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="cache hits to time (best is kept)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     from transformers import AutoTokenizer
 
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = make_tiny_model(Path(tmp) / "model", arch="llama", seed=0)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         cache_dir = Path(tmp) / "cache"
-        generate_s, rows = _time_load(tokenizer, cache_dir, args.length, args.num_samples)
-        hit_s = min(
-            _time_load(tokenizer, cache_dir, args.length, args.num_samples)[0]
-            for _ in range(args.repeats)
-        )
-    print(f"generate {rows} rows at {args.length} tokens: {generate_s * 1000:.1f} ms")
-    print(f"cache hit (best of {args.repeats}): {hit_s * 1000:.1f} ms")
+        for length in args.lengths.split(","):
+            results.append(_measure(tokenizer, cache_dir, length.strip(), args))
+    generate = sum(r["generate_s"] for r in results)
+    hit = sum(r["cache_hit_s"] for r in results)
     print(
         json.dumps(
             {
                 "bench": "synthetic_generation",
-                "length": int(args.length),
-                "rows": rows,
-                "generate_s": round(generate_s, 4),
-                "cache_hit_s": round(hit_s, 4),
-                "ratio": round(generate_s / hit_s, 2) if hit_s > 0 else None,
+                "num_samples": args.num_samples,
+                "lengths": results,
+                "generate_s": round(generate, 4),
+                "cache_hit_s": round(hit, 4),
+                "ratio": round(generate / hit, 2) if hit > 0 else None,
             }
         )
     )

@@ -30,8 +30,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max((len(name) for name, _, _ in rows), default=0)
     for name, params, description in rows:
         sys.stdout.write(f"{name:<{width}}  {description}\n")
-        if params:
-            sys.stdout.write(f"{'':<{width}}    {params}\n")
+        for line in params.splitlines():
+            sys.stdout.write(f"{'':<{width}}    {line}\n")
     return 0
 
 

@@ -6,8 +6,11 @@ Adding a benchmark is one folder ``benchmark/<name>/``: a subclass of :class:`Be
 registry's built-in table so it resolves without being imported first.
 
 A benchmark's loader returns a DataFrame with the columns ``context, question, answer_prefix,
-max_new_tokens, task`` plus label columns; its scorer (:meth:`Benchmark.post_run_evaluate`) is a
+max_new_tokens, task`` plus label columns (an optional ``sample_index`` marks repeated samples of
+one question: each index runs in its own requests, with generation seed + index); its scorer (:meth:`Benchmark.post_run_evaluate`) is a
 pure function of the results DataFrame, which carries the prediction in ``predicted_answer``.
+A benchmark that asks a second question after a row's answer (LongBench-v2's chain of thought,
+then its answer) returns a :class:`FollowUp` from :meth:`Benchmark.follow_up`.
 :meth:`Benchmark.run_benchmark` (in :mod:`.run_loop`) turns rows into requests, one per context,
 and writes the cell directory so that a crashed run resumes where it stopped.
 """
@@ -15,7 +18,8 @@ and writes the cell directory so that a crashed run resumes where it stopped.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +34,19 @@ if TYPE_CHECKING:
 __all__ = ["REQUIRED_COLUMNS", "Benchmark", "check_columns"]
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A second request a benchmark asks after a row's first answer (e.g. "extract the answer").
+
+    Its answer becomes the row's ``predicted_answer``; the first one is kept as
+    ``first_answer``. ``max_new_tokens`` is capped by the caller's, as a row's is.
+    """
+
+    context: str
+    question: str
+    max_new_tokens: int | None = None
+
+
 class Benchmark(ABC):
     """Base class of benchmarks.
 
@@ -41,6 +58,7 @@ class Benchmark(ABC):
         label_columns: columns besides the standard ones the scorer needs.
         requires_model: False for a benchmark that sends no request (the executor then
             gives it a stand-in adapter and loads no model).
+        option_help: constructor option -> its meaning, for ``sah list benchmarks``.
     """
 
     benchmark_name: ClassVar[str] = ""
@@ -49,6 +67,7 @@ class Benchmark(ABC):
     description: ClassVar[str] = ""
     label_columns: ClassVar[tuple[str, ...]] = ("answer",)
     requires_model: ClassVar[bool] = True
+    option_help: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -120,6 +139,10 @@ class Benchmark(ABC):
         Rows with different overrides go into different requests.
         """
         return {}
+
+    def follow_up(self, row: Mapping[str, Any], answer: str) -> FollowUp | None:
+        """The request to ask after ``row`` got ``answer``, or None (the default: none)."""
+        return None
 
     def estimated_cost(self, subset: str | None) -> float | None:
         """A relative cost of running ``subset`` (about the prompt tokens), or None if unknown.

@@ -22,6 +22,7 @@ path and the import error.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
@@ -36,6 +37,11 @@ _BUILTIN: dict[str, str] = {
     "longbench": "sparse_attention_hub.benchmarks.longbench:LongBench",
     "longbench_e": "sparse_attention_hub.benchmarks.longbench:LongBenchE",
     "ruler": "sparse_attention_hub.benchmarks.ruler:Ruler",
+    "longbench_v2": "sparse_attention_hub.benchmarks.longbench_v2:LongBenchV2",
+    "infinite_bench": "sparse_attention_hub.benchmarks.infinite_bench:InfiniteBench",
+    "aime": "sparse_attention_hub.benchmarks.aime:Aime",
+    "loogle": "sparse_attention_hub.benchmarks.loogle:LooGLE",
+    "zero_scrolls": "sparse_attention_hub.benchmarks.zero_scrolls:ZeroScrolls",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
     "mock": "mock_benchmark",
@@ -239,8 +245,27 @@ def create_benchmark_instance(
     return cls(subsets_to_run=subsets, **benchmark_kwargs)
 
 
+_DATA_DIR_HELP = "local files in the hub schema instead of the hub"
+
+
+def describe_options(cls: type[Benchmark]) -> str:
+    """``"options: name=default: meaning; ..."`` from the constructor and ``option_help``."""
+    parts = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", "subsets_to_run") or param.kind is param.VAR_KEYWORD:
+            continue
+        default = "" if param.default is param.empty else f"={param.default!r}"
+        meaning = cls.option_help.get(name, _DATA_DIR_HELP if name == "data_dir" else "")
+        parts.append(f"{name}{default}" + (f": {meaning}" if meaning else ""))
+    return "options: " + "; ".join(parts) if parts else ""
+
+
 def describe_benchmarks() -> list[tuple[str, str, str]]:
-    """``(name, subsets, description)`` for every listed benchmark, for ``sah list benchmarks``."""
+    """``(name, subsets and options, description)`` for every listed benchmark.
+
+    The second item holds a "subsets: ..." line and an "options: ..." line (constructor
+    options with their defaults and meanings), for ``sah list benchmarks``.
+    """
     rows = []
     for name in get_available_benchmarks():
         try:
@@ -250,6 +275,7 @@ def describe_benchmarks() -> list[tuple[str, str, str]]:
             continue
         aliases = sorted(alias for alias, owner in _aliases.items() if owner == name)
         subsets = "subsets: " + ", ".join(cls.all_datasets) if cls.all_datasets else ""
+        subsets = "\n".join(line for line in (subsets, describe_options(cls)) if line)
         description = cls.description or (cls.__doc__ or "").strip().splitlines()[0]
         if aliases:
             description += f" (aliases: {', '.join(aliases)})"

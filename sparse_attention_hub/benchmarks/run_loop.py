@@ -28,6 +28,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from sparse_attention_hub import cell_store
+from sparse_attention_hub.benchmarks.follow_up import (
+    apply_follow_ups,
+    has_follow_ups,
+    rows_by_id,
+)
 from sparse_attention_hub.benchmarks.schema import REQUIRED_COLUMNS, check_columns
 
 if TYPE_CHECKING:
@@ -55,6 +60,7 @@ class RequestGroup:
     answer_prefix: str
     max_new_tokens: int | None
     request_overrides: dict[str, Any] = field(default_factory=dict)
+    sample_index: int | None = None
     row_ids: list[int] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
 
@@ -98,18 +104,22 @@ def group_rows(
 ) -> list[RequestGroup]:
     """One group per distinct (context, answer_prefix, max_new_tokens, overrides), first-seen order.
 
-    ``overrides_for(task)`` gives the request_kwargs a benchmark sets for a task's rows.
+    ``overrides_for(task)`` gives the request_kwargs a benchmark sets for a task's rows. Rows
+    with an optional ``sample_index`` column (repeated samples of one question) are grouped by
+    it too: each sample index gets its own requests (and its own sampling seed).
     """
     groups: dict[tuple[Any, ...], RequestGroup] = {}
     columns = ("row_id", "context", "question", "answer_prefix", "max_new_tokens", "task")
-    for row_id, context, question, prefix, max_new, task in zip(
-        *(rows[c] for c in columns), strict=True
+    samples = rows["sample_index"] if "sample_index" in rows else [None] * len(rows)
+    for row_id, context, question, prefix, max_new, task, sample in zip(
+        *(rows[c] for c in columns), samples, strict=True
     ):
         overrides = overrides_for(str(task)) if overrides_for is not None else {}
-        key = (str(context), str(prefix), max_new, tuple(sorted(overrides.items())))
+        sample = None if sample is None else int(sample)
+        key = (str(context), str(prefix), max_new, tuple(sorted(overrides.items())), sample)
         if key not in groups:
             groups[key] = RequestGroup(
-                len(groups), str(context), str(prefix), max_new, dict(overrides)
+                len(groups), str(context), str(prefix), max_new, dict(overrides), sample
             )
         groups[key].row_ids.append(int(row_id))
         groups[key].questions.append(str(question))
@@ -157,6 +167,8 @@ def _answer_group(
     gen = dict(generation_kwargs)
     if group.max_new_tokens is not None:
         gen["max_new_tokens"] = group.max_new_tokens
+    if group.sample_index is not None and gen.get("seed") is not None:
+        gen["seed"] = int(gen["seed"]) + group.sample_index  # sample i draws with seed + i
     req = {**request_kwargs, **group.request_overrides, "request_index": group.request_index}
     request = Request(context=group.context, questions=questions, answer_prefix=group.answer_prefix)
     seed_request(group.request_index)
@@ -196,6 +208,8 @@ def build_results(rows: pd.DataFrame, done: dict[int, dict[str, Any]]) -> pd.Dat
     results["request_index"] = [done[r].get("request_index") for r in results["row_id"]]
     for name in TOKEN_FIELDS:
         results[name] = [done[r].get(name) for r in results["row_id"]]
+    if any("first_answer" in done[r] for r in results["row_id"]):  # rows with a follow-up
+        results["first_answer"] = [done[r].get("first_answer") for r in results["row_id"]]
     return results.reset_index(drop=True)
 
 
@@ -344,8 +358,11 @@ def _answer_pending(
         todo, desc=bench.benchmark_name, unit="req", disable=not _show_progress(show_progress)
     )
     metric_logger = MicroMetricLogger()
+    by_id = rows_by_id(rows) if has_follow_ups(bench) else None
     for group, pending in bar:
         records = _answer_group(adapter, group, pending, gen, req, tasks)
+        if by_id is not None:
+            apply_follow_ups(bench, adapter, by_id, records, (gen, req), seed_request)
         metric_logger.flush()
         cell_store.append_predictions(result_dir / cell_store.PREDICTIONS_FILE, records)
         done.update({int(rec["row_id"]): rec for rec in records})

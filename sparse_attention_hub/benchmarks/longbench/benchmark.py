@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,10 @@ class LongBench(Benchmark):
     huggingface_dataset_id = "THUDM/LongBench"
     description = "LongBench: 21 tasks + 13 LongBench-E tasks, official prompts and metrics"
     label_columns = ("answers", "all_classes", "length")
+    option_help: ClassVar[dict[str, str]] = {
+        "revision": "hub dataset revision",
+        "dataset_id": "a script-free hub mirror in the same schema",
+    }
 
     def __init__(
         self,

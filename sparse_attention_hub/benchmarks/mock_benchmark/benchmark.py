@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -72,6 +72,7 @@ class MockBenchmark(Benchmark):
     all_datasets = ()
     huggingface_dataset_id = None
     description = "8 short QA rows on 3 contexts (tests and the demo); no download"
+    option_help: ClassVar[dict[str, str]] = {"data_dir": "unused (the rows are built in)"}
 
     def data_source(self) -> dict[str, Any]:
         return {"local_source": "built-in"}

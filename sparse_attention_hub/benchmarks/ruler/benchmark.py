@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -23,7 +23,11 @@ from sparse_attention_hub.benchmarks.scoring import (
     string_match_part,
 )
 
-RULER_LENGTHS: tuple[str, ...] = ("4096", "8192", "16384")
+#: The context lengths simonjegou/ruler publishes (kvpress's generate.sh: SEQ_LENGTHS).
+HUB_LENGTHS: tuple[str, ...] = ("4096", "8192", "16384")
+#: RULER's longer lengths, in the same schema from local files only (``data_dir``).
+LOCAL_LENGTHS: tuple[str, ...] = ("32768", "65536", "131072")
+RULER_LENGTHS: tuple[str, ...] = HUB_LENGTHS + LOCAL_LENGTHS
 RULER_TASKS: tuple[str, ...] = (
     "niah_single_1",
     "niah_single_2",
@@ -48,12 +52,14 @@ def ruler_metric(task: str) -> Callable[[Sequence[str], Sequence[Sequence[str]]]
 
 @register_benchmark("ruler")
 class Ruler(Benchmark):
-    """RULER (13 tasks) at 4k/8k/16k tokens, pre-generated on the hub (simonjegou/ruler)."""
+    """RULER (13 tasks) per context length: 4k/8k/16k from the hub (simonjegou/ruler), and
+    32k/64k/128k from local files in the same schema (the hub set has no longer lengths)."""
 
     benchmark_name = "ruler"
     all_datasets = RULER_LENGTHS
     huggingface_dataset_id = "simonjegou/ruler"
     description = "RULER, 13 tasks per context length, pre-generated (hub: simonjegou/ruler)"
+    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
 
     def __init__(
         self,
@@ -78,6 +84,13 @@ class Ruler(Benchmark):
         required = (*REQUIRED_COLUMNS, "answer")
         if self.data_dir is not None:
             return read_subset(self.data_dir, subset, required, ("answer",))
+        if subset not in HUB_LENGTHS:
+            raise ValueError(
+                f"ruler subset {subset!r}: {self.huggingface_dataset_id} publishes only "
+                f"{', '.join(HUB_LENGTHS)}; for {subset} tokens generate the set with NVIDIA "
+                "RULER (kvpress's generate.sh with that SEQ_LENGTHS) and pass data_dir=, or "
+                "use the synthetic_ruler benchmark"
+            )
         frame = load_hub_split(
             self.huggingface_dataset_id or "", data_dir=subset, revision=self.revision
         )

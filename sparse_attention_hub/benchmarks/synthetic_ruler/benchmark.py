@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -48,6 +48,14 @@ class SyntheticRuler(Benchmark):
     all_datasets = LENGTHS
     huggingface_dataset_id = None
     description = "RULER-style synthetic tasks generated with the model's tokenizer; no download"
+    option_help: ClassVar[dict[str, str]] = {
+        "data_dir": "unused (the data is generated)",
+        "num_samples": "samples per task and length",
+        "seed": "generation seed",
+        "tasks": "task names (None: all)",
+        "tokenizer": "None: the adapter's",
+        "cache_dir": "None: $SAH_CACHE_DIR or ~/.cache/sparse_attention_hub",
+    }
 
     def __init__(
         self,
