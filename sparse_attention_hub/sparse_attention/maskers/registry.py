@@ -165,7 +165,8 @@ def describe_maskers() -> list[tuple[str, str, str]]:
         cls = _BY_NAME[name]
         params = []
         for f in dataclasses.fields(cls.config_class):
-            kind = str(f.type).replace("Size", "int tokens | float fraction of K")
+            kind = f.type.__name__ if isinstance(f.type, type) else str(f.type)
+            kind = kind.replace("Size", "int tokens | float fraction of K")
             if f.default is not dataclasses.MISSING:
                 params.append(f"{f.name}: {kind} = {f.default!r}")
             elif f.default_factory is not dataclasses.MISSING:
