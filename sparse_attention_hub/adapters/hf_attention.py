@@ -112,48 +112,23 @@ class SparseAttentionSwitch:
             self.model.set_attn_implementation(previous)
 
     def attention(
-        self,
-        module: torch.nn.Module | None,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None = None,
-        dropout: float = 0.0,
-        **kwargs: Any,
+        self, module: torch.nn.Module | None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The HF attention-interface function of this switch.
+        """The HF attention-interface function of this switch: ``(module, query (B, H, Q, D),
+        key, value (B, Hkv, K, D), attention_mask (B, 1, Q, K) bool, scaling, dropout,
+        **kwargs) -> (output (B, Q, H, D), weights or None)``.
 
-        Args:
-            query: (B, H, Q, D); key, value: (B, Hkv, K, D).
-            attention_mask: bool (B, 1, Q, K), True = may attend (built by the mask function).
-
-        Returns:
-            (output (B, Q, H, D), attention weights or None).
+        Routed to the research attention's ``custom_attention`` (with ``query_start``), or to
+        transformers' sdpa when the switch has no research attention.
         """
         if self.research_attention is None:
             from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-            return sdpa_attention_forward(  # type: ignore[no-any-return]
-                module,  # type: ignore[arg-type]
-                query,
-                key,
-                value,
-                attention_mask,
-                scaling=scaling,
-                dropout=dropout,
-            )
+            return sdpa_attention_forward(module, *args, **kwargs)  # type: ignore[arg-type,no-any-return]
         self.calls += 1
+        kwargs.setdefault("query_start", self.query_start)
         return self.research_attention.custom_attention(  # type: ignore[no-any-return]
-            module,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling,
-            dropout,
-            query_start=self.query_start,
-            **kwargs,
+            module, *args, **kwargs
         )
 
 
