@@ -18,6 +18,8 @@ with ``@register_masker(name, description)``, usually a ``TopKMasker`` that writ
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -65,9 +67,16 @@ def _adopt(name: str, obj: object, source: str) -> type[Masker]:
     return register_masker(name, doc[0] if doc else obj.__qualname__)(obj)
 
 
+@functools.lru_cache(maxsize=4)
+def _scan_entry_points(search_path: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The installed masker entry points, scanned once per ``sys.path``."""
+    return load_entry_points(ENTRY_POINT_GROUP)
+
+
 def _load_entry_points() -> dict[str, str]:
     """Register every installed masker entry point; returns the errors of broken ones."""
-    loaded, failed = load_entry_points(ENTRY_POINT_GROUP)
+    loaded, failed = _scan_entry_points(tuple(sys.path))
+    failed = dict(failed)
     for name, obj in loaded.items():
         try:
             _adopt(name, obj, f"entry point of group {ENTRY_POINT_GROUP!r}")
