@@ -33,8 +33,8 @@ from sparse_attention_hub.sparse_attention.attention import (
 class AttentionInputs:
     """The inputs of one attention call of one layer (read only for maskers).
 
-    Build one directly (``AttentionInputs(queries, keys, values)``) or, inside an attention
-    function, with :meth:`from_call`, which reads the HF attention-interface arguments.
+    Build one directly (``AttentionInputs(queries, keys, values)``);
+    ``ResearchAttention.custom_attention`` builds one from the HF attention-interface call.
     """
 
     queries: torch.Tensor
@@ -73,43 +73,6 @@ class AttentionInputs:
             object.__setattr__(self, "scaling", default_scaling(self.queries.shape[-1]))
         if self.query_start is None:
             object.__setattr__(self, "query_start", self.keys.shape[2] - self.queries.shape[2])
-
-    @classmethod
-    def from_call(
-        cls,
-        module: torch.nn.Module | None,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        kwargs: dict[str, Any],
-    ) -> AttentionInputs:
-        """The inputs of an HF attention-interface call; takes its own keys out of ``kwargs``.
-
-        ``layer_idx`` comes from ``kwargs`` or else ``module.layer_idx``; ``query_start`` from
-        ``kwargs`` or else the first of ``position_ids`` (reading it waits for the device, so
-        the adapter passes ``query_start``); everything else stays in :attr:`extras`.
-        """
-        layer_idx = kwargs.pop("layer_idx", None)
-        if layer_idx is None:
-            layer_idx = getattr(module, "layer_idx", None)
-        query_start = kwargs.pop("query_start", None)
-        positions = kwargs.get("position_ids")
-        if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
-            query_start = int(positions.reshape(-1)[0])
-        return cls(
-            queries,
-            keys,
-            values,
-            attention_mask,
-            scaling,
-            dropout,
-            layer_idx,
-            query_start,
-            kwargs,
-        )
 
     # ------------------------------------------------------------------ shapes and positions
 

@@ -162,16 +162,24 @@ class ResearchAttention:
             scaling: score scale (None = 1 / sqrt(D)).
             dropout: attention dropout probability (0 in evaluation).
             kwargs: ``layer_idx`` (else ``module.layer_idx``), ``query_start`` (absolute
-                position of the first query, else from ``position_ids``), ``output_attentions``
-                (return the weights), ``s_aux`` / ``sinks`` (per-head sink logits) and other
-                model extras (see :class:`~.inputs.AttentionInputs`).
+                position of the first query; else the first of ``position_ids``, which waits
+                for the device, so the adapter passes it), ``output_attentions`` (return the
+                weights), ``s_aux`` / ``sinks`` (per-head sink logits) and other model extras,
+                kept in ``AttentionInputs.extras``.
 
         Returns:
             (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) or None).
         """
         return_weights = bool(kwargs.pop("output_attentions", False))
-        inputs = AttentionInputs.from_call(
-            module, query, key, value, attention_mask, scaling, dropout, kwargs
+        layer_idx = kwargs.pop("layer_idx", None)
+        if layer_idx is None:
+            layer_idx = getattr(module, "layer_idx", None)
+        query_start = kwargs.pop("query_start", None)
+        positions = kwargs.get("position_ids")
+        if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
+            query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
+        inputs = AttentionInputs(
+            query, key, value, attention_mask, scaling, dropout, layer_idx, query_start, kwargs
         )
         mask = self.build_mask(inputs)
         for hook in self._mask_hooks:

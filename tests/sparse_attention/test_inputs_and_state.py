@@ -1,4 +1,4 @@
-"""AttentionInputs (defaults, positions, from_call), position-based maskers on sliding-window
+"""AttentionInputs (defaults, positions, built by custom_attention), position-based maskers on sliding-window
 layers, MaskerStates (build / extend / cut / rollback / stale state), and mask hooks."""
 
 import math
@@ -46,20 +46,24 @@ def test_defaults_live_in_one_place():
         AttentionInputs(q[0], k, v)
 
 
-def test_from_call_reads_module_layer_position_ids_and_keeps_model_extras():
+def test_custom_attention_reads_module_layer_position_ids_and_keeps_model_extras():
     q, k, v = qkv(q=2, k=8)
     module = torch.nn.Module()
     module.layer_idx = 3  # type: ignore[assignment]
     sinks = torch.zeros(4)
-    kwargs = {"position_ids": torch.tensor([[40, 41]]), "sliding_window": 8, "s_aux": sinks}
-    inputs = AttentionInputs.from_call(module, q, k, v, None, None, 0.0, kwargs)
+    attn = ResearchAttention([])
+    seen: list[AttentionInputs] = []
+    attn.register_mask_hook(lambda inputs, mask: seen.append(inputs))
+    positions = torch.tensor([[40, 41]])
+    attn.custom_attention(
+        module, q, k, v, None, position_ids=positions, sliding_window=8, s_aux=sinks
+    )
+    inputs = seen[-1]
     assert inputs.layer_idx == 3 and inputs.query_start == 40
     assert inputs.key_offset == 34 and inputs.key_positions().tolist() == list(range(34, 42))
     assert inputs.extras["sliding_window"] == 8 and inputs.sinks is sinks
-    explicit = AttentionInputs.from_call(
-        None, q, k, v, None, 0.5, 0.0, {"layer_idx": 1, "query_start": 20, "position_ids": None}
-    )
-    assert (explicit.layer_idx, explicit.query_start, explicit.scaling) == (1, 20, 0.5)
+    attn.custom_attention(None, q, k, v, None, 0.5, layer_idx=1, query_start=20, position_ids=None)
+    assert (seen[-1].layer_idx, seen[-1].query_start, seen[-1].scaling) == (1, 20, 0.5)
 
 
 def sliding(q_len, k_len, query_start):
