@@ -1,5 +1,6 @@
-"""AttentionInputs (defaults, positions, built by custom_attention), position-based maskers on sliding-window
-layers, MaskerStates (build / extend / cut / rollback / stale state), and mask hooks."""
+"""AttentionInputs (defaults, positions, as custom_attention builds it), position-based maskers
+on sliding-window layers, MaskerStates (build / extend / cut / rollback / stale state), and
+mask hooks."""
 
 import math
 
