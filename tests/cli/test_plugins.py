@@ -158,3 +158,29 @@ def test_an_import_path_that_fails_is_a_clear_error_before_any_worker(
     assert "cannot import masker 'no_such_package.maskers:Mine'" in message
     assert "ModuleNotFoundError: No module named 'no_such_package'" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_entry_points_in_process_and_a_broken_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scratch_masker_registry: None, caplog
+) -> None:
+    from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+    from sparse_attention_hub.sparse_attention.maskers import (
+        available_maskers,
+        describe_maskers,
+        masker_config_from_dict,
+    )
+
+    plugin = install_plugin(tmp_path / "site")
+    (plugin / "sah_broken_plugin.py").write_text("raise ImportError('half-installed')\n")
+    entry_points = plugin / "sah_demo_plugin-0.1.dist-info" / "entry_points.txt"
+    entry_points.write_text(
+        entry_points.read_text() + "broken = sah_broken_plugin:Masker\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(plugin))
+    assert "every_other" in available_maskers() and "broken" not in available_maskers()
+    assert "every_other" in [name for name, _, _ in describe_maskers()]
+    assert "half-installed" in caplog.text  # a broken plugin is a warning, not a crash
+    config = ResearchAttentionConfig.from_dict({"maskers": [{"every_other": {"parity": 0}}]})
+    assert config.to_dict() == {"maskers": [{"every_other": {"parity": 0}}]}
+    with pytest.raises(ValueError, match=r"entry point 'broken' .*ImportError: half-installed"):
+        masker_config_from_dict("broken", {})
