@@ -53,7 +53,7 @@ def law_adapter(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModelAdapterHF]:
     if request.param == "llama":
-        path = make_tiny_model(tmp_path_factory.mktemp("law_llama") / "m", arch="llama")
+        path = request.getfixturevalue("tiny_model_dir")
     else:
         path = make_tiny_model(
             tmp_path_factory.mktemp("law_mistral") / "m",
