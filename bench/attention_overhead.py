@@ -77,7 +77,7 @@ def main() -> None:
     dense = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
 
     def run(attn: ResearchAttention) -> Callable[[], object]:
-        return lambda: attn.custom_attention(None, q, k, v, None, scale, 0.0, {}, layer_idx=0)
+        return lambda: attn.custom_attention(None, q, k, v, None, scale, 0.0, layer_idx=0)
 
     timings: dict[str, float] = {}
     with torch.inference_mode():

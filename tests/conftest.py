@@ -36,3 +36,12 @@ def tiny_gqa_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
         seed=0,
         num_key_value_heads=2,
     )
+
+
+@pytest.fixture
+def scratch_masker_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Maskers registered in the test (decorator, import path, entry point) vanish afterwards."""
+    from sparse_attention_hub.sparse_attention.maskers import registry
+
+    monkeypatch.setattr(registry, "_BY_NAME", dict(registry._BY_NAME))
+    monkeypatch.setattr(registry, "_BY_CONFIG", dict(registry._BY_CONFIG))

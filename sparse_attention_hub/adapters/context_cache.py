@@ -7,6 +7,9 @@ by itself. After the first context prefill the cache therefore records the past
 the next crop drops them again, so every later question starts from the context state without
 a second prefill. A rollback to fewer tokens than the last point the window was cut at (only
 when a later question's context tokenizes differently) resets the cache instead.
+
+The masker states of the request (``sparse_attention.MaskerStates``) follow the cache in the
+same step: a rollback truncates them to the kept length, a reset clears them.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ class ContextCache:
     Attributes:
         cache: the transformers cache the model reads and extends.
         ids: the context ids the cache held after the last :meth:`prefilled`.
+        states: the request's masker states (anything with ``truncate(length)`` and
+            ``clear()``), or None (dense attention, or no research attention).
     """
 
-    def __init__(self, model_config: Any) -> None:
+    def __init__(self, model_config: Any, states: Any = None) -> None:
         from transformers import DynamicCache
 
         self.cache: Any = DynamicCache(config=model_config)
+        self.states = states
         self.ids: list[int] = []
         self._recording = False
         self._floor = 0  # sliding layers can roll back to no fewer tokens than this
@@ -41,6 +47,7 @@ class ContextCache:
         keep = common_prefix_length(self.ids, context_ids)
         current = self.cache.get_seq_length()
         if current <= keep:
+            self._truncate_states(current)
             return current
         if keep < self._floor and any(getattr(self.cache, "is_sliding", ())):
             logger.debug("a sliding-window cache cannot roll back to %d tokens: reset", keep)
@@ -50,6 +57,7 @@ class ContextCache:
         except (RuntimeError, ValueError, NotImplementedError) as err:
             logger.warning("cannot crop the KV cache (%s): prefilling the context again", err)
             return self._reset()
+        self._truncate_states(keep)
         return keep
 
     def prefilled(self, context_ids: list[int], kept: int) -> None:
@@ -62,7 +70,13 @@ class ContextCache:
             self.cache.activate_past_recording()
             self._recording = True
 
+    def _truncate_states(self, length: int) -> None:
+        if self.states is not None:
+            self.states.truncate(length)
+
     def _reset(self) -> int:
+        if self.states is not None:
+            self.states.clear()
         self.cache.reset()
         self.ids = []
         self._floor = 0  # recording stays on: everything from here on is kept

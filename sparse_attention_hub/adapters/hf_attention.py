@@ -9,8 +9,9 @@ removed again when the switch is garbage collected.
 :meth:`SparseAttentionSwitch.enable` is a context manager that points every attention layer of
 the model at that name (``model.set_attn_implementation``) and restores the previous
 implementation on exit, also after an exception. The model's forward is never patched and no
-state is stored on HF modules: the research attention and the per-question ``sparse_meta_data``
-live in the switch, which the registered function reaches through a weak reference.
+state is stored on HF modules: the research attention (which owns the masker states of the
+current request) and the position of the next forward live in the switch, which the
+registered function reaches through a weak reference.
 
 The mask function materialises the boolean causal mask (True = may attend), shape
 ``(B, 1, Q, K)``; for a single question token after a context of 3 tokens (Q=2, K=5)::
@@ -60,8 +61,9 @@ class SparseAttentionSwitch:
         name: the attention-implementation name registered for this switch.
         research_attention: the object whose ``custom_attention`` runs in sparse mode (None:
             the registered function falls back to transformers' sdpa).
-        sparse_meta_data: the dict handed to every ``custom_attention`` call; the adapter
-            replaces it with a fresh one per question.
+        query_start: absolute position of the first token of the next forward (the tokens
+            already in the KV cache), set by the adapter; passed on so that maskers know the
+            key positions without reading ``position_ids`` from the device.
         calls: number of attention calls routed through the research attention so far.
     """
 
@@ -71,7 +73,7 @@ class SparseAttentionSwitch:
 
         self.model = model
         self.research_attention = research_attention
-        self.sparse_meta_data: dict[str, Any] = {}
+        self.query_start: int | None = None
         self.calls = 0
         self.name = f"sah_research_{next(_NAME_COUNTER)}"
         AttentionInterface.register(self.name, _make_attention_function(weakref.ref(self)))
@@ -82,10 +84,11 @@ class SparseAttentionSwitch:
         """Remove the registered names (also done automatically when the switch is collected)."""
         self._finalizer()
 
-    def new_question(self) -> dict[str, Any]:
-        """Start a question: a fresh ``sparse_meta_data`` dict (returned) for the maskers."""
-        self.sparse_meta_data = {}
-        return self.sparse_meta_data
+    def new_request(self) -> Any:
+        """Start a request (a new KV cache): fresh masker states, returned (None when dense)."""
+        if self.research_attention is None:
+            return None
+        return self.research_attention.new_request()
 
     @property
     def is_active(self) -> bool:
@@ -109,54 +112,23 @@ class SparseAttentionSwitch:
             self.model.set_attn_implementation(previous)
 
     def attention(
-        self,
-        module: torch.nn.Module | None,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None = None,
-        dropout: float = 0.0,
-        **kwargs: Any,
+        self, module: torch.nn.Module | None, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The HF attention-interface function of this switch.
+        """The HF attention-interface function of this switch: ``(module, query (B, H, Q, D),
+        key, value (B, Hkv, K, D), attention_mask (B, 1, Q, K) bool, scaling, dropout,
+        **kwargs) -> (output (B, Q, H, D), weights or None)``.
 
-        Args:
-            query: (B, H, Q, D); key, value: (B, Hkv, K, D).
-            attention_mask: bool (B, 1, Q, K), True = may attend (built by the mask function).
-
-        Returns:
-            (output (B, Q, H, D), attention weights or None).
+        Routed to the research attention's ``custom_attention`` (with ``query_start``), or to
+        transformers' sdpa when the switch has no research attention.
         """
         if self.research_attention is None:
             from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-            return sdpa_attention_forward(  # type: ignore[no-any-return]
-                module,  # type: ignore[arg-type]
-                query,
-                key,
-                value,
-                attention_mask,
-                scaling=scaling,
-                dropout=dropout,
-            )
-        layer_idx = kwargs.pop("layer_idx", None)
-        if module is not None and getattr(module, "layer_idx", None) is not None:
-            layer_idx = module.layer_idx
-        if scaling is None:
-            scaling = query.shape[-1] ** -0.5
+            return sdpa_attention_forward(module, *args, **kwargs)  # type: ignore[arg-type,no-any-return]
         self.calls += 1
+        kwargs.setdefault("query_start", self.query_start)
         return self.research_attention.custom_attention(  # type: ignore[no-any-return]
-            module,
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling,
-            dropout,
-            sparse_meta_data=self.sparse_meta_data,
-            layer_idx=layer_idx,
-            **kwargs,
+            module, *args, **kwargs
         )
 
 

@@ -5,11 +5,13 @@ The decode loop, in named phases, for a request with questions q0..qn on one con
 1. ``encode_request``: every question's full prompt ids; ``ids[:context_end]`` is the context.
 2. ``_prefill_context`` (dense, once): the context ids go through the model with its own
    attention into a DynamicCache. Before each later question the cache is rolled back to the
-   context (``ContextCache.rollback``: ``DynamicCache.crop``, sliding-window layers included);
-   only context ids that differ (rare BPE boundary effects) are prefilled again.
-3. ``_answer`` (sparse mode, fresh ``sparse_meta_data``): ``_run_question`` feeds the question
-   ids, then ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention
-   layer routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
+   context (``ContextCache.rollback``: ``DynamicCache.crop``, sliding-window layers included,
+   and the masker states truncated to the context in the same step); only context ids that
+   differ (rare BPE boundary effects) are prefilled again. A new request (a new cache) starts
+   with fresh masker states.
+3. ``_answer`` (sparse mode): ``_run_question`` feeds the question ids, then
+   ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention layer
+   routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
    ``max_new_tokens``.
 
 With ``sparse_attention_config=None`` every phase uses the model's own attention (sdpa).
@@ -184,7 +186,8 @@ class ModelAdapterHF(ModelAdapter):
         top_k, seed. ``request_kwargs``: max_context_length, truncation ("middle" | "left" |
         "right"), apply_chat_template, request_index. Neither dict is modified.
         Metadata per question: context_tokens, truncated_tokens, question_tokens,
-        generated_tokens, prefill_tokens (dense tokens actually run for this question),
+        generated_tokens, generated_ids (the answer's token ids, EOS excluded: decoding the
+        text back to ids is lossy), prefill_tokens (dense tokens actually run for this question),
         prefill_seconds (dense prefill, the shared one counted on the first question, plus
         the question tokens), decode_seconds.
         """
@@ -217,7 +220,7 @@ class ModelAdapterHF(ModelAdapter):
         for question_index, prompt in enumerate(prompts):
             start = self._now()
             if context is None or not self.reuse_context_cache:
-                context = ContextCache(self.model.config)
+                context = ContextCache(self.model.config, self._switch.new_request())
             prefilled = self._prefill_context(context, prompt.context_ids)
             prefill_seconds = self._now() - start
             with _logger_context(request_index=request_index, question_index=question_index):
@@ -231,6 +234,7 @@ class ModelAdapterHF(ModelAdapter):
                     "truncated_tokens": 0,
                     "question_tokens": len(prompt.question_ids),
                     "generated_tokens": len(tokens),
+                    "generated_ids": list(tokens),
                     "prefill_tokens": prefilled,
                     "prefill_seconds": prefill_seconds + question_seconds,
                     "decode_seconds": decode_seconds,
@@ -243,6 +247,7 @@ class ModelAdapterHF(ModelAdapter):
     def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
         """Run ``ids`` on top of ``cache``; returns the logits (V,) of the last position."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (B=1, Q)
+        self._switch.query_start = cache.get_seq_length()
         out = self.model(
             input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
         )
@@ -260,12 +265,11 @@ class ModelAdapterHF(ModelAdapter):
     def _answer(
         self, cache: Any, question_ids: list[int], settings: GenerationSettings
     ) -> tuple[list[int], float, float]:
-        """Phases 2 and 3 in sparse mode, with fresh ``sparse_meta_data``.
+        """Phases 2 and 3 in sparse mode.
 
         Returns (generated ids without the EOS, question seconds, decode seconds).
         """
         select = TokenSelector(settings)
-        self._switch.new_question()
         with self.enable_sparse_mode():
             start = self._now()
             first = select(self._run_question(question_ids, cache))

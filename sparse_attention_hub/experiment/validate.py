@@ -73,7 +73,7 @@ def check_masker(entry: dict[str, dict[str, Any]], path: str, src: Source) -> No
 
     ((name, params),) = entry.items()
     known = _masker_names()
-    if name not in known:
+    if name not in known and ":" not in name:  # an import path is resolved (and checked) below
         raise src.error(path, f"unknown masker {name!r}; allowed: {allowed(known)}")
     try:
         ResearchAttentionConfig.from_dict({"maskers": [entry]})

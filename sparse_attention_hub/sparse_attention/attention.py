@@ -57,7 +57,7 @@ def attention_scores(
     group = _group_size(queries, keys)
     b, h, q, d = queries.shape
     kv_heads, k = keys.shape[1], keys.shape[2]
-    scale = 1.0 / math.sqrt(d) if scaling is None else float(scaling)
+    scale = default_scaling(d) if scaling is None else float(scaling)
     # Scale the small query tensor rather than the (B, H, Q, K) scores.
     q32 = queries.to(torch.float32) * scale
     q32 = q32.reshape(b, kv_heads, group * q, d)  # (B, Hkv, G*Q, D)
@@ -72,23 +72,48 @@ def attention_scores(
     return scores
 
 
+def default_scaling(head_dim: int) -> float:
+    """The score scale when a caller gives none: 1 / sqrt(D)."""
+    return 1.0 / math.sqrt(head_dim)
+
+
+def forbidden_entries(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Bool, the shape of ``attention_mask``: the entries it forbids.
+
+    The one rule for every attention mask in the library: in a bool mask False is forbidden;
+    in an additive float mask every value at or below the dtype's minimum (HF's ``finfo.min``
+    "forbidden" value, and -inf) is, exactly as if it were False.
+    """
+    if attention_mask.dtype == torch.bool:
+        return ~attention_mask
+    return attention_mask <= torch.finfo(attention_mask.dtype).min
+
+
+def allowed_keys(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:
+    """Bool, broadcastable to (B, H, Q, K): the keys the attention mask lets each query see
+    (None when there is no mask, i.e. all). A longer last dimension is cut to ``n_keys``."""
+    if attention_mask is None:
+        return None
+    mask = attention_mask[..., :n_keys]
+    return mask if mask.dtype == torch.bool else ~forbidden_entries(mask)
+
+
 def _additive_mask(mask: torch.Tensor) -> torch.Tensor:
-    """An additive float mask (broadcastable to (B, H, Q, K)) as fp32, with entries at or below
-    its dtype's minimum (HF's "forbidden" value) turned into -inf.
+    """An additive float mask (broadcastable to (B, H, Q, K)) as fp32, with the entries
+    :func:`forbidden_entries` names turned into -inf.
 
     So a key the attention mask forbids is excluded exactly as with a bool mask: top-k never
     picks it, and a row whose active keys are all forbidden gives zeros rather than a uniform
     average of forbidden values.
     """
-    forbidden = mask <= torch.finfo(mask.dtype).min  # same shape as mask
-    return mask.to(torch.float32).masked_fill(forbidden, float("-inf"))
+    return mask.to(torch.float32).masked_fill(forbidden_entries(mask), float("-inf"))
 
 
 class ScoreCache:
     """Computes :func:`attention_scores` once per attention call and hands the same tensor out.
 
-    ``ResearchAttention`` passes one to every masker as ``score_cache`` and reuses the scores
-    for the final softmax. Consumers must never write into the returned tensor.
+    Every :class:`~.inputs.AttentionInputs` holds one (``inputs.exact_scores()`` reads it), so
+    the maskers of one call and the final softmax share the scores. Consumers must never write into the returned tensor.
     """
 
     def __init__(self) -> None:

@@ -3,8 +3,13 @@
     cfg = ResearchAttentionConfig([SinkMaskerConfig(128), LocalMaskerConfig(512),
                                    OracleTopKConfig(0.1)])
     attn = ResearchAttention.create_from_config(cfg)
-    out, _ = attn.custom_attention(None, q, k, v, None, scaling=None, dropout=0.0,
-                                   sparse_meta_data={}, layer_idx=0)
+    out, _ = attn.custom_attention(None, q, k, v, None, scaling=None, dropout=0.0, layer_idx=0)
+
+``custom_attention`` has transformers' attention-interface signature; it packs its arguments
+into one :class:`~.inputs.AttentionInputs` that every masker receives. The research attention
+owns the per-layer state of stateful maskers for the current request (:attr:`states`); the
+adapter starts a new one per request (:meth:`new_request`) and truncates it together with the
+KV cache. With no stateful masker nothing of this runs.
 
 An empty masker list is dense attention computed through this same path: the control arm of
 a study. Metrics (through the MicroMetricLogger, ``layer_idx`` in the metadata), computed only
@@ -13,117 +18,78 @@ when enabled:
 - ``research_attention_density``: active mask entries / all entries (0-dim tensor);
 - ``research_attention_output_error``: ||out - dense|| / ||dense|| (relative L2); this costs a
   second, dense attention pass and is never computed otherwise.
+
+To see the masks a call used (to compare with another implementation without building them a
+second time, which would draw new random numbers for sampling maskers), register a hook:
+``with attn.record_masks() as masks: ...`` collects ``(layer_idx, Mask)`` pairs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from sparse_attention_hub.metric_logging import MicroMetricLogger
-from sparse_attention_hub.sparse_attention.attention import ScoreCache, masked_attention
+from sparse_attention_hub.sparse_attention.attention import masked_attention
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.masker_state import MaskerStates
 from sparse_attention_hub.sparse_attention.maskers import (
     Masker,
-    MaskerConfig,
+    check_one_sampling,
     create_masker,
-    masker_class,
-    masker_config_from_dict,
-    masker_config_to_dict,
 )
+from sparse_attention_hub.sparse_attention.research_config import ResearchAttentionConfig
 
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
 MicroMetricLogger.register_metric(DENSITY_METRIC, float)
 MicroMetricLogger.register_metric(OUTPUT_ERROR_METRIC, float)
 
+#: ``hook(inputs, mask)``, called with the mask of every ``custom_attention`` call.
+MaskHook = Callable[[AttentionInputs, Mask], None]
+
+__all__ = [
+    "DENSITY_METRIC",
+    "OUTPUT_ERROR_METRIC",
+    "MaskHook",
+    "ResearchAttention",
+    "ResearchAttentionConfig",
+    "dense_reference_output",
+    "relative_l2_error",
+]
+
 
 @dataclasses.dataclass
-class ResearchAttentionConfig:
-    """The ordered masker configs of one sparse-attention method (empty = dense control).
+class _HookHandle:
+    """Removes a mask hook again (``handle.remove()``)."""
 
-    ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}``, which
-    ``from_dict`` reads back (JSON/YAML-able, used for fingerprints).
-    """
+    hooks: list[MaskHook]
+    hook: MaskHook
 
-    masker_configs: list[MaskerConfig] = dataclasses.field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.masker_configs, MaskerConfig) or not isinstance(
-            self.masker_configs, Sequence
-        ):
-            raise TypeError(
-                "ResearchAttentionConfig.masker_configs must be a list of masker configs, "
-                f"got {type(self.masker_configs).__name__}"
-            )
-        self.masker_configs = list(self.masker_configs)
-        classes = [masker_class(c) for c in self.masker_configs]  # TypeError if unknown
-        sampling = [cls.name for cls in classes if cls.is_sampling]
-        if len(sampling) > 1:
-            raise ValueError(
-                "ResearchAttentionConfig.masker_configs may hold at most one sampling masker, "
-                f"got {len(sampling)}: {sampling}"
-            )
-
-    def to_dict(self) -> dict[str, list[dict[str, dict[str, Any]]]]:
-        """``{"maskers": [{name: {param: value}}, ...]}``."""
-        return {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResearchAttentionConfig:
-        """Inverse of :meth:`to_dict`; ValueError naming what is wrong."""
-        if not isinstance(data, Mapping) or set(data) - {"maskers"}:
-            raise ValueError(
-                f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}}, got {data!r}'
-            )
-        entries = data.get("maskers") or []
-        if not isinstance(entries, list):
-            raise ValueError(f'"maskers" must be a list, got {type(entries).__name__}')
-        configs = []
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, Mapping) or len(entry) != 1:
-                raise ValueError(
-                    f"maskers[{i}] must be a one-key mapping {{name: params}}, got {entry!r}"
-                )
-            ((name, params),) = entry.items()
-            configs.append(masker_config_from_dict(name, params))
-        return cls(configs)
-
-
-@dataclasses.dataclass(frozen=True)
-class _CallOptions:
-    """What ``custom_attention`` takes out of its ``kwargs`` before the maskers see them."""
-
-    layer_idx: int | None
-    sinks: torch.Tensor | None
-    return_weights: bool
-
-    @classmethod
-    def pop_from(cls, module: torch.nn.Module | None, kwargs: dict[str, Any]) -> _CallOptions:
-        """Pop ``layer_idx`` (else ``module.layer_idx``), ``s_aux`` / ``sinks``,
-        ``output_attentions`` and any stray ``score_cache`` from ``kwargs`` (in place)."""
-        layer_idx = kwargs.pop("layer_idx", None)
-        if layer_idx is None:
-            layer_idx = getattr(module, "layer_idx", None)
-        sinks = kwargs.pop("s_aux", None)
-        if sinks is None:
-            sinks = kwargs.pop("sinks", None)
-        return_weights = bool(kwargs.pop("output_attentions", False))
-        kwargs.pop("score_cache", None)
-        return cls(layer_idx, sinks, return_weights)
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
 
 
 class ResearchAttention:
-    """Simulated sparse attention: maskers build a mask, masked attention applies it."""
+    """Simulated sparse attention: maskers build a mask, masked attention applies it.
+
+    Attributes:
+        maskers: the masker chain, in order.
+        states: the per-layer masker states of the current request.
+    """
 
     def __init__(self, maskers: Sequence[Masker]) -> None:
-        sampling = [type(m).__name__ for m in maskers if m.is_sampling]
-        if len(sampling) > 1:
-            raise ValueError(f"at most one sampling masker is allowed, got {sampling}")
+        check_one_sampling([type(m) for m in maskers])
         self.maskers = list(maskers)
+        self.states = MaskerStates()
+        self._stateful = any(m.is_stateful for m in self.maskers)
+        self._mask_hooks: list[MaskHook] = []
 
     @classmethod
     def create_from_config(cls, config: ResearchAttentionConfig) -> ResearchAttention:
@@ -135,116 +101,114 @@ class ResearchAttention:
             )
         return cls([create_masker(c) for c in config.masker_configs])
 
-    def build_mask(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        **kwargs: Any,
-    ) -> Mask:
+    def new_request(self) -> MaskerStates:
+        """Fresh masker states for a new request (a new KV cache); returns them."""
+        self.states = MaskerStates()
+        return self.states
+
+    def register_mask_hook(self, hook: MaskHook) -> _HookHandle:
+        """Call ``hook(inputs, mask)`` with the mask of every later call; ``.remove()`` it."""
+        self._mask_hooks.append(hook)
+        return _HookHandle(self._mask_hooks, hook)
+
+    @contextmanager
+    def record_masks(self) -> Iterator[list[tuple[int | None, Mask]]]:
+        """Collect ``(layer_idx, mask)`` of every call inside the ``with`` block."""
+        masks: list[tuple[int | None, Mask]] = []
+        handle = self.register_mask_hook(
+            lambda inputs, mask: masks.append((inputs.layer_idx, mask))
+        )
+        try:
+            yield masks
+        finally:
+            handle.remove()
+
+    def build_mask(self, inputs: AttentionInputs) -> Mask:
         """The (B, H, Q, K) mask of the masker chain, starting from an empty mask.
 
-        With no maskers it is the full mask (dense attention).
+        With no maskers it is the full mask (dense attention). Stateful maskers get their
+        state for this layer in ``inputs.state``.
         """
-        shape = (queries.shape[0], queries.shape[1], queries.shape[2], keys.shape[2])
+        shape = inputs.mask_shape
         if not self.maskers:
-            return Mask.create_full(shape, device=queries.device)
-        mask = Mask.create_empty(shape, device=queries.device)
+            return Mask.create_full(shape, device=inputs.queries.device)
+        mask = Mask.create_empty(shape, device=inputs.queries.device)
         for masker in self.maskers:
-            mask = masker.add_mask(
-                keys,
-                queries,
-                values,
-                attention_mask,
-                scaling,
-                dropout,
-                sparse_meta_data,
-                mask,
-                **kwargs,
-            )
+            masker_inputs = inputs
+            if self._stateful and masker.is_stateful:
+                state = self.states.read(masker, inputs)  # type: ignore[arg-type]
+                masker_inputs = dataclasses.replace(inputs, state=state)
+            mask = masker.add_mask(masker_inputs, mask)
         return mask
 
     def custom_attention(
         self,
         module: torch.nn.Module | None,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any] | None,
+        scaling: float | None = None,
+        dropout: float = 0.0,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Sparse attention with the HF attention-interface shapes.
+        """Sparse attention with transformers' attention-interface signature.
 
         Args:
-            module: the attention module or None (the GQA group then comes from the shapes).
-            queries: (B, H, Q, D); keys, values: (B, Hkv, K, D).
+            module: the attention module or None.
+            query: (B, H, Q, D); key, value: (B, Hkv, K, D).
             attention_mask: None, bool (True = may attend) or additive, broadcastable to
                 (B, H, Q, K).
             scaling: score scale (None = 1 / sqrt(D)).
             dropout: attention dropout probability (0 in evaluation).
-            sparse_meta_data: per-request state for the maskers (fresh per question; None
-                means a throw-away dict).
-            kwargs: ``layer_idx`` (else ``module.layer_idx``), ``s_aux`` / ``sinks`` (per-head
-                sink logits), ``output_attentions`` (return the weights), model extras.
+            kwargs: ``layer_idx`` (else ``module.layer_idx``), ``query_start`` (absolute
+                position of the first query; else the first of ``position_ids``, which waits
+                for the device, so the adapter passes it), ``output_attentions`` (return the
+                weights), ``s_aux`` / ``sinks`` (per-head sink logits) and other model extras,
+                kept in ``AttentionInputs.extras``.
 
         Returns:
             (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) or None).
         """
-        options = _CallOptions.pop_from(module, kwargs)
-        if sparse_meta_data is None:
-            sparse_meta_data = {}
-        cache = ScoreCache()
-        mask = self.build_mask(
-            queries,
-            keys,
-            values,
-            attention_mask,
-            scaling,
-            dropout,
-            sparse_meta_data,
-            layer_idx=options.layer_idx,
-            score_cache=cache,
-            **kwargs,
+        return_weights = bool(kwargs.pop("output_attentions", False))
+        layer_idx = kwargs.pop("layer_idx", None)
+        if layer_idx is None:
+            layer_idx = getattr(module, "layer_idx", None)
+        query_start = kwargs.pop("query_start", None)
+        positions = kwargs.get("position_ids")
+        if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
+            query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
+        inputs = AttentionInputs(
+            query, key, value, attention_mask, scaling, dropout, layer_idx, query_start, kwargs
         )
-        scores = cache.get(queries, keys, scaling, attention_mask)
+        mask = self.build_mask(inputs)
+        for hook in self._mask_hooks:
+            hook(inputs, mask)
+        scores = inputs.exact_scores()
         out, weights = masked_attention(
-            queries,
-            keys,
-            values,
+            query,
+            key,
+            value,
             mask,
-            scaling=scaling,
-            sinks=options.sinks,
+            sinks=inputs.sinks,
             dropout=dropout,
-            return_weights=options.return_weights,
+            return_weights=return_weights,
             scores=scores,
         )
-        self._log_metrics(mask, out, queries, keys, values, scores, options)
+        self._log_metrics(mask, out, inputs)
         return out, weights
 
     @staticmethod
-    def _log_metrics(
-        mask: Mask,
-        out: torch.Tensor,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        scores: torch.Tensor,
-        options: _CallOptions,
-    ) -> None:
+    def _log_metrics(mask: Mask, out: torch.Tensor, inputs: AttentionInputs) -> None:
         """Log density and output error, each only when enabled (the error costs a dense pass)."""
         logger = MicroMetricLogger()
-        metadata = {"layer_idx": options.layer_idx}
+        metadata = {"layer_idx": inputs.layer_idx}
         if logger.is_metric_enabled(DENSITY_METRIC):
             logger.log(DENSITY_METRIC, mask.density(), metadata)
         if logger.is_metric_enabled(OUTPUT_ERROR_METRIC):
-            dense = dense_reference_output(queries, keys, values, scores, options.sinks)
+            dense = dense_reference_output(
+                inputs.queries, inputs.keys, inputs.values, inputs.exact_scores(), inputs.sinks
+            )
             logger.log(OUTPUT_ERROR_METRIC, relative_l2_error(out, dense), dict(metadata))
 
     def __repr__(self) -> str:

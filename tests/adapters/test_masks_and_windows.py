@@ -39,7 +39,7 @@ def _spy(adapter: ModelAdapterHF, monkeypatch: pytest.MonkeyPatch) -> list[dict[
         mask = args[1]  # (value, attention_mask, ...)
         seen.append(
             {
-                "layer": kw["layer_idx"],
+                "layer": module.layer_idx,
                 "q": query.shape[2],
                 "k": key.shape[2],
                 "mask": None if mask is None else mask.clone(),

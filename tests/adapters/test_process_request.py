@@ -193,3 +193,11 @@ def test_bpe_token_across_the_boundary(llama_adapter: ModelAdapterHF, fed_ids: S
             add_generation_prompt=True,
         )
         assert fed_fresh[i] == tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_generated_ids_per_question_are_in_the_metadata(llama_adapter: ModelAdapterHF) -> None:
+    out = llama_adapter.process_request(Request(CONTEXT, QUESTIONS[:2]), {"max_new_tokens": 4})
+    for answer, meta in zip(out.responses, out.metadata, strict=True):
+        ids = meta["generated_ids"]
+        assert len(ids) == meta["generated_tokens"] and all(isinstance(i, int) for i in ids)
+        assert llama_adapter.tokenizer.decode(ids, skip_special_tokens=True) == answer

@@ -60,14 +60,12 @@ def test_research_attention_calls_per_token_equal_layers(
 ) -> None:
     llama_adapter.set_sparse_attention_config(small_window())
     research = llama_adapter.research_attention
-    seen: list[tuple[int, dict[str, Any]]] = []  # (layer_idx, sparse_meta_data)
+    seen: list[tuple[int, Any]] = []  # (layer_idx, the masker states of the call)
     real = research.custom_attention
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append((kwargs["layer_idx"], kwargs["sparse_meta_data"]))
-        kwargs["sparse_meta_data"].setdefault("steps", 0)
-        kwargs["sparse_meta_data"]["steps"] += 1
-        return real(*args, **kwargs)
+    def spy(module: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((module.layer_idx, research.states))
+        return real(module, *args, **kwargs)
 
     monkeypatch.setattr(research, "custom_attention", spy)
     out = llama_adapter.process_request(Request(CONTEXT, QUESTIONS[:2]), {"max_new_tokens": 6})
@@ -76,12 +74,11 @@ def test_research_attention_calls_per_token_equal_layers(
     assert generated == 12  # no EOS from this prompt: one forward per generated token
     assert len(seen) == layers * generated
     assert {layer for layer, _ in seen} == set(range(layers))
-    first, second = seen[0][1], seen[-1][1]
-    # One fresh sparse_meta_data per question, shared by all its steps and layers.
-    assert first is not second
-    assert all(meta is first for _, meta in seen[: layers * 6])
-    assert all(meta is second for _, meta in seen[layers * 6 :])
-    assert first["steps"] == second["steps"] == layers * 6
+    # One set of masker states per request (it follows the KV cache), shared by its questions.
+    first = seen[0][1]
+    assert all(states is first for _, states in seen)
+    llama_adapter.process_request(Request(CONTEXT, QUESTIONS[0]), {"max_new_tokens": 2})
+    assert seen[-1][1] is not first
 
 
 def test_dense_config_never_calls_research_attention(llama_adapter: ModelAdapterHF) -> None:

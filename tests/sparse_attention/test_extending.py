@@ -5,7 +5,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from sparse_attention_hub.sparse_attention import Mask, ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention import (
+    AttentionInputs,
+    Mask,
+    ResearchAttention,
+    ResearchAttentionConfig,
+)
 from sparse_attention_hub.sparse_attention.maskers import (
     MaskerConfig,
     SinkMaskerConfig,
@@ -39,7 +44,8 @@ def test_a_key_norm_top_k_masker_is_a_few_lines(scratch_registry):
         def size(self):
             return self.config.heavy_size
 
-        def score(self, queries, keys, values, attention_mask, scaling, sparse_meta_data, **kw):
+        def score(self, inputs):
+            queries, keys = inputs.queries, inputs.keys
             b, h, q, _ = queries.shape
             norms = keys.norm(dim=-1).repeat_interleave(h // keys.shape[1], dim=1)  # (B, H, K)
             return norms.unsqueeze(2).expand(b, h, q, keys.shape[2])  # (B, H, Q, K)
@@ -55,7 +61,7 @@ def test_a_key_norm_top_k_masker_is_a_few_lines(scratch_registry):
     keys[0, 0, :, 0] = torch.tensor([9.0, 1.0, 5.0, 2.0, 7.0, 3.0])
     queries, values = torch.randn(1, 2, 1, 4), torch.randn(1, 1, 6, 4)
     mask = ResearchAttention.create_from_config(cfg).build_mask(
-        queries, keys, values, None, None, 0.0, {}
+        AttentionInputs(queries, keys, values)
     )
     # the sink takes key 0 (norm 9); the two largest norms left are keys 4 and 2
     assert mask.render(0, 0) == mask.render(0, 1) == "#.#.#."

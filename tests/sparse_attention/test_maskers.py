@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparse_attention_hub.sparse_attention import (
+    AttentionInputs,
     Mask,
     ResearchAttention,
     ResearchAttentionConfig,
@@ -40,7 +41,7 @@ def qkv(b, h, h_kv, q, k, d=4, seed=0):
 
 def add(config, q, k, v, previous, attention_mask=None):
     masker = create_masker(config)
-    return masker.add_mask(k, q, v, attention_mask, None, 0.0, {}, previous, layer_idx=0)
+    return masker.add_mask(AttentionInputs(q, k, v, attention_mask, layer_idx=0), previous)
 
 
 def expected_sink_local(q_len, k_len, sink, window):
@@ -82,7 +83,7 @@ def test_sink_plus_local_equals_hand_built_mask(q_len, k_len, sink, window):
     attn = ResearchAttention.create_from_config(
         ResearchAttentionConfig([SinkMaskerConfig(sink), LocalMaskerConfig(window)])
     )
-    mask = attn.build_mask(q, k, v, None, None, 0.0, {})
+    mask = attn.build_mask(AttentionInputs(q, k, v))
     expected = expected_sink_local(q_len, k_len, sink, window).expand(2, 4, q_len, k_len)
     assert torch.equal(mask.to_dense(), expected), mask.render()
 
@@ -101,7 +102,7 @@ def test_oracle_top_k_at_least_k_is_dense_attention():
         attn = ResearchAttention.create_from_config(
             ResearchAttentionConfig([OracleTopKConfig(heavy)])
         )
-        out, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, {})
+        out, _ = attn.custom_attention(None, q, k, v, None, None, 0.0)
         torch.testing.assert_close(out, dense, atol=1e-6, rtol=0)
 
 
@@ -199,7 +200,7 @@ def test_random_sampling_output_is_an_unbiased_estimate_of_dense_attention():
     outs, unweighted = [], []
     for seed in range(seeds):
         torch.manual_seed(seed)
-        mask = attn.build_mask(q, k, v, None, None, 0.0, {})
+        mask = attn.build_mask(AttentionInputs(q, k, v))
         outs.append(masked_attention(q, k, v, mask)[0])
         binary = Mask.from_dense((mask.to_dense() > 0).float())
         unweighted.append(masked_attention(q, k, v, binary)[0])
@@ -293,7 +294,7 @@ def test_any_chain_gives_finite_attention_with_the_right_shape(problem, chain):
     q, k, v, _, bias = problem
     attn = ResearchAttention.create_from_config(ResearchAttentionConfig(chain))
     out, weights = attn.custom_attention(
-        None, q, k, v, bias, None, 0.0, {}, layer_idx=0, output_attentions=True
+        None, q, k, v, bias, None, 0.0, layer_idx=0, output_attentions=True
     )
     b, h, q_len, d = q.shape
     assert out.shape == (b, q_len, h, d) and torch.isfinite(out).all()

@@ -46,7 +46,7 @@ def test_empty_masker_list_is_dense_attention_through_the_same_path():
     bias = torch.zeros(2, 1, 3, 16)
     bias[1, ..., :4] = float("-inf")
     attn = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
-    out, weights = attn.custom_attention(None, q, k, v, bias, None, 0.0, {})
+    out, weights = attn.custom_attention(None, q, k, v, bias, None, 0.0)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, enable_gqa=True)
     torch.testing.assert_close(out, expected.transpose(1, 2), atol=1e-5, rtol=0)
     assert weights is None
@@ -57,7 +57,7 @@ def test_output_shape_dtype_weights_and_layer_idx_from_module():
     module = torch.nn.Module()
     module.layer_idx = 3  # type: ignore[assignment]
     out, weights = sparse_attention().custom_attention(
-        module, q.half(), k.half(), v.half(), None, 0.5, 0.0, {}, output_attentions=True
+        module, q.half(), k.half(), v.half(), None, 0.5, 0.0, output_attentions=True
     )
     assert out.shape == (1, 2, 4, 8) and out.dtype == torch.float16
     assert weights is not None and weights.shape == (1, 4, 2, 16)
@@ -68,21 +68,21 @@ def test_output_shape_dtype_weights_and_layer_idx_from_module():
 def test_s_aux_sinks_are_used():
     q, k, v = qkv()
     attn = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
-    plain, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, {})
-    sunk, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, {}, s_aux=torch.full((4,), 3.0))
+    plain, _ = attn.custom_attention(None, q, k, v, None, None, 0.0)
+    sunk, _ = attn.custom_attention(None, q, k, v, None, None, 0.0, s_aux=torch.full((4,), 3.0))
     assert sunk.norm() < plain.norm()
 
 
 def test_metrics_are_logged_with_layer_idx(metric_logger, tmp_path):
     metric_logger.configure_logging(tmp_path, enabled_metrics=METRICS)
     q, k, v = qkv()
-    out, _ = sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=5)
+    out, _ = sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, layer_idx=5)
     metric_logger.flush()
     frame = load_micro_metrics(tmp_path)
     values = dict(zip(frame["metric"], frame["value"], strict=True))
     assert set(values) == set(METRICS) and list(frame["layer_idx"]) == [5, 5]
     assert values[ra.DENSITY_METRIC] == pytest.approx(7 / 16)
-    dense, _ = ResearchAttention([]).custom_attention(None, q, k, v, None, None, 0.0, {})
+    dense, _ = ResearchAttention([]).custom_attention(None, q, k, v, None, None, 0.0)
     expected = float((out - dense).norm() / dense.norm())
     assert values[ra.OUTPUT_ERROR_METRIC] == pytest.approx(expected, rel=1e-4)
     assert 0 < expected < 1
@@ -108,13 +108,13 @@ def test_no_dense_pass_and_no_metric_work_when_metrics_are_disabled(
     attention_calls = count_calls(monkeypatch, "masked_attention")
     q, k, v = qkv()
     attn = sparse_attention()
-    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    attn.custom_attention(None, q, k, v, None, None, 0.0, layer_idx=0)
     assert dense_calls == [] and len(attention_calls) == 1
     metric_logger.enable_metrics(None)
-    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    attn.custom_attention(None, q, k, v, None, None, 0.0, layer_idx=0)
     assert dense_calls == [] and len(attention_calls) == 2
     metric_logger.enable_metrics(METRICS)
-    attn.custom_attention(None, q, k, v, None, None, 0.0, {}, layer_idx=0)
+    attn.custom_attention(None, q, k, v, None, None, 0.0, layer_idx=0)
     assert len(dense_calls) == 1
     metric_logger.flush()
     assert list(load_micro_metrics(tmp_path)["metric"]).count(ra.DENSITY_METRIC) == 2
@@ -132,7 +132,7 @@ def test_scores_are_computed_once_per_call(monkeypatch):
 
     monkeypatch.setattr(attention_module, "attention_scores", counting)
     q, k, v = qkv()
-    sparse_attention().custom_attention(None, q, k, v, None, None, 0.0, {})
+    sparse_attention().custom_attention(None, q, k, v, None, None, 0.0)
     assert len(calls) == 1
 
 
@@ -149,7 +149,7 @@ def test_sink_local_attention_equals_sdpa_with_the_same_boolean_mask(h, h_kv):
     attn = ResearchAttention.create_from_config(
         ResearchAttentionConfig([SinkMaskerConfig(sink), LocalMaskerConfig(window)])
     )
-    out, _ = attn.custom_attention(None, q, k, v, causal[None, None], None, 0.0, {}, layer_idx=0)
+    out, _ = attn.custom_attention(None, q, k, v, causal[None, None], None, 0.0, layer_idx=0)
     expected = F.scaled_dot_product_attention(
         q, k, v, attn_mask=(pattern & causal)[None, None], enable_gqa=h != h_kv
     )

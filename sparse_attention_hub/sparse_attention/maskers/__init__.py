@@ -1,7 +1,8 @@
 """Maskers: each adds entries to the mask built so far (see ``base`` and ``registry``).
 
 Importing this package registers the built-in maskers under their short names:
-``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``. Sizes given as an
+``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``. Maskers from
+outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
 """
@@ -9,11 +10,13 @@ on every call (at least 1 token).
 from sparse_attention_hub.sparse_attention.maskers.base import (
     Masker,
     MaskerConfig,
+    check_one_sampling,
     check_probability,
     check_size,
     resolve_size,
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import (
+    ENTRY_POINT_GROUP,
     available_maskers,
     create_masker,
     describe_maskers,
@@ -21,7 +24,9 @@ from sparse_attention_hub.sparse_attention.maskers.registry import (
     masker_config_from_dict,
     masker_config_to_dict,
     register_masker,
+    resolve_masker,
 )
+from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker
 
 # isort: off
@@ -41,6 +46,7 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
 # isort: on
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "LocalMasker",
     "LocalMaskerConfig",
     "Masker",
@@ -53,8 +59,10 @@ __all__ = [
     "RandomSamplingMaskerConfig",
     "SinkMasker",
     "SinkMaskerConfig",
+    "StatefulMasker",
     "TopKMasker",
     "available_maskers",
+    "check_one_sampling",
     "check_probability",
     "check_size",
     "create_masker",
@@ -63,5 +71,6 @@ __all__ = [
     "masker_config_from_dict",
     "masker_config_to_dict",
     "register_masker",
+    "resolve_masker",
     "resolve_size",
 ]

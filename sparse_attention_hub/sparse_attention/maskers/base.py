@@ -6,18 +6,19 @@ dataclass that validates itself.
 
 Sizes (``sink_size``, ``window_size``, ``heavy_size``, ...) are given either as an ``int``,
 a number of tokens, or as a ``float`` in (0, 1], a fraction of the key length K. A fraction is
-resolved on every call against the K of that call, rounded down but at least 1 token.
+resolved on every call against the K of that call, rounded down but at least 1 token
+(position-based maskers resolve it against the sequence length ``inputs.sequence_length``,
+which is K on full-attention layers and more on sliding-window layers).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
-import torch
-
-from sparse_attention_hub.sparse_attention.attention import ScoreCache, attention_scores
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 
 Size = int | float
@@ -69,11 +70,23 @@ class MaskerConfig:
     """Base of masker configs: frozen, picklable, validated in ``__post_init__``."""
 
 
+def check_one_sampling(classes: Sequence[type[Masker]]) -> None:
+    """ValueError unless at most one of the masker ``classes`` is a sampling masker (p < 1):
+    the 1/p weights of two samplers would not compose into an unbiased estimate."""
+    sampling = [cls.name or cls.__name__ for cls in classes if cls.is_sampling]
+    if len(sampling) > 1:
+        raise ValueError(
+            f"a masker list may hold at most one sampling masker, got {len(sampling)}: {sampling}"
+        )
+
+
 class Masker(ABC):
     """Base class of maskers. Register a subclass with ``@register_masker(name, description)``.
 
     Subclasses set ``config_class`` and implement :meth:`add_mask`; maskers that rank keys by
-    a score and keep the top k derive from :class:`~.topk.TopKMasker` and only write a score.
+    a score and keep the top k derive from :class:`~.topk.TopKMasker` and only write
+    ``score(inputs)``; maskers that keep per-key state derive from
+    :class:`~.stateful.StatefulMasker`.
     """
 
     config_class: ClassVar[type[MaskerConfig]] = MaskerConfig
@@ -82,6 +95,8 @@ class Masker(ABC):
     description: ClassVar[str] = ""
     #: True for maskers whose entries have p < 1 (at most one per ResearchAttention).
     is_sampling: ClassVar[bool] = False
+    #: True for maskers with per-layer state (``StatefulMasker``).
+    is_stateful: ClassVar[bool] = False
 
     def __init__(self, config: MaskerConfig) -> None:
         if not isinstance(config, self.config_class):
@@ -97,63 +112,14 @@ class Masker(ABC):
         return cls(config)
 
     @abstractmethod
-    def add_mask(
-        self,
-        keys: torch.Tensor,
-        queries: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        previous_mask: Mask,
-        **kwargs: Any,
-    ) -> Mask:
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """A new mask: ``previous_mask`` plus this masker's entries.
 
         Args:
-            keys, values: (B, Hkv, K, D).
-            queries: (B, H, Q, D).
-            attention_mask: None, bool or additive, broadcastable to (B, H, Q, K).
-            scaling: score scale (None = 1 / sqrt(D)).
-            dropout: the attention dropout (maskers normally ignore it).
-            sparse_meta_data: per-request state; key it by ``kwargs["layer_idx"]``.
+            inputs: the call's queries (B, H, Q, D), keys and values (B, Hkv, K, D), attention
+                mask, scaling, layer, positions, shared exact scores and this masker's state.
             previous_mask: (B, H, Q, K), never modified.
-            kwargs: ``layer_idx``, ``score_cache`` (a :class:`ScoreCache`) and model kwargs.
         """
-
-    @staticmethod
-    def scores(
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        scaling: float | None,
-        attention_mask: torch.Tensor | None,
-        kwargs: dict[str, Any],
-    ) -> torch.Tensor:
-        """The exact (B, H, Q, K) fp32 scores, shared through ``kwargs["score_cache"]``.
-
-        Read only: never write into the returned tensor.
-        """
-        cache = kwargs.get("score_cache")
-        if isinstance(cache, ScoreCache):
-            return cache.get(queries, keys, scaling, attention_mask)
-        return attention_scores(queries, keys, scaling, attention_mask)
-
-    @staticmethod
-    def allowed_keys(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:
-        """Bool, broadcastable to (B, H, Q, K): keys the attention mask lets a query see
-        (True, or an additive value above the dtype's minimum); None when all are allowed."""
-        if attention_mask is None:
-            return None
-        mask = attention_mask[..., :n_keys]
-        if mask.dtype == torch.bool:
-            return mask
-        return mask > torch.finfo(mask.dtype).min
-
-    @staticmethod
-    def mask_shape(queries: torch.Tensor, keys: torch.Tensor) -> tuple[int, int, int, int]:
-        """(B, H, Q, K) for queries (B, H, Q, D) and keys (B, Hkv, K, D)."""
-        return (queries.shape[0], queries.shape[1], queries.shape[2], keys.shape[2])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -6,10 +6,10 @@ An upper bound for approximate top-k methods (HashAttention, Quest, ...): it rea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig, Size, check_size
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker
@@ -35,15 +35,6 @@ class OracleTopK(TopKMasker):
     def size(self) -> Size:
         return self.config.heavy_size
 
-    def score(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        sparse_meta_data: dict[Any, Any],
-        **kwargs: Any,
-    ) -> torch.Tensor:
+    def score(self, inputs: AttentionInputs) -> torch.Tensor:
         """(B, H, Q, K) exact fp32 scores (shared with the final softmax)."""
-        return self.scores(queries, keys, scaling, attention_mask, kwargs)
+        return inputs.exact_scores()

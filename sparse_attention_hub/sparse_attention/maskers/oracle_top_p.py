@@ -8,10 +8,10 @@ every key with non-zero probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import (
     Masker,
@@ -38,24 +38,13 @@ class OracleTopPMasker(Masker):
     config_class = OracleTopPMaskerConfig
     config: OracleTopPMaskerConfig
 
-    def add_mask(
-        self,
-        keys: torch.Tensor,
-        queries: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        previous_mask: Mask,
-        **kwargs: Any,
-    ) -> Mask:
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus the minimal set of keys reaching ``top_p`` mass per row."""
-        shape = self.mask_shape(queries, keys)
+        shape = inputs.mask_shape
         top_p = float(self.config.top_p)
         if previous_mask.is_full_flag or top_p == 0.0 or shape[3] == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
-        scores = self.scores(queries, keys, scaling, attention_mask, kwargs)
+            return previous_mask.merge(Mask.create_empty(shape, device=inputs.keys.device))
+        scores = inputs.exact_scores()
         probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)  # (B, H, Q, K)
         active = previous_mask.active()
         if active is None:

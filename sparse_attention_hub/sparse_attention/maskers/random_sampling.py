@@ -13,10 +13,10 @@ generator (seed it with ``torch.manual_seed`` for reproducible runs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import (
     Masker,
@@ -47,25 +47,14 @@ class RandomSamplingMasker(Masker):
     config: RandomSamplingMaskerConfig
     is_sampling = True
 
-    def add_mask(
-        self,
-        keys: torch.Tensor,
-        queries: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        previous_mask: Mask,
-        **kwargs: Any,
-    ) -> Mask:
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus sampled keys at p = sampling_rate; active entries stay."""
-        shape = self.mask_shape(queries, keys)
+        shape = inputs.mask_shape
         rate = float(self.config.sampling_rate)
         if previous_mask.is_full_flag:
-            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
-        drawn = torch.rand(shape, device=keys.device) < rate  # (B, H, Q, K)
-        allowed = self.allowed_keys(attention_mask, shape[3])
+            return previous_mask.merge(Mask.create_empty(shape, device=inputs.keys.device))
+        drawn = torch.rand(shape, device=inputs.keys.device) < rate  # (B, H, Q, K)
+        allowed = inputs.allowed_keys()
         if allowed is not None:  # keys the attention mask forbids are never sampled
             drawn &= allowed
         active = previous_mask.active()

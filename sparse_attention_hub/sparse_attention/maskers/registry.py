@@ -1,30 +1,33 @@
 """The masker registry: short name -> masker class, filled by the ``@register_masker`` decorator.
 
 Configs travel as ``{name: {param: value}}`` dicts (JSON/YAML-able, used for fingerprints),
-e.g. ``{"sink": {"sink_size": 128}}``. Adding a masker is one file::
+e.g. ``{"sink": {"sink_size": 128}}``. A name is one of:
 
-    @dataclass(frozen=True)
-    class MyConfig(MaskerConfig):
-        heavy_size: int | float
+- a registered short name (the built-ins, and any module that used ``@register_masker``);
+- an import path ``"my_package.my_module:MyMasker"``, imported when first looked up (in the
+  parent for validation and again in each worker process); an undecorated class is then
+  registered under that path;
+- the name of a Python entry point in the group ``sparse_attention_hub.maskers`` of an
+  installed distribution (so ``sah list maskers`` shows installed plugins).
 
-    @register_masker("my_method", "One line on what it keeps.")
-    class MyMasker(TopKMasker):
-        config_class = MyConfig
-        def size(self):
-            return self.config.heavy_size  # tokens, or a fraction of K
-        def score(self, queries, keys, values, attention_mask, scaling, sparse_meta_data, **kw):
-            ...  # (B, H, Q, K) scores; the template keeps the top heavy_size new keys
-
-and importing that module registers it (tests/sparse_attention/test_extending.py does this).
+Adding a masker is one file (see the README): a frozen config dataclass and a class registered
+with ``@register_masker(name, description)``, usually a ``TopKMasker`` that writes only
+``score(inputs)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from sparse_attention_hub.plugins import is_import_path, load_entry_points, load_import_path
 from sparse_attention_hub.sparse_attention.maskers.base import Masker, MaskerConfig
+
+#: The entry-point group installed plugins declare their maskers in.
+ENTRY_POINT_GROUP = "sparse_attention_hub.maskers"
 
 _BY_NAME: dict[str, type[Masker]] = {}
 _BY_CONFIG: dict[type[MaskerConfig], type[Masker]] = {}
@@ -52,9 +55,64 @@ def register_masker(name: str, description: str) -> Callable[[M], M]:
     return decorate
 
 
+def _adopt(name: str, obj: object, source: str) -> type[Masker]:
+    """Register ``obj`` (found as ``source`` ``name``) under ``name``: a class registered
+    before keeps its own name and gets ``name`` as an alias."""
+    if not (isinstance(obj, type) and issubclass(obj, Masker)) or obj.config_class is MaskerConfig:
+        raise ValueError(f"{source} {name!r} is {obj!r}, not a Masker subclass with a config_class")
+    if _BY_CONFIG.get(obj.config_class) is obj:
+        _BY_NAME.setdefault(name, obj)
+        return obj
+    doc = (obj.__doc__ or "").strip().splitlines()
+    return register_masker(name, doc[0] if doc else obj.__qualname__)(obj)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_entry_points(search_path: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The installed masker entry points, scanned once per ``sys.path``."""
+    return load_entry_points(ENTRY_POINT_GROUP)
+
+
+def _load_entry_points() -> dict[str, str]:
+    """Register every installed masker entry point; returns the errors of broken ones."""
+    loaded, failed = _scan_entry_points(tuple(sys.path))
+    failed = dict(failed)
+    for name, obj in loaded.items():
+        try:
+            _adopt(name, obj, f"entry point of group {ENTRY_POINT_GROUP!r}")
+        except ValueError as exc:
+            failed[name] = str(exc)
+    return failed
+
+
+def resolve_masker(name: str) -> type[Masker]:
+    """The masker class of a short name, an import path or an installed entry point.
+
+    Raises:
+        ValueError: an unknown name (listing the known ones), or an import path or entry
+            point that does not load (with the import error).
+    """
+    cls = _BY_NAME.get(name)
+    if cls is not None:
+        return cls
+    if is_import_path(name):
+        return _adopt(name, load_import_path(name, "masker"), "import path")
+    failed = _load_entry_points()
+    cls = _BY_NAME.get(name)
+    if cls is not None:
+        return cls
+    if name in failed:
+        raise ValueError(failed[name])
+    raise ValueError(
+        f"unknown masker {name!r}; known maskers: {', '.join(available_maskers())}; "
+        "or name a class by import path 'package.module:Class'"
+    )
+
+
 def available_maskers() -> list[str]:
-    """Registered short names, in registration order."""
-    return list(_BY_NAME)
+    """Registered short names (installed entry points included), in registration order."""
+    _load_entry_points()
+    return [name for name, cls in _BY_NAME.items() if cls.name == name]
 
 
 def masker_class(config: MaskerConfig) -> type[Masker]:
@@ -80,9 +138,7 @@ def masker_config_from_dict(name: str, params: Mapping[str, Any] | None = None) 
         ValueError: unknown name (listing the known ones), unknown or missing parameters
             (naming them), or a bad value (the config names the field).
     """
-    cls = _BY_NAME.get(name)
-    if cls is None:
-        raise ValueError(f"unknown masker {name!r}; known maskers: {', '.join(_BY_NAME)}")
+    cls = resolve_masker(name)
     params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise ValueError(f"parameters of masker {name!r} must be a mapping, got {params!r}")
@@ -111,15 +167,20 @@ def masker_config_to_dict(config: MaskerConfig) -> dict[str, dict[str, Any]]:
 
 
 def describe_maskers() -> list[tuple[str, str, str]]:
-    """(name, parameters, description) of every registered masker, for ``sah list maskers``."""
+    """(name, parameters, description) of every registered masker, for ``sah list maskers``;
+    each parameter reads ``name: type = default`` (or ``(required)``)."""
     rows = []
-    for name, cls in _BY_NAME.items():
+    for name in available_maskers():
+        cls = _BY_NAME[name]
         params = []
         for f in dataclasses.fields(cls.config_class):
-            kind = str(f.type).replace("Size", "int tokens | float fraction of K")
-            text = f"{f.name}: {kind}"
+            kind = f.type.__name__ if isinstance(f.type, type) else str(f.type)
+            kind = kind.replace("Size", "int tokens | float fraction of K")
             if f.default is not dataclasses.MISSING:
-                text += f" = {f.default!r}"
-            params.append(text)
+                params.append(f"{f.name}: {kind} = {f.default!r}")
+            elif f.default_factory is not dataclasses.MISSING:
+                params.append(f"{f.name}: {kind} = {f.default_factory()!r}")
+            else:
+                params.append(f"{f.name}: {kind} (required)")
         rows.append((name, ", ".join(params), cls.description))
     return rows

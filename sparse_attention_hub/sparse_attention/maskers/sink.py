@@ -1,4 +1,7 @@
-"""Attention sinks (StreamingLLM): every query attends to the first ``sink_size`` keys.
+"""Attention sinks (StreamingLLM): every query attends to the first ``sink_size`` tokens.
+
+The sinks are the tokens at absolute positions 0 .. sink_size - 1; on a sliding-window layer
+that no longer caches them (``inputs.key_offset >= sink_size``) the masker adds nothing.
 
 sink_size=2, Q=3, K=8
 ##......
@@ -9,10 +12,10 @@ sink_size=2, Q=3, K=8
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import (
     Masker,
@@ -41,24 +44,14 @@ class SinkMasker(Masker):
     config_class = SinkMaskerConfig
     config: SinkMaskerConfig
 
-    def add_mask(
-        self,
-        keys: torch.Tensor,
-        queries: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        previous_mask: Mask,
-        **kwargs: Any,
-    ) -> Mask:
-        """``previous_mask`` with keys [0, sink_size) active in every (B, H, Q) row."""
-        shape = self.mask_shape(queries, keys)
-        size = resolve_size(self.config.sink_size, shape[3])
-        if size >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=keys.device))
-        if size == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
-        where = torch.arange(shape[3], device=keys.device) < size  # (K,)
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
+        """``previous_mask`` with the keys at absolute positions [0, sink_size) active in every
+        (B, H, Q) row (on a sliding-window layer they may no longer be cached: then none)."""
+        shape, offset, device = inputs.mask_shape, inputs.key_offset, inputs.keys.device
+        size = resolve_size(self.config.sink_size, inputs.sequence_length)
+        if offset == 0 and size >= shape[3]:
+            return previous_mask.merge(Mask.create_full(shape, device=device))
+        if size <= offset:
+            return previous_mask.merge(Mask.create_empty(shape, device=device))
+        where = torch.arange(shape[3], device=device) < size - offset  # (K,)
         return previous_mask.with_active(where)

@@ -10,10 +10,10 @@ with p = 1. Keys the attention mask forbids (score -inf) are never added.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
 
 import torch
 
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import Masker, Size, resolve_size
 
@@ -26,40 +26,18 @@ class TopKMasker(Masker):
         """How many keys to add per row: int tokens or a float fraction of K."""
 
     @abstractmethod
-    def score(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        sparse_meta_data: dict[Any, Any],
-        **kwargs: Any,
-    ) -> torch.Tensor:
+    def score(self, inputs: AttentionInputs) -> torch.Tensor:
         """(B, H, Q, K) scores, higher = keep; -inf = never keep. Read only for the caller."""
 
-    def add_mask(
-        self,
-        keys: torch.Tensor,
-        queries: torch.Tensor,
-        values: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        scaling: float | None,
-        dropout: float,
-        sparse_meta_data: dict[Any, Any],
-        previous_mask: Mask,
-        **kwargs: Any,
-    ) -> Mask:
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus the top-k scoring inactive keys of every row (see module)."""
-        shape = self.mask_shape(queries, keys)
+        shape = inputs.mask_shape
         k = resolve_size(self.size(), shape[3])
         if previous_mask.is_full_flag or k == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=keys.device))
+            return previous_mask.merge(Mask.create_empty(shape, device=inputs.keys.device))
         if k >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=keys.device))
-        scores = self.score(
-            queries, keys, values, attention_mask, scaling, sparse_meta_data, **kwargs
-        )
+            return previous_mask.merge(Mask.create_full(shape, device=inputs.keys.device))
+        scores = self.score(inputs)
         active = previous_mask.active()
         if active is not None:
             scores = torch.where(active, float("-inf"), scores)  # (B, H, Q, K), a new tensor

@@ -1,0 +1,83 @@
+"""``ResearchAttentionConfig``: the ordered masker configs of one sparse-attention method."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sparse_attention_hub.sparse_attention.maskers import (
+    MaskerConfig,
+    check_one_sampling,
+    masker_class,
+    masker_config_from_dict,
+    masker_config_to_dict,
+    resolve_masker,
+)
+
+
+@dataclasses.dataclass
+class ResearchAttentionConfig:
+    """The ordered masker configs of one sparse-attention method (empty = dense control).
+
+    ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}``, which
+    ``from_dict`` reads back (JSON/YAML-able, used for fingerprints). Pickling keeps each
+    masker's registry name, so a worker process resolves import-path and entry-point maskers
+    again before it rebuilds the config.
+    """
+
+    masker_configs: list[MaskerConfig] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.masker_configs, MaskerConfig) or not isinstance(
+            self.masker_configs, Sequence
+        ):
+            raise TypeError(
+                "ResearchAttentionConfig.masker_configs must be a list of masker configs, "
+                f"got {type(self.masker_configs).__name__}"
+            )
+        self.masker_configs = list(self.masker_configs)
+        try:
+            check_one_sampling(
+                [masker_class(c) for c in self.masker_configs]
+            )  # TypeError if unknown
+        except ValueError as exc:
+            raise ValueError(f"ResearchAttentionConfig.masker_configs: {exc}") from None
+
+    def masker_names(self) -> list[str]:
+        """The registry name of each masker, in order."""
+        return [masker_class(c).name for c in self.masker_configs]
+
+    def to_dict(self) -> dict[str, list[dict[str, dict[str, Any]]]]:
+        """``{"maskers": [{name: {param: value}}, ...]}``."""
+        return {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResearchAttentionConfig:
+        """Inverse of :meth:`to_dict`; ValueError naming what is wrong."""
+        if not isinstance(data, Mapping) or set(data) - {"maskers"}:
+            raise ValueError(
+                f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}}, got {data!r}'
+            )
+        entries = data.get("maskers") or []
+        if not isinstance(entries, list):
+            raise ValueError(f'"maskers" must be a list, got {type(entries).__name__}')
+        configs = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, Mapping) or len(entry) != 1:
+                raise ValueError(
+                    f"maskers[{i}] must be a one-key mapping {{name: params}}, got {entry!r}"
+                )
+            ((name, params),) = entry.items()
+            configs.append(masker_config_from_dict(name, params))
+        return cls(configs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unpickle, (self.masker_names(), self.masker_configs))
+
+
+def _unpickle(names: list[str], configs: list[MaskerConfig]) -> ResearchAttentionConfig:
+    """Resolve every masker name in this process (import paths, entry points), then rebuild."""
+    for name in names:
+        resolve_masker(name)
+    return ResearchAttentionConfig(configs)
