@@ -21,12 +21,13 @@ path and the import error.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from sparse_attention_hub.plugins import load_import_path
 
 if TYPE_CHECKING:
     from sparse_attention_hub.benchmarks.base import Benchmark
@@ -68,23 +69,10 @@ def is_import_path(name: object) -> bool:
 
 def import_target(target: str) -> Any:
     """The object a ``"module.path:Name"`` target names; BenchmarkImportError if it cannot."""
-    module_path, _, attribute = target.partition(":")
-    if not module_path or not attribute:
-        raise BenchmarkImportError(
-            f"benchmark import path {target!r} must look like 'module.path:ClassName'"
-        )
     try:
-        module = importlib.import_module(module_path)
-    except Exception as exc:
-        raise BenchmarkImportError(
-            f"cannot import benchmark {target!r}: {type(exc).__name__}: {exc}"
-        ) from exc
-    value = getattr(module, attribute, None)
-    if value is None:
-        raise BenchmarkImportError(
-            f"cannot import benchmark {target!r}: module {module_path} has no {attribute!r}"
-        )
-    return value
+        return load_import_path(target, "benchmark")
+    except ValueError as exc:
+        raise BenchmarkImportError(str(exc)) from exc.__cause__
 
 
 def load_plugins() -> None:

@@ -29,7 +29,7 @@ from sparse_attention_hub.testing import make_tiny_model
 
 from .conftest import CONTEXT, QUESTIONS, long_context
 
-TEST_MASKER = "sparse_attention_hub.testing.maskers:KeyMaxTopK"
+TEST_MASKER = "tests.support.maskers:KeyMaxTopK"
 GEN = {"max_new_tokens": 5}
 WINDOW = 32  # the prompts are ~90 tokens; a question plus its answer fit in it
 
@@ -139,7 +139,7 @@ def test_context_cache_rollback_truncates_states_and_a_reset_clears_them(
 ) -> None:
     from sparse_attention_hub.adapters.context_cache import ContextCache
     from sparse_attention_hub.sparse_attention import AttentionInputs
-    from sparse_attention_hub.testing.maskers import KeyMaxTopK, KeyMaxTopKConfig
+    from tests.support.maskers import KeyMaxTopK, KeyMaxTopKConfig
 
     model = law_adapter.model
     ids = law_adapter.tokenizer(long_context(3))["input_ids"]

@@ -21,7 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     SinkMaskerConfig,
     create_masker,
 )
-from sparse_attention_hub.testing.maskers import KeyMaxTopK, KeyMaxTopKConfig
+from tests.support.maskers import KeyMaxTopK, KeyMaxTopKConfig
 
 
 def qkv(h=4, h_kv=2, q=2, k=10, d=8, seed=0):

@@ -4,7 +4,7 @@ Not registered on import. Name it by import path (that also exercises the regist
 lookup), e.g. in a study YAML::
 
     sparse_configs:
-      key_max: [{"sparse_attention_hub.testing.maskers:KeyMaxTopK": {heavy_size: 4}}]
+      key_max: [{"tests.support.maskers:KeyMaxTopK": {heavy_size: 4}}]
 
 The state of a layer is max_d |k_d| of every key, (B, Hkv, K): built once from all keys,
 extended with each new key, truncated with the KV cache. If the state ever went out of step
