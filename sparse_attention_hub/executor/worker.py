@@ -119,12 +119,17 @@ def worker_main(
 
 
 def _start_up(settings: WorkerSettings) -> Any:
-    """Import torch and the cell runner (what can fail in a broken environment)."""
+    """Import torch, the benchmark suite and the cell runner (what can fail in a broken
+    environment)."""
     import torch
 
     if settings.gpu_id is None and settings.num_threads:
         torch.set_num_threads(settings.num_threads)
 
+    # what every cell needs, imported before the worker says it is ready: a cell's time (and
+    # the scheduler's view of it) is then the cell's own work
+    import sparse_attention_hub.benchmarks.base  # pandas and the run loop
+    import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
     from sparse_attention_hub.executor.worker_cell import CellRunner
 
     return CellRunner(settings)
