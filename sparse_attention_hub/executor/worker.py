@@ -1,12 +1,12 @@
 """The worker process: a persistent loop that runs one cell at a time and keeps its model.
 
 A worker is started with the spawn method and sees only its own GPU (CUDA_VISIBLE_DEVICES is
-in its environment before torch can initialise CUDA). It talks to the scheduler over one pipe:
+in its environment before torch can initialise CUDA). It talks to the scheduler over one pipe,
+with the messages of :mod:`.protocol`.
 
 SIGINT is ignored (the parent owns Ctrl-C); SIGTERM ends the running cell cleanly (logger
 flushed, error.txt written) and the process exits. If the parent dies, the worker is killed
-at once on Linux (PR_SET_PDEATHSIG), elsewhere within a second (a polling thread). The
-protocol's message types are in :mod:`.protocol`.
+at once on Linux (PR_SET_PDEATHSIG), elsewhere within a second (a polling thread).
 """
 
 from __future__ import annotations
