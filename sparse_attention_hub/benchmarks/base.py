@@ -1,6 +1,6 @@
 """The Benchmark base class: rows in one schema in, a scored cell directory out.
 
-Adding a benchmark is one folder ``benchmark/<name>/``: a subclass of :class:`Benchmark` with
+Adding a benchmark is one folder ``benchmarks/<name>/``: a subclass of :class:`Benchmark` with
 ``load_datasets`` (the loader) and ``post_run_evaluate`` (a pure scorer), decorated with
 ``@register_benchmark("<name>")``, a README, and a ``"<name>": "module:Class"`` line in the
 registry's built-in table so it resolves without being imported first.

@@ -3,7 +3,7 @@
 Order of writes in a cell directory (all through :mod:`sparse_attention_hub.cell_store`):
 ``config.json`` first (what is being run), then per request the MicroMetricLogger's events
 (flushed) and one batch of ``predictions.jsonl`` lines (fsynced: the resume log), then
-``raw_results.csv``, an update of ``config.json``, and ``metrics.json`` last, atomically.
+``raw_results.csv``, and ``metrics.json`` last, atomically.
 A stale ``metrics.json`` is removed before anything runs, so the file marks completion. On
 resume, metric events of requests whose predictions were not saved are dropped (they run
 again), so a resumed cell has exactly the events of an uninterrupted run.
@@ -321,7 +321,7 @@ def _open_cell(
         cell_store.drop_rows(log_path, torn)
         done = {row: record for row, record in done.items() if row not in set(torn)}
     cell_store.keep_requests(result_dir, {int(r["request_index"]) for r in done.values()})
-    cell_store.update_config(result_dir, **run_config, adapter=adapter.describe(), completed=False)
+    cell_store.update_config(result_dir, **run_config, adapter=adapter.describe())
     return done
 
 
@@ -369,10 +369,9 @@ def _answer_pending(
 
 
 def _close_cell(bench: Benchmark, result_dir: Path, results: pd.DataFrame) -> dict[str, Any]:
-    """Write raw_results.csv, score, mark config.json completed, write metrics.json last."""
+    """Write raw_results.csv, score, write metrics.json last (it marks the cell complete)."""
     cell_store.write_raw_results(result_dir, csv_ready(results))
     metrics = {**bench.post_run_evaluate(results), **_summary(results)}
-    cell_store.update_config(result_dir, completed=True)
     metrics = cell_store.write_metrics(result_dir, metrics)
     logger.info("%s: overall_score %s", bench.benchmark_name, metrics.get("overall_score"))
     return metrics

@@ -39,7 +39,6 @@ from sparse_attention_hub.cell_store import (
     STALE,
     CellState,
     cell_status,
-    disk_error_line,
     is_disk_error,
     move_to_stale,
 )
@@ -63,7 +62,7 @@ from sparse_attention_hub.executor.summary import (
     build_summary,
     scheduling_stats,
     split_outcomes,
-    write_summary,
+    write_tables,
 )
 from sparse_attention_hub.executor.validation import (
     ExecutorConfigError,
@@ -359,7 +358,7 @@ class BenchmarkExecutor:
                 {o.cell_id: o.seconds for _, o in report.outcomes},
             ),
         )
-        disk_error = report.disk_error or self._write_tables(summary)
+        disk_error = report.disk_error or write_tables(self.base_result_dir, summary)
         self._info(
             "done: %d complete, %d failed, %d skipped, %d model loads in %.1fs",
             len(results), len(failures), len(skipped), report.model_loads, wall,
@@ -376,22 +375,6 @@ class BenchmarkExecutor:
             interrupted=self._stop_signal is not None,
             disk_error=disk_error,
         )
-
-    def _write_tables(self, summary: dict[str, Any]) -> str | None:
-        """Write execution_summary.json and results.csv; on a disk error say so in one line
-        and return it (the cells' own files are what a rerun resumes from)."""
-        from sparse_attention_hub.executor.results import write_results_csv
-
-        try:
-            write_summary(self.base_result_dir, summary)
-            write_results_csv(self.base_result_dir)
-        except OSError as exc:
-            if not is_disk_error(exc):
-                raise
-            line = disk_error_line(exc)
-            log.error("%s", line)
-            return line
-        return None
 
     def _info(self, message: str, *args: Any) -> None:
         if self.verbose:

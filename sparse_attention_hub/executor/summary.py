@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from sparse_attention_hub.cell_store import ERROR_FILE, recorded_seconds, write_json_atomic
+from sparse_attention_hub.cell_store import (
+    ERROR_FILE,
+    disk_error_line,
+    is_disk_error,
+    recorded_seconds,
+    write_json_atomic,
+)
 from sparse_attention_hub.executor.config import (
     BenchmarkFailure,
     BenchmarkResult,
@@ -16,6 +23,8 @@ from sparse_attention_hub.executor.config import (
 from sparse_attention_hub.executor.protocol import CellOutcome, CellTask
 
 SUMMARY_FILE = "execution_summary.json"
+
+log = logging.getLogger(__name__)
 
 
 def versions() -> dict[str, str | None]:
@@ -191,6 +200,23 @@ def write_summary(base_dir: str | Path, summary: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, summary)
     return path
+
+
+def write_tables(base_dir: str | Path, summary: dict[str, Any]) -> str | None:
+    """Write execution_summary.json and results.csv. On a disk error, log one line and return
+    it (the cells' own files are what a rerun resumes from); other errors raise."""
+    from sparse_attention_hub.executor.results import write_results_csv
+
+    try:
+        write_summary(base_dir, summary)
+        write_results_csv(base_dir)
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        line = disk_error_line(exc)
+        log.error("%s", line)
+        return line
+    return None
 
 
 def scheduling_stats(

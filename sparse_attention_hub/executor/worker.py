@@ -1,12 +1,12 @@
 """The worker process: a persistent loop that runs one cell at a time and keeps its model.
 
 A worker is started with the spawn method and sees only its own GPU (CUDA_VISIBLE_DEVICES is
-in its environment before torch can initialise CUDA). It talks to the scheduler over one pipe:
+in its environment before torch can initialise CUDA). It talks to the scheduler over one pipe,
+with the messages of :mod:`.protocol`.
 
 SIGINT is ignored (the parent owns Ctrl-C); SIGTERM ends the running cell cleanly (logger
 flushed, error.txt written) and the process exits. If the parent dies, the worker is killed
-at once on Linux (PR_SET_PDEATHSIG), elsewhere within a second (a polling thread). The
-protocol's message types are in :mod:`.protocol`.
+at once on Linux (PR_SET_PDEATHSIG), elsewhere within a second (a polling thread).
 """
 
 from __future__ import annotations
@@ -119,12 +119,17 @@ def worker_main(
 
 
 def _start_up(settings: WorkerSettings) -> Any:
-    """Import torch and the cell runner (what can fail in a broken environment)."""
+    """Import torch, the benchmark suite and the cell runner (what can fail in a broken
+    environment)."""
     import torch
 
     if settings.gpu_id is None and settings.num_threads:
         torch.set_num_threads(settings.num_threads)
 
+    # what every cell needs, imported before the worker says it is ready: a cell's time (and
+    # the scheduler's view of it) is then the cell's own work
+    import sparse_attention_hub.benchmarks.base  # pandas and the run loop
+    import sparse_attention_hub.sparse_attention  # noqa: F401  (registers its metrics)
     from sparse_attention_hub.executor.worker_cell import CellRunner
 
     return CellRunner(settings)

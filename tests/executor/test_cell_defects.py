@@ -75,7 +75,7 @@ def _lines(path: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [2])  # more seeds, more kill points (about 30 s each)
 def test_kill_9_at_a_random_point_then_resume_equals_an_uninterrupted_run(
     seed: int, baseline: Path, tiny_model_dir: str, tmp_path: Path
 ) -> None:

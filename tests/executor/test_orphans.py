@@ -47,7 +47,7 @@ def test_a_worker_killed_mid_cell_leaks_no_semaphore(tmp_path: Path, tiny_model_
     worker killed with it made the parent's resource tracker warn at exit."""
     base = tmp_path / "results"
     study = subprocess.Popen(
-        [sys.executable, str(HERE / "study_script.py"), str(base), tiny_model_dir],
+        [sys.executable, str(HERE / "study_script.py"), str(base), tiny_model_dir, "dense"],
         stderr=subprocess.PIPE,
         text=True,
     )

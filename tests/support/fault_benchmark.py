@@ -129,13 +129,12 @@ class FaultInjectionBenchmark(Benchmark):
             extra.update(self._act(subset, cell))
         rows["predicted_answer"] = ""
         rows.insert(0, "row_id", range(len(rows)))
-        cell_store.update_config(cell, benchmark=self.describe(), completed=False)
         cell_store.append_predictions(
             cell / cell_store.PREDICTIONS_FILE,
             [{"row_id": 0, "request_index": 0, "predicted_answer": ""}],
         )
         cell_store.write_raw_results(cell, rows.drop(columns=["context"]))
-        cell_store.update_config(cell, completed=True)
+        cell_store.update_config(cell, benchmark=self.describe())
         metrics = {**self.post_run_evaluate(rows), **extra, "num_rows": len(rows)}
         metrics = cell_store.write_metrics(cell, metrics)
         if "crash_after_metrics" in self.subsets_to_run:
