@@ -51,6 +51,11 @@ def hub_offline() -> bool:
     )
 
 
+def hub_endpoint() -> str | None:
+    """HF_ENDPOINT, read now (None: huggingface_hub's default, https://huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or None
+
+
 def hub_cache_dir() -> Path:
     """The HuggingFace hub cache, as huggingface_hub finds it (HF_HUB_CACHE, HF_HOME)."""
     if os.environ.get("HF_HUB_CACHE"):
@@ -111,7 +116,7 @@ class HubProbe:
             RevisionNotFoundError,
         )
 
-        api = HfApi()
+        api = HfApi(endpoint=hub_endpoint())
         fetch = api.dataset_info if repo_type == "dataset" else api.model_info
         try:
             return fetch(repo, revision=revision, timeout=self.timeout), None
@@ -138,7 +143,9 @@ class HubProbe:
         from huggingface_hub import get_hf_file_metadata, hf_hub_url
         from huggingface_hub.errors import HfHubHTTPError
 
-        url = hf_hub_url(repo, filename, repo_type=repo_type, revision=revision)
+        url = hf_hub_url(
+            repo, filename, repo_type=repo_type, revision=revision, endpoint=hub_endpoint()
+        )
         try:
             get_hf_file_metadata(url, timeout=self.timeout)
         except HfHubHTTPError:
