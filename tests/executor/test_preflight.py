@@ -7,7 +7,6 @@ local cache laid out as huggingface_hub writes it.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -19,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from sparse_attention_hub.benchmarks import create_benchmark_instance
-from sparse_attention_hub.cli import main
 from sparse_attention_hub.benchmarks.data_needs import HUB_DATASET, HUB_FILE, LOCAL, DataNeed
+from sparse_attention_hub.cli import main
 from sparse_attention_hub.executor import (
     AdapterConfig,
     BenchmarkConfig,
