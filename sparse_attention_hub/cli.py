@@ -133,16 +133,22 @@ def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
     """``--dry-run``: print the plan; otherwise run. Executor input errors name the file."""
     from sparse_attention_hub.executor.config import WorkerStartupError
     from sparse_attention_hub.executor.lock import BaseDirLocked
+    from sparse_attention_hub.executor.preflight import PreflightError
     from sparse_attention_hub.experiment import ExperimentError
     from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
 
     try:
         if args.dry_run:
             _write(format_plan(spec, plan_experiment(spec)))
+            if spec.executor.preflight:
+                _dry_run_preflight(spec)
             return 0
         return _run_and_report(spec, args, what)
     except ExperimentError:
         raise
+    except PreflightError as exc:  # the list is the message: one item per line
+        sys.stderr.write(f"sah: error: {spec.source}: {exc}\n")
+        return 2
     except BaseDirLocked as exc:  # another run on the same result_dir
         raise ValueError(f"{spec.source}: {exc}") from exc
     except WorkerStartupError as exc:  # its summary is written; nothing more ran
@@ -166,6 +172,15 @@ def _execute(spec: Any, args: argparse.Namespace, what: str) -> int:
             f"{spec.source}: result_dir {spec.result_dir}: {exc.strerror or exc}"
             + (f" ({exc.filename})" if exc.filename else "")
         ) from exc
+
+
+def _dry_run_preflight(spec: Any) -> None:
+    """Print the preflight report after the plan; raise PreflightError if something is missing."""
+    from sparse_attention_hub.experiment.runner import format_preflight, preflight_experiment
+
+    report = preflight_experiment(spec)
+    _write("\n" + format_preflight(report))
+    report.raise_if_problems()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

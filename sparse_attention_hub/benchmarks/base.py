@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from sparse_attention_hub.benchmarks.run_loop import run_cell
+from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_configs, local_need
+from sparse_attention_hub.benchmarks.run_loop import ProgressCallback, run_cell
 from sparse_attention_hub.benchmarks.schema import REQUIRED_COLUMNS, check_columns
 
 if TYPE_CHECKING:
@@ -133,6 +134,20 @@ class Benchmark(ABC):
             return {"local_source": str(self.data_dir.resolve())}
         return {"dataset_id": self.huggingface_dataset_id, "revision": None}
 
+    def data_needs(self) -> list[DataNeed]:
+        """The data the selected subsets read, for a check before anything runs.
+
+        The default: with ``data_dir``, each subset's local files (checked now); else each
+        subset as a config of ``huggingface_dataset_id``; a benchmark without either needs
+        nothing. Benchmarks that read other files override it.
+        """
+        if self.data_dir is not None:
+            return [local_need(self.data_dir, subset) for subset in self.subsets_to_run]
+        if self.huggingface_dataset_id is None:
+            return []
+        revision = getattr(self, "revision", None)
+        return hub_configs(self.huggingface_dataset_id, list(self.subsets_to_run), revision)
+
     def request_overrides(self, task: str) -> dict[str, Any]:
         """request_kwargs this benchmark sets for the rows of ``task``; they win over the caller's.
 
@@ -172,6 +187,7 @@ class Benchmark(ABC):
         request_kwargs: dict[str, Any] | None = None,
         show_progress: bool | None = None,
         on_phase: Callable[[str], None] | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Run every (remaining) row through ``adapter`` and write the cell at ``result_dir``.
 
@@ -181,7 +197,8 @@ class Benchmark(ABC):
         limits the run to the first N rows. Rows already in ``predictions.jsonl`` are skipped.
         The caller's dicts are never mutated. ``show_progress=None`` shows a progress bar
         unless ``SAH_PROGRESS=0``. ``on_phase(name)`` is told each phase as it starts
-        (``"dataset"``, ``"run"``). Returns the metrics dict also written to metrics.json.
+        (``"dataset"``, ``"run"``); ``on_progress(done, total, generated_tokens)`` after
+        each request (and once before the first), in requests of this cell. Returns the metrics dict also written to metrics.json.
         """
         return run_cell(
             self,
@@ -191,6 +208,7 @@ class Benchmark(ABC):
             request_kwargs,
             show_progress,
             on_phase,
+            on_progress,
         )
 
     def __repr__(self) -> str:

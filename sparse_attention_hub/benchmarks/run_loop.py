@@ -9,7 +9,10 @@ resume, metric events of requests whose predictions were not saved are dropped (
 again), so a resumed cell has exactly the events of an uninterrupted run.
 
 The loop reports its phases through ``on_phase``: ``"dataset"`` while the benchmark prepares
-and loads its rows, ``"run"`` from then on (the executor categorises failures by phase).
+and loads its rows, ``"run"`` from then on (the executor categorises failures by phase). It
+reports its progress through ``on_progress(done, total, generated_tokens)``: requests of the
+cell answered (resumed ones included) out of all, and tokens generated in this run so far;
+once before the first request and after each one (the caller throttles).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ PHASE_RUN = "run"
 TOKEN_FIELDS = ("context_tokens", "truncated_tokens", "question_tokens", "generated_tokens")
 TIMING_FIELDS = ("prefill_seconds", "decode_seconds")
 
+
+#: ``on_progress(requests_done, requests_total, generated_tokens)``
+ProgressCallback = Callable[[int, int, int], None]
 
 #: Base of the per-request seed of torch's RNG (see :func:`seed_request`).
 REQUEST_SEED = 0
@@ -334,12 +340,14 @@ def _answer_pending(
     kwargs: tuple[dict[str, Any], dict[str, Any]],
     result_dir: Path,
     show_progress: bool | None,
+    on_progress: ProgressCallback | None = None,
 ) -> None:
     """Run every request with unanswered rows, appending to the log and to ``done``.
 
     A request's metric events are flushed before its predictions are appended: once a
     prediction is saved, so are its events.
     """
+    report = on_progress or (lambda done, total, tokens: None)
     from sparse_attention_hub.metric_logging import MicroMetricLogger
 
     gen, req = kwargs
@@ -359,6 +367,8 @@ def _answer_pending(
     )
     metric_logger = MicroMetricLogger()
     by_id = rows_by_id(rows) if has_follow_ups(bench) else None
+    requests_done, generated = len(groups) - len(todo), 0
+    report(requests_done, len(groups), generated)
     for group, pending in bar:
         records = _answer_group(adapter, group, pending, gen, req, tasks)
         if by_id is not None:
@@ -366,6 +376,9 @@ def _answer_pending(
         metric_logger.flush()
         cell_store.append_predictions(result_dir / cell_store.PREDICTIONS_FILE, records)
         done.update({int(rec["row_id"]): rec for rec in records})
+        requests_done += 1
+        generated += sum(int(rec.get("generated_tokens") or 0) for rec in records)
+        report(requests_done, len(groups), generated)
 
 
 def _close_cell(bench: Benchmark, result_dir: Path, results: pd.DataFrame) -> dict[str, Any]:
@@ -385,6 +398,7 @@ def run_cell(
     request_kwargs: dict[str, Any] | None,
     show_progress: bool | None,
     on_phase: Callable[[str], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """See :meth:`Benchmark.run_benchmark`."""
     report = on_phase or (lambda phase: None)
@@ -406,5 +420,7 @@ def run_cell(
     }
     groups = group_rows(rows, bench.request_overrides)
     done = _open_cell(adapter, result_dir, run_config, groups)
-    _answer_pending(bench, adapter, rows, groups, done, (gen, req), result_dir, show_progress)
+    _answer_pending(
+        bench, adapter, rows, groups, done, (gen, req), result_dir, show_progress, on_progress
+    )
     return _close_cell(bench, result_dir, build_results(rows, done))

@@ -4,6 +4,7 @@
 
 Modules: ``config`` (dataclasses), ``matrix`` (expansion, fingerprints), ``validation``,
 ``scheduling`` and ``worker``/``worker_cell`` (processes; ``protocol`` holds the messages),
+``preflight`` and ``hub_check`` (models and data resolved before any worker starts),
 ``progress``, ``summary``, ``lock``, ``signals``, ``results`` (the results table).
 """
 
@@ -20,6 +21,7 @@ from sparse_attention_hub.executor.config import (
     sanitize_model_name,
 )
 from sparse_attention_hub.executor.executor import BenchmarkExecutor
+from sparse_attention_hub.executor.preflight import PreflightError
 from sparse_attention_hub.executor.validation import ExecutorConfigError
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "ExecutionProgress",
     "ExecutionResults",
     "ExecutorConfigError",
+    "PreflightError",
     "WorkerStartupError",
     "sanitize_model_name",
 ]

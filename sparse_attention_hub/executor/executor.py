@@ -10,6 +10,8 @@
     )
 
 Flow: validate everything (one error listing every problem) -> expand the matrix into stubs ->
+preflight: every model and dataset resolved once in the parent (:mod:`.preflight`; one
+:class:`PreflightError` listing every missing item, before any worker starts) ->
 skip complete cells, move stale ones into ``stale/<timestamp>/`` -> run the rest on persistent
 worker processes (:mod:`.scheduling`, :mod:`.worker`) -> write ``execution_summary.json`` and
 ``results.csv`` at the base directory. Ctrl-C or SIGTERM stops the workers, writes the
@@ -54,7 +56,8 @@ from sparse_attention_hub.executor.config import (
 )
 from sparse_attention_hub.executor.lock import BaseDirLock
 from sparse_attention_hub.executor.matrix import expand_matrix
-from sparse_attention_hub.executor.progress import ProgressReporter
+from sparse_attention_hub.executor.preflight import PreflightReport, preflight
+from sparse_attention_hub.executor.progress import DEFAULT_PROGRESS_INTERVAL, ProgressReporter
 from sparse_attention_hub.executor.protocol import CellOutcome, CellTask, WorkerSettings
 from sparse_attention_hub.executor.scheduling import Scheduler, SchedulerReport
 from sparse_attention_hub.executor.signals import StopOnSignals
@@ -70,6 +73,7 @@ from sparse_attention_hub.executor.validation import (
     kwargs_problems,
     matrix_problems,
     metric_problems,
+    run_option_problems,
     shared_directory_problems,
 )
 
@@ -100,6 +104,10 @@ class BenchmarkExecutor:
             again in the same run. Exceptions and timeouts are not retried (an exception is
             usually deterministic; a hang would burn another timeout); rerunning the matrix
             retries every failed cell.
+        preflight: before any worker starts, resolve every model and dataset once (hub with
+            a short timeout, local cache, local files); a missing one raises PreflightError.
+        progress_interval: seconds between the progress log lines of each running cell when
+            stderr is not a terminal (on a terminal the bar shows it live).
     """
 
     def __init__(
@@ -116,6 +124,8 @@ class BenchmarkExecutor:
         sampling_factor: float = 1.0,
         enabled_metrics: str | list[str] | None = None,
         max_retries: int = 1,
+        preflight: bool = True,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     ) -> None:
         problems = executor_settings_problems(
             gpu_ids,
@@ -125,6 +135,7 @@ class BenchmarkExecutor:
             max_records,
             sampling_factor,
         )
+        problems += run_option_problems(preflight, progress_interval)
         if problems:
             raise ExecutorConfigError(problems)
         self.gpu_ids: list[int] = list(gpu_ids or [])
@@ -139,6 +150,8 @@ class BenchmarkExecutor:
         self.sampling_factor = float(sampling_factor)
         self.enabled_metrics = enabled_metrics
         self.max_retries = max_retries
+        self.preflight = preflight
+        self.progress_interval = float(progress_interval)
         self._stop_signal: str | None = None
         self._startup_error: str | None = None
         self._workers: list[WorkerSettings] = []
@@ -213,6 +226,18 @@ class BenchmarkExecutor:
         )  # fmt: skip
         return [(stub, self._state(stub).status) for stub in stubs]
 
+    def preflight_matrix(
+        self,
+        model_names: list[str],
+        benchmark_configs: list[BenchmarkConfig],
+        adapter_config: AdapterConfig,
+        skip_models: dict[str, str] | None = None,
+    ) -> PreflightReport:
+        """Resolve every model and dataset of the matrix once (see :mod:`.preflight`); runs
+        nothing, raises nothing for a missing item (the report lists it). Call it after
+        plan_matrix, which validates the arguments."""
+        return preflight(model_names, benchmark_configs, adapter_config, skip_models=skip_models)
+
     # -- running -----------------------------------------------------------------------------
     def run_benchmark_matrix(
         self,
@@ -229,6 +254,14 @@ class BenchmarkExecutor:
             model_names, sparse_attention_configs, benchmark_configs, adapter_config,
             generation_kwargs, request_kwargs,
         )  # fmt: skip
+        if self.preflight and any(status != COMPLETE for _, status in plan):
+            report = self.preflight_matrix(model_names, benchmark_configs, adapter_config)
+            report.raise_if_problems()
+            self._info(
+                "preflight: %d models and datasets found in %.1f s",
+                len(report.lines),
+                report.seconds,
+            )
         Path(self.base_result_dir).mkdir(parents=True, exist_ok=True)
         with BaseDirLock(self.base_result_dir):
             states = [(stub, self._state(stub)) for stub, _ in plan]  # now that we hold the dir
@@ -254,7 +287,13 @@ class BenchmarkExecutor:
         )
         models = {stub.model_folder for stub, _ in plan}
         prefix = f"{models.pop()}/" if len(models) == 1 else ""
-        progress = ProgressReporter(len(plan), len(skipped), self.verbose, strip_prefix=prefix)
+        progress = ProgressReporter(
+            len(plan),
+            len(skipped),
+            self.verbose,
+            strip_prefix=prefix,
+            interval=self.progress_interval,
+        )
         for _, outcome in unmovable:
             progress.on_event("finished", {}, outcome)
         report = SchedulerReport()
@@ -316,6 +355,8 @@ class BenchmarkExecutor:
             max_retries=self.max_retries,
             should_stop=lambda: self._stop_signal is not None,
             on_event=progress.on_event,
+            on_progress=progress.on_progress,
+            on_tick=progress.tick,
             required_files=self.required_result_files if self.result_file_validation else (),
         )
         return scheduler.run()

@@ -2,6 +2,8 @@
 
     parent -> worker   ("run", CellTask) | ("stop",)
     worker -> parent   ("ready", pid) | ("started", cell_id) | ("finished", CellOutcome)
+                       | ("progress", cell_id, requests_done, requests_total, tokens_per_s)
+                         (a few times a second at most; see cell_progress.py)
                        | ("startup_failed", traceback)  (then it exits)
 
 Everything here pickles; this module imports neither side, so both import it.

@@ -100,6 +100,8 @@ class Scheduler:
         should_stop: Callable[[], bool],
         on_event: Callable[[str, dict[int, str], CellOutcome | None], None] | None = None,
         required_files: tuple[str, ...] | None = None,
+        on_progress: Callable[[str, int, int, float], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.pending = sorted(stubs, key=lambda s: -(s.estimated_cost or 0.0))
         self.settings = worker_settings
@@ -108,6 +110,8 @@ class Scheduler:
         self.should_stop = should_stop
         self.required_files = required_files  # None: never trust a dead worker's cell
         self.on_event = on_event or (lambda kind, running, outcome: None)
+        self.on_progress = on_progress or (lambda cell, done, total, rate: None)
+        self.on_tick = on_tick or (lambda: None)
         self.context = mp.get_context("spawn")
         self.workers: dict[int, WorkerHandle] = {}
         self.attempts: dict[str, int] = {}
@@ -220,6 +224,10 @@ class Scheduler:
             handle.ready = True
             self._startup_failures = 0
             self.report.ready_at.append(time.monotonic() - self._t0)
+        elif kind == "progress" and handle.task is not None:
+            _, cell_id, done, total, rate = message
+            if cell_id == handle.task.stub.cell_id:  # not a late report of an earlier cell
+                self.on_progress(cell_id, done, total, rate)
         elif kind == "startup_failed":
             handle.startup_error = str(message[1])
         elif kind == "finished" and handle.task is not None:
@@ -364,6 +372,7 @@ class Scheduler:
                     break
                 self._dispatch()
                 self._step()
+                self.on_tick()
         finally:
             running = [h.task.stub for h in self.workers.values() if h.task is not None]
             self.report.unfinished = running + list(self.pending)

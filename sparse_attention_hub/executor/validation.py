@@ -315,3 +315,17 @@ def metric_problems(enabled_metrics: Any) -> list[str]:
     if unknown:
         return [f"enabled_metrics: unknown metric(s) {unknown}; registered: {registered}"]
     return []
+
+
+def run_option_problems(preflight: Any, progress_interval: Any) -> list[str]:
+    """The preflight switch and the seconds between progress log lines."""
+    problems = []
+    if not isinstance(preflight, bool):
+        problems.append(f"preflight={preflight!r}: must be True or False")
+    if (
+        isinstance(progress_interval, bool)
+        or not isinstance(progress_interval, (int, float))
+        or not progress_interval > 0
+    ):
+        problems.append(f"progress_interval={progress_interval!r}: must be > 0 seconds")
+    return problems

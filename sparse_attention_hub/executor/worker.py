@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Any, NoReturn
 
+from sparse_attention_hub.executor.cell_progress import ProgressSender
 from sparse_attention_hub.executor.protocol import (
     CellTask,
     WorkerSettings,
@@ -109,7 +110,7 @@ def worker_main(
                 return
             task: CellTask = message[1]
             conn.send(("started", task.stub.cell_id))
-            outcome = runner.run(task)
+            outcome = runner.run(task, ProgressSender(conn.send, task.stub.cell_id))
             conn.send(("finished", outcome))
     except WorkerTerminated:
         return

@@ -9,12 +9,13 @@ its data, ``dataset``; the rest ``other``.
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparse_attention_hub import cell_store
 from sparse_attention_hub.executor.config import (
@@ -32,6 +33,9 @@ from sparse_attention_hub.executor.protocol import (
     WorkerSettings,
     WorkerTerminated,
 )
+
+if TYPE_CHECKING:
+    from sparse_attention_hub.benchmarks.run_loop import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,15 @@ def categorize_failure(exc: BaseException, phase: str) -> str:
     return OTHER
 
 
+def _accepts(function: Any, name: str) -> bool:
+    """Whether ``function`` takes a keyword argument ``name`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 class NoModelAdapter:
     """Stands in for a model when a benchmark declares ``requires_model = False`` (the fault
     injection benchmark): scheduling tests then need no model load.
@@ -93,9 +106,14 @@ class CellRunner:
         self.adapter: Any = None
         self.model_key: tuple[str, str] | None = None
         self.phase = PHASE_SETUP
+        self.on_progress: ProgressCallback | None = None
 
-    def run(self, task: CellTask) -> CellOutcome:
-        """Run one cell; never raises except WorkerTerminated (after recording it)."""
+    def run(self, task: CellTask, on_progress: ProgressCallback | None = None) -> CellOutcome:
+        """Run one cell; never raises except WorkerTerminated (after recording it).
+
+        ``on_progress(done, total, generated_tokens)`` is passed to the benchmark's run loop.
+        """
+        self.on_progress = on_progress
         stub = task.stub
         start = time.perf_counter()
         self.phase = PHASE_SETUP
@@ -189,12 +207,16 @@ class CellRunner:
         self.phase = PHASE_MODEL
         loaded = self._ensure_adapter(stub, getattr(benchmark, "requires_model", True))
         self.phase = PHASE_RUN
+        extra: dict[str, Any] = {}
+        if self.on_progress is not None and _accepts(benchmark.run_benchmark, "on_progress"):
+            extra["on_progress"] = self.on_progress  # a plugin's own run_benchmark may not
         metrics = benchmark.run_benchmark(
             self.adapter,
             stub.result_dir,
             generation_kwargs=dict(stub.generation_kwargs),
             request_kwargs=dict(stub.request_kwargs),
             on_phase=self._set_phase,
+            **extra,
         )
         return dict(metrics or {}), loaded
 

@@ -76,6 +76,28 @@ def plan_experiment(spec: ExperimentSpec, executor: Any = None) -> list[tuple[An
     return list(executor.plan_matrix(**spec.matrix_kwargs()))
 
 
+def preflight_experiment(spec: ExperimentSpec, executor: Any = None) -> Any:
+    """The executor's preflight report for the study (``--dry-run``); tiny models not built
+    yet are listed, not checked. Call after :func:`plan_experiment` (which validates)."""
+    executor = executor or make_executor(spec, verbose=False)
+    skip = {
+        path: f"tiny {tiny.arch} model, built when the run starts"
+        for tiny, path in spec.tiny_models()
+        if not (Path(path) / "config.json").exists()
+    }
+    kwargs = spec.matrix_kwargs()
+    return executor.preflight_matrix(
+        kwargs["model_names"], kwargs["benchmark_configs"], kwargs["adapter_config"], skip
+    )
+
+
+def format_preflight(report: Any) -> str:
+    """``preflight (0.4 s): every model and dataset is there`` and one line per item."""
+    head = f"{len(report.problems)} missing" if report.problems else "every model and dataset found"
+    lines = [f"preflight ({report.seconds:.1f} s): {head}"]
+    return "\n".join(lines + [f"  {line}" for line in report.lines])
+
+
 def count_statuses(plan: list[tuple[Any, str]]) -> dict[str, int]:
     counts = Counter(status for _, status in plan)
     return {status: counts.get(status, 0) for status in (*PLAN_STATUSES, *sorted(counts))}

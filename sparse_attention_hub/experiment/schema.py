@@ -104,6 +104,8 @@ EXECUTOR_KEYS = (
     "sampling_factor",
     "max_retries",
     "enable_resumability",
+    "preflight",
+    "progress_interval",
 )
 
 
@@ -356,6 +358,7 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
         "sampling_factor", lambda v, p, s: c.number(v, p, s, low=0.0, high=1.0, low_open=True)
     )
     resumability = get("enable_resumability", c.boolean)
+    preflight = get("preflight", c.boolean)
     return ExecutorSpec(
         gpus=parse_gpus(entry.get("gpus"), "executor.gpus", src),
         max_concurrent_runs=get(
@@ -369,4 +372,8 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
         sampling_factor=1.0 if sampling is None else sampling,
         max_retries=get("max_retries", lambda v, p, s: c.integer(v, p, s, minimum=0)),
         enable_resumability=True if resumability is None else resumability,
+        preflight=True if preflight is None else preflight,
+        progress_interval=get(
+            "progress_interval", lambda v, p, s: c.number(v, p, s, low=0.0, low_open=True)
+        ),
     )

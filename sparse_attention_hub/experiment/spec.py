@@ -72,6 +72,8 @@ class ExecutorSpec:
     sampling_factor: float = 1.0
     max_retries: int | None = None
     enable_resumability: bool = True
+    preflight: bool = True  # resolve every model and dataset before any worker starts
+    progress_interval: float | None = None  # None: the executor's default (60 s)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ class ExperimentSpec:
             kwargs["timeout_per_benchmark"] = ex.timeout_per_benchmark
         if ex.max_retries is not None:
             kwargs["max_retries"] = ex.max_retries
+        if not ex.preflight:
+            kwargs["preflight"] = False
+        if ex.progress_interval is not None:
+            kwargs["progress_interval"] = ex.progress_interval
         return kwargs
 
     def sparse_attention_configs(self) -> list[tuple[str, Any]]:

@@ -120,7 +120,8 @@ def test_dry_run_lists_every_cell_and_runs_nothing(tmp_path, capsys) -> None:
     assert main(["-q", "run", str(path), "--dry-run", "--result-dir", str(out_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{path}: 6 cells: 6 pending under {out_dir}"
-    cells = [line.split() for line in out[3:]]
+    blank = out.index("")  # the plan, then the preflight report
+    cells = [line.split() for line in out[3:blank]]
     assert len(cells) == 6
     assert {(c[1], c[2], c[3]) for c in cells} == {
         (config, bench, "pending")
@@ -129,6 +130,11 @@ def test_dry_run_lists_every_cell_and_runs_nothing(tmp_path, capsys) -> None:
     }
     model = str(Path(out_dir, "tiny_models", "tiny-llama-s0"))
     assert all(c[0] == model for c in cells)
+    assert (
+        out[blank + 1].startswith("preflight (")
+        and "every model and dataset found" in out[blank + 1]
+    )
+    assert out[blank + 2 :] == [f"  model {model}: tiny llama model, built when the run starts"]
     assert not (out_dir / "tiny_models").exists()  # nothing built
     assert not list(out_dir.rglob("config.json")) if out_dir.exists() else True
 

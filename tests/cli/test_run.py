@@ -56,7 +56,8 @@ def test_failed_cells_exit_1_and_are_listed(tmp_path, capsys) -> None:
     assert main(["-q", "run", str(path)]) == 1
     assert "reusing 1 finished cell(s) of 2" in capsys.readouterr().out
     assert main(["-q", "run", str(path), "--dry-run"]) == 0
-    plan = {line.split()[2]: line.split()[3] for line in capsys.readouterr().out.splitlines()[3:]}
+    out = capsys.readouterr().out.splitlines()
+    plan = {line.split()[2]: line.split()[3] for line in out[3 : out.index("")]}
     assert plan["fault_injection_ok"] == "complete"
     assert plan["fault_injection_raise"] != "complete"
     # A changed setting makes the finished cell stale: it would run again.
@@ -64,7 +65,8 @@ def test_failed_cells_exit_1_and_are_listed(tmp_path, capsys) -> None:
     assert main(["-q", "run", str(path), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert " 2 cells: " in lines[0] and "stale" in lines[0]
-    assert {line.split()[2]: line.split()[3] for line in lines[3:]}["fault_injection_ok"] == "stale"
+    plan = {line.split()[2]: line.split()[3] for line in lines[3 : lines.index("")]}
+    assert plan["fault_injection_ok"] == "stale"
 
 
 @pytest.mark.slow

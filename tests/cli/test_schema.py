@@ -37,6 +37,13 @@ def error_of(text: str) -> str:
     return message
 
 
+def test_preflight_and_progress_interval_reach_the_executor() -> None:
+    spec = parse(MINIMAL + "executor: {preflight: false, progress_interval: 5}\n")
+    assert spec.executor.preflight is False
+    kwargs = spec.executor_kwargs()
+    assert kwargs["preflight"] is False and kwargs["progress_interval"] == 5
+
+
 def test_minimal_file_gets_defaults() -> None:
     spec = parse(MINIMAL)
     assert spec == ExperimentSpec(
@@ -158,6 +165,8 @@ def test_unknown_keys_are_errors(snippet: str, expected: str) -> None:
             "executor.sampling_factor: must be in (0.0, 1.0], got 1.5",
         ),
         ("executor: {enable_resumability: yes please}", "expected true or false"),
+        ("executor: {preflight: off please}", "executor.preflight: expected true or false"),
+        ("executor: {progress_interval: 0}", "executor.progress_interval: must be in (0.0"),
         (
             "generation_kwargs: {max_new_tokens: 1.5}",
             "generation_kwargs.max_new_tokens: expected an integer",

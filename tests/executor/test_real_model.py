@@ -1,21 +1,25 @@
 """A real tiny model through the mock benchmark: one model load for two sparse configs, the
 logger's max_records in the cell's micro_metrics.jsonl, mean density in results.csv, and a
-partial cell resuming from its predictions.jsonl.
+partial cell resuming from its predictions.jsonl; each cell's requests reported by its worker.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
 from sparse_attention_hub.executor.results import build_results_table
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
 
-def test_tiny_model_matrix_loads_once_and_logs_density(tiny_model_dir: str, tmp_path: Path) -> None:
+def test_tiny_model_matrix_loads_once_and_logs_density(
+    tiny_model_dir: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     base = tmp_path / "results"
     sink_local = ResearchAttentionConfig.from_dict(
         {"maskers": [{"sink": {"sink_size": 2}}, {"local": {"window_size": 4}}]}
@@ -24,7 +28,7 @@ def test_tiny_model_matrix_loads_once_and_logs_density(tiny_model_dir: str, tmp_
         None,
         1,
         base_result_dir=str(base),
-        verbose=False,
+        verbose=True,  # stderr is no terminal here: one log line per finished cell
         enabled_metrics=["research_attention_density"],
         max_records=5,
     )
@@ -35,7 +39,11 @@ def test_tiny_model_matrix_loads_once_and_logs_density(tiny_model_dir: str, tmp_
         adapter_config=AdapterConfig(model_kwargs={"dtype": "float32"}),
         generation_kwargs={"max_new_tokens": 2},
     )
-    results = executor.run_benchmark_matrix(**matrix)
+    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.executor.progress"):
+        results = executor.run_benchmark_matrix(**matrix)
+    finished = [r.getMessage() for r in caplog.records if " complete in " in r.getMessage()]
+    assert len(finished) == 2  # the worker's request reports reached the parent's progress
+    assert all("; 3/3 requests, " in line and line.endswith(" tok/s") for line in finished)
     assert not results.failed_executions, [f.error_message for f in results.failed_executions]
     assert len(results.individual_results) == 2
     assert results.model_loads == 1  # the second config switched on the loaded model

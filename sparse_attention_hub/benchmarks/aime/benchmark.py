@@ -9,6 +9,7 @@ import pandas as pd
 
 from sparse_attention_hub.benchmarks.aime.extraction import is_correct
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import HUB_DATASET, DataNeed
 from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmarks.registry import register_benchmark
 from sparse_attention_hub.benchmarks.scoring import mean_score
@@ -103,6 +104,11 @@ class Aime(Benchmark):
             "num_samples_per_question": self.num_samples_per_question,
             "max_new_tokens": self.max_new_tokens,
         }
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return super().data_needs()
+        return [DataNeed(HUB_DATASET, HUB_DATASETS[s]) for s in self.subsets_to_run]
 
     def _load_raw(self, subset: str) -> pd.DataFrame:
         if self.data_dir is not None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_files
 from sparse_attention_hub.benchmarks.infinite_bench.prompts import (
     MAX_NEW_TOKENS,
     TASKS,
@@ -82,6 +83,12 @@ class InfiniteBench(Benchmark):
         if "dataset_id" in source:
             source["revision"] = self.revision
         return source
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return super().data_needs()
+        files = [f"{task}.jsonl" for task in self.subsets_to_run]
+        return hub_files(self.huggingface_dataset_id or "", files, self.revision)
 
     def _load_raw(self, task: str) -> pd.DataFrame:
         if self.data_dir is not None:

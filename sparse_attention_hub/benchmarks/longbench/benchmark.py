@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_configs, hub_files
 from sparse_attention_hub.benchmarks.local_data import (
     download_hub_file,
     load_hub_split,
@@ -141,6 +142,13 @@ class LongBench(Benchmark):
         if base_task(subset) in CLASSIFICATION_TASKS:
             required.append("all_classes")
         return tuple(required)
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return super().data_needs()
+        if self.dataset_id == self.huggingface_dataset_id:
+            return hub_files(self.dataset_id, [OFFICIAL_ARCHIVE], self.revision)
+        return hub_configs(self.dataset_id or "", list(self.subsets_to_run), self.revision)
 
     def _load_raw(self, subset: str) -> pd.DataFrame:
         if self.data_dir is not None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import Benchmark, FollowUp
+from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_configs, local_need
 from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmarks.longbench_v2.prompts import (
     COT_ANSWER_MAX_NEW_TOKENS,
@@ -82,6 +83,11 @@ class LongBenchV2(Benchmark):
         if "dataset_id" in source:
             source["revision"] = self.revision
         return source
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return [local_need(self.data_dir, LOCAL_NAME)]
+        return hub_configs(self.huggingface_dataset_id or "", [None], self.revision)
 
     def _load_raw(self) -> pd.DataFrame:
         if self.data_dir is not None:

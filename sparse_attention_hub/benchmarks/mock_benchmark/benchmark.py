@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import DataNeed
 from sparse_attention_hub.benchmarks.registry import register_benchmark
 from sparse_attention_hub.benchmarks.scoring import mean_score, score_by_task, string_match_part
 
@@ -76,6 +77,9 @@ class MockBenchmark(Benchmark):
 
     def data_source(self) -> dict[str, Any]:
         return {"local_source": "built-in"}
+
+    def data_needs(self) -> list[DataNeed]:
+        return []  # the rows are built in
 
     def load_datasets(self) -> pd.DataFrame:
         return mock_rows()

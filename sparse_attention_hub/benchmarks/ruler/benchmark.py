@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import REQUIRED_COLUMNS, Benchmark
+from sparse_attention_hub.benchmarks.data_needs import HUB_DATASET, DataNeed
 from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmarks.registry import register_benchmark
 from sparse_attention_hub.benchmarks.scoring import (
@@ -80,17 +81,31 @@ class Ruler(Benchmark):
             source["revision"] = self.revision
         return source
 
+    def _not_on_hub(self, subset: str) -> str:
+        return (
+            f"ruler subset {subset!r}: {self.huggingface_dataset_id} publishes only "
+            f"{', '.join(HUB_LENGTHS)}; for {subset} tokens generate the set with NVIDIA "
+            "RULER (kvpress's generate.sh with that SEQ_LENGTHS) and pass data_dir=, or "
+            "use the synthetic_ruler benchmark"
+        )
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return super().data_needs()
+        source = self.huggingface_dataset_id or ""
+        return [
+            DataNeed(HUB_DATASET, source, None, self.revision, data_dir=subset)
+            if subset in HUB_LENGTHS
+            else DataNeed(HUB_DATASET, source, data_dir=subset, problem=self._not_on_hub(subset))
+            for subset in self.subsets_to_run
+        ]
+
     def _load_subset(self, subset: str) -> pd.DataFrame:
         required = (*REQUIRED_COLUMNS, "answer")
         if self.data_dir is not None:
             return read_subset(self.data_dir, subset, required, ("answer",))
         if subset not in HUB_LENGTHS:
-            raise ValueError(
-                f"ruler subset {subset!r}: {self.huggingface_dataset_id} publishes only "
-                f"{', '.join(HUB_LENGTHS)}; for {subset} tokens generate the set with NVIDIA "
-                "RULER (kvpress's generate.sh with that SEQ_LENGTHS) and pass data_dir=, or "
-                "use the synthetic_ruler benchmark"
-            )
+            raise ValueError(self._not_on_hub(subset))
         frame = load_hub_split(
             self.huggingface_dataset_id or "", data_dir=subset, revision=self.revision
         )

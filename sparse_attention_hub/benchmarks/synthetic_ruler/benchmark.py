@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import DataNeed
 from sparse_attention_hub.benchmarks.registry import register_benchmark
 from sparse_attention_hub.benchmarks.scoring import mean_score, score_by_task, string_match_all
 from sparse_attention_hub.benchmarks.synthetic_ruler.generate import (
@@ -107,6 +108,9 @@ class SyntheticRuler(Benchmark):
     def estimated_cost(self, subset: str | None) -> float | None:
         lengths = [int(s) for s in ([subset] if subset else self.subsets_to_run)]
         return float(sum(lengths) * len(self.tasks) * self.num_samples)
+
+    def data_needs(self) -> list[DataNeed]:
+        return []  # the data is generated
 
     def load_datasets(self) -> pd.DataFrame:
         """Generate (or read from the cache) every selected task at every selected length."""

@@ -9,6 +9,7 @@ import pandas as pd
 
 from sparse_attention_hub import cell_store
 from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_files, local_need
 from sparse_attention_hub.benchmarks.local_data import (
     download_hub_file,
     read_subset,
@@ -103,6 +104,12 @@ class ZeroScrolls(Benchmark):
         if "dataset_id" in source:
             source["revision"] = self.revision
         return source
+
+    def data_needs(self) -> list[DataNeed]:
+        if self.data_dir is not None:
+            return [local_need(self.data_dir / task, self.split) for task in self.subsets_to_run]
+        files = [f"{task}.zip" for task in self.subsets_to_run]
+        return hub_files(self.huggingface_dataset_id or "", files, self.revision)
 
     def _load_raw(self, task: str) -> pd.DataFrame:
         if self.data_dir is not None:
