@@ -98,7 +98,8 @@ def preflight(
             _add(report, f"model {name}", check.ok, check.how)
     seen: set[Any] = set()
     for bench_name, bench in benchmarks:
-        for need in bench.data_needs():
+        data_needs = getattr(bench, "data_needs", None)  # a plugin may not subclass Benchmark
+        for need in data_needs() if callable(data_needs) else []:
             if need in seen:
                 continue
             seen.add(need)

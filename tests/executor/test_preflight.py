@@ -89,11 +89,12 @@ def test_fake_hub_models_and_datasets_found_gated_and_missing_named(
         models={"org/ok": ["config.json", "tokenizer.json"], "org/notok": ["model.bin"]},
         datasets={"tau/zero_scrolls": ["qasper.zip"]},
         gated={"org/gated"},
+        licensed={"org/licensed"},
     )
     with hub as url:
         online.setenv("HF_ENDPOINT", url)
         report = preflight(
-            ["org/ok", "org/gated", "org/missing", "org/notok", tiny_model_dir],
+            ["org/ok", "org/gated", "org/missing", "org/notok", "org/licensed", tiny_model_dir],
             [BenchmarkConfig("zero_scrolls", ["qasper", "gov_report"])],
             AdapterConfig(),
             timeout=5,
@@ -109,7 +110,10 @@ def test_fake_hub_models_and_datasets_found_gated_and_missing_named(
     assert f"ok      model {tiny_model_dir}: local folder" in text
     assert "ok      zero_scrolls: dataset tau/zero_scrolls file qasper.zip" in text
     assert any("gov_report.zip" in p and "no file" in p for p in report.problems)
-    assert len(report.problems) == 4
+    licensed = next(p for p in report.problems if p.startswith("model org/licensed"))
+    assert "accept its licence at https://huggingface.co/org/licensed" in licensed
+    assert ("HEAD", "/org/licensed/resolve/main/config.json") in [r[:2] for r in hub.requests]
+    assert len(report.problems) == 5
     assert SECRET not in text + "\n".join(r.getMessage() for r in caplog.records)
     # the token went to the hub (a gated model needs it) and nowhere else
     assert any(auth == f"Bearer {SECRET}" for _, _, auth in hub.requests)

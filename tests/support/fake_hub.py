@@ -19,10 +19,15 @@ class FakeHub:
         models: dict[str, list[str]] | None = None,
         datasets: dict[str, list[str]] | None = None,
         gated: set[str] | None = None,
+        licensed: set[str] | None = None,
     ) -> None:
         self.repos = {("models", k): v for k, v in (models or {}).items()}
+        self.repos.update(
+            {("models", k): ["config.json", "tokenizer.json"] for k in licensed or ()}
+        )
         self.repos.update({("datasets", k): v for k, v in (datasets or {}).items()})
-        self.gated = set(gated or ())
+        self.gated = set(gated or ())  # every request refused
+        self.licensed = set(licensed or ())  # info public ("gated": "manual"), files refused
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, auth header
         self.server: ThreadingHTTPServer | None = None
 
@@ -52,13 +57,15 @@ class FakeHub:
                 else:  # /<owner>/<name>/resolve/... or /datasets/<owner>/<name>/resolve/...
                     kind = "datasets" if parts[0] == "datasets" else "models"
                     repo = "/".join(parts[1:3] if parts[0] == "datasets" else parts[0:2])
-                if repo in hub.gated:
+                if repo in hub.gated or (repo in hub.licensed and parts[0] != "api"):
                     self._reply(403, {"error": f"Access to {repo} is restricted"}, "GatedRepo")
                 elif (kind, repo) not in hub.repos:
                     self._reply(404, {"error": "Repository not found"}, "RepoNotFound")
                 else:
                     files = [{"rfilename": f} for f in hub.repos[(kind, repo)]]
-                    self._reply(200, {"id": repo, "sha": "0" * 40, "siblings": files})
+                    gated = "manual" if repo in hub.licensed else False
+                    body = {"id": repo, "sha": "0" * 40, "siblings": files, "gated": gated}
+                    self._reply(200, body)
 
             do_GET = _route
             do_HEAD = _route
