@@ -117,9 +117,18 @@ class AttentionInputs:
         return allowed_keys(self.attention_mask, self.keys.shape[2])
 
     def exact_scores(self) -> torch.Tensor:
-        """(B, H, Q, K) fp32 scaled scores plus the attention mask (forbidden = -inf),
+        """(B, H, Q, K) fp32 scaled, soft-capped scores plus the attention mask (forbidden = -inf),
         computed once per call and shared. Read only: never write into it."""
-        return self.score_cache.get(self.queries, self.keys, self.scaling, self.attention_mask)
+        return self.score_cache.get(
+            self.queries, self.keys, self.scaling, self.attention_mask, self.softcap
+        )
+
+    @property
+    def softcap(self) -> float | None:
+        """Gemma-2's attention logit cap from :attr:`extras` (None: no cap). The exact scores
+        carry it: ``softcap * tanh(scores / softcap)``."""
+        cap = self.extras.get("softcap")
+        return None if cap is None else float(cap)
 
     def per_query_head(self, tensor: torch.Tensor) -> torch.Tensor:
         """A (B, Hkv, ...) tensor repeated to (B, H, ...) so head h reads KV head h // G."""

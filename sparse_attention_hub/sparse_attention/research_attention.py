@@ -50,6 +50,30 @@ OUTPUT_ERROR_METRIC = "research_attention_output_error"
 MicroMetricLogger.register_metric(DENSITY_METRIC, float)
 MicroMetricLogger.register_metric(OUTPUT_ERROR_METRIC, float)
 
+#: Attention-interface keyword arguments the research attention uses: kept in
+#: ``AttentionInputs.extras`` (``sliding_window`` is applied through the attention mask, which
+#: the adapter's mask function builds with the window).
+HANDLED_KWARGS = frozenset(
+    {"position_ids", "s_aux", "sinks", "softcap", "sliding_window", "is_causal", "dropout"}
+)
+#: Arguments transformers passes on through every layer that do not change attention.
+IGNORED_KWARGS = frozenset(
+    {
+        "cache_position",
+        "use_cache",
+        "past_key_values",
+        "cache",
+        "past_key_value",
+        "output_hidden_states",
+        "output_router_logits",
+        "return_dict",
+        "num_items_in_batch",
+        "logits_to_keep",
+        "position_embeddings",
+        "token_type_ids",
+    }
+)
+
 #: ``hook(inputs, mask)``, called with the mask of every ``custom_attention`` call.
 MaskHook = Callable[[AttentionInputs, Mask], None]
 
@@ -175,6 +199,7 @@ class ResearchAttention:
         if layer_idx is None:
             layer_idx = getattr(module, "layer_idx", None)
         query_start = kwargs.pop("query_start", None)
+        check_attention_kwargs(kwargs, module)
         positions = kwargs.get("position_ids")
         if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
             query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
@@ -213,6 +238,22 @@ class ResearchAttention:
 
     def __repr__(self) -> str:
         return f"ResearchAttention({self.maskers})"
+
+
+def check_attention_kwargs(kwargs: dict[str, Any], module: torch.nn.Module | None) -> None:
+    """ValueError for any keyword argument the research attention does not handle and that is
+    not None (e.g. packed-sequence ``cu_seq_lens_q``): nothing the model asks for is dropped."""
+    unknown = sorted(
+        name
+        for name, value in kwargs.items()
+        if value is not None and name not in HANDLED_KWARGS and name not in IGNORED_KWARGS
+    )
+    if unknown:
+        owner = "custom_attention" if module is None else type(module).__name__
+        raise ValueError(
+            f"{owner} passed attention argument(s) {unknown} that the research attention does "
+            f"not handle; handled: {sorted(HANDLED_KWARGS)}"
+        )
 
 
 def dense_reference_output(

@@ -166,3 +166,16 @@ def test_score_cache_recomputes_for_other_inputs():
     other = cache.get(q, k, 0.5, None)
     assert other is not first
     torch.testing.assert_close(other, attention_scores(q, k, 0.5))
+
+
+def test_unknown_attention_argument_is_an_error_naming_it_and_the_module():
+    q, k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+
+    class Gemma9Attention(torch.nn.Module):
+        layer_idx = 0
+
+    attn = ResearchAttention([])
+    with pytest.raises(ValueError, match=r"Gemma9Attention.*'cu_seq_lens_q'"):
+        attn.custom_attention(Gemma9Attention(), q, k, v, None, cu_seq_lens_q=torch.tensor([0, 3]))
+    # None (not used by this model) and the known pass-through arguments are fine
+    attn.custom_attention(None, q, k, v, None, cu_seq_lens_q=None, use_cache=True, softcap=None)
