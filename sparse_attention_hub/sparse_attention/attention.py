@@ -10,7 +10,9 @@ turns this into a softmax over the logits ``s - log(p)`` (with -inf where p == 0
 sampled keys with p < 1 get weight 1 / p, which makes numerator and denominator unbiased.
 
 GQA (H = G * Hkv) never repeats K/V: the G query heads that share a KV head are viewed as
-G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32.
+G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32;
+bf16/fp16 K and V are read in their dtype and upcast one chunk of :data:`KV_CHUNK` keys at a
+time (no whole fp32 copy of K or V, which at K=128k would be 512 MiB each per layer).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import math
 import torch
 
 from sparse_attention_hub.sparse_attention.mask import Mask
+
+#: Keys per chunk when K/V are not fp32: each chunk is upcast on its own, so the extra memory
+#: is one (B, Hkv, KV_CHUNK, D) fp32 chunk instead of a whole fp32 copy of K or V.
+KV_CHUNK = 4096
 
 
 def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
@@ -64,7 +70,13 @@ def attention_scores(
     # Scale the small query tensor rather than the (B, H, Q, K) scores.
     q32 = queries.to(torch.float32) * scale
     q32 = q32.reshape(b, kv_heads, group * q, d)  # (B, Hkv, G*Q, D)
-    scores = torch.matmul(q32, keys.to(torch.float32).transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    if keys.dtype == torch.float32:
+        scores = torch.matmul(q32, keys.transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    else:  # read K in its dtype, a chunk at a time: never a whole fp32 copy of K
+        scores = torch.empty(b, kv_heads, group * q, k, dtype=torch.float32, device=keys.device)
+        for start in range(0, k, KV_CHUNK):
+            chunk = keys[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, D)
+            scores[..., start : start + KV_CHUNK] = torch.matmul(q32, chunk.transpose(-1, -2))
     scores = scores.view(b, h, q, k)  # (B, H, Q, K)
     if softcap is not None:
         cap = float(softcap)
@@ -248,5 +260,11 @@ def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) ->
     b, h, q, k = weights.shape
     kv_heads, dv = values.shape[1], values.shape[3]
     grouped = weights.reshape(b, kv_heads, group * q, k)  # (B, Hkv, G*Q, K)
-    out = torch.matmul(grouped, values.to(torch.float32))  # (B, Hkv, G*Q, Dv)
+    if values.dtype == torch.float32:
+        out = torch.matmul(grouped, values)  # (B, Hkv, G*Q, Dv)
+    else:  # accumulate in fp32, reading V one chunk at a time in its own dtype
+        out = torch.zeros(b, kv_heads, group * q, dv, dtype=torch.float32, device=values.device)
+        for start in range(0, k, KV_CHUNK):
+            chunk = values[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, Dv)
+            out.add_(torch.matmul(grouped[..., start : start + KV_CHUNK], chunk))
     return out.view(b, h, q, dv)  # (B, H, Q, Dv)

@@ -62,6 +62,9 @@ class AttentionInputs:
     """The exact-score cache this call's maskers and its softmax share."""
     state: Any = None
     """This layer's state of the masker being called (stateful maskers only, else None)."""
+    key_start: int | None = None
+    """Absolute position of key 0; None means the keys end at the last query
+    (``query_start + Q - K``, floored at 0). Set for a block of queries (:meth:`query_block`)."""
 
     def __post_init__(self) -> None:
         if self.queries.dim() != 4 or self.keys.dim() != 4:
@@ -90,6 +93,8 @@ class AttentionInputs:
     @property
     def key_offset(self) -> int:
         """Absolute position of key 0 (0 on full-attention layers)."""
+        if self.key_start is not None:
+            return self.key_start
         assert self.query_start is not None  # set in __post_init__
         return max(0, self.query_start + self.queries.shape[2] - self.keys.shape[2])
 
@@ -108,6 +113,30 @@ class AttentionInputs:
         assert self.query_start is not None  # set in __post_init__
         start = self.query_start
         return torch.arange(start, start + self.queries.shape[2], device=self.queries.device)
+
+    def query_block(self, start: int, stop: int) -> AttentionInputs:
+        """The inputs of queries ``start:stop`` only (same keys, same key positions), with
+        their own score cache: (B, H, stop - start, D) queries, the attention mask and
+        ``position_ids`` cut to those rows where they have one row per query."""
+        q = self.queries.shape[2]
+        mask = self.attention_mask
+        if mask is not None and mask.dim() >= 2 and mask.shape[-2] == q:
+            mask = mask[..., start:stop, :]
+        extras = dict(self.extras)
+        positions = extras.get("position_ids")
+        if isinstance(positions, torch.Tensor) and positions.dim() and positions.shape[-1] == q:
+            extras["position_ids"] = positions[..., start:stop]
+        assert self.query_start is not None  # set in __post_init__
+        return dataclasses.replace(
+            self,
+            queries=self.queries[:, :, start:stop],
+            attention_mask=mask,
+            query_start=self.query_start + start,
+            extras=extras,
+            score_cache=ScoreCache(),
+            state=None,
+            key_start=self.key_offset,
+        )
 
     # ------------------------------------------------------------------ derived tensors
 
