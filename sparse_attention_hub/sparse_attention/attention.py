@@ -223,7 +223,7 @@ def masked_attention(
     if scores is None:
         scores = attention_scores(queries, keys, scaling, attention_mask, softcap)
     logits = _logits(scores, mask)
-    weights = _softmax(logits, sinks, in_place=logits is not scores)  # (B, H, Q, K)
+    weights = guarded_softmax(logits, sinks, in_place=logits is not scores)  # (B, H, Q, K)
     del logits
     if dropout > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
@@ -232,7 +232,9 @@ def masked_attention(
     return out, weights.to(queries.dtype) if return_weights else None
 
 
-def _softmax(logits: torch.Tensor, sinks: torch.Tensor | None, in_place: bool) -> torch.Tensor:
+def guarded_softmax(
+    logits: torch.Tensor, sinks: torch.Tensor | None, in_place: bool
+) -> torch.Tensor:
     """Softmax of (B, H, Q, K) logits, with an optional extra per-head logit (H,) in the
     denominator only (GPT-OSS ``s_aux``).
 
