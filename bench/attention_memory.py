@@ -118,8 +118,10 @@ def main() -> None:
     k_len, scale = args.k, 131072 / args.k
     peaks = {c: {q: measure(c, q, k_len) / MIB for q in args.q} for c in CASES}
     fp32_k_mib = HKV * k_len * D * 4 / MIB
-    print(f"peak extra memory (MiB), bf16, H={H}, Hkv={HKV}, D={D}, K={k_len}; fp32 K = "
-          f"{fp32_k_mib:.0f} MiB")
+    print(
+        f"peak extra memory (MiB), bf16, H={H}, Hkv={HKV}, D={D}, K={k_len}; fp32 K = "
+        f"{fp32_k_mib:.0f} MiB"
+    )
     print(f"{'case':>10} " + " ".join(f"{'Q=' + str(q):>9}" for q in args.q) + "   @128k")
     for case, row in peaks.items():
         cells = " ".join(f"{row[q]:9.1f}" for q in args.q)
@@ -131,7 +133,9 @@ def main() -> None:
     result["top_p_over_top_k"] = peaks["top_p"][qmax] / max(peaks["top_k"][qmax], 1e-9)
     if 1 in args.q:
         result["q1_over_fp32_k"] = {c: peaks[c][1] / fp32_k_mib for c in CASES}
-    result["extrapolated_128k_mib"] = {c: {q: v * scale for q, v in r.items()} for c, r in peaks.items()}
+    result["extrapolated_128k_mib"] = {
+        c: {q: v * scale for q, v in r.items()} for c, r in peaks.items()
+    }
     result["targets"] = {"q256_over_q32": 1.25, "top_p_over_top_k": 1.2, "q1_over_fp32_k": 0.5}
     print(json.dumps(result))
 

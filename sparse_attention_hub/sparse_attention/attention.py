@@ -25,7 +25,7 @@ from sparse_attention_hub.sparse_attention.mask import Mask
 
 #: Keys per chunk when K/V are not fp32: each chunk is upcast on its own, so the extra memory
 #: is one (B, Hkv, KV_CHUNK, D) fp32 chunk instead of a whole fp32 copy of K or V.
-KV_CHUNK = 4096
+KV_CHUNK = 1024
 
 
 def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
@@ -77,6 +77,7 @@ def attention_scores(
         for start in range(0, k, KV_CHUNK):
             chunk = keys[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, D)
             scores[..., start : start + KV_CHUNK] = torch.matmul(q32, chunk.transpose(-1, -2))
+            del chunk  # free before the next chunk is upcast
     scores = scores.view(b, h, q, k)  # (B, H, Q, K)
     if softcap is not None:
         cap = float(softcap)
@@ -269,4 +270,5 @@ def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) ->
         for start in range(0, k, KV_CHUNK):
             chunk = values[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, Dv)
             out.add_(torch.matmul(grouped[..., start : start + KV_CHUNK], chunk))
+            del chunk
     return out.view(b, h, q, dv)  # (B, H, Q, Dv)

@@ -50,9 +50,11 @@ class OracleTopPMasker(Masker):
         if active is None:
             reached = torch.zeros((*shape[:3], 1), dtype=probs.dtype, device=probs.device)
         else:
-            reached = (probs * active).sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
+            # Mass of the active keys without a (B, H, Q, K) temporary: total minus the rest.
+            total = probs.sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
             probs = probs.masked_fill_(active, 0.0)
             del active
+            reached = total.sub_(probs.sum(dim=-1, keepdim=True)).clamp_(min=0.0)
         order, take = _smallest_set(probs, reached, top_p)
         del probs
         return previous_mask.with_active_indices(order, take)
