@@ -62,7 +62,7 @@ def decode(model: Any, cache: Any, first: int, tokens: int, switch: Any) -> floa
         logits = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache}).logits
         token = int(logits[0, -1].argmax())
     seconds = time.perf_counter() - start
-    cache.crop(start_len)
+    cache.crop(start_len - cache.get_seq_length())  # a negative count: drop the new tokens
     return seconds
 
 

@@ -126,7 +126,7 @@ class ModelAdapterHF(ModelAdapter):
 
     @property
     def attention_implementation_name(self) -> str:
-        """The name this adapter registered in transformers' AttentionInterface."""
+        """The research attention's name in transformers' AttentionInterface (shared)."""
         return self._switch.name
 
     def set_sparse_attention_config(self, sparse_attention_config: Any) -> None:

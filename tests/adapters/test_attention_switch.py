@@ -131,3 +131,21 @@ def test_sub_config_implementations_are_restored() -> None:
     assert model.config._attn_implementation == "sdpa"
     assert model.config.text_config._attn_implementation == "sdpa"
     assert model.config.vision_config._attn_implementation == "eager"
+
+
+def test_without_research_attention_the_previous_implementation_runs(
+    llama_adapter: ModelAdapterHF,
+) -> None:
+    """The fallback calls the implementation registered under the model's previous name."""
+    from sparse_attention_hub.adapters.hf_attention import SparseAttentionSwitch
+
+    model = llama_adapter.model
+    ids = torch.tensor([[1, 5, 9, 14, 3]])
+    with torch.no_grad():
+        own = model(input_ids=ids).logits
+        switch = SparseAttentionSwitch(model, None)
+        with switch.enable():
+            assert model.config._attn_implementation == ATTENTION_NAME
+            fallback = model(input_ids=ids).logits
+    assert switch.calls == 0
+    torch.testing.assert_close(fallback, own)
