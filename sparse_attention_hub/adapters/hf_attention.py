@@ -159,6 +159,11 @@ class SparseAttentionSwitch:
                     f"{self._previous!r} is not in transformers' AttentionInterface"
                 )
             return interface[self._previous](module, *args, **kwargs)  # type: ignore[no-any-return]
+        from sparse_attention_hub.sparse_attention.research_attention import (
+            check_attention_kwargs,
+        )
+
+        check_attention_kwargs(kwargs, module, self.model)  # names the model class
         self.calls += 1
         kwargs.setdefault("query_start", self.query_start)
         return self.research_attention.custom_attention(  # type: ignore[no-any-return]

@@ -54,7 +54,19 @@ MicroMetricLogger.register_metric(OUTPUT_ERROR_METRIC, float)
 #: ``AttentionInputs.extras`` (``sliding_window`` is applied through the attention mask, which
 #: the adapter's mask function builds with the window).
 HANDLED_KWARGS = frozenset(
-    {"position_ids", "s_aux", "sinks", "softcap", "sliding_window", "is_causal", "dropout"}
+    {
+        "scaling",
+        "dropout",
+        "output_attentions",
+        "layer_idx",
+        "query_start",
+        "position_ids",
+        "s_aux",
+        "sinks",
+        "softcap",
+        "sliding_window",
+        "is_causal",
+    }
 )
 #: Arguments transformers passes on through every layer that do not change attention.
 IGNORED_KWARGS = frozenset(
@@ -283,9 +295,12 @@ class ResearchAttention:
         return f"ResearchAttention({self.maskers})"
 
 
-def check_attention_kwargs(kwargs: dict[str, Any], module: torch.nn.Module | None) -> None:
+def check_attention_kwargs(
+    kwargs: dict[str, Any], module: torch.nn.Module | None, model: Any = None
+) -> None:
     """ValueError for any keyword argument the research attention does not handle and that is
-    not None (e.g. packed-sequence ``cu_seq_lens_q``): nothing the model asks for is dropped."""
+    not None (e.g. packed-sequence ``cu_seq_lens_q``): nothing the model asks for is dropped.
+    The message names the argument, the attention module's class and the model's class."""
     unknown = sorted(
         name
         for name, value in kwargs.items()
@@ -293,6 +308,8 @@ def check_attention_kwargs(kwargs: dict[str, Any], module: torch.nn.Module | Non
     )
     if unknown:
         owner = "custom_attention" if module is None else type(module).__name__
+        if model is not None:
+            owner = f"{type(model).__name__} ({owner})"
         raise ValueError(
             f"{owner} passed attention argument(s) {unknown} that the research attention does "
             f"not handle; handled: {sorted(HANDLED_KWARGS)}"

@@ -149,3 +149,15 @@ def test_without_research_attention_the_previous_implementation_runs(
             fallback = model(input_ids=ids).logits
     assert switch.calls == 0
     torch.testing.assert_close(fallback, own)
+
+
+def test_unknown_attention_argument_names_the_model_class(llama_adapter: ModelAdapterHF) -> None:
+    llama_adapter.set_sparse_attention_config(small_window())
+    q = torch.randn(1, 4, 2, 16)
+    with (
+        llama_adapter.enable_sparse_mode(),
+        pytest.raises(ValueError, match=r"LlamaForCausalLM \(LlamaAttention\).*'cu_seq_lens_k'"),
+    ):
+        llama_adapter._switch.attention(
+            llama_adapter.model.model.layers[0].self_attn, q, q, q, None, cu_seq_lens_k=[0, 2]
+        )
