@@ -21,6 +21,15 @@ from sparse_attention_hub.adapters.prompting import common_prefix_length
 
 logger = logging.getLogger(__name__)
 
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    """Log a warning the first time ``key`` is seen in this process (a lost prefill reuse)."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
 
 class ContextCache:
     """A ``DynamicCache`` plus the context ids it holds.
@@ -55,7 +64,12 @@ class ContextCache:
         try:
             self.cache.crop(keep - current)
         except (RuntimeError, ValueError, NotImplementedError) as err:
-            logger.warning("cannot crop the KV cache (%s): prefilling the context again", err)
+            _warn_once(
+                "crop",
+                "cannot crop the KV cache (%s): the context is prefilled again for each "
+                "question (warned once)",
+                err,
+            )
             return self._reset()
         self._truncate_states(keep)
         return keep
@@ -66,9 +80,18 @@ class ContextCache:
         self.ids = list(context_ids)
         # Without recording, the prefill cut sliding windows at its end; with it, at ``kept``.
         self._floor = kept if self._recording else len(context_ids)
-        if not self._recording and hasattr(self.cache, "activate_past_recording"):
+        if self._recording:
+            return
+        if hasattr(self.cache, "activate_past_recording"):
             self.cache.activate_past_recording()
             self._recording = True
+        elif any(getattr(self.cache, "is_sliding", ())):
+            _warn_once(
+                "recording",
+                "this transformers' DynamicCache has no activate_past_recording: sliding-window "
+                "layers cannot roll back, so contexts longer than the window are prefilled "
+                "again for each question (warned once; transformers >= 5.24 keeps one prefill)",
+            )
 
     def _truncate_states(self, length: int) -> None:
         if self.states is not None:

@@ -1,17 +1,17 @@
 """Sparse attention inside a HuggingFace model, through transformers' attention interface.
 
-A :class:`SparseAttentionSwitch` registers ONE attention function (and the mask function that
-builds the masks it accepts) under a name unique to it, e.g. ``"sah_research_3"``, in
-transformers' ``AttentionInterface`` / ``AttentionMaskInterface``. Nothing registers at import
-time: registration happens when a switch is created (one per adapter), and the names are
-removed again when the switch is garbage collected.
+ONE attention function (and the mask function that builds the masks it accepts) is registered,
+once per process and through the public ``AttentionInterface.register`` /
+``AttentionMaskInterface.register`` only, under :data:`ATTENTION_NAME`. Nothing registers at
+import time (the first :class:`SparseAttentionSwitch` does it) and nothing is unregistered.
 
-:meth:`SparseAttentionSwitch.enable` is a context manager that points every attention layer of
-the model at that name (``model.set_attn_implementation``) and restores the previous
-implementation on exit, also after an exception. The model's forward is never patched and no
-state is stored on HF modules: the research attention (which owns the masker states of the
-current request) and the position of the next forward live in the switch, which the
-registered function reaches through a weak reference.
+That function dispatches to the switch whose sparse mode is active in the current context (a
+:class:`contextvars.ContextVar`), so any number of adapters share the name without interfering.
+:meth:`SparseAttentionSwitch.enable` is a context manager that makes its switch the active one
+and points every attention layer of the model at the name (``model.set_attn_implementation``);
+on exit, also after an exception, it restores the previous implementation (of the model and of
+every sub-config) and the previously active switch. The model's forward is never patched and no
+state is stored on HF modules.
 
 The mask function materialises the boolean causal mask (True = may attend), shape
 ``(B, 1, Q, K)``; for a single question token after a context of 3 tokens (Q=2, K=5)::
@@ -22,10 +22,10 @@ The mask function materialises the boolean causal mask (True = may attend), shap
 
 from __future__ import annotations
 
-import itertools
+import contextvars
 import logging
-import weakref
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +33,14 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-_NAME_COUNTER = itertools.count()
+#: The attention-implementation name of the research attention, the same for every adapter.
+ATTENTION_NAME = "sah_research"
+
+_ACTIVE: contextvars.ContextVar[SparseAttentionSwitch | None] = contextvars.ContextVar(
+    "sah_active_attention_switch", default=None
+)
+_REGISTER_LOCK = threading.Lock()
+_registered = False
 
 
 def _materialised_sdpa_mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:
@@ -46,21 +53,39 @@ def _materialised_sdpa_mask(*args: Any, **kwargs: Any) -> torch.Tensor | None:
     return sdpa_mask(*args, **kwargs)
 
 
-def _unregister(name: str) -> None:
-    from transformers.masking_utils import AttentionMaskInterface
-    from transformers.modeling_utils import AttentionInterface
+def _register_once() -> None:
+    """Register :data:`ATTENTION_NAME` in transformers' interfaces (public API, idempotent)."""
+    global _registered
+    with _REGISTER_LOCK:
+        if _registered:
+            return
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface
 
-    AttentionInterface._global_mapping.pop(name, None)
-    AttentionMaskInterface._global_mapping.pop(name, None)
+        AttentionInterface.register(ATTENTION_NAME, _dispatch_attention)
+        AttentionMaskInterface.register(ATTENTION_NAME, _materialised_sdpa_mask)
+        _registered = True
+
+
+def _dispatch_attention(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """The registered function: runs the attention of the switch active in this context."""
+    switch = _ACTIVE.get()
+    if switch is None:
+        owner = type(module).__name__ if module is not None else "a model"
+        raise RuntimeError(
+            f"{owner} runs the attention implementation {ATTENTION_NAME!r} outside an active "
+            "SparseAttentionSwitch.enable() block (use the adapter's enable_sparse_mode())"
+        )
+    return switch.attention(module, *args, **kwargs)
 
 
 class SparseAttentionSwitch:
-    """Owns one registered attention function and switches a model to it and back.
+    """Switches a model to the research attention (:data:`ATTENTION_NAME`) and back.
 
     Attributes:
-        name: the attention-implementation name registered for this switch.
+        name: the attention-implementation name (:data:`ATTENTION_NAME`, shared).
         research_attention: the object whose ``custom_attention`` runs in sparse mode (None:
-            the registered function falls back to transformers' sdpa).
+            the model's previous implementation runs, with every argument).
         query_start: absolute position of the first token of the next forward (the tokens
             already in the KV cache), set by the adapter; passed on so that maskers know the
             key positions without reading ``position_ids`` from the device.
@@ -68,21 +93,13 @@ class SparseAttentionSwitch:
     """
 
     def __init__(self, model: Any, research_attention: Any = None) -> None:
-        from transformers.masking_utils import AttentionMaskInterface
-        from transformers.modeling_utils import AttentionInterface
-
+        _register_once()
         self.model = model
         self.research_attention = research_attention
         self.query_start: int | None = None
         self.calls = 0
-        self.name = f"sah_research_{next(_NAME_COUNTER)}"
-        AttentionInterface.register(self.name, _make_attention_function(weakref.ref(self)))
-        AttentionMaskInterface.register(self.name, _materialised_sdpa_mask)
-        self._finalizer = weakref.finalize(self, _unregister, self.name)
-
-    def close(self) -> None:
-        """Remove the registered names (also done automatically when the switch is collected)."""
-        self._finalizer()
+        self.name = ATTENTION_NAME
+        self._previous = "sdpa"
 
     def new_request(self) -> Any:
         """Start a request (a new KV cache): fresh masker states, returned (None when dense)."""
@@ -93,23 +110,33 @@ class SparseAttentionSwitch:
     @property
     def is_active(self) -> bool:
         """Whether the model currently runs this switch's attention function."""
-        return bool(getattr(self.model.config, "_attn_implementation", None) == self.name)
+        return _ACTIVE.get() is self and bool(
+            getattr(self.model.config, "_attn_implementation", None) == self.name
+        )
 
     @contextmanager
     def enable(self) -> Iterator[None]:
         """Run every attention layer through the research attention inside the ``with`` block.
 
-        The previous implementation (e.g. "sdpa") is restored on exit, also after an exception.
+        The previous implementation (e.g. "sdpa", of the model and of each sub-config) and the
+        previously active switch are restored on exit, also after an exception.
         """
-        previous = self.model.config._attn_implementation
-        if previous == self.name:
-            yield
-            return
-        self.model.set_attn_implementation(self.name)
+        token = _ACTIVE.set(self)
         try:
-            yield
+            previous = self.model.config._attn_implementation
+            if previous == self.name:
+                yield
+                return
+            # A single name would overwrite every sub-config: restore the whole tree instead.
+            saved = _implementation_tree(self.model.config)
+            self._previous = previous
+            self.model.set_attn_implementation(self.name)
+            try:
+                yield
+            finally:
+                self.model.set_attn_implementation(saved)
         finally:
-            self.model.set_attn_implementation(previous)
+            _ACTIVE.reset(token)
 
     def attention(
         self, module: torch.nn.Module | None, *args: Any, **kwargs: Any
@@ -118,13 +145,25 @@ class SparseAttentionSwitch:
         key, value (B, Hkv, K, D), attention_mask (B, 1, Q, K) bool, scaling, dropout,
         **kwargs) -> (output (B, Q, H, D), weights or None)``.
 
-        Routed to the research attention's ``custom_attention`` (with ``query_start``), or to
-        transformers' sdpa when the switch has no research attention.
+        Routed to the research attention's ``custom_attention`` (with ``query_start``), or,
+        when the switch has no research attention, to the implementation registered under
+        the model's previous name, with every argument (``s_aux``, ``softcap``, ...).
         """
         if self.research_attention is None:
-            from transformers.integrations.sdpa_attention import sdpa_attention_forward
+            from transformers import AttentionInterface
 
-            return sdpa_attention_forward(module, *args, **kwargs)  # type: ignore[arg-type,no-any-return]
+            interface = AttentionInterface()
+            if self._previous not in interface:
+                raise RuntimeError(
+                    f"no research attention is set and the previous implementation "
+                    f"{self._previous!r} is not in transformers' AttentionInterface"
+                )
+            return interface[self._previous](module, *args, **kwargs)  # type: ignore[no-any-return]
+        from sparse_attention_hub.sparse_attention.research_attention import (
+            check_attention_kwargs,
+        )
+
+        check_attention_kwargs(kwargs, module, self.model)  # names the model class
         self.calls += 1
         kwargs.setdefault("query_start", self.query_start)
         return self.research_attention.custom_attention(  # type: ignore[no-any-return]
@@ -132,15 +171,14 @@ class SparseAttentionSwitch:
         )
 
 
-def _make_attention_function(switch_ref: weakref.ref[SparseAttentionSwitch]) -> Callable[..., Any]:
-    """The function registered in the AttentionInterface: forwards to the live switch."""
-
-    def sah_research_attention(*args: Any, **kwargs: Any) -> Any:
-        switch = switch_ref()
-        if switch is None:
-            raise RuntimeError(
-                "this sparse-attention implementation belongs to an adapter that no longer exists"
-            )
-        return switch.attention(*args, **kwargs)
-
-    return sah_research_attention
+def _implementation_tree(config: Any) -> Any:
+    """The attention implementation of ``config`` and of each sub-config (vision/text
+    towers), in the nested-dict form ``set_attn_implementation`` accepts (a plain name when
+    there are no sub-configs)."""
+    own = config._attn_implementation
+    subs = {
+        key: _implementation_tree(sub)
+        for key in getattr(config, "sub_configs", {}) or {}
+        if (sub := getattr(config, key, None)) is not None
+    }
+    return {"": own, **subs} if subs else own

@@ -124,3 +124,23 @@ def load_model(model_name: str, model_kwargs: dict[str, Any], device: torch.devi
         model = model.to(device)  # type: ignore[arg-type]
     model.eval()
     return model
+
+
+def cache_argument_name(model: Any) -> str:
+    """The name under which ``model.forward`` takes the KV cache: ``"cache"`` (transformers
+    >= 5.24; ``past_key_values`` is deprecated there and removed in 5.40) or
+    ``"past_key_values"`` (older versions). Inspected once per adapter.
+
+    ``forward`` accepts unknown keyword arguments, so passing the wrong name would silently
+    run without a cache: a forward that names neither is an error.
+    """
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    raise TypeError(
+        f"{type(model).__name__}.forward takes neither 'cache' nor 'past_key_values': "
+        "the adapter cannot pass it a KV cache"
+    )

@@ -33,6 +33,7 @@ from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.adapters.generation import GenerationSettings, TokenSelector
 from sparse_attention_hub.adapters.hf_attention import SparseAttentionSwitch
 from sparse_attention_hub.adapters.hf_loading import (
+    cache_argument_name,
     check_model_source,
     load_model,
     load_tokenizer,
@@ -114,6 +115,7 @@ class ModelAdapterHF(ModelAdapter):
         self.reuse_context_cache = True
         self._request_counter = itertools.count()
         self._stop_ids = self._collect_stop_ids()
+        self._cache_argument = cache_argument_name(self.model)
 
     # ------------------------------------------------------------------ configuration
 
@@ -124,7 +126,7 @@ class ModelAdapterHF(ModelAdapter):
 
     @property
     def attention_implementation_name(self) -> str:
-        """The name this adapter registered in transformers' AttentionInterface."""
+        """The research attention's name in transformers' AttentionInterface (shared)."""
         return self._switch.name
 
     def set_sparse_attention_config(self, sparse_attention_config: Any) -> None:
@@ -248,9 +250,8 @@ class ModelAdapterHF(ModelAdapter):
         """Run ``ids`` on top of ``cache``; returns the logits (V,) of the last position."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (B=1, Q)
         self._switch.query_start = cache.get_seq_length()
-        out = self.model(
-            input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
-        )
+        cache_kwarg = {self._cache_argument: cache}
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **cache_kwarg)
         return out.logits[0, -1]
 
     def _prefill_context(self, context: ContextCache, context_ids: list[int]) -> int:

@@ -10,7 +10,9 @@ turns this into a softmax over the logits ``s - log(p)`` (with -inf where p == 0
 sampled keys with p < 1 get weight 1 / p, which makes numerator and denominator unbiased.
 
 GQA (H = G * Hkv) never repeats K/V: the G query heads that share a KV head are viewed as
-G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32.
+G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32;
+bf16/fp16 K and V are read in their dtype and upcast one chunk of :data:`KV_CHUNK` keys at a
+time (no whole fp32 copy of K or V, which at K=128k would be 512 MiB each per layer).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import math
 import torch
 
 from sparse_attention_hub.sparse_attention.mask import Mask
+
+#: Keys per chunk when K/V are not fp32: each chunk is upcast on its own, so the extra memory
+#: is one (B, Hkv, KV_CHUNK, D) fp32 chunk instead of a whole fp32 copy of K or V.
+KV_CHUNK = 1024
 
 
 def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
@@ -40,8 +46,9 @@ def attention_scores(
     keys: torch.Tensor,
     scaling: float | None = None,
     attention_mask: torch.Tensor | None = None,
+    softcap: float | None = None,
 ) -> torch.Tensor:
-    """Scaled fp32 scores plus the attention mask.
+    """Scaled (and soft-capped) fp32 scores plus the attention mask.
 
     Args:
         queries: (B, H, Q, D).
@@ -50,6 +57,8 @@ def attention_scores(
         attention_mask: None, bool (True = may attend) or additive float, broadcastable to
             (B, H, Q, K); a longer last dimension is cut to K. Additive values at or below the
             dtype's minimum (``finfo.min``) count as forbidden, like False / -inf.
+        softcap: None, or Gemma-2's logit cap c: scores become ``c * tanh(scores / c)``
+            before the attention mask is added (as in the model's eager attention).
 
     Returns:
         (B, H, Q, K) float32, a new tensor.
@@ -61,8 +70,18 @@ def attention_scores(
     # Scale the small query tensor rather than the (B, H, Q, K) scores.
     q32 = queries.to(torch.float32) * scale
     q32 = q32.reshape(b, kv_heads, group * q, d)  # (B, Hkv, G*Q, D)
-    scores = torch.matmul(q32, keys.to(torch.float32).transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    if keys.dtype == torch.float32:
+        scores = torch.matmul(q32, keys.transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    else:  # read K in its dtype, a chunk at a time: never a whole fp32 copy of K
+        scores = torch.empty(b, kv_heads, group * q, k, dtype=torch.float32, device=keys.device)
+        for start in range(0, k, KV_CHUNK):
+            chunk = keys[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, D)
+            scores[..., start : start + KV_CHUNK] = torch.matmul(q32, chunk.transpose(-1, -2))
+            del chunk  # free before the next chunk is upcast
     scores = scores.view(b, h, q, k)  # (B, H, Q, K)
+    if softcap is not None:
+        cap = float(softcap)
+        scores.div_(cap).tanh_().mul_(cap)
     if attention_mask is not None:
         mask = attention_mask[..., :k] if attention_mask.shape[-1] > k else attention_mask
         if mask.dtype == torch.bool:
@@ -126,9 +145,10 @@ class ScoreCache:
         keys: torch.Tensor,
         scaling: float | None,
         attention_mask: torch.Tensor | None,
+        softcap: float | None = None,
     ) -> torch.Tensor:
         """(B, H, Q, K) fp32 scores for these exact tensors (recomputed if they differ)."""
-        inputs = (queries, keys, scaling, attention_mask)
+        inputs = (queries, keys, scaling, attention_mask, softcap)
         cached = self._inputs
         if (
             cached is None
@@ -136,8 +156,9 @@ class ScoreCache:
             or any(a is not b for a, b in zip(cached[:2], inputs[:2], strict=True))
             or cached[2] != scaling
             or cached[3] is not attention_mask
+            or cached[4] != softcap
         ):
-            self._scores = attention_scores(queries, keys, scaling, attention_mask)
+            self._scores = attention_scores(queries, keys, scaling, attention_mask, softcap)
             self._inputs = inputs
         return self._scores
 
@@ -170,6 +191,7 @@ def masked_attention(
     dropout: float = 0.0,
     return_weights: bool = False,
     scores: torch.Tensor | None = None,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention of ``queries`` over the keys ``mask`` selects, weighted by 1 / p.
 
@@ -185,10 +207,13 @@ def masked_attention(
         dropout: dropout probability on the normalised weights (0 in evaluation).
         return_weights: also return the normalised (B, H, Q, K) weights.
         scores: precomputed :func:`attention_scores` (B, H, Q, K) fp32, read only.
+        softcap: Gemma-2's logit cap (see :func:`attention_scores`); ignored when ``scores``
+            is given (they already carry it).
 
     Returns:
         (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) in the query dtype or
-        None). A row with no active (finite) key gets a zero output, never NaN.
+        None). A row with no active (finite) key gets a zero output by construction; a NaN
+        in q, k or v gives NaN, as in torch's attention.
     """
     group = _group_size(queries, keys)
     if values.dim() != 4 or values.shape[:3] != keys.shape[:3]:
@@ -197,37 +222,40 @@ def masked_attention(
             f"got {tuple(values.shape)}"
         )
     if scores is None:
-        scores = attention_scores(queries, keys, scaling, attention_mask)
+        scores = attention_scores(queries, keys, scaling, attention_mask, softcap)
     logits = _logits(scores, mask)
-    if sinks is None:
-        # The fused softmax. A row without any finite logit gives NaN weights and so a NaN
-        # output row: both are zeroed below (on the small output unless weights are returned).
-        weights = torch.softmax(logits, dim=-1)  # (B, H, Q, K)
-        if return_weights:
-            weights = weights.nan_to_num_(nan=0.0)
-    else:
-        weights = _softmax_with_sinks(logits, sinks, in_place=logits is not scores)
+    weights = guarded_softmax(logits, sinks, in_place=logits is not scores)  # (B, H, Q, K)
+    del logits
     if dropout > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
     out = _weighted_values(weights, values, group)  # (B, H, Q, Dv)
-    if sinks is None and not return_weights:
-        out = out.nan_to_num_(nan=0.0)
     out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
     return out, weights.to(queries.dtype) if return_weights else None
 
 
-def _softmax_with_sinks(logits: torch.Tensor, sinks: torch.Tensor, in_place: bool) -> torch.Tensor:
-    """Softmax of (B, H, Q, K) logits with one extra per-head logit (H,) in the denominator
-    only (GPT-OSS ``s_aux``). Rows with nothing finite get zero weights."""
-    h = logits.shape[1]
-    sink = sinks.to(torch.float32).reshape(1, h, 1, 1)  # (1, H, 1, 1)
-    row_max = torch.maximum(logits.amax(dim=-1, keepdim=True), sink)  # (B, H, Q, 1)
-    row_max = row_max.masked_fill(row_max == float("-inf"), 0.0)
+def guarded_softmax(
+    logits: torch.Tensor, sinks: torch.Tensor | None, in_place: bool
+) -> torch.Tensor:
+    """Softmax of (B, H, Q, K) logits, with an optional extra per-head logit (H,) in the
+    denominator only (GPT-OSS ``s_aux``).
+
+    A row with no finite logit gets zero weights by construction: its shift is 0, its
+    exponentials are 0 and the denominator is guarded, so 0 / tiny = 0. A NaN anywhere in a
+    row (NaN in q, k or v) stays NaN, as in torch's attention.
+    """
+    row_max = logits.amax(dim=-1, keepdim=True)  # (B, H, Q, 1)
+    sink = None
+    if sinks is not None:
+        sink = sinks.to(torch.float32).reshape(1, logits.shape[1], 1, 1)  # (1, H, 1, 1)
+        row_max = torch.maximum(row_max, sink)
+    row_max = row_max.masked_fill_(row_max == float("-inf"), 0.0)
     # exp in place when logits is our own temporary; never touch the caller's scores.
     shifted = logits.sub_(row_max) if in_place else logits.sub(row_max)
     weights = shifted.exp_()  # (B, H, Q, K), unnormalised
-    denom = weights.sum(dim=-1, keepdim=True) + torch.exp(sink - row_max)  # (B, H, Q, 1)
-    return weights.div_(denom.clamp_min(torch.finfo(torch.float32).tiny))
+    denom = weights.sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
+    if sink is not None:
+        denom = denom.add_(torch.exp(sink - row_max))
+    return weights.div_(denom.clamp_min_(torch.finfo(torch.float32).tiny))
 
 
 def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) -> torch.Tensor:
@@ -235,5 +263,12 @@ def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) ->
     b, h, q, k = weights.shape
     kv_heads, dv = values.shape[1], values.shape[3]
     grouped = weights.reshape(b, kv_heads, group * q, k)  # (B, Hkv, G*Q, K)
-    out = torch.matmul(grouped, values.to(torch.float32))  # (B, Hkv, G*Q, Dv)
+    if values.dtype == torch.float32:
+        out = torch.matmul(grouped, values)  # (B, Hkv, G*Q, Dv)
+    else:  # accumulate in fp32, reading V one chunk at a time in its own dtype
+        out = torch.zeros(b, kv_heads, group * q, dv, dtype=torch.float32, device=values.device)
+        for start in range(0, k, KV_CHUNK):
+            chunk = values[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, Dv)
+            out.add_(torch.matmul(grouped[..., start : start + KV_CHUNK], chunk))
+            del chunk
     return out.view(b, h, q, dv)  # (B, H, Q, Dv)

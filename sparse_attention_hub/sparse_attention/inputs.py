@@ -62,6 +62,9 @@ class AttentionInputs:
     """The exact-score cache this call's maskers and its softmax share."""
     state: Any = None
     """This layer's state of the masker being called (stateful maskers only, else None)."""
+    key_start: int | None = None
+    """Absolute position of key 0; None means the keys end at the last query
+    (``query_start + Q - K``, floored at 0). Set for a block of queries (:meth:`query_block`)."""
 
     def __post_init__(self) -> None:
         if self.queries.dim() != 4 or self.keys.dim() != 4:
@@ -90,6 +93,8 @@ class AttentionInputs:
     @property
     def key_offset(self) -> int:
         """Absolute position of key 0 (0 on full-attention layers)."""
+        if self.key_start is not None:
+            return self.key_start
         assert self.query_start is not None  # set in __post_init__
         return max(0, self.query_start + self.queries.shape[2] - self.keys.shape[2])
 
@@ -109,6 +114,30 @@ class AttentionInputs:
         start = self.query_start
         return torch.arange(start, start + self.queries.shape[2], device=self.queries.device)
 
+    def query_block(self, start: int, stop: int) -> AttentionInputs:
+        """The inputs of queries ``start:stop`` only (same keys, same key positions), with
+        their own score cache: (B, H, stop - start, D) queries, the attention mask and
+        ``position_ids`` cut to those rows where they have one row per query."""
+        q = self.queries.shape[2]
+        mask = self.attention_mask
+        if mask is not None and mask.dim() >= 2 and mask.shape[-2] == q:
+            mask = mask[..., start:stop, :]
+        extras = dict(self.extras)
+        positions = extras.get("position_ids")
+        if isinstance(positions, torch.Tensor) and positions.dim() and positions.shape[-1] == q:
+            extras["position_ids"] = positions[..., start:stop]
+        assert self.query_start is not None  # set in __post_init__
+        return dataclasses.replace(
+            self,
+            queries=self.queries[:, :, start:stop],
+            attention_mask=mask,
+            query_start=self.query_start + start,
+            extras=extras,
+            score_cache=ScoreCache(),
+            state=None,
+            key_start=self.key_offset,
+        )
+
     # ------------------------------------------------------------------ derived tensors
 
     def allowed_keys(self) -> torch.Tensor | None:
@@ -117,9 +146,18 @@ class AttentionInputs:
         return allowed_keys(self.attention_mask, self.keys.shape[2])
 
     def exact_scores(self) -> torch.Tensor:
-        """(B, H, Q, K) fp32 scaled scores plus the attention mask (forbidden = -inf),
+        """(B, H, Q, K) fp32 scaled, soft-capped scores plus the attention mask (forbidden = -inf),
         computed once per call and shared. Read only: never write into it."""
-        return self.score_cache.get(self.queries, self.keys, self.scaling, self.attention_mask)
+        return self.score_cache.get(
+            self.queries, self.keys, self.scaling, self.attention_mask, self.softcap
+        )
+
+    @property
+    def softcap(self) -> float | None:
+        """Gemma-2's attention logit cap from :attr:`extras` (None: no cap). The exact scores
+        carry it: ``softcap * tanh(scores / softcap)``."""
+        cap = self.extras.get("softcap")
+        return None if cap is None else float(cap)
 
     def per_query_head(self, tensor: torch.Tensor) -> torch.Tensor:
         """A (B, Hkv, ...) tensor repeated to (B, H, ...) so head h reads KV head h // G."""

@@ -50,6 +50,47 @@ OUTPUT_ERROR_METRIC = "research_attention_output_error"
 MicroMetricLogger.register_metric(DENSITY_METRIC, float)
 MicroMetricLogger.register_metric(OUTPUT_ERROR_METRIC, float)
 
+#: Attention-interface keyword arguments the research attention uses: kept in
+#: ``AttentionInputs.extras`` (``sliding_window`` is applied through the attention mask, which
+#: the adapter's mask function builds with the window).
+HANDLED_KWARGS = frozenset(
+    {
+        "scaling",
+        "dropout",
+        "output_attentions",
+        "layer_idx",
+        "query_start",
+        "position_ids",
+        "s_aux",
+        "sinks",
+        "softcap",
+        "sliding_window",
+        "is_causal",
+    }
+)
+#: Arguments transformers passes on through every layer that do not change attention.
+IGNORED_KWARGS = frozenset(
+    {
+        "cache_position",
+        "use_cache",
+        "past_key_values",
+        "cache",
+        "past_key_value",
+        "output_hidden_states",
+        "output_router_logits",
+        "return_dict",
+        "num_items_in_batch",
+        "logits_to_keep",
+        "position_embeddings",
+        "token_type_ids",
+    }
+)
+
+#: Default memory budget of one (B, H, block, K) fp32 score tensor: queries are processed in
+#: blocks of ``budget // (B * H * K * 4)`` rows (at least 1), so the peak of a call scales with
+#: block x K, not Q x K. 128 MiB is 32 query rows at 32 heads and K = 32k, 8 at K = 128k.
+DEFAULT_SCORE_BUDGET_BYTES = 128 * 2**20
+
 #: ``hook(inputs, mask)``, called with the mask of every ``custom_attention`` call.
 MaskHook = Callable[[AttentionInputs, Mask], None]
 
@@ -82,10 +123,24 @@ class ResearchAttention:
     Attributes:
         maskers: the masker chain, in order.
         states: the per-layer masker states of the current request.
+        score_budget_bytes: memory budget of one (B, H, block, K) fp32 score tensor; the
+            queries of a call are processed in blocks that fit it (one block when a stateful
+            masker is in the chain: its state advances once per call).
     """
 
-    def __init__(self, maskers: Sequence[Masker]) -> None:
+    def __init__(
+        self, maskers: Sequence[Masker], score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES
+    ) -> None:
+        if (
+            not isinstance(score_budget_bytes, int)
+            or isinstance(score_budget_bytes, bool)
+            or score_budget_bytes < 1
+        ):
+            raise ValueError(
+                f"score_budget_bytes must be a positive int, got {score_budget_bytes!r}"
+            )
         check_one_sampling([type(m) for m in maskers])
+        self.score_budget_bytes = score_budget_bytes
         self.maskers = list(maskers)
         self.states = MaskerStates()
         self._stateful = any(m.is_stateful for m in self.maskers)
@@ -175,25 +230,50 @@ class ResearchAttention:
         if layer_idx is None:
             layer_idx = getattr(module, "layer_idx", None)
         query_start = kwargs.pop("query_start", None)
+        check_attention_kwargs(kwargs, module)
         positions = kwargs.get("position_ids")
         if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
             query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
         inputs = AttentionInputs(
             query, key, value, attention_mask, scaling, dropout, layer_idx, query_start, kwargs
         )
+        q_len = query.shape[2]
+        block = self.query_block_size(inputs)
+        if block >= q_len or self._stateful:
+            return self._attend(inputs, return_weights)
+        outs: list[torch.Tensor] = []
+        all_weights: list[torch.Tensor] = []
+        for start in range(0, q_len, block):
+            out, weights = self._attend(
+                inputs.query_block(start, min(start + block, q_len)), return_weights
+            )
+            outs.append(out)  # (B, block, H, Dv)
+            if weights is not None:
+                all_weights.append(weights)  # (B, H, block, K)
+        out = torch.cat(outs, dim=1)  # (B, Q, H, Dv)
+        return out, torch.cat(all_weights, dim=2) if return_weights else None
+
+    def query_block_size(self, inputs: AttentionInputs) -> int:
+        """Query rows per block: one (B, H, rows, K) fp32 tensor fits the score budget."""
+        b, h, _, k = inputs.mask_shape
+        return max(1, self.score_budget_bytes // max(1, b * h * k * 4))
+
+    def _attend(
+        self, inputs: AttentionInputs, return_weights: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mask and attention of one block of queries: (B, Q, H, Dv), weights or None."""
         mask = self.build_mask(inputs)
         for hook in self._mask_hooks:
             hook(inputs, mask)
-        scores = inputs.exact_scores()
         out, weights = masked_attention(
-            query,
-            key,
-            value,
+            inputs.queries,
+            inputs.keys,
+            inputs.values,
             mask,
             sinks=inputs.sinks,
-            dropout=dropout,
+            dropout=inputs.dropout,
             return_weights=return_weights,
-            scores=scores,
+            scores=inputs.exact_scores(),
         )
         self._log_metrics(mask, out, inputs)
         return out, weights
@@ -213,6 +293,27 @@ class ResearchAttention:
 
     def __repr__(self) -> str:
         return f"ResearchAttention({self.maskers})"
+
+
+def check_attention_kwargs(
+    kwargs: dict[str, Any], module: torch.nn.Module | None, model: Any = None
+) -> None:
+    """ValueError for any keyword argument the research attention does not handle and that is
+    not None (e.g. packed-sequence ``cu_seq_lens_q``): nothing the model asks for is dropped.
+    The message names the argument, the attention module's class and the model's class."""
+    unknown = sorted(
+        name
+        for name, value in kwargs.items()
+        if value is not None and name not in HANDLED_KWARGS and name not in IGNORED_KWARGS
+    )
+    if unknown:
+        owner = "custom_attention" if module is None else type(module).__name__
+        if model is not None:
+            owner = f"{type(model).__name__} ({owner})"
+        raise ValueError(
+            f"{owner} passed attention argument(s) {unknown} that the research attention does "
+            f"not handle; handled: {sorted(HANDLED_KWARGS)}"
+        )
 
 
 def dense_reference_output(

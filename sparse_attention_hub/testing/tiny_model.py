@@ -24,7 +24,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-ARCHS = ("llama", "qwen2", "qwen3", "mistral")
+ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma2", "gpt_oss", "phi3")
 
 #: Default sizes: fast on a CPU, long enough for 8k-token contexts.
 DEFAULT_SIZES: dict[str, int] = {
@@ -127,13 +127,20 @@ def _build_config(
 ) -> Any:
     """The transformers config for ``arch`` with ``sizes`` and the tokenizer's special ids.
 
-    ``sliding_window``: Mistral gets it on every layer; Qwen2/Qwen3 on every layer but the
-    first (``max_window_layers=1``), so both a full and a sliding layer are exercised.
+    ``sliding_window``: Mistral and Phi-3 get it on every layer; Qwen2/Qwen3 on every layer
+    but the first (``max_window_layers=1``); Gemma-2 and GPT-OSS on every other layer (their
+    own alternating layout; None keeps their default window). Gemma-2 also soft-caps its
+    attention logits (``attn_logit_softcapping``), GPT-OSS adds per-head sink logits and a
+    small mixture of experts.
     """
     from transformers import AutoConfig
 
-    extra: dict[str, Any] = {}
-    if arch in ("qwen2", "qwen3", "mistral"):
+    extra: dict[str, Any] = _ARCH_EXTRAS.get(arch, {}).copy()
+    if arch == "gemma2":
+        extra["query_pre_attn_scalar"] = sizes["head_dim"]
+    if arch == "phi3":
+        sizes = {k: v for k, v in sizes.items() if k != "head_dim"}
+    if arch in ("qwen2", "qwen3", "mistral", "phi3") or sliding_window is not None:
         extra["sliding_window"] = sliding_window
     if arch in ("qwen2", "qwen3"):
         extra["use_sliding_window"] = sliding_window is not None
@@ -151,6 +158,17 @@ def _build_config(
         rope_theta=10000.0,
         **extra,
     )
+
+
+#: Architecture settings beyond the sizes.
+_ARCH_EXTRAS: dict[str, dict[str, Any]] = {
+    "gemma2": {"attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0},
+    "gpt_oss": {
+        "num_local_experts": 4,
+        "num_experts_per_tok": 2,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+    },
+}
 
 
 def _resolve_sizes(arch: str, sizes: dict[str, int]) -> dict[str, int]:
@@ -183,7 +201,9 @@ def _check_sliding_window(arch: str, sliding_window: int | None) -> None:
     if sliding_window is None:
         return
     if arch == "llama":
-        raise ValueError("make_tiny_model: sliding_window needs arch 'mistral', 'qwen2' or 'qwen3'")
+        raise ValueError(
+            "make_tiny_model: sliding_window needs an arch with sliding layers, not 'llama'"
+        )
     if (
         not isinstance(sliding_window, int)
         or isinstance(sliding_window, bool)
@@ -247,10 +267,13 @@ def make_tiny_model(
 
     Args:
         path: the directory to write (created if needed).
-        arch: "llama", "qwen2", "qwen3" or "mistral".
+        arch: one of :data:`ARCHS`: "llama", "qwen2", "qwen3", "mistral", "gemma2" (soft-capped
+            logits, alternating sliding layers), "gpt_oss" (sink logits, sliding layers, MoE)
+            or "phi3" (phi3 derives head_dim from the sizes).
         seed: the seed of the random weights; the same arguments give the same files.
-        sliding_window: None (full attention everywhere), or a window in tokens: every layer
-            of a Mistral, every layer but the first of a Qwen2/Qwen3 (not for Llama).
+        sliding_window: None (full attention everywhere; Gemma-2 / GPT-OSS keep their default
+            window), or a window in tokens: every layer of a Mistral / Phi-3, every layer but
+            the first of a Qwen2/Qwen3, every other layer of Gemma-2 / GPT-OSS (not Llama).
         **sizes: overrides of :data:`DEFAULT_SIZES` (e.g. ``num_key_value_heads=2`` for GQA).
 
     If ``path`` already holds the model for the same arguments, nothing is rewritten. The files

@@ -164,7 +164,7 @@ def test_context_cache_rolls_sliding_layers_back_or_resets(
 
     def run(tokens: list[int], cache: Any) -> torch.Tensor:
         with torch.inference_mode():
-            return model(input_ids=torch.tensor([tokens]), past_key_values=cache).logits[0, -1]
+            return model(input_ids=torch.tensor([tokens]), cache=cache).logits[0, -1]
 
     expected = run(ids + question, ContextCache(model.config).cache)
     context = ContextCache(model.config)

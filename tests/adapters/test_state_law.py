@@ -150,7 +150,7 @@ def test_context_cache_rollback_truncates_states_and_a_reset_clears_them(
     states.read(masker, inputs)  # a state over the context and 4 more tokens
     context = ContextCache(model.config, states)
     with torch.inference_mode():
-        model(input_ids=torch.tensor([ids + ids[:4]]), past_key_values=context.cache)
+        model(input_ids=torch.tensor([ids + ids[:4]]), cache=context.cache)
     context.prefilled(ids, 0)
     assert context.rollback(ids) == len(ids)
     entry = states.entry(0, masker)

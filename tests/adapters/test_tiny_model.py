@@ -65,7 +65,7 @@ def test_mistral_and_bad_arguments(tmp_path: Path) -> None:
         make_tiny_model(tmp_path / "x", hidden_sise=8)
     with pytest.raises(ValueError, match="num_key_value_heads=3"):
         make_tiny_model(tmp_path / "x", num_key_value_heads=3)
-    with pytest.raises(ValueError, match="sliding_window needs arch"):
+    with pytest.raises(ValueError, match="sliding_window needs an arch"):
         make_tiny_model(tmp_path / "x", arch="llama", sliding_window=8)
     with pytest.raises(ValueError, match="sliding_window=1"):
         make_tiny_model(tmp_path / "x", arch="mistral", sliding_window=1)

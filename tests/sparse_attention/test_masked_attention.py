@@ -171,3 +171,38 @@ def test_bad_head_counts_raise():
     q, k, v = make_qkv(1, 4, 2, 1, 4, 4)
     with pytest.raises(ValueError, match="values must be"):
         masked_attention(q, k, v[:, :, :3])
+
+
+@pytest.mark.parametrize("with_sinks", [False, True])
+def test_nan_input_gives_nan(with_sinks):
+    """A NaN in q, k or v is not hidden: exactly the outputs it reaches are NaN."""
+    sinks = torch.zeros(2) if with_sinks else None
+    q, k, v = make_qkv(1, 2, 2, 3, 5, 4, seed=7)
+    q[0, 0, 1, 0] = float("nan")  # head 0, query 1: that output row only
+    out, _ = masked_attention(q, k, v, sinks=sinks)  # (B, Q, H, D)
+    expected = torch.zeros(1, 3, 2, 4, dtype=torch.bool)
+    expected[0, 1, 0] = True
+    assert torch.equal(out.isnan(), expected)
+    q, k, v = make_qkv(1, 2, 2, 3, 5, 4, seed=7)
+    k[0, 1, 2, 3] = float("nan")  # head 1, key 2: every query of head 1
+    out, _ = masked_attention(q, k, v, sinks=sinks)
+    assert out[0, :, 1].isnan().all() and not out[0, :, 0].isnan().any()
+    q, k, v = make_qkv(1, 2, 2, 3, 5, 4, seed=7)
+    v[0, 0, 4, 2] = float("nan")  # head 0, key 4, dim 2: dim 2 of every query of head 0
+    out, _ = masked_attention(q, k, v, sinks=sinks)
+    expected = torch.zeros(1, 3, 2, 4, dtype=torch.bool)
+    expected[0, :, 0, 2] = True
+    assert torch.equal(out.isnan(), expected)
+
+
+def test_softcap_matches_the_gemma2_formula():
+    q, k, v = make_qkv(1, 2, 1, 3, 6, 4, seed=8)
+    q = q * 10.0  # scores large enough for the cap to bite
+    cap = 2.0
+    out, _ = masked_attention(q, k, v, softcap=cap)
+    k2, v2 = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)
+    scores = q @ k2.transpose(-1, -2) / 2.0  # D = 4: scale 1/2
+    ref = torch.softmax(cap * torch.tanh(scores / cap), dim=-1) @ v2
+    torch.testing.assert_close(out, ref.transpose(1, 2))
+    plain, _ = masked_attention(q, k, v)
+    assert (plain - out).abs().max() > 1e-2

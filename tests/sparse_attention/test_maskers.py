@@ -138,8 +138,9 @@ def test_oracle_top_k_never_adds_keys_the_attention_mask_forbids(fill, dtype, he
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.6, 0.9, 0.999])
-def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p):
-    b, h, q_len, k_len = 1, 2, 3, 30
+@pytest.mark.parametrize("k_len", [30, 3000])  # 3000: the partial selection grows its k
+def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len):
+    b, h, q_len = 1, 2, 3
     q, k, v = qkv(b, h, h, q_len, k_len, d=8, seed=3)
     q = q * 2  # peakier distributions
     previous = add(SinkMaskerConfig(1), q, k, v, Mask.create_empty((b, h, q_len, k_len)))

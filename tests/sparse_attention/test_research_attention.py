@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import sparse_attention_hub.sparse_attention.research_attention as ra
 from sparse_attention_hub.metric_logging import MicroMetricLogger, load_micro_metrics
 from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
     OracleTopKConfig,
@@ -166,3 +167,45 @@ def test_score_cache_recomputes_for_other_inputs():
     other = cache.get(q, k, 0.5, None)
     assert other is not first
     torch.testing.assert_close(other, attention_scores(q, k, 0.5))
+
+
+def test_unknown_attention_argument_is_an_error_naming_it_and_the_module():
+    q, k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4)
+
+    class Gemma9Attention(torch.nn.Module):
+        layer_idx = 0
+
+    attn = ResearchAttention([])
+    with pytest.raises(ValueError, match=r"Gemma9Attention.*'cu_seq_lens_q'"):
+        attn.custom_attention(Gemma9Attention(), q, k, v, None, cu_seq_lens_q=torch.tensor([0, 3]))
+    # None (not used by this model) and the known pass-through arguments are fine
+    attn.custom_attention(None, q, k, v, None, cu_seq_lens_q=None, use_cache=True, softcap=None)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_query_blocks_and_kv_chunks_change_nothing(monkeypatch, dtype):
+    """Blocks of queries (a tiny score budget) and K/V read in chunks give the same outputs
+    and weights, also with the keys of a sliding layer starting past position 0."""
+    import sparse_attention_hub.sparse_attention.attention as attention_module
+
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(1, 4, 7, 8, generator=g).to(dtype)
+    k = torch.randn(1, 2, 20, 8, generator=g).to(dtype)
+    v = torch.randn(1, 2, 20, 8, generator=g).to(dtype)
+    causal = torch.ones(7, 20, dtype=torch.bool).tril(13)[None, None]  # (1, 1, Q, K)
+    cfg = ResearchAttentionConfig(
+        [SinkMaskerConfig(sink_size=2), LocalMaskerConfig(window_size=3), OracleTopKConfig(4)]
+    )
+    whole = ResearchAttention.create_from_config(cfg)
+    blocked = ResearchAttention(whole.maskers, score_budget_bytes=4 * 4 * 20 * 2)  # 2 rows
+    assert blocked.query_block_size(AttentionInputs(q, k, v)) == 2
+    args = (None, q, k, v, causal, None, 0.0)
+    ref, ref_w = whole.custom_attention(*args, query_start=30, output_attentions=True)
+    monkeypatch.setattr(attention_module, "KV_CHUNK", 3)
+    with blocked.record_masks() as masks:
+        out, w = blocked.custom_attention(*args, query_start=30, output_attentions=True)
+    assert [m.shape[2] for _, m in masks] == [2, 2, 2, 1]
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(w, ref_w)
+    with pytest.raises(ValueError, match="score_budget_bytes"):
+        ResearchAttention([], score_budget_bytes=0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparse_attention_hub.sparse_attention.attention import guarded_softmax
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import (
@@ -44,15 +45,40 @@ class OracleTopPMasker(Masker):
         top_p = float(self.config.top_p)
         if previous_mask.is_full_flag or top_p == 0.0 or shape[3] == 0:
             return previous_mask.merge(Mask.create_empty(shape, device=inputs.keys.device))
-        scores = inputs.exact_scores()
-        probs = torch.softmax(scores, dim=-1).nan_to_num_(0.0)  # (B, H, Q, K)
+        probs = guarded_softmax(inputs.exact_scores(), None, in_place=False)  # (B, H, Q, K)
         active = previous_mask.active()
         if active is None:
             reached = torch.zeros((*shape[:3], 1), dtype=probs.dtype, device=probs.device)
         else:
-            reached = (probs * active).sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
+            # Mass of the active keys without a (B, H, Q, K) temporary: total minus the rest.
+            total = probs.sum(dim=-1, keepdim=True)  # (B, H, Q, 1)
             probs = probs.masked_fill_(active, 0.0)
-        ranked, order = torch.sort(probs, dim=-1, descending=True)  # (B, H, Q, K)
-        before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each key
-        take = (before < top_p) & (ranked > 0)
+            del active
+            reached = total.sub_(probs.sum(dim=-1, keepdim=True)).clamp_(min=0.0)
+        order, take = _smallest_set(probs, reached, top_p)
+        del probs
         return previous_mask.with_active_indices(order, take)
+
+
+def _smallest_set(
+    probs: torch.Tensor, reached: torch.Tensor, top_p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of (B, H, Q, K) ``probs``, the most probable keys until ``reached`` plus their
+    mass reaches ``top_p``: (indices (B, H, Q, k), take (B, H, Q, k) bool).
+
+    A partial selection instead of a full sort: ``topk`` of a growing k (K / 32 first, then x4)
+    until every row has reached ``top_p`` or has nothing left with non-zero probability, so
+    the int64 indices cover k keys per row, not K, unless the rows are flat.
+    """
+    n_keys = probs.shape[-1]
+    k = min(n_keys, max(64, -(-n_keys // 32)))
+    while True:
+        ranked, order = torch.topk(probs, k, dim=-1, sorted=True)  # (B, H, Q, k)
+        before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each
+        take = (before < top_p) & (ranked > 0)
+        last = ranked[..., -1:]
+        done = (before[..., -1:] + last >= top_p) | (last <= 0)  # (B, H, Q, 1)
+        if k == n_keys or bool(done.all()):
+            return order, take
+        del ranked, order, before, take
+        k = min(n_keys, 4 * k)
