@@ -17,6 +17,7 @@ and writes the cell directory so that a crashed run resumes where it stopped.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class Benchmark(ABC):
     label_columns: ClassVar[tuple[str, ...]] = ("answer",)
     requires_model: ClassVar[bool] = True
     option_help: ClassVar[dict[str, str]] = {}
+    #: the hub dataset revision (benchmarks with a ``revision`` option set it)
+    revision: str | None = None
 
     def __init__(
         self,
@@ -88,8 +91,12 @@ class Benchmark(ABC):
             raise ValueError(f"data_dir {str(self.data_dir)!r} is not a directory")
 
     def _option_help(self) -> str:
-        """Extra accepted options, for error messages (subclasses with options override)."""
-        return ""
+        """The constructor's other options, for error messages (read from its signature)."""
+        skip = {"self", "subsets_to_run", "data_dir"}
+        params = inspect.signature(type(self).__init__).parameters.values()
+        return "".join(
+            f", {p.name}" for p in params if p.name not in skip and p.kind is not p.VAR_KEYWORD
+        )
 
     def _validate_subsets(self, subsets: list[str] | str | None) -> list[str]:
         if subsets is None:
@@ -132,7 +139,7 @@ class Benchmark(ABC):
         """Where the rows come from, for config.json: the hub id and revision or a local path."""
         if self.data_dir is not None:
             return {"local_source": str(self.data_dir.resolve())}
-        return {"dataset_id": self.huggingface_dataset_id, "revision": None}
+        return {"dataset_id": self.huggingface_dataset_id, "revision": self.revision}
 
     def data_needs(self) -> list[DataNeed]:
         """The data the selected subsets read, for a check before anything runs.

@@ -90,9 +90,6 @@ class Aime(Benchmark):
         )
         self.max_new_tokens = _positive_int("max_new_tokens", max_new_tokens)
 
-    def _option_help(self) -> str:
-        return ", num_samples_per_question, max_new_tokens"
-
     def data_source(self) -> dict[str, Any]:
         if self.data_dir is not None:
             return super().data_source()

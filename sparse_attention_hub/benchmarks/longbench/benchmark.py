@@ -123,9 +123,6 @@ class LongBench(Benchmark):
         self.revision = revision
         self.dataset_id = dataset_id or self.huggingface_dataset_id
 
-    def _option_help(self) -> str:
-        return ", revision, dataset_id"
-
     def data_source(self) -> dict[str, Any]:
         if self.data_dir is not None:
             return super().data_source()

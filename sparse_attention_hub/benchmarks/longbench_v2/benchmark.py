@@ -75,15 +75,6 @@ class LongBenchV2(Benchmark):
         super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
         self.revision = revision
 
-    def _option_help(self) -> str:
-        return ", revision"
-
-    def data_source(self) -> dict[str, Any]:
-        source = super().data_source()
-        if "dataset_id" in source:
-            source["revision"] = self.revision
-        return source
-
     def data_needs(self) -> list[DataNeed]:
         if self.data_dir is not None:
             return [local_need(self.data_dir, LOCAL_NAME)]

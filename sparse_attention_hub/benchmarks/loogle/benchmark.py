@@ -66,17 +66,8 @@ class LooGLE(Benchmark):
         self.revision = revision
         self.bertscore = bertscore
 
-    def _option_help(self) -> str:
-        return ", revision, bertscore"
-
     def config_options(self) -> dict[str, Any]:
         return {"bertscore": self.bertscore}
-
-    def data_source(self) -> dict[str, Any]:
-        source = super().data_source()
-        if "dataset_id" in source:
-            source["revision"] = self.revision
-        return source
 
     def _load_raw(self, task: str) -> pd.DataFrame:
         required = ("input", "output") if task == "longdep_summarization" else ("input", "qa_pairs")

@@ -72,15 +72,6 @@ class Ruler(Benchmark):
         super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
         self.revision = revision
 
-    def _option_help(self) -> str:
-        return ", revision"
-
-    def data_source(self) -> dict[str, Any]:
-        source = super().data_source()
-        if "dataset_id" in source:
-            source["revision"] = self.revision
-        return source
-
     def _not_on_hub(self, subset: str) -> str:
         return (
             f"ruler subset {subset!r}: {self.huggingface_dataset_id} publishes only "

@@ -86,9 +86,6 @@ class SyntheticRuler(Benchmark):
         self.tokenizer = tokenizer
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
 
-    def _option_help(self) -> str:
-        return ", num_samples, seed, tasks, tokenizer, cache_dir"
-
     def prepare(self, adapter: ModelAdapter) -> None:
         if self.tokenizer is None:
             self.tokenizer = getattr(adapter, "tokenizer", None)

@@ -93,17 +93,8 @@ class ZeroScrolls(Benchmark):
         self.split = split
         self.revision = revision
 
-    def _option_help(self) -> str:
-        return ", split, revision"
-
     def config_options(self) -> dict[str, Any]:
         return {"split": self.split}
-
-    def data_source(self) -> dict[str, Any]:
-        source = super().data_source()
-        if "dataset_id" in source:
-            source["revision"] = self.revision
-        return source
 
     def data_needs(self) -> list[DataNeed]:
         if self.data_dir is not None:
