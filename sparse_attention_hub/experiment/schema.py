@@ -250,8 +250,9 @@ def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[A
     if unknown or "maskers" not in value:
         raise src.error(
             path,
-            "a config mapping has 'maskers' (a list of maskers) and optionally 'dense_layers' "
-            f"(layer indices), got keys {', '.join(map(str, value)) or 'none'}",
+            "expected 'dense' or a list of maskers like [{sink: {sink_size: 128}}] (or a "
+            "mapping {maskers: [...], dense_layers: [0, 1]}), got a mapping with keys "
+            f"{', '.join(map(str, value)) or 'none'}",
         )
     try:
         layers = check_dense_layers(value.get("dense_layers") or [])

@@ -159,8 +159,9 @@ def fake_quantise(
 
 @register_masker(
     "quest",
-    "Quest (Tang et al., 2024, mit-han-lab/Quest): whole pages of page_size keys whose "
-    "per-page min/max bound of q.k is in the top token_budget // page_size.",
+    "Tang et al., 2024, 'Quest: Query-Aware Sparsity for Efficient Long-Context LLM "
+    "Inference' (mit-han-lab/Quest): each query head keeps the token_budget // page_size "
+    "pages (at least 3) with the highest per-page min/max bound of q.k.",
 )
 class QuestMasker(StatefulMasker[QuestState]):
     """Query-aware page selection (see the module for the rule and every deviation)."""
