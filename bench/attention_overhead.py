@@ -7,6 +7,11 @@ with ``enable_gqa=True`` and SDPA on K/V repeated beforehand (repeat not timed).
 several repeats after a warm-up. Targets: sparse <= 1.2x, empty <= 1.1x. A short case
 (K = 512, ``--short-k``) measures the per-call host overhead: target sparse <= 2x SDPA.
 
+Quest at K = 32768 (Sink(128) + Local(128) + Quest(token_budget=0.05), the issue's setting) is
+timed on the same decode step with its page summaries already built (``quest_ratio``, target
+<= 2x SDPA); the once-per-layer-per-request state build and the per-token state extension
+are timed separately (``quest_state_build_ms``, ``quest_state_extend_ms``).
+
     .venv/bin/python bench/attention_overhead.py [--repeats 15] [--k 32768] [--device cpu]
 
 The issue's target is for CPU; ``--device cuda`` times the same step on a GPU.
@@ -26,11 +31,14 @@ import torch
 import torch.nn.functional as F
 
 from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
     OracleTopKConfig,
+    QuestConfig,
     SinkMaskerConfig,
 )
+from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 
 
 def median_ms(
@@ -70,6 +78,9 @@ def measure(k_len: int, repeats: int, device: torch.device) -> dict[str, float]:
         )
     )
     dense = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
+    quest = ResearchAttention.create_from_config(
+        ResearchAttentionConfig([SinkMaskerConfig(128), LocalMaskerConfig(128), QuestConfig(0.05)])
+    )
 
     def run(attn: ResearchAttention) -> Callable[[], object]:
         return lambda: attn.custom_attention(None, q, k, v, None, scale, 0.0, layer_idx=0)
@@ -90,10 +101,36 @@ def measure(k_len: int, repeats: int, device: torch.device) -> dict[str, float]:
                 ),
                 "research_sparse": median_ms(run(sparse), repeats, device),
                 "research_empty": median_ms(run(dense), repeats, device),
+                # warm-up calls build the page summaries; timed calls reuse them
+                "research_quest": median_ms(run(quest), repeats, device),
+                **quest_state_ms(quest, q, k, v, repeats, device),
             }
             for name, ms in rounds.items():
                 timings[name] = min(ms, timings.get(name, float("inf")))
     return timings
+
+
+def quest_state_ms(
+    attn: ResearchAttention,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    repeats: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Median ms of building Quest's page summaries of all K keys (once per layer per request)
+    and of extending them by one decode token (the last partial page recomputed)."""
+    masker = attn.maskers[-1]
+    assert isinstance(masker, StatefulMasker)
+    inputs = AttentionInputs(q, k, v, None, layer_idx=0)
+    state = masker.build_state(inputs)
+    longer = AttentionInputs(q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2))
+    return {
+        "quest_state_build": median_ms(lambda: masker.build_state(inputs), repeats, device),
+        "quest_state_extend": median_ms(
+            lambda: masker.extend_state(state, longer, 1), repeats, device
+        ),
+    }
 
 
 def summary(timings: dict[str, float], k_len: int) -> dict[str, object]:
@@ -107,6 +144,9 @@ def summary(timings: dict[str, float], k_len: int) -> dict[str, object]:
         "baseline_ms": round(baseline, 4),
         "sparse_ratio": round(timings["research_sparse"] / baseline, 3),
         "empty_ratio": round(timings["research_empty"] / baseline, 3),
+        "quest_ratio": round(timings["research_quest"] / baseline, 3),
+        "quest_state_build_ms": round(timings["quest_state_build"], 4),
+        "quest_state_extend_ms": round(timings["quest_state_extend"], 4),
         "timings_ms": {name: round(ms, 4) for name, ms in timings.items()},
     }
 
@@ -128,7 +168,12 @@ def main() -> None:
                 "shape": {"B": 1, "H": 32, "Hkv": 8, "Q": 1, "D": 128},
                 **long,
                 "short": short,
-                "targets": {"sparse_ratio": 1.2, "empty_ratio": 1.1, "short_sparse_ratio": 2.0},
+                "targets": {
+                    "sparse_ratio": 1.2,
+                    "empty_ratio": 1.1,
+                    "short_sparse_ratio": 2.0,
+                    "quest_ratio": 2.0,
+                },
                 "device": str(device),
                 "threads": torch.get_num_threads(),
             }

@@ -6,11 +6,14 @@ A file looks like ``examples/demo.yaml``::
     result_dir: ./demo_results      # relative to the working directory; ~ is expanded
     models:                         # hub ids, local paths, or {tiny_model: {arch: llama}}
       - meta-llama/Llama-3.1-8B-Instruct
-    sparse_configs:                 # name -> dense | list of maskers
+    sparse_configs:                 # name -> dense | list of maskers | {dense_layers, maskers}
       dense: dense
       streaming:
         - sink: {sink_size: 128}
         - local: {window_size: 512}
+      quest:                        # layers 0 and 1 keep full attention
+        dense_layers: [0, 1]
+        maskers: [{sink: {sink_size: 128}}, {local: {window_size: 128}}, quest]
     benchmarks:                     # a name, or {name, subsets, benchmark_kwargs}
       - name: longbench
         subsets: [narrativeqa, qasper]
@@ -123,6 +126,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
+    sparse_configs, dense_layers = _sparse_configs(c.required(doc, "sparse_configs", "", src), src)
     return ExperimentSpec(
         source=source,
         name=_optional_string(doc.get("name"), "name", src),
@@ -132,7 +136,8 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         ),
         models=models,
         local_model_paths=tuple(m for m in models if isinstance(m, str) and m in local_paths),
-        sparse_configs=_sparse_configs(c.required(doc, "sparse_configs", "", src), src),
+        sparse_configs=sparse_configs,
+        dense_layers=dense_layers,
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
         model_kwargs=adapter["model_kwargs"],
@@ -202,13 +207,14 @@ def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:
 
 def _sparse_configs(
     value: Any, src: Source
-) -> list[tuple[str, list[dict[str, dict[str, Any]]] | None]]:
+) -> tuple[list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]]]:
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
     if not configs:
         raise src.error("sparse_configs", "needs at least one config (e.g. dense: dense)")
     out: list[tuple[str, list[dict[str, dict[str, Any]]] | None]] = []
+    dense_layers: dict[str, list[int]] = {}
     for name, maskers in configs.items():
         path = c.join("sparse_configs", name)
         if not CONFIG_NAME.match(name) or ".." in name:
@@ -222,6 +228,10 @@ def _sparse_configs(
             )
         if len(name.encode()) > MAX_NAME_BYTES:
             raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
+        if isinstance(maskers, dict):
+            maskers, layers = _with_dense_layers(maskers, path, src)
+            if layers:
+                dense_layers[name] = layers
         parsed = _maskers(maskers, path, src)
         if name == DENSE and parsed is not None:
             raise src.error(
@@ -229,7 +239,26 @@ def _sparse_configs(
                 "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
             )
         out.append((name, parsed))
-    return out
+    return out, dense_layers
+
+
+def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[Any, list[int]]:
+    """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers)."""
+    from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
+
+    unknown = sorted(set(value) - {"maskers", "dense_layers"})
+    if unknown or "maskers" not in value:
+        raise src.error(
+            path,
+            "expected 'dense' or a list of maskers like [{sink: {sink_size: 128}}] (or a "
+            "mapping {maskers: [...], dense_layers: [0, 1]}), got a mapping with keys "
+            f"{', '.join(map(str, value)) or 'none'}",
+        )
+    try:
+        layers = check_dense_layers(value.get("dense_layers") or [])
+    except ValueError as exc:
+        raise src.error(c.join(path, "dense_layers"), str(exc)) from None
+    return value["maskers"], layers
 
 
 def _maskers(value: Any, path: str, src: Source) -> list[dict[str, dict[str, Any]]] | None:

@@ -85,6 +85,8 @@ class ExperimentSpec:
     models: list[ModelSpec]
     sparse_configs: list[tuple[str, list[dict[str, dict[str, Any]]] | None]]
     benchmarks: list[BenchmarkSpec]
+    # config name -> layer indices that stay dense (``{dense_layers: [0, 1], maskers: [...]}``)
+    dense_layers: dict[str, list[int]] = field(default_factory=dict)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     name: str | None = None
     description: str | None = None
@@ -138,7 +140,9 @@ class ExperimentSpec:
                 name,
                 None
                 if maskers is None
-                else ResearchAttentionConfig.from_dict({"maskers": maskers}),
+                else ResearchAttentionConfig.from_dict(
+                    {"maskers": maskers, "dense_layers": self.dense_layers.get(name, [])}
+                ),
             )
             for name, maskers in self.sparse_configs
         ]

@@ -43,7 +43,10 @@ from sparse_attention_hub.sparse_attention.maskers import (
     check_one_sampling,
     create_masker,
 )
-from sparse_attention_hub.sparse_attention.research_config import ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.research_config import (
+    ResearchAttentionConfig,
+    check_dense_layers,
+)
 
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
@@ -122,6 +125,7 @@ class ResearchAttention:
 
     Attributes:
         maskers: the masker chain, in order.
+        dense_layers: layer indices that get the full mask (dense attention, same path).
         states: the per-layer masker states of the current request.
         score_budget_bytes: memory budget of one (B, H, block, K) fp32 score tensor; the
             queries of a call are processed in blocks that fit it (one block when a stateful
@@ -129,7 +133,10 @@ class ResearchAttention:
     """
 
     def __init__(
-        self, maskers: Sequence[Masker], score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES
+        self,
+        maskers: Sequence[Masker],
+        score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES,
+        dense_layers: Sequence[int] = (),
     ) -> None:
         if (
             not isinstance(score_budget_bytes, int)
@@ -142,6 +149,7 @@ class ResearchAttention:
         check_one_sampling([type(m) for m in maskers])
         self.score_budget_bytes = score_budget_bytes
         self.maskers = list(maskers)
+        self.dense_layers = frozenset(check_dense_layers(list(dense_layers)))
         self.states = MaskerStates()
         self._stateful = any(m.is_stateful for m in self.maskers)
         self._mask_hooks: list[MaskHook] = []
@@ -154,7 +162,9 @@ class ResearchAttention:
             raise TypeError(
                 f"create_from_config needs a ResearchAttentionConfig, got {type(config).__name__}"
             )
-        return cls([create_masker(c) for c in config.masker_configs])
+        return cls(
+            [create_masker(c) for c in config.masker_configs], dense_layers=config.dense_layers
+        )
 
     def new_request(self) -> MaskerStates:
         """Fresh masker states for a new request (a new KV cache); returns them."""
@@ -181,11 +191,11 @@ class ResearchAttention:
     def build_mask(self, inputs: AttentionInputs) -> Mask:
         """The (B, H, Q, K) mask of the masker chain, starting from an empty mask.
 
-        With no maskers it is the full mask (dense attention). Stateful maskers get their
-        state for this layer in ``inputs.state``.
+        With no maskers, and on a layer in ``dense_layers``, it is the full mask (dense
+        attention). Stateful maskers get their state for this layer in ``inputs.state``.
         """
         shape = inputs.mask_shape
-        if not self.maskers:
+        if not self.maskers or inputs.layer_idx in self.dense_layers:
             return Mask.create_full(shape, device=inputs.queries.device)
         mask = Mask.create_empty(shape, device=inputs.queries.device)
         for masker in self.maskers:

@@ -20,15 +20,21 @@ from sparse_attention_hub.sparse_attention.maskers import (
 class ResearchAttentionConfig:
     """The ordered masker configs of one sparse-attention method (empty = dense control).
 
-    ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}``, which
-    ``from_dict`` reads back (JSON/YAML-able, used for fingerprints). Pickling keeps each
+    ``dense_layers``: layer indices that keep full attention (an empty mask chain there, through
+    the same masked-attention path), e.g. ``[0, 1]`` as Quest and Double Sparsity do.
+
+    ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}`` (plus
+    ``"dense_layers": [...]`` when there are any), which ``from_dict`` reads back
+    (JSON/YAML-able, used for fingerprints). Pickling keeps each
     masker's registry name, so a worker process resolves import-path and entry-point maskers
     again before it rebuilds the config.
     """
 
     masker_configs: list[MaskerConfig] = dataclasses.field(default_factory=list)
+    dense_layers: list[int] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.dense_layers = check_dense_layers(self.dense_layers)
         if isinstance(self.masker_configs, MaskerConfig) or not isinstance(
             self.masker_configs, Sequence
         ):
@@ -48,14 +54,17 @@ class ResearchAttentionConfig:
         """The registry name of each masker, in order."""
         return [masker_class(c).name for c in self.masker_configs]
 
-    def to_dict(self) -> dict[str, list[dict[str, dict[str, Any]]]]:
-        """``{"maskers": [{name: {param: value}}, ...]}``."""
-        return {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
+    def to_dict(self) -> dict[str, Any]:
+        """``{"maskers": [{name: {param: value}}, ...]}``, plus ``"dense_layers"`` if any."""
+        data: dict[str, Any] = {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
+        if self.dense_layers:
+            data["dense_layers"] = list(self.dense_layers)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResearchAttentionConfig:
         """Inverse of :meth:`to_dict`; ValueError naming what is wrong."""
-        if not isinstance(data, Mapping) or set(data) - {"maskers"}:
+        if not isinstance(data, Mapping) or set(data) - {"maskers", "dense_layers"}:
             raise ValueError(
                 f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}}, got {data!r}'
             )
@@ -70,14 +79,32 @@ class ResearchAttentionConfig:
                 )
             ((name, params),) = entry.items()
             configs.append(masker_config_from_dict(name, params))
-        return cls(configs)
+        return cls(configs, data.get("dense_layers") or [])
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_unpickle, (self.masker_names(), self.masker_configs))
+        return (_unpickle, (self.masker_names(), self.masker_configs, self.dense_layers))
 
 
-def _unpickle(names: list[str], configs: list[MaskerConfig]) -> ResearchAttentionConfig:
+def check_dense_layers(value: object) -> list[int]:
+    """``value`` as a sorted list of distinct layer indices (ints >= 0); ValueError naming
+    ``ResearchAttentionConfig.dense_layers`` otherwise."""
+    where = "ResearchAttentionConfig.dense_layers"
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence | set):
+        raise ValueError(f"{where} must be a list of layer indices (ints >= 0), got {value!r}")
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+    if bad:
+        raise ValueError(
+            f"{where} must hold layer indices (ints >= 0), got {bad[0]!r} in {value!r}"
+        )
+    if len(set(value)) != len(list(value)):
+        raise ValueError(f"{where} must not repeat a layer, got {list(value)!r}")
+    return sorted(int(v) for v in value)
+
+
+def _unpickle(
+    names: list[str], configs: list[MaskerConfig], dense_layers: list[int] | None = None
+) -> ResearchAttentionConfig:
     """Resolve every masker name in this process (import paths, entry points), then rebuild."""
     for name in names:
         resolve_masker(name)
-    return ResearchAttentionConfig(configs)
+    return ResearchAttentionConfig(configs, dense_layers or [])

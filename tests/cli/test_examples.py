@@ -135,3 +135,18 @@ def test_tiny_model_path_does_not_depend_on_how_result_dir_is_spelled(
     )
     outside = demo_spec(result_dir=str(tmp_path.parent / "elsewhere")).model_names()
     assert outside == [str(tmp_path.parent / "elsewhere" / "tiny_models" / "tiny-llama-s0")]
+
+
+def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
+    spec = load_experiment(EXAMPLES / "quest.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs["dense"] is None
+    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
+    for budget in (1024, 4096):
+        quest = {"quest": {"token_budget": budget, "page_size": 16}}
+        expected = ResearchAttentionConfig.from_dict(
+            {"maskers": [sink, local, quest], "dense_layers": [0, 1]}
+        )
+        assert configs[f"quest_{budget}"] == expected
+        assert expected.dense_layers == [0, 1]
+    assert configs["oracle_top_k_1024"].dense_layers == [0, 1]

@@ -221,6 +221,10 @@ def test_sparse_config_mistakes() -> None:
     msg = error_of(base + "sparse_configs: {'../x': dense}")
     assert "sparse_configs.../x: a config name is a folder name" in msg
     assert "sparse_configs: needs at least one config" in error_of(base + "sparse_configs: {}")
+    msg = error_of(base + "sparse_configs: {s: {dense_layers: [0, -1], maskers: [sink]}}")
+    assert "sparse_configs.s.dense_layers: ResearchAttentionConfig.dense_layers" in msg
+    msg = error_of(base + "sparse_configs: {s: {dense: [0], maskers: [sink]}}")
+    assert "sparse_configs.s: expected 'dense' or a list of maskers" in msg and "dense: " not in msg
 
 
 def test_yaml_problems_are_reported_with_a_line() -> None:

@@ -10,6 +10,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     MaskerConfig,
     OracleTopKConfig,
     OracleTopPMaskerConfig,
+    QuestConfig,
     RandomSamplingMaskerConfig,
     SinkMaskerConfig,
     create_masker,
@@ -19,7 +20,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
 
-KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling"]
+KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling", "quest"]
 
 
 @pytest.mark.parametrize(
@@ -34,6 +35,15 @@ KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling"]
         (lambda: OracleTopPMaskerConfig(-0.1), "top_p"),
         (lambda: RandomSamplingMaskerConfig(0.0), "sampling_rate"),
         (lambda: RandomSamplingMaskerConfig(1.5), "sampling_rate"),
+        (lambda: QuestConfig(token_budget=-1), "token_budget"),
+        (lambda: QuestConfig(page_size=0), "page_size"),
+        (lambda: QuestConfig(label_bits=17), "label_bits"),
+        (lambda: QuestConfig(label_bits=0), "label_bits"),
+        (lambda: ResearchAttentionConfig([], dense_layers=[-1]), "dense_layers"),
+        (lambda: ResearchAttentionConfig([], dense_layers=[0, 0]), "dense_layers"),
+        (lambda: ResearchAttentionConfig([], dense_layers=["0"]), "dense_layers"),
+        (lambda: ResearchAttentionConfig([], dense_layers=3), "dense_layers"),
+        (lambda: ResearchAttentionConfig([], dense_layers=[True]), "dense_layers"),
     ],
 )
 def test_bad_values_raise_value_error_naming_the_field(factory, field):
@@ -78,6 +88,23 @@ def test_config_dict_round_trip_and_pickle():
     assert pickle.loads(pickle.dumps(cfg)) == cfg
     assert ResearchAttentionConfig.from_dict({"maskers": []}).masker_configs == []
     assert ResearchAttentionConfig().to_dict() == {"maskers": []}
+    layered = ResearchAttentionConfig([QuestConfig(0.05)], dense_layers=[1, 0])
+    assert layered.dense_layers == [0, 1]
+    assert layered.to_dict() == {
+        "maskers": [
+            {
+                "quest": {
+                    "token_budget": 0.05,
+                    "page_size": 16,
+                    "label_bits": 16,
+                    "keep_last_page": False,
+                }
+            }
+        ],
+        "dense_layers": [0, 1],
+    }
+    assert ResearchAttentionConfig.from_dict(layered.to_dict()) == layered
+    assert pickle.loads(pickle.dumps(layered)) == layered
 
 
 def test_from_dict_errors_name_the_problem():
@@ -101,6 +128,9 @@ def test_describe_maskers_lists_every_masker_with_params():
     params = dict((name, p) for name, p, _ in rows)
     assert "sink_size" in params["sink"] and "fraction of K" in params["sink"]
     assert all(description for _, _, description in rows)
+    assert "token_budget: int tokens | float fraction of K = 1024" in params["quest"]
+    assert "page_size: int = 16" in params["quest"] and "label_bits: int = 16" in params["quest"]
+    assert "Tang et al., 2024" in dict((n, d) for n, _, d in rows)["quest"]
 
 
 @pytest.mark.parametrize(

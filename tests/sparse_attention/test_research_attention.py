@@ -209,3 +209,18 @@ def test_query_blocks_and_kv_chunks_change_nothing(monkeypatch, dtype):
     torch.testing.assert_close(w, ref_w)
     with pytest.raises(ValueError, match="score_budget_bytes"):
         ResearchAttention([], score_budget_bytes=0)
+
+
+def test_dense_layers_get_full_attention_through_the_same_path_and_others_stay_sparse():
+    q, k, v = qkv(q=1, k=32)
+    config = ResearchAttentionConfig(
+        [SinkMaskerConfig(2), LocalMaskerConfig(3), OracleTopKConfig(2)], dense_layers=[0, 2]
+    )
+    attn = ResearchAttention.create_from_config(config)
+    dense = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
+    with attn.record_masks() as masks:
+        outs = {i: attn.custom_attention(None, q, k, v, None, layer_idx=i)[0] for i in range(3)}
+    reference, _ = dense.custom_attention(None, q, k, v, None, layer_idx=0)
+    assert [mask.is_full() for _, mask in masks] == [True, False, True]
+    assert torch.equal(outs[0], reference) and torch.equal(outs[2], reference)
+    assert not torch.allclose(outs[1], reference, atol=1e-3)

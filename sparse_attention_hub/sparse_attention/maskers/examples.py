@@ -10,6 +10,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
 from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
@@ -35,4 +36,8 @@ def example_masker_configs() -> list[MaskerConfig]:
         OracleTopPMaskerConfig(top_p=1.0),
         RandomSamplingMaskerConfig(sampling_rate=0.25),
         RandomSamplingMaskerConfig(sampling_rate=1.0),
+        QuestConfig(token_budget=8, page_size=4),
+        QuestConfig(token_budget=0.5, page_size=2, label_bits=4),
+        QuestConfig(token_budget=12, page_size=4, keep_last_page=True),
+        QuestConfig(token_budget=10_000),
     ]
