@@ -43,6 +43,7 @@ from sparse_attention_hub.experiment.spec import (
     ModelSpec,
     TinyModelSpec,
 )
+from sparse_attention_hub.experiment.sweep import check_sweep_size, expand_config
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -55,6 +56,7 @@ TOP_LEVEL_KEYS = (
     "generation_kwargs",
     "request_kwargs",
     "executor",
+    "allow_large_sweep",
 )
 DEFAULT_RESULT_DIR = "./benchmark_results"
 TINY_ARCHS = ("llama", "qwen2", "mistral")
@@ -132,7 +134,11 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         ),
         models=models,
         local_model_paths=tuple(m for m in models if isinstance(m, str) and m in local_paths),
-        sparse_configs=_sparse_configs(c.required(doc, "sparse_configs", "", src), src),
+        sparse_configs=_sparse_configs(
+            c.required(doc, "sparse_configs", "", src),
+            src,
+            c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
+        ),
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
         model_kwargs=adapter["model_kwargs"],
@@ -201,8 +207,10 @@ def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:
 
 
 def _sparse_configs(
-    value: Any, src: Source
+    value: Any, src: Source, allow_large_sweep: bool = False
 ) -> list[tuple[str, list[dict[str, dict[str, Any]]] | None]]:
+    """The configs in file order, each masker list with list-valued parameters expanded into
+    one config per point of their product (``sweep.py``)."""
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
@@ -228,8 +236,27 @@ def _sparse_configs(
                 path,
                 "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
             )
-        out.append((name, parsed))
+        try:
+            expanded = expand_config(name, parsed)
+        except ValueError as exc:
+            raise src.error(path, str(exc)) from exc
+        for full_name, maskers_of in expanded:
+            _check_generated_name(full_name, path, src, [n for n, _ in out])
+            out.append((full_name, maskers_of))
+    try:
+        check_sweep_size(len(out), allow_large_sweep)
+    except ValueError as exc:
+        raise src.error("sparse_configs", str(exc)) from exc
     return out
+
+
+def _check_generated_name(name: str, path: str, src: Source, taken: list[str]) -> None:
+    if name in taken:
+        raise src.error(path, f"config name {name!r} is given twice (a sweep generates it too)")
+    if not CONFIG_NAME.match(name) or len(name.encode()) > MAX_NAME_BYTES:
+        raise src.error(
+            path, f"generated config name {name!r} is not a folder name of at most 255 bytes"
+        )
 
 
 def _maskers(value: Any, path: str, src: Source) -> list[dict[str, dict[str, Any]]] | None:
