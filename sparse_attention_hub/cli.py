@@ -65,13 +65,24 @@ def _load_spec(path: str, args: argparse.Namespace) -> Any:
 
 
 def _report_text(
-    result_dir: str, fmt: str, config_order: list[str] | None = None
+    result_dir: str,
+    fmt: str,
+    config_order: list[str] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
 ) -> tuple[str, int]:
-    """Rebuild results.csv under ``result_dir`` and render the report; (text, cell count)."""
+    """Rebuild results.csv under ``result_dir`` (with confidence intervals unless
+    ``resamples`` is 0) and render the report; (text, cell count). Without ``config_order``
+    the configs follow the order of the last run (execution_summary.json)."""
     from sparse_attention_hub.executor.results import build_results_table
-    from sparse_attention_hub.experiment.report import render_report
+    from sparse_attention_hub.experiment.cell_stats import add_intervals
+    from sparse_attention_hub.experiment.report import recorded_config_order, render_report
 
     table = build_results_table(result_dir)  # reads every cell once (micro metrics included)
+    if config_order is None:
+        config_order = recorded_config_order(result_dir)
+    if not table.empty and resamples:
+        table = add_intervals(table, resamples, seed)
     if not table.empty:
         _write_results_csv(table, result_dir)
     return render_report(table, fmt, config_order), len(table)
@@ -193,7 +204,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         what = "not a directory" if Path(args.directory).exists() else "no such results directory"
         raise ValueError(f"{args.directory}: {what}")
-    text, cells = _report_text(args.directory, args.format)
+    text, cells = _report_text(
+        args.directory, args.format, resamples=args.resamples, seed=args.seed
+    )
     if not cells:
         raise ValueError(
             f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
@@ -253,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="print the results table of a results directory")
     p_report.add_argument("directory")
     p_report.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    p_report.add_argument(
+        "--resamples",
+        type=_count,
+        default=1000,
+        help="bootstrap resamples of the confidence intervals (0: no intervals)",
+    )
+    p_report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     _add_quiet(p_report)
     p_report.set_defaults(func=_cmd_report)
 
@@ -326,6 +346,16 @@ def _result_dir(text: str) -> str:
             f"--result-dir must name a directory, got {text!r} (use . for the current one)"
         )
     return text
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -393,6 +393,7 @@ class BenchmarkExecutor:
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
             error=report.startup_error or report.disk_error,
+            config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
             scheduling=scheduling_stats(
                 report.ready_at,
                 report.timeline,

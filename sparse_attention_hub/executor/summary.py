@@ -158,8 +158,10 @@ def build_summary(
     scheduling: dict[str, Any] | None = None,
     stopped_running: set[str] | None = None,
     error: str | None = None,
+    config_order: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The summary dict (JSON-able) of one run of the matrix."""
+    """The summary dict (JSON-able) of one run of the matrix; ``sparse_configs`` lists the
+    config names in the order they were given (``sah report`` shows its rows in it)."""
     cells = _cells(results, failures, skipped, not_run, stopped_running or set())
     categories: dict[str, int] = {}
     for failure in failures:
@@ -188,6 +190,7 @@ def build_summary(
         "error": error,
         "scheduling": scheduling or {},
         "stale_moved": stale_moved,
+        "sparse_configs": list(config_order or []),
         "cells": cells,
         "failures": [_failure(f) for f in failures],
         "versions": versions(),

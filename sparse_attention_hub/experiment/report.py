@@ -35,6 +35,14 @@ AGREEMENT = "dense_agreement"
 RESULT_DIR = "result_dir"
 COMPLETE = "complete"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
+# Interval columns (experiment/cell_stats.py) -> the suffix of the report column they fill.
+STAT_SOURCES = (
+    ("ci_low", "score_ci_low"),
+    ("ci_high", "score_ci_high"),
+    ("delta", "delta_vs_dense"),
+    ("delta_low", "delta_ci_low"),
+    ("delta_high", "delta_ci_high"),
+)
 
 # Row labels and summary columns of the report.
 ROW_KEYS = ("model", "config")
@@ -49,6 +57,15 @@ LEGEND = {
     ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",
     AGREEMENT_COL: "agreement: fraction of answers identical to the dense config's, per row",
 }
+CI_NOTE = "score ± h: overall score and the half-width h of its 95% bootstrap CI over samples"
+DELTA_NOTE = (
+    "Δ: score minus dense on the same samples [paired bootstrap 95% CI]; * the CI excludes 0"
+)
+
+
+def stat_column(label: str, suffix: str) -> str:
+    """The report column of one interval value of a benchmark column: ``label.ci_low``..."""
+    return f"{label}.{suffix}"
 
 
 def cell_label(benchmark: str, subset: Any) -> str:
@@ -126,9 +143,12 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     score. ``mean`` averages the row's scores; ``density``/``output_error``/``agreement``
     average the per-cell values (each benchmark weighs the same); all use complete cells only.
     A summary column appears when some cell has a value for it. Rows and columns keep the
-    order in which they first appear in ``cells``.
+    order in which they first appear in ``cells``. Where ``cells`` holds confidence intervals
+    (``cell_stats.add_intervals``), each benchmark column is followed by
+    ``<label>.ci_low``, ``.ci_high``, ``.delta``, ``.delta_low`` and ``.delta_high``.
     """
     labels: list[str] = []
+    with_stats: set[str] = set()
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     logged = {col: False for col, _ in SUMMARY_SOURCES}
     extra: dict[tuple[str, str], dict[str, list[float | None]]] = {}
@@ -141,13 +161,22 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
         score = _number(record.get(SCORE))
         status = str(record.get(STATUS) or "")
         row[label] = score if score is not None and status in ("", COMPLETE) else (status or "-")
+        for suffix, source in STAT_SOURCES:
+            value = _number(record.get(source))
+            if value is not None and isinstance(row[label], float):
+                row[stat_column(label, suffix)] = value
+                with_stats.add(label)
         acc = extra.setdefault(key, {col: [] for col in (MEAN_COL, *logged)})
         acc[MEAN_COL].append(row[label] if isinstance(row[label], float) else None)
         for col, source in SUMMARY_SOURCES:
             value = _number(record.get(source))
             logged[col] = logged[col] or value is not None
             acc[col].append(value if status in ("", COMPLETE) else None)
-    columns = [*ROW_KEYS, *labels]
+    columns = list(ROW_KEYS)
+    for label in labels:
+        columns.append(label)
+        if label in with_stats:
+            columns += [stat_column(label, suffix) for suffix, _ in STAT_SOURCES]
     if len(labels) > 1:
         columns.append(MEAN_COL)
     columns += [col for col in logged if logged[col]]
@@ -210,10 +239,81 @@ def render_report(
             [{k: (None if v == "-" else v) for k, v in r.items()} for r in rows], columns=columns
         )
         return frame.to_csv(index=False).rstrip("\n")
-    cells_text = [[_text(row[col]) for col in columns] for row in rows]
-    grid = format_grid(columns, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
+    headers, cells_text = display_cells(columns, rows)
+    grid = format_grid(headers, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
     notes = [text for col, text in LEGEND.items() if col in columns]
+    if len(headers) < len(columns):  # interval columns were folded into the text
+        notes = [
+            CI_NOTE,
+            *([DELTA_NOTE] if any(h.startswith("Δ ") for h in headers) else []),
+            *notes,
+        ]
     return grid + "\n" + "\n".join(notes) if fmt == "table" and notes else grid
+
+
+def _floats(row: dict[str, Any], label: str, *suffixes: str) -> list[float] | None:
+    """The row's interval values of ``label`` (``label.<suffix>``), or None if one is missing."""
+    values = [row.get(stat_column(label, suffix)) for suffix in suffixes]
+    return (
+        [v for v in values if isinstance(v, float)]
+        if all(isinstance(v, float) for v in values)
+        else None
+    )
+
+
+def _interval_text(row: dict[str, Any], label: str) -> tuple[str, str]:
+    """``("0.5 ± 0.1", "-0.2 [-0.3, -0.1]*")`` for one benchmark column of one row."""
+    score = row.get(label)
+    text = _text(score)
+    bounds = _floats(row, label, "ci_low", "ci_high")
+    if isinstance(score, float) and bounds is not None:
+        text = f"{score:.4g} ± {(bounds[1] - bounds[0]) / 2:.2g}"
+    delta = _floats(row, label, "delta", "delta_low", "delta_high")
+    if delta is None:
+        return text, "-"
+    mark = "*" if delta[1] > 0 or delta[2] < 0 else ""
+    return text, f"{delta[0]:+.3g} [{delta[1]:+.3g}, {delta[2]:+.3g}]{mark}"
+
+
+def display_cells(
+    columns: list[str], rows: list[dict[str, Any]]
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and text of the table/markdown formats: interval columns folded into
+    ``score ± h`` and a ``Δ <label>`` column (when some row has a Δ) after each benchmark."""
+    folded = {
+        stat_column(col, suffix)
+        for col in columns
+        if stat_column(col, "ci_low") in columns
+        for suffix, _ in STAT_SOURCES
+    }
+    headers: list[str] = []
+    getters: list[Any] = []
+    for col in columns:
+        if col in folded:
+            continue
+        if stat_column(col, "ci_low") not in columns:
+            headers.append(col)
+            getters.append(lambda row, col=col: _text(row[col]))
+            continue
+        headers.append(col)
+        getters.append(lambda row, col=col: _interval_text(row, col)[0])
+        if any(isinstance(row.get(stat_column(col, "delta")), float) for row in rows):
+            headers.append(f"Δ {col}")
+            getters.append(lambda row, col=col: _interval_text(row, col)[1])
+    return headers, [[get(row) for get in getters] for row in rows]
+
+
+def recorded_config_order(result_dir: str | Path) -> list[str] | None:
+    """The sparse configs in the order the last run planned them (the experiment file's),
+    from ``execution_summary.json``; None when it is missing or unreadable."""
+    try:
+        with open(Path(result_dir) / "execution_summary.json", encoding="utf-8") as handle:
+            names = json.load(handle).get("sparse_configs")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(names, list):
+        return None
+    return [n for n in names if isinstance(n, str)] or None
 
 
 def status_counts(cells: pd.DataFrame) -> dict[str, int]:

@@ -46,6 +46,7 @@ from sparse_attention_hub.experiment.spec import (
     ModelSpec,
     TinyModelSpec,
 )
+from sparse_attention_hub.experiment.sweep import check_sweep_size, expand_config
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -58,6 +59,7 @@ TOP_LEVEL_KEYS = (
     "generation_kwargs",
     "request_kwargs",
     "executor",
+    "allow_large_sweep",
 )
 DEFAULT_RESULT_DIR = "./benchmark_results"
 TINY_ARCHS = ("llama", "qwen2", "mistral")
@@ -126,7 +128,11 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
-    sparse_configs, dense_layers = _sparse_configs(c.required(doc, "sparse_configs", "", src), src)
+    sparse_configs, dense_layers = _sparse_configs(
+        c.required(doc, "sparse_configs", "", src),
+        src,
+        c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
+    )
     return ExperimentSpec(
         source=source,
         name=_optional_string(doc.get("name"), "name", src),
@@ -206,8 +212,11 @@ def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:
 
 
 def _sparse_configs(
-    value: Any, src: Source
+    value: Any, src: Source, allow_large_sweep: bool = False
 ) -> tuple[list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]]]:
+    """The configs in file order, each masker list with list-valued parameters expanded into
+    one config per point of their product (``sweep.py``), and the dense layers by config name
+    (a swept config's points share its dense layers)."""
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
@@ -238,7 +247,20 @@ def _sparse_configs(
                 path,
                 "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
             )
-        out.append((name, parsed))
+        try:
+            expanded = expand_config(name, parsed)
+        except ValueError as exc:
+            raise src.error(path, str(exc)) from exc
+        layers_of = dense_layers.pop(name, None)
+        for full_name, maskers_of in expanded:
+            _check_generated_name(full_name, path, src, [n for n, _ in out])
+            out.append((full_name, maskers_of))
+            if layers_of:
+                dense_layers[full_name] = layers_of
+    try:
+        check_sweep_size(len(out), allow_large_sweep)
+    except ValueError as exc:
+        raise src.error("sparse_configs", str(exc)) from exc
     return out, dense_layers
 
 
@@ -259,6 +281,15 @@ def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[A
     except ValueError as exc:
         raise src.error(c.join(path, "dense_layers"), str(exc)) from None
     return value["maskers"], layers
+
+
+def _check_generated_name(name: str, path: str, src: Source, taken: list[str]) -> None:
+    if name in taken:
+        raise src.error(path, f"config name {name!r} is given twice (a sweep generates it too)")
+    if not CONFIG_NAME.match(name) or len(name.encode()) > MAX_NAME_BYTES:
+        raise src.error(
+            path, f"generated config name {name!r} is not a folder name of at most 255 bytes"
+        )
 
 
 def _maskers(value: Any, path: str, src: Source) -> list[dict[str, dict[str, Any]]] | None:

@@ -22,8 +22,9 @@ def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
     out = capsys.readouterr().out
     lines = out.splitlines()
     header = lines[0].split()
+    with_deltas = [word for b in BENCHMARKS for word in (b, "Δ", b)]  # score ± h, then Δ b
     assert header == [
-        "model", "config", *BENCHMARKS, "mean", "density", "output_error", "agreement"
+        "model", "config", *with_deltas, "mean", "density", "output_error", "agreement"
     ]  # fmt: skip
     rows = [line.split() for line in lines[2:5]]
     assert [row[1] for row in rows] == CONFIGS  # the order of the demo file
@@ -39,6 +40,11 @@ def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
     assert float(top_k[-2]) < float(streaming[-2])
     assert float(top_k[-1]) > float(streaming[-1])
     assert "demo: 9 cells: 9 ran" in out
+    # `sah report` shows the rows in the order of the run (the demo file's), not by name
+    assert main(["-q", "report", str(out_dir)]) == 0
+    reported = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in reported[2:5]] == CONFIGS
+    assert reported[:5] == lines[:5]
 
     table = pd.read_csv(out_dir / "results.csv")
     assert len(table) == 9 and set(table["status"]) == {"complete"}

@@ -142,7 +142,10 @@ def test_command_line_overrides_win() -> None:
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ("modles: [x]", "modles: unknown key; allowed here: adapter, benchmarks"),
+        (
+            "modles: [x]",
+            "modles: unknown key; allowed here: adapter, allow_large_sweep, benchmarks",
+        ),
         ("executor: {gpu: [0]}", "executor.gpu: unknown key; allowed here: enable_resumability"),
         ("generation_kwargs: {max_tokens: 3}", "generation_kwargs.max_tokens: unknown key"),
         ("adapter: {model_kwarg: {}}", "adapter.model_kwarg: unknown key"),

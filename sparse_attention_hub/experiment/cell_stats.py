@@ -1,0 +1,116 @@
+"""Confidence intervals for a results table: per cell, and paired against dense.
+
+:func:`add_intervals` adds five columns to the per-cell table (``results.csv``):
+
+- ``score_ci_low``, ``score_ci_high``: the 95 % bootstrap interval of the cell's overall
+  score over its samples;
+- ``delta_vs_dense``, ``delta_ci_low``, ``delta_ci_high``: for a sparse cell, its score minus
+  the score of the complete ``dense`` cell of the same model, benchmark and subset, both on the
+  rows the two share (matched by ``row_id``), with a paired bootstrap interval (the same
+  resampled rows score both cells).
+
+Cells whose rows or scorer cannot be read again (or whose rescored total differs from
+metrics.json) get empty columns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparse_attention_hub.experiment import stats
+from sparse_attention_hub.experiment.cell_scores import CellScores, load_cell
+
+CI_LOW, CI_HIGH = "score_ci_low", "score_ci_high"
+DELTA, DELTA_LOW, DELTA_HIGH = "delta_vs_dense", "delta_ci_low", "delta_ci_high"
+INTERVAL_COLUMNS = (CI_LOW, CI_HIGH, DELTA, DELTA_LOW, DELTA_HIGH)
+DENSE = "dense"
+
+
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    subset = row.get("subset")
+    missing = subset is None or (isinstance(subset, float) and math.isnan(subset))
+    return row["model"], row["benchmark"], None if missing else str(subset)
+
+
+def cell_interval(cell: CellScores, resamples: int, seed: int) -> stats.Interval:
+    """The cell's overall score with its bootstrap interval over its rows."""
+    if cell.is_row_mean and cell.per_row is not None:
+        return stats.mean_ci(cell.per_row, resamples, seed)
+    return stats.statistic_ci(len(cell.row_ids), cell.score, resamples, seed)
+
+
+def _positions(row_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in ``row_ids`` (n,) of each id in ``wanted`` (m,): int array (m,)."""
+    where = {int(r): i for i, r in enumerate(row_ids)}
+    return np.array([where[int(r)] for r in wanted], dtype=np.int64)
+
+
+def paired_interval(
+    cell: CellScores, dense: CellScores, resamples: int, seed: int
+) -> stats.Interval | None:
+    """``cell - dense`` on the rows both scored (matched by row id); None if they share none."""
+    common = np.intersect1d(cell.row_ids, dense.row_ids)
+    if not len(common):
+        return None
+    mine = _positions(cell.row_ids, common)
+    theirs = _positions(dense.row_ids, common)
+    if (
+        cell.is_row_mean
+        and dense.is_row_mean
+        and cell.per_row is not None
+        and dense.per_row is not None
+    ):
+        return stats.paired_mean_ci(cell.per_row[mine], dense.per_row[theirs], resamples, seed)
+    return stats.statistic_ci(
+        len(common),
+        lambda idx: cell.score(mine[idx]) - dense.score(theirs[idx]),
+        resamples,
+        seed,
+    )
+
+
+def _trusted(row: dict[str, Any]) -> CellScores | None:
+    """The cell's scores when it is complete and rescoring gives its recorded score."""
+    if row.get("status") != "complete" or not isinstance(row.get("result_dir"), str):
+        return None
+    recorded = row.get("overall_score")
+    cell = load_cell(row["result_dir"])
+    if cell is None or not isinstance(recorded, (int, float)):
+        return None
+    return cell if math.isclose(cell.overall, recorded, rel_tol=1e-6, abs_tol=1e-9) else None
+
+
+def add_intervals(
+    table: pd.DataFrame, resamples: int = stats.RESAMPLES, seed: int = stats.SEED
+) -> pd.DataFrame:
+    """``table`` (the per-cell results table) with :data:`INTERVAL_COLUMNS` added."""
+    out = table.copy()
+    for column in INTERVAL_COLUMNS:
+        out[column] = pd.Series(np.nan, index=table.index, dtype="float64")
+    if table.empty:
+        return out
+    records: list[dict[str, Any]] = [
+        {str(k): v for k, v in row.items()} for row in table.to_dict("records")
+    ]
+    cells = [_trusted(row) for row in records]
+    dense = {
+        _key(row): cell
+        for row, cell in zip(records, cells, strict=True)
+        if row["sparse_config"] == DENSE and cell is not None
+    }
+    for index, row, cell in zip(table.index, records, cells, strict=True):
+        if cell is None:
+            continue
+        interval = cell_interval(cell, resamples, seed)
+        out.loc[index, [CI_LOW, CI_HIGH]] = [interval.low, interval.high]
+        baseline = dense.get(_key(row))
+        if baseline is None or row["sparse_config"] == DENSE:
+            continue
+        delta = paired_interval(cell, baseline, resamples, seed)
+        if delta is not None:
+            out.loc[index, [DELTA, DELTA_LOW, DELTA_HIGH]] = [delta.estimate, delta.low, delta.high]
+    return out
