@@ -220,3 +220,19 @@ class Benchmark(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(subsets_to_run={self.subsets_to_run!r})"
+
+
+class HubBenchmark(Benchmark):
+    """A benchmark read from a hub dataset (or local files in its schema) at a ``revision``."""
+
+    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
+
+    def __init__(
+        self,
+        subsets_to_run: list[str] | None = None,
+        data_dir: str | Path | None = None,
+        revision: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
+        self.revision = revision

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
-from sparse_attention_hub.benchmarks.base import Benchmark
+from sparse_attention_hub.benchmarks.base import HubBenchmark
 from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_files
 from sparse_attention_hub.benchmarks.infinite_bench.prompts import (
     MAX_NEW_TOKENS,
@@ -51,7 +50,7 @@ def score_task(task: str, frame: pd.DataFrame) -> float:
 
 
 @register_benchmark("infinite_bench")
-class InfiniteBench(Benchmark):
+class InfiniteBench(HubBenchmark):
     """InfiniteBench (xinrongzhang2022/InfiniteBench): 12 tasks, one subset per task.
 
     Hub: the task's ``<task>.jsonl`` of the dataset repository, downloaded once into the
@@ -63,17 +62,6 @@ class InfiniteBench(Benchmark):
     huggingface_dataset_id = "xinrongzhang2022/InfiniteBench"
     description = "InfiniteBench: 12 En/Zh tasks over 100k+ tokens, official prompts and scoring"
     label_columns = ("answer", "options", "labels", "id")
-    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
-
-    def __init__(
-        self,
-        subsets_to_run: list[str] | None = None,
-        data_dir: str | Path | None = None,
-        revision: str | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
-        self.revision = revision
 
     def data_needs(self) -> list[DataNeed]:
         if self.data_dir is not None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
-from sparse_attention_hub.benchmarks.base import Benchmark, FollowUp
+from sparse_attention_hub.benchmarks.base import FollowUp, HubBenchmark
 from sparse_attention_hub.benchmarks.data_needs import DataNeed, hub_configs, local_need
 from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmarks.longbench_v2.prompts import (
@@ -42,7 +41,7 @@ LOCAL_NAME = "data"
 
 
 @register_benchmark("longbench_v2")
-class LongBenchV2(Benchmark):
+class LongBenchV2(HubBenchmark):
     """LongBench-v2 (THUDM/LongBench-v2): 503 four-choice questions on 8k-2M word contexts.
 
     Subsets are the official prompt styles: ``0shot`` (answer directly, 128 new tokens) and
@@ -63,17 +62,6 @@ class LongBenchV2(Benchmark):
         "item_question",
         *CHOICE_FIELDS,
     )
-    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
-
-    def __init__(
-        self,
-        subsets_to_run: list[str] | None = None,
-        data_dir: str | Path | None = None,
-        revision: str | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
-        self.revision = revision
 
     def data_needs(self) -> list[DataNeed]:
         if self.data_dir is not None:

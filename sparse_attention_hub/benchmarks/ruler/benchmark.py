@@ -8,12 +8,11 @@ question, answer_prefix, answer`` (a list of gold strings), ``task``, ``max_new_
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
-from sparse_attention_hub.benchmarks.base import REQUIRED_COLUMNS, Benchmark
+from sparse_attention_hub.benchmarks.base import REQUIRED_COLUMNS, HubBenchmark
 from sparse_attention_hub.benchmarks.data_needs import HUB_DATASET, DataNeed
 from sparse_attention_hub.benchmarks.local_data import load_hub_split, read_subset
 from sparse_attention_hub.benchmarks.registry import register_benchmark
@@ -52,7 +51,7 @@ def ruler_metric(task: str) -> Callable[[Sequence[str], Sequence[Sequence[str]]]
 
 
 @register_benchmark("ruler")
-class Ruler(Benchmark):
+class Ruler(HubBenchmark):
     """RULER (13 tasks) per context length: 4k/8k/16k from the hub (simonjegou/ruler), and
     32k/64k/128k from local files in the same schema (the hub set has no longer lengths)."""
 
@@ -60,17 +59,6 @@ class Ruler(Benchmark):
     all_datasets = RULER_LENGTHS
     huggingface_dataset_id = "simonjegou/ruler"
     description = "RULER, 13 tasks per context length, pre-generated (hub: simonjegou/ruler)"
-    option_help: ClassVar[dict[str, str]] = {"revision": "hub dataset revision"}
-
-    def __init__(
-        self,
-        subsets_to_run: list[str] | None = None,
-        data_dir: str | Path | None = None,
-        revision: str | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(subsets_to_run=subsets_to_run, data_dir=data_dir, **options)
-        self.revision = revision
 
     def _not_on_hub(self, subset: str) -> str:
         return (
