@@ -1,0 +1,84 @@
+"""``sah report``: the results table of a results directory."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from sparse_attention_hub.cli.common import add_quiet, count_arg, write
+
+
+def report_text(
+    result_dir: str,
+    fmt: str,
+    config_order: list[str] | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[str, int]:
+    """Rebuild results.csv under ``result_dir`` (with confidence intervals unless
+    ``resamples`` is 0) and render the report; (text, cell count). Without ``config_order``
+    the configs follow the order of the last run (execution_summary.json)."""
+    from sparse_attention_hub.executor.results import build_results_table
+    from sparse_attention_hub.experiment.cell_stats import add_intervals
+    from sparse_attention_hub.experiment.report import recorded_config_order, render_report
+
+    table = build_results_table(result_dir)  # reads every cell once (micro metrics included)
+    if config_order is None:
+        config_order = recorded_config_order(result_dir)
+    if not table.empty and resamples:
+        table = add_intervals(table, resamples, seed)
+    if not table.empty:
+        _write_results_csv(table, result_dir)
+    return render_report(table, fmt, config_order), len(table)
+
+
+def _write_results_csv(table: Any, result_dir: str) -> None:
+    """Write ``table`` as ``<result_dir>/results.csv`` atomically; a read-only tree only warns."""
+    from pathlib import Path
+
+    from sparse_attention_hub.cell_store.atomic import write_atomic
+    from sparse_attention_hub.executor.results import RESULTS_CSV
+
+    target = Path(result_dir) / RESULTS_CSV
+    try:
+        write_atomic(target, lambda handle: table.to_csv(handle, index=False))
+    except OSError as exc:
+        from sparse_attention_hub.cell_store import is_disk_error
+
+        if is_disk_error(exc):  # `sah run` ends with one line about the disk
+            return
+        logging.getLogger("sparse_attention_hub.cli").warning(
+            "could not write %s (%s); the report below is complete", target, exc
+        )
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.directory).is_dir():
+        what = "not a directory" if Path(args.directory).exists() else "no such results directory"
+        raise ValueError(f"{args.directory}: {what}")
+    text, cells = report_text(args.directory, args.format, resamples=args.resamples, seed=args.seed)
+    if not cells:
+        raise ValueError(
+            f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
+        )
+    write(text)
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``sah report`` on the subparsers action ``sub``."""
+    p_report = sub.add_parser("report", help="print the results table of a results directory")
+    p_report.add_argument("directory")
+    p_report.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
+    p_report.add_argument(
+        "--resamples",
+        type=count_arg,
+        default=1000,
+        help="bootstrap resamples of the confidence intervals (0: no intervals)",
+    )
+    p_report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    add_quiet(p_report)
+    p_report.set_defaults(func=_cmd_report)

@@ -1,0 +1,159 @@
+"""``sah run`` and ``sah demo``: run a study, then print its table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from sparse_attention_hub.cli.common import (
+    EXIT_DISK,
+    add_quiet,
+    one_line,
+    positive_int_arg,
+    result_dir_arg,
+    write,
+)
+from sparse_attention_hub.cli.report import report_text
+
+
+def _load_spec(path: str, args: argparse.Namespace) -> Any:
+    from sparse_attention_hub.experiment import load_experiment, parse_gpus
+    from sparse_attention_hub.experiment.checks import Source
+
+    spec = load_experiment(path)
+    gpus = None if args.gpus is None else parse_gpus(args.gpus, "", Source("--gpus"))
+    return spec.with_overrides(
+        result_dir=args.result_dir, gpus=gpus, max_concurrent_runs=args.max_concurrent_runs
+    )
+
+
+def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
+    from sparse_attention_hub.experiment.runner import run_experiment
+
+    start = time.monotonic()
+    outcome = run_experiment(spec, verbose=not args.quiet)
+    elapsed = time.monotonic() - start
+    if outcome.reused == outcome.total:
+        write(
+            f"{what}: all {outcome.total} cells were already complete in {spec.result_dir}; reusing them"
+        )
+    elif outcome.reused:
+        write(
+            f"{what}: reusing {outcome.reused} finished cell(s) of {outcome.total} in {spec.result_dir}"
+        )
+    text, _ = report_text(spec.result_dir, "table", [name for name, _ in spec.sparse_configs])
+    write(text)
+    write(f"{what}: {outcome.summary_line()} in {elapsed:.1f} s")
+    write(f"results: {spec.result_dir} (results.csv, execution_summary.json, one folder per cell)")
+    disk_error = getattr(outcome.results, "disk_error", None)
+    if outcome.failed and not disk_error:
+        write(f"{what}: {len(outcome.failed)} cell(s) failed; see error.txt in:")
+        for cell in outcome.failed:
+            write(f"  {cell}")
+    if outcome.interrupted:
+        write(f"{what}: interrupted; run the same command again to resume")
+        return 130
+    if disk_error:
+        sys.stderr.write(f"sah: error: {spec.result_dir}: {disk_error}\n")
+        return EXIT_DISK
+    return 1 if outcome.failed else 0
+
+
+def execute(spec: Any, args: argparse.Namespace, what: str) -> int:
+    """``--dry-run``: print the plan; otherwise run. Executor input errors name the file."""
+    from sparse_attention_hub.executor.config import WorkerStartupError
+    from sparse_attention_hub.executor.lock import BaseDirLocked
+    from sparse_attention_hub.executor.preflight import PreflightError
+    from sparse_attention_hub.experiment import ExperimentError
+    from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
+
+    try:
+        if args.dry_run:
+            write(format_plan(spec, plan_experiment(spec)))
+            if spec.executor.preflight:
+                _dry_run_preflight(spec)
+            return 0
+        return _run_and_report(spec, args, what)
+    except ExperimentError:
+        raise
+    except PreflightError as exc:  # the list is the message: one item per line
+        sys.stderr.write(f"sah: error: {spec.source}: {exc}\n")
+        return 2
+    except BaseDirLocked as exc:  # another run on the same result_dir
+        raise ValueError(f"{spec.source}: {exc}") from exc
+    except WorkerStartupError as exc:  # its summary is written; nothing more ran
+        sys.stderr.write(
+            f"sah: error: {spec.source}: {one_line(str(exc))} "
+            f"(see {spec.result_dir}/execution_summary.json)\n"
+        )
+        return 1
+    except ValueError as exc:
+        hint = ""
+        if spec.executor.gpus and "gpu" in str(exc).lower():
+            hint = " (on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)"
+        raise ValueError(f"{spec.source}: {exc}{hint}") from exc
+    except OSError as exc:  # e.g. a result_dir that cannot be created or written
+        from sparse_attention_hub.cell_store import disk_error_line, is_disk_error
+
+        if is_disk_error(exc):  # not bad input: the disk is full (or read-only, failing)
+            sys.stderr.write(f"sah: error: {spec.result_dir}: {disk_error_line(exc)}\n")
+            return EXIT_DISK
+        raise ValueError(
+            f"{spec.source}: result_dir {spec.result_dir}: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from exc
+
+
+def _dry_run_preflight(spec: Any) -> None:
+    """Print the preflight report after the plan; raise PreflightError if something is missing."""
+    from sparse_attention_hub.experiment.runner import format_preflight, preflight_experiment
+
+    report = preflight_experiment(spec)
+    write("\n" + format_preflight(report))
+    report.raise_if_problems()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return execute(_load_spec(args.experiment, args), args, "run")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from sparse_attention_hub.experiment.demo import demo_spec
+
+    # The demo is offline by design: never wait on the hub (workers inherit this).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    return execute(demo_spec(result_dir=args.result_dir), args, "demo")
+
+
+def add_run_parser(sub: Any) -> None:
+    """Register ``sah run`` on the subparsers action ``sub``."""
+    p_run = sub.add_parser("run", help="run the study an experiment YAML file describes")
+    p_run.add_argument("experiment", help="the experiment file (see examples/)")
+    p_run.add_argument("--result-dir", type=result_dir_arg, help="overrides result_dir of the file")
+    p_run.add_argument("--gpus", help='GPU ids like "0,1", or "cpu"; overrides executor.gpus')
+    p_run.add_argument(
+        "--max-concurrent-runs",
+        type=positive_int_arg,
+        help="overrides executor.max_concurrent_runs",
+    )
+    p_run.add_argument(
+        "--dry-run", action="store_true", help="print each cell and its status; run nothing"
+    )
+    add_quiet(p_run)
+    p_run.set_defaults(func=_cmd_run)
+
+
+def add_demo_parser(sub: Any) -> None:
+    """Register ``sah demo`` on the subparsers action ``sub``."""
+    p_demo = sub.add_parser("demo", help="a small offline study on CPU with a tiny model")
+    p_demo.add_argument(
+        "--result-dir", type=result_dir_arg, default=None, help="default: ./demo_results"
+    )
+    p_demo.add_argument("--dry-run", action="store_true", help="print the cells; run nothing")
+    add_quiet(p_demo)
+    p_demo.set_defaults(func=_cmd_demo)

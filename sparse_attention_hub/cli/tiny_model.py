@@ -1,0 +1,30 @@
+"""``sah make-tiny-model``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sparse_attention_hub.cli.common import write
+
+
+def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from sparse_attention_hub.testing import make_tiny_model
+
+    try:
+        path = make_tiny_model(args.directory, arch=args.arch, seed=args.seed)
+    except OSError as exc:  # a file in the way, no permission, ...
+        raise ValueError(
+            f"{args.directory}: cannot write a model there ({exc.strerror or exc})"
+        ) from exc
+    write(f"wrote a tiny {args.arch} model to {path}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``sah make-tiny-model`` on the subparsers action ``sub``."""
+    p_tiny = sub.add_parser("make-tiny-model", help="write a tiny random model and tokenizer")
+    p_tiny.add_argument("directory")
+    p_tiny.add_argument("--arch", default="llama", choices=["llama", "qwen2", "mistral"])
+    p_tiny.add_argument("--seed", type=int, default=0)
+    p_tiny.set_defaults(func=_cmd_make_tiny_model)
