@@ -7,10 +7,12 @@ with ``enable_gqa=True`` and SDPA on K/V repeated beforehand (repeat not timed).
 several repeats after a warm-up. Targets: sparse <= 1.2x, empty <= 1.1x. A short case
 (K = 512, ``--short-k``) measures the per-call host overhead: target sparse <= 2x SDPA.
 
-Quest at K = 32768 (Sink(128) + Local(128) + Quest(token_budget=0.05), the issue's setting) is
-timed on the same decode step with its page summaries already built (``quest_ratio``, target
-<= 2x SDPA); the once-per-layer-per-request state build and the per-token state extension
-are timed separately (``quest_state_build_ms``, ``quest_state_extend_ms``).
+Every registered masker has an arm in ``METHOD_ARMS`` (``bench/method_arms.py``): at K = 32768
+the stack Sink(128) + Local(128) + the method at 5 % is timed on the same decode step with its
+state already built (``<name>_ratio``, target <= 2x SDPA for top-k methods, 3x for sampling
+ones). For a stateful method the once-per-layer-per-request state build and the per-token
+state extension are timed separately (``<name>_state_build_ms``, ``<name>_state_extend_ms``).
+A registered masker without an arm is listed under ``"missing_arms"``.
 
     .venv/bin/python bench/attention_overhead.py [--repeats 15] [--k 32768] [--device cpu]
 
@@ -24,18 +26,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from method_arms import METHOD_ARMS, ArmShape, missing_arms
 
 from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
     OracleTopKConfig,
-    QuestConfig,
     SinkMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
@@ -62,8 +66,11 @@ def median_ms(
     return statistics.median(times)
 
 
-def measure(k_len: int, repeats: int, device: torch.device) -> dict[str, float]:
-    """Best-of-two-rounds median ms of SDPA (both forms) and both research arms at K=k_len."""
+def measure(
+    k_len: int, repeats: int, device: torch.device, workdir: Path, methods: bool = True
+) -> dict[str, float]:
+    """Best-of-two-rounds median ms of SDPA (both forms), both research arms and (with
+    ``methods``) every method arm at K=k_len; method artefacts are written under ``workdir``."""
     torch.manual_seed(0)
     b, h, h_kv, q_len, d = 1, 32, 8, 1, 128
     q = torch.randn(b, h, q_len, d, device=device)
@@ -78,9 +85,15 @@ def measure(k_len: int, repeats: int, device: torch.device) -> dict[str, float]:
         )
     )
     dense = ResearchAttention.create_from_config(ResearchAttentionConfig([]))
-    quest = ResearchAttention.create_from_config(
-        ResearchAttentionConfig([SinkMaskerConfig(128), LocalMaskerConfig(128), QuestConfig(0.05)])
-    )
+    shape = ArmShape(heads=h, kv_heads=h_kv, head_dim=d, keys=k_len, layers=1)
+    arms = {
+        name: ResearchAttention.create_from_config(
+            ResearchAttentionConfig(
+                [SinkMaskerConfig(128), LocalMaskerConfig(128), *arm(shape, workdir)]
+            )
+        )
+        for name, arm in (METHOD_ARMS.items() if methods else ())
+    }
 
     def run(attn: ResearchAttention) -> Callable[[], object]:
         return lambda: attn.custom_attention(None, q, k, v, None, scale, 0.0, layer_idx=0)
@@ -101,16 +114,18 @@ def measure(k_len: int, repeats: int, device: torch.device) -> dict[str, float]:
                 ),
                 "research_sparse": median_ms(run(sparse), repeats, device),
                 "research_empty": median_ms(run(dense), repeats, device),
-                # warm-up calls build the page summaries; timed calls reuse them
-                "research_quest": median_ms(run(quest), repeats, device),
-                **quest_state_ms(quest, q, k, v, repeats, device),
             }
+            for name, attn in arms.items():
+                # warm-up calls build the method's state; timed calls reuse it
+                rounds[f"research_{name}"] = median_ms(run(attn), repeats, device)
+                rounds.update(state_ms(name, attn, q, k, v, repeats, device))
             for name, ms in rounds.items():
                 timings[name] = min(ms, timings.get(name, float("inf")))
     return timings
 
 
-def quest_state_ms(
+def state_ms(
+    name: str,
     attn: ResearchAttention,
     q: torch.Tensor,
     k: torch.Tensor,
@@ -118,16 +133,17 @@ def quest_state_ms(
     repeats: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """Median ms of building Quest's page summaries of all K keys (once per layer per request)
-    and of extending them by one decode token (the last partial page recomputed)."""
+    """Median ms of building the last masker's state of all K keys (once per layer per
+    request) and of extending it by one decode token; nothing for a stateless masker."""
     masker = attn.maskers[-1]
-    assert isinstance(masker, StatefulMasker)
+    if not isinstance(masker, StatefulMasker):
+        return {}
     inputs = AttentionInputs(q, k, v, None, layer_idx=0)
     state = masker.build_state(inputs)
     longer = AttentionInputs(q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2))
     return {
-        "quest_state_build": median_ms(lambda: masker.build_state(inputs), repeats, device),
-        "quest_state_extend": median_ms(
+        f"{name}_state_build": median_ms(lambda: masker.build_state(inputs), repeats, device),
+        f"{name}_state_extend": median_ms(
             lambda: masker.extend_state(state, longer, 1), repeats, device
         ),
     }
@@ -144,9 +160,16 @@ def summary(timings: dict[str, float], k_len: int) -> dict[str, object]:
         "baseline_ms": round(baseline, 4),
         "sparse_ratio": round(timings["research_sparse"] / baseline, 3),
         "empty_ratio": round(timings["research_empty"] / baseline, 3),
-        "quest_ratio": round(timings["research_quest"] / baseline, 3),
-        "quest_state_build_ms": round(timings["quest_state_build"], 4),
-        "quest_state_extend_ms": round(timings["quest_state_extend"], 4),
+        **{
+            f"{name}_ratio": round(timings[f"research_{name}"] / baseline, 3)
+            for name in METHOD_ARMS
+            if f"research_{name}" in timings
+        },
+        **{
+            f"{name}_ms": round(ms, 4)
+            for name, ms in timings.items()
+            if name.endswith(("_state_build", "_state_extend"))
+        },
         "timings_ms": {name: round(ms, 4) for name, ms in timings.items()},
     }
 
@@ -159,8 +182,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    long = summary(measure(args.k, args.repeats, device), args.k)
-    short = summary(measure(args.short_k, args.repeats * 10, device), args.short_k)
+    with tempfile.TemporaryDirectory() as workdir:
+        long = summary(measure(args.k, args.repeats, device, Path(workdir)), args.k)
+        short = summary(
+            measure(args.short_k, args.repeats * 10, device, Path(workdir), methods=False),
+            args.short_k,
+        )
     print(
         json.dumps(
             {
@@ -172,8 +199,13 @@ def main() -> None:
                     "sparse_ratio": 1.2,
                     "empty_ratio": 1.1,
                     "short_sparse_ratio": 2.0,
-                    "quest_ratio": 2.0,
+                    **{
+                        f"{name}_ratio": arm.target
+                        for name, arm in METHOD_ARMS.items()
+                        if arm.target is not None
+                    },
                 },
+                "missing_arms": missing_arms(),
                 "device": str(device),
                 "threads": torch.get_num_threads(),
             }
