@@ -54,18 +54,46 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     if not Path(args.directory).is_dir():
         what = "not a directory" if Path(args.directory).exists() else "no such results directory"
         raise ValueError(f"{args.directory}: {what}")
+    if args.out is not None and not args.plot:
+        raise ValueError("--out names the folder of the figures: give --plot too")
+    started = time.time()
     text, cells = report_text(args.directory, args.format, resamples=args.resamples, seed=args.seed)
     if not cells:
         raise ValueError(
             f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
         )
     write(text)
+    if args.plot or args.html:
+        write(_write_outputs(args, started))
     return 0
+
+
+def _write_outputs(args: argparse.Namespace, started: float) -> str:
+    """``--plot`` figures and the ``--html`` report; the lines naming the files written."""
+    from pathlib import Path
+
+    from sparse_attention_hub.experiment import report_outputs as outputs
+    from sparse_attention_hub.experiment.report import recorded_config_order
+
+    table = outputs.load_report_table(args.directory, started, args.resamples, args.seed)
+    order = recorded_config_order(args.directory)
+    lines = []
+    if args.plot:
+        out = args.out or str(Path(args.directory) / outputs.FIGURES_DIR)
+        paths = outputs.plot_report(table, out, order, args.resamples, args.seed)
+        lines += [f"figure: {path}" for path in paths]
+    if args.html:
+        page = outputs.html_report(
+            args.directory, table, args.html, order, args.resamples, args.seed
+        )
+        lines.append(f"html report: {page}")
+    return "\n".join(lines)
 
 
 def add_parser(sub: Any) -> None:
@@ -80,5 +108,16 @@ def add_parser(sub: Any) -> None:
         help="bootstrap resamples of the confidence intervals (0: no intervals)",
     )
     p_report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p_report.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write the figures (quality vs density, per layer, per task) as PNG and SVG",
+    )
+    p_report.add_argument(
+        "--out", metavar="FOLDER", help="folder of the --plot figures (default: DIR/figures)"
+    )
+    p_report.add_argument(
+        "--html", metavar="FILE", help="also write a self-contained HTML report to FILE"
+    )
     add_quiet(p_report)
     p_report.set_defaults(func=_cmd_report)
