@@ -87,7 +87,7 @@ def _write_outputs(args: argparse.Namespace, started: float) -> str:
     if args.plot:
         out = args.out or str(Path(args.directory) / outputs.FIGURES_DIR)
         paths = outputs.plot_report(table, out, order, args.resamples, args.seed)
-        lines += [f"figure: {path}" for path in paths]
+        lines += [f"figure: {path}" for path in paths] or ["no figures: no complete cell"]
     if args.html:
         page = outputs.html_report(
             args.directory, table, args.html, order, args.resamples, args.seed

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sparse_attention_hub.experiment.plots.points import DENSE, QualityPoint
-from sparse_attention_hub.experiment.plots.style import Style, pyplot, rc_params
+from sparse_attention_hub.experiment.plots.style import (
+    Style,
+    figure_legend,
+    legend_height,
+    pyplot,
+    rc_params,
+)
 
 X_LABEL = "density (fraction of keys attended)"
 Y_LABEL = "score (benchmark metric)"
@@ -97,11 +103,15 @@ def quality_figure(
     plt = pyplot()
     models = list(dict.fromkeys(p.model for p in points))
     labels = list(dict.fromkeys(p.label for p in points))
+    entries = len({p.config for p in points}) + 1
     with plt.rc_context(rc_params()):
         fig, axes = plt.subplots(
             len(models),
             len(labels),
-            figsize=(PANEL_SIZE[0] * len(labels), PANEL_SIZE[1] * len(models)),
+            figsize=(
+                max(PANEL_SIZE[0] * len(labels), 5.0),
+                PANEL_SIZE[1] * len(models) + legend_height(entries),
+            ),
             squeeze=False,
             constrained_layout=True,
         )
@@ -110,20 +120,14 @@ def quality_figure(
                 panel = [p for p in points if p.model == model and p.label == label]
                 draw_panel(axes[i][j], panel, styles, bases)
                 axes[i][j].set_title(label if len(models) == 1 else f"{model}\n{label}")
-        _legend(fig, axes, any(p.nominal and p.density is not None for p in points))
+        nominal = any(p.nominal and p.density is not None for p in points)
+        figure_legend(fig, axes, _nominal_note() if nominal else None)
     return fig
 
 
-def _legend(fig: Any, axes: Any, nominal: bool) -> None:
-    """One legend for the figure: each config once (in drawing order), and the nominal note."""
+def _nominal_note() -> dict[str, Any]:
+    """The legend entry that explains hollow markers."""
     from matplotlib.lines import Line2D
 
-    handles: dict[str, Any] = {}
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(label, handle)
-    if nominal:
-        note = Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="none")
-        handles[NOMINAL_NOTE] = note
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper", frameon=False)
+    note = Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="none")
+    return {NOMINAL_NOTE: note}

@@ -100,6 +100,33 @@ def rc_params() -> dict[str, Any]:
     }
 
 
+LEGEND_COLUMNS = 3
+
+
+def legend_height(entries: int) -> float:
+    """Inches to add under the panels for a legend of ``entries`` (see :func:`figure_legend`)."""
+    return 0.25 * -(-entries // LEGEND_COLUMNS) + 0.3
+
+
+def figure_legend(fig: Any, axes: Any, extra: dict[str, Any] | None = None) -> int:
+    """One legend under the panels: each label of ``axes`` once (in drawing order), then
+    ``extra`` (label -> handle); the number of entries."""
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    handles.update(extra or {})
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(LEGEND_COLUMNS, len(handles)),
+            frameon=False,
+        )
+    return len(handles)
+
+
 def save(figure: Any, out_dir: Path, stem: str) -> list[Path]:
     """Write ``figure`` as ``<out_dir>/<stem>.png`` and ``.svg``; the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,13 @@ import pandas as pd
 
 from sparse_attention_hub.experiment import stats
 from sparse_attention_hub.experiment.cell_scores import ROUNDING, load_cell
-from sparse_attention_hub.experiment.plots.style import Style, pyplot, rc_params
+from sparse_attention_hub.experiment.plots.style import (
+    Style,
+    figure_legend,
+    legend_height,
+    pyplot,
+    rc_params,
+)
 from sparse_attention_hub.experiment.report import cell_label
 
 TASK_PREFIX = "score."
@@ -111,7 +117,7 @@ def draw_panel(
             marker=style.marker,
             linestyle="none",
             capsize=2,
-            markersize=5,
+            markersize=8 if style.marker == "*" else 5,
             label=config,
         )
     ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
@@ -133,7 +139,10 @@ def tasks_figure(scores: list[TaskScore], configs: list[str], styles: dict[str, 
         fig, axes = plt.subplots(
             rows,
             columns,
-            figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows),
+            figsize=(
+                max(PANEL_SIZE[0] * columns, 5.0),
+                PANEL_SIZE[1] * rows + legend_height(len({s.config for s in scores})),
+            ),
             squeeze=False,
             constrained_layout=True,
         )
@@ -143,15 +152,5 @@ def tasks_figure(scores: list[TaskScore], configs: list[str], styles: dict[str, 
             ax.set_title(label if len(models) == 1 else f"{model}\n{label}")
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
-        handles, labels = axes.flat[0].get_legend_handles_labels()
-        seen = dict(zip(labels, handles, strict=True))
-        for ax in axes.flat:
-            seen.update(
-                {
-                    lab: h
-                    for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)
-                    if lab not in seen
-                }
-            )
-        fig.legend(list(seen.values()), list(seen), loc="outside right upper", frameon=False)
+        figure_legend(fig, axes)
     return fig
