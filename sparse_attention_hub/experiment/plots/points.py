@@ -95,14 +95,21 @@ def _key_lengths(cell_dir: Path) -> list[int]:
     return lengths
 
 
+def budget_tokens(size: int | float, k: int) -> int:
+    """Tokens of a budget at key length ``k``: the rule of
+    ``sparse_attention.maskers.base.resolve_size`` (an int is tokens, capped at k; a float a
+    fraction, floor(size * k), at least 1), restated here so as not to import torch."""
+    if isinstance(size, float):
+        return min(k, max(1, int(size * k))) if k > 0 else 0
+    return min(int(size), k)
+
+
 def nominal_density(cell_dir: str | Path) -> float | None:
     """The config's budget as a fraction of the keys: for each request, the budgets
     (:data:`BUDGET_PARAMS`, an int is tokens, a float a fraction of K) summed over the maskers
     at K = its context + question tokens, capped at 1, then the mean over requests. 1 for
     dense; None when no budget or no request length is known. Overlap between maskers (a sink
     inside the local window) and the causal mask are ignored: an upper bound of the density."""
-    from sparse_attention_hub.sparse_attention.maskers.base import resolve_size
-
     maskers = cell_maskers(cell_dir)
     if maskers is None:
         return 1.0
@@ -110,7 +117,7 @@ def nominal_density(cell_dir: str | Path) -> float | None:
     lengths = _key_lengths(Path(cell_dir))
     if not sizes or not lengths:
         return None
-    per_request = [min(1.0, sum(resolve_size(s, k) for s in sizes) / k) for k in lengths]
+    per_request = [min(1.0, sum(budget_tokens(s, k) for s in sizes) / k) for k in lengths]
     return sum(per_request) / len(per_request)
 
 
