@@ -28,7 +28,7 @@ def load_report_table(
     ``written_after`` (a ``time.time()``), else rebuilt from the cells."""
     path = Path(result_dir) / RESULTS_CSV
     if path.is_file() and os.path.getmtime(path) >= written_after:
-        return pd.read_csv(path, dtype={"subset": "string"}).astype({"subset": object})
+        return pd.read_csv(path, dtype={"subset": str})  # "1024", not 1024.0; NaN when none
     table = build_results_table(result_dir)
     return add_intervals(table, resamples, seed) if resamples and not table.empty else table
 

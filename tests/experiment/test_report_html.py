@@ -73,6 +73,7 @@ def test_html_holds_setup_table_samples_and_failures(page: Path) -> None:
     # text from the files is escaped, never markup
     assert "<script>alert" not in text and "<b>nothing" not in text
     assert "&lt;b&gt;nothing&lt;/b&gt;" in text
+    assert "m / dense / fault_injection_raise: failed" in text
     escaped = ERROR_TEXT.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     assert escaped.replace("'", "&#x27;") in text
 
