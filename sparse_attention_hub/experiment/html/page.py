@@ -184,7 +184,9 @@ def render_page(
     figures: dict[str, Any],
     config_order: list[str] | None = None,
 ) -> str:
-    """The whole HTML document of the study under ``result_dir``."""
+    """The whole HTML document of the study under ``result_dir``; every section lists its
+    configs in ``config_order`` (dense first by default)."""
+    table = report.order_configs(table, config_order or ["dense"])
     body = "".join(
         [
             setup_section(study_setup(result_dir, table)),

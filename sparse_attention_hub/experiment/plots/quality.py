@@ -15,7 +15,7 @@ from sparse_attention_hub.experiment.plots.points import DENSE, QualityPoint
 from sparse_attention_hub.experiment.plots.style import (
     Style,
     figure_legend,
-    legend_height,
+    panel_grid,
     pyplot,
     rc_params,
 )
@@ -99,28 +99,19 @@ def draw_panel(
 def quality_figure(
     points: Sequence[QualityPoint], styles: dict[str, Style], bases: dict[str, str]
 ) -> Any:
-    """The figure (one panel per model x benchmark, a shared legend on the right)."""
+    """The figure: one panel per model x benchmark (up to 3 a row), one legend underneath."""
     plt = pyplot()
-    models = list(dict.fromkeys(p.model for p in points))
-    labels = list(dict.fromkeys(p.label for p in points))
-    entries = len({p.config for p in points}) + 1
+    panels = list(dict.fromkeys((p.model, p.label) for p in points))
+    several_models = len({model for model, _ in panels}) > 1
+    nominal = any(p.nominal and p.density is not None for p in points)
+    entries = len({p.config for p in points}) + int(nominal)
     with plt.rc_context(rc_params()):
-        fig, axes = plt.subplots(
-            len(models),
-            len(labels),
-            figsize=(
-                max(PANEL_SIZE[0] * len(labels), 5.0),
-                PANEL_SIZE[1] * len(models) + legend_height(entries),
-            ),
-            squeeze=False,
-            constrained_layout=True,
-        )
-        for i, model in enumerate(models):
-            for j, label in enumerate(labels):
-                panel = [p for p in points if p.model == model and p.label == label]
-                draw_panel(axes[i][j], panel, styles, bases)
-                axes[i][j].set_title(label if len(models) == 1 else f"{model}\n{label}")
-        nominal = any(p.nominal and p.density is not None for p in points)
+        fig, axes = panel_grid(len(panels), PANEL_SIZE, entries)
+        for ax, (model, label) in zip(axes, panels, strict=True):
+            draw_panel(
+                ax, [p for p in points if (p.model, p.label) == (model, label)], styles, bases
+            )
+            ax.set_title(f"{model}\n{label}" if several_models else label)
         figure_legend(fig, axes, _nominal_note() if nominal else None)
     return fig
 

@@ -108,11 +108,11 @@ def legend_height(entries: int) -> float:
     return 0.25 * -(-entries // LEGEND_COLUMNS) + 0.3
 
 
-def figure_legend(fig: Any, axes: Any, extra: dict[str, Any] | None = None) -> int:
+def figure_legend(fig: Any, axes: list[Any], extra: dict[str, Any] | None = None) -> int:
     """One legend under the panels: each label of ``axes`` once (in drawing order), then
     ``extra`` (label -> handle); the number of entries."""
     handles: dict[str, Any] = {}
-    for ax in axes.flat:
+    for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     handles.update(extra or {})
@@ -125,6 +125,33 @@ def figure_legend(fig: Any, axes: Any, extra: dict[str, Any] | None = None) -> i
             frameon=False,
         )
     return len(handles)
+
+
+MAX_COLUMNS = 3  # panels per row
+
+
+def panel_grid(
+    count: int, panel_size: tuple[float, float], legend_entries: int
+) -> tuple[Any, list[Any]]:
+    """A figure of ``count`` panels, up to :data:`MAX_COLUMNS` a row, with room for a legend
+    of ``legend_entries`` underneath (call inside ``rc_context``); (figure, the used axes)."""
+    plt = pyplot()
+    columns = max(1, min(MAX_COLUMNS, count))
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(
+            max(panel_size[0] * columns, 5.0),
+            panel_size[1] * rows + legend_height(legend_entries),
+        ),
+        squeeze=False,
+        constrained_layout=True,
+    )
+    flat = list(axes.flat)
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
 
 
 def save(figure: Any, out_dir: Path, stem: str) -> list[Path]:

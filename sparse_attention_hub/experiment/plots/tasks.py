@@ -19,7 +19,7 @@ from sparse_attention_hub.experiment.cell_scores import ROUNDING, load_cell
 from sparse_attention_hub.experiment.plots.style import (
     Style,
     figure_legend,
-    legend_height,
+    panel_grid,
     pyplot,
     rc_params,
 )
@@ -132,25 +132,13 @@ def tasks_figure(scores: list[TaskScore], configs: list[str], styles: dict[str, 
     if not panels:
         return None
     plt = pyplot()
-    columns = min(3, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    models = {model for model, _ in panels}
+    several_models = len({model for model, _ in panels}) > 1
     with plt.rc_context(rc_params()):
-        fig, axes = plt.subplots(
-            rows,
-            columns,
-            figsize=(
-                max(PANEL_SIZE[0] * columns, 5.0),
-                PANEL_SIZE[1] * rows + legend_height(len({s.config for s in scores})),
-            ),
-            squeeze=False,
-            constrained_layout=True,
-        )
-        for ax, (model, label) in zip(axes.flat, panels, strict=False):
-            part = [s for s in scores if s.model == model and s.label == label]
-            draw_panel(ax, part, configs, styles)
-            ax.set_title(label if len(models) == 1 else f"{model}\n{label}")
-        for ax in list(axes.flat)[len(panels) :]:
-            ax.set_visible(False)
+        fig, axes = panel_grid(len(panels), PANEL_SIZE, len({s.config for s in scores}))
+        for ax, (model, label) in zip(axes, panels, strict=True):
+            draw_panel(
+                ax, [s for s in scores if (s.model, s.label) == (model, label)], configs, styles
+            )
+            ax.set_title(f"{model}\n{label}" if several_models else label)
         figure_legend(fig, axes)
     return fig
