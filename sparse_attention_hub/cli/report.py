@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from sparse_attention_hub.cli.common import add_quiet, count_arg, write
@@ -70,7 +71,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
         )
     write(text)
     if args.plot or args.html:
-        write(_write_outputs(args, started))
+        lines = _write_outputs(args, started)
+        if args.format in ("json", "csv"):  # stdout stays one parseable document
+            sys.stderr.write(lines + "\n")
+        else:
+            write(lines)
     return 0
 
 
@@ -83,15 +88,14 @@ def _write_outputs(args: argparse.Namespace, started: float) -> str:
 
     table = outputs.load_report_table(args.directory, started, args.resamples, args.seed)
     order = recorded_config_order(args.directory)
-    lines = []
-    if args.plot:
-        out = args.out or str(Path(args.directory) / outputs.FIGURES_DIR)
-        paths = outputs.plot_report(table, out, order, args.resamples, args.seed)
-        lines += [f"figure: {path}" for path in paths] or ["no figures: no complete cell"]
-    if args.html:
-        page = outputs.html_report(
-            args.directory, table, args.html, order, args.resamples, args.seed
-        )
+    plot_dir = (args.out or str(Path(args.directory) / outputs.FIGURES_DIR)) if args.plot else None
+    paths, page = outputs.write_outputs(
+        args.directory, table, plot_dir, args.html, order, args.resamples, args.seed
+    )
+    lines = [f"figure: {path}" for path in paths]
+    if args.plot and not paths:
+        lines.append("no figures: no complete cell with a score")
+    if page is not None:
         lines.append(f"html report: {page}")
     return "\n".join(lines)
 

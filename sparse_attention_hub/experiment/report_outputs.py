@@ -1,8 +1,9 @@
 """``sah report --plot`` and ``--html``: figures and the HTML report of a results directory.
 
-Both start from the per-cell table with its confidence intervals, the one ``sah report`` has
-just written to ``results.csv`` (:func:`load_report_table` rebuilds it when that file is older
-than the command, e.g. on a read-only tree).
+:func:`write_outputs` draws the figures once for both, from the per-cell table with its
+confidence intervals: the one ``sah report`` has just written to ``results.csv``
+(:func:`load_report_table` rebuilds it when that file is older than the command, e.g. on a
+read-only tree).
 """
 
 from __future__ import annotations
@@ -33,40 +34,36 @@ def load_report_table(
     return add_intervals(table, resamples, seed) if resamples and not table.empty else table
 
 
-def plot_report(
-    table: pd.DataFrame,
-    out_dir: str | Path,
-    config_order: list[str] | None = None,
-    resamples: int = 1000,
-    seed: int = 0,
-) -> list[Path]:
-    """Write the figures of ``table`` under ``out_dir`` (PNG and SVG); the paths written."""
-    from sparse_attention_hub.experiment.plots import build_figures, write_figures
-
-    return write_figures(build_figures(table, config_order, resamples, seed), Path(out_dir))
-
-
-def html_report(
+def write_outputs(
     result_dir: str | Path,
     table: pd.DataFrame,
-    target: str | Path,
+    plot_dir: str | Path | None = None,
+    html_path: str | Path | None = None,
     config_order: list[str] | None = None,
     resamples: int = 1000,
     seed: int = 0,
-) -> Path:
-    """Write the self-contained HTML report of ``result_dir`` to ``target``; its path."""
+) -> tuple[list[Path], Path | None]:
+    """Draw the figures of ``table`` once; save them under ``plot_dir`` (PNG and SVG) and/or
+    write the self-contained HTML report of ``result_dir`` to ``html_path``.
+    Returns (the figure files written, the HTML file or None)."""
     from sparse_attention_hub.cell_store import write_text_atomic
     from sparse_attention_hub.experiment.html import render_page
     from sparse_attention_hub.experiment.plots import build_figures
-    from sparse_attention_hub.experiment.plots.style import pyplot
+    from sparse_attention_hub.experiment.plots.style import pyplot, save
 
     figures = build_figures(table, config_order, resamples, seed)
+    paths: list[Path] = []
+    page: Path | None = None
     try:
-        text = render_page(result_dir, table, figures, config_order)
+        if plot_dir is not None:
+            for name, figure in figures.items():
+                paths += save(figure, Path(plot_dir), name)
+        if html_path is not None:
+            page = Path(html_path)
+            text = render_page(result_dir, table, figures, config_order)
+            page.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(page, text)
     finally:
         for figure in figures.values():
             pyplot().close(figure)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(target, text)
-    return target
+    return paths, page

@@ -3,6 +3,7 @@ the files, and what the figures draw."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -198,3 +199,12 @@ def test_styles_cycle_colours_per_sweep_and_keep_dense_black() -> None:
     assert len({styles[n].color for n in ("a", "b.x=1", "c")}) == 3
     assert styles["b.x=1"].color == styles["b.x=2"].color
     assert config_styles(names) == styles  # the same mapping every time
+
+
+def test_machine_formats_keep_stdout_parseable(study: Path, tmp_path, capsys) -> None:
+    out = tmp_path / "figs"
+    args = ["-q", "report", str(study), "--format", "json", "--plot", "--out", str(out)]
+    assert main([*args, "--resamples", "20"]) == 0
+    captured = capsys.readouterr()
+    assert len(json.loads(captured.out)) == len(CONFIGS)  # the rows, nothing else
+    assert f"figure: {out / 'quality_vs_density.png'}" in captured.err
