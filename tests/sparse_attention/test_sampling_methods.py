@@ -152,7 +152,7 @@ def test_magicpig_state_extends_and_a_rollback_into_the_context_rebuilds_it():
     state = call(3, 30)  # context = the first 27 keys
     assert torch.allclose(state.centre, k[:, :, 2:23].mean(2))
     state = call(1, 31)
-    assert state.codes.shape[-1] == 31 and state.context_end == 27
+    assert state.index.size == 31 and state.context_end == 27
     states.truncate(27)
     assert states.entry(0, masker).value.centre is not None  # type: ignore[union-attr]
     states.truncate(20)
@@ -260,3 +260,23 @@ def test_vattention_one_sided_z_samples_less_than_two_sided():
     assert one.z == pytest.approx(1.2815515, rel=1e-6) and two.z == pytest.approx(1.6448536)
     with pytest.raises(ValueError, match="z_rule"):
         VAttentionConfig(z_rule="both")
+
+
+def test_the_sorted_code_index_counts_as_the_brute_force_comparison():
+    """Sorted tables with a tail, appended, merged and cut, count exactly the collisions of a
+    comparison of every code."""
+    from sparse_attention_hub.sparse_attention.maskers import lsh_index
+
+    g = torch.Generator().manual_seed(2)
+    codes = torch.randint(0, 8, (2, 3, 5, 60), generator=g, dtype=torch.int16)  # (B, Hkv, L, n)
+    queries = torch.randint(0, 8, (2, 3, 4, 5), generator=g, dtype=torch.int16)  # (B, Hkv, R, L)
+    index = lsh_index.index_codes(codes[..., :40])
+    index = lsh_index.append_codes(index, codes[..., 40:])  # a tail of 20
+    assert index.tail.shape[-1] == 20
+    for start, stop in [(0, 60), (0, 45), (5, 38), (12, 60), (41, 50)]:
+        cut = lsh_index.cut_codes(index, start, stop)
+        brute = collision_counts(queries, codes[..., start:stop]).long()
+        assert torch.equal(lsh_index.count_collisions(cut, queries), brute), (start, stop)
+        assert torch.equal(lsh_index.all_codes(cut), codes[..., start:stop])
+    merged = lsh_index.append_codes(index, codes.repeat(1, 1, 1, 20)[..., :1100])
+    assert merged.tail.shape[-1] == 0 and merged.size == 1160

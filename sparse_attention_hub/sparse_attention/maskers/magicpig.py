@@ -43,11 +43,13 @@ Differences from the official code, all written down here:
   norm, fixed at the state build; a later key past M gets a last coordinate of 0) and
   retrieval on one collision (``min_collisions=1``).
 
-Memory: no (B, H, Q, K, L) tensor is built; collisions are counted over chunks of tables.
+Memory and time: no (B, H, Q, K, L) tensor is built; each table's key codes are kept sorted
+(``lsh_index``), so a query finds its colliding keys by binary search and collisions are
+counted over the matches only.
 
 State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
-key codes (B, Hkv, L, K) and the norms used for theta; new keys are hashed and appended, a
-rollback or sliding window cuts the codes. A rollback into the context (below the keys the
+key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
+and appended, a rollback or sliding window cuts the codes. A rollback into the context (below the keys the
 centre was taken from) drops the centre: the next call rebuilds the state as a fresh one would.
 """
 
@@ -61,6 +63,14 @@ import torch
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
+    CodeIndex,
+    all_codes,
+    append_codes,
+    count_collisions,
+    cut_codes,
+    index_codes,
+)
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 
@@ -121,14 +131,14 @@ class MagicPigConfig(MaskerConfig):
 @dataclass(frozen=True)
 class MagicPigState:
     """One layer's hashing state: ``centre`` (B, Hkv, D) fp32 or None (dropped by a rollback
-    into the context), ``planes`` (Hkv, D', L * K) fp32, ``codes`` (B, Hkv, L, n) packed key
-    codes, ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M with the MIPS transform),
+    into the context), ``planes`` (Hkv, D', L * K) fp32, ``index`` the packed key codes
+    (``lsh_index.CodeIndex``, tables sorted), ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M with the MIPS transform),
     ``mips_norm`` (B, Hkv, 1) fp32 or None, ``context_end`` the absolute end of the context and
     ``end`` that of the last key."""
 
     centre: torch.Tensor | None
     planes: torch.Tensor
-    codes: torch.Tensor
+    index: CodeIndex
     norms: torch.Tensor
     mips_norm: torch.Tensor | None
     context_end: int
@@ -217,17 +227,19 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         last = (1.0 - scaled.square().sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
         return torch.cat([scaled, last], -1), mips_norm.expand_as(norms)
 
-    def _hash_keys(self, keys: torch.Tensor, state: MagicPigState) -> tuple[torch.Tensor, ...]:
+    def _hash_keys(
+        self,
+        keys: torch.Tensor,
+        centre: torch.Tensor,
+        planes: torch.Tensor,
+        mips_norm: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D), in chunks."""
-        assert state.centre is not None
-        planes = state.planes.to(keys.device)
         codes, norms = [], []
         b, h, n, _ = keys.shape
         step = max(1, CHUNK_ELEMENTS // max(1, b * h * planes.shape[-1]))
         for start in range(0, n, step):
-            vectors, norm = self._key_features(
-                keys[:, :, start : start + step], state.centre, state.mips_norm
-            )
+            vectors, norm = self._key_features(keys[:, :, start : start + step], centre, mips_norm)
             projected = vectors @ planes.unsqueeze(0)  # (B, Hkv, c, L * K)
             codes.append(pack_codes(projected, self.config.lsh_k, self.config.lsh_l))
             norms.append(norm)
@@ -258,17 +270,16 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             context = keys[:, :, : max(1, high)].float() - centre.unsqueeze(2)
             mips_norm = context.norm(dim=-1).amax(-1, keepdim=True).clamp_min(1e-6)  # (B, Hkv, 1)
         planes = self.planes(inputs.layer_idx, h, d + int(cfg.mips_transform)).to(keys.device)
-        state = MagicPigState(
+        codes, norms = self._hash_keys(keys, centre, planes, mips_norm)
+        return MagicPigState(
             centre,
             planes,
-            keys.new_zeros(0),
-            keys.new_zeros(0),
+            index_codes(codes),
+            norms,
             mips_norm,
             context_end,
             inputs.sequence_length,
         )
-        codes, norms = self._hash_keys(keys, state)
-        return replace(state, codes=codes, norms=norms)
 
     def extend_state(
         self, state: MagicPigState, inputs: AttentionInputs, new_keys: int
@@ -277,29 +288,32 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         the front to the length the caller expects, those keys are cut right after)."""
         if state.centre is None:
             fresh = self.build_state(inputs)
-            missing = state.codes.shape[-1] + new_keys - fresh.codes.shape[-1]
-            if missing > 0:
-                pad = fresh.codes.new_zeros((*fresh.codes.shape[:3], missing))
-                codes = torch.cat([pad, fresh.codes], -1)  # (B, Hkv, L, n)
-                norms = torch.cat(
-                    [fresh.norms.new_ones((*fresh.norms.shape[:2], missing)), fresh.norms], -1
-                )
-                return replace(fresh, codes=codes, norms=norms)
-            return fresh
-        codes, norms = self._hash_keys(inputs.keys[:, :, inputs.keys.shape[2] - new_keys :], state)
+            missing = state.index.size + new_keys - fresh.index.size
+            if missing <= 0:
+                return fresh
+            codes = all_codes(fresh.index)  # (B, Hkv, L, n)
+            pad = codes.new_zeros((*codes.shape[:3], missing))
+            norms = fresh.norms.new_ones((*fresh.norms.shape[:2], missing))
+            return replace(
+                fresh,
+                index=index_codes(torch.cat([pad, codes], -1)),  # (B, Hkv, L, missing + n)
+                norms=torch.cat([norms, fresh.norms], -1),  # (B, Hkv, missing + n)
+            )
+        keys = inputs.keys[:, :, inputs.keys.shape[2] - new_keys :]  # (B, Hkv, new, D)
+        codes, norms = self._hash_keys(keys, state.centre, state.planes, state.mips_norm)
         return replace(
             state,
             end=inputs.sequence_length,
-            codes=torch.cat([state.codes, codes], -1),  # (B, Hkv, L, n + new)
+            index=append_codes(state.index, codes),
             norms=torch.cat([state.norms, norms], -1),  # (B, Hkv, n + new)
         )
 
     def truncate_state(self, state: MagicPigState, start: int, stop: int) -> MagicPigState:
         """Keep the codes of keys [start, stop); a cut into the context drops the centre."""
-        new_end = state.end - state.codes.shape[-1] + stop
+        new_end = state.end - state.index.size + stop
         kept = replace(
             state,
-            codes=state.codes[..., start:stop],
+            index=cut_codes(state.index, start, stop),
             norms=state.norms[..., start:stop],
             end=new_end,
         )
@@ -342,7 +356,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         if previous_mask.is_full_flag or shape[3] == 0:
             return previous_mask.merge(Mask.create_empty(shape, device=device))
         state = self.state(inputs)
-        counts = collision_counts(self._query_codes(inputs, state), state.codes.to(device))
+        counts = count_collisions(state.index, self._query_codes(inputs, state))
         hit = (counts >= cfg.min_collisions).reshape(shape)  # (B, H, Q, K)
         allowed = inputs.allowed_keys()
         if allowed is not None:
