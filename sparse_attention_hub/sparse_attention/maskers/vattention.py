@@ -96,23 +96,42 @@ class VAttentionConfig(MaskerConfig):
 
 
 def draw_without_replacement(
-    eligible: torch.Tensor, size: torch.Tensor, generator: torch.Generator
+    eligible: torch.Tensor,
+    size: torch.Tensor,
+    generator: torch.Generator,
+    n: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per row, ``size`` of the ``eligible`` keys uniformly without replacement.
+    """Per row, ``size`` of the ``eligible`` keys uniformly without replacement: the keys with
+    the ``size`` smallest of i.i.d. uniform draws.
+
+    Found without ranking all keys: the keys under a threshold a few standard deviations above
+    size / n are candidates, and the surplus largest candidates are dropped (a top-k of the
+    surplus only); a row with too few candidates falls back to the top-k of all keys. Either
+    way the result is exactly the ``size`` smallest draws.
 
     Args:
-        eligible: (B, H, Q, K) bool; size: (B, H, Q) int64, at most each row's eligible count.
+        eligible: (B, H, Q, K) bool; size: (B, H, Q) int64, at most each row's eligible count;
+        n: (B, H, Q) the eligible counts, if known.
     Returns:
         (B, H, Q, K) bool, exactly ``size`` eligible keys per row.
     """
     keys = torch.rand(eligible.shape, generator=generator, device=eligible.device)
-    keys = keys.masked_fill(~eligible, 2.0)  # (B, H, Q, K)
-    most = int(size.max()) if size.numel() else 0
-    if most == 0:
+    if not size.numel() or int(size.max()) == 0:
         return torch.zeros_like(eligible)
-    smallest = torch.topk(keys, most, dim=-1, largest=False, sorted=True).values  # (B, H, Q, m)
-    threshold = smallest.gather(-1, (size - 1).clamp_min(0).unsqueeze(-1))  # (B, H, Q, 1)
-    return (keys <= threshold) & eligible & (size > 0).unsqueeze(-1)
+    n = eligible.sum(-1) if n is None else n  # (B, H, Q)
+    wanted = size.double()
+    cut = (wanted + 4 * wanted.sqrt() + 8) / n.clamp_min(1).double()  # (B, H, Q)
+    candidates = (keys < cut.float().unsqueeze(-1)) & eligible  # (B, H, Q, K)
+    surplus = candidates.sum(-1) - size  # (B, H, Q)
+    if int(surplus.min()) < 0:  # too few candidates in some row: rank every key
+        keys = keys.masked_fill(~eligible, 2.0)  # (B, H, Q, K)
+        smallest = torch.topk(keys, int(size.max()), dim=-1, largest=False).values
+        threshold = smallest.gather(-1, (size - 1).clamp_min(0).unsqueeze(-1))  # (B, H, Q, 1)
+        return (keys <= threshold) & eligible & (size > 0).unsqueeze(-1)
+    ranked = torch.where(candidates, keys, -1.0)  # (B, H, Q, K)
+    largest = torch.topk(ranked, int(surplus.max()) + 1, dim=-1, largest=True).values
+    threshold = largest.gather(-1, surplus.unsqueeze(-1))  # (B, H, Q, 1): first one kept
+    return candidates & (keys <= threshold) & (size > 0).unsqueeze(-1)
 
 
 def call_generator(seed: int, inputs: AttentionInputs) -> torch.Generator:
@@ -173,12 +192,13 @@ class VAttentionMasker(Masker):
         base_size = torch.minimum(
             torch.ceil(cfg.base_rate_sampling * n.double()).long().clamp_min(2), n
         )
-        base = draw_without_replacement(residual, base_size, generator)  # (B, H, Q, K)
+        base = draw_without_replacement(residual, base_size, generator, n)  # (B, H, Q, K)
         count = base_size.clamp_min(1).double()
-        picked = torch.where(base, exps, 0.0).double()  # (B, H, Q, K)
-        mean = picked.sum(-1) / count  # (B, H, Q)
-        spread = torch.where(base, (exps.double() - mean.unsqueeze(-1)).square(), 0.0)
-        sigma = (spread.sum(-1) / (base_size - 1).clamp_min(1).double()).sqrt()
+        picked = exps * base  # (B, H, Q, K)
+        mean = picked.sum(-1).double() / count  # (B, H, Q)
+        squares = torch.linalg.vecdot(picked, picked).double()  # (B, H, Q)
+        spread = (squares - count * mean.square()).clamp_min(0.0)
+        sigma = (spread / (base_size - 1).clamp_min(1).double()).sqrt()
         total = (deterministic.double() + n.double() * mean).clamp_min(1e-300)
         wanted = torch.ceil((cfg.z * sigma * n.double() / (cfg.epsilon * total)).square())
         wanted = wanted.nan_to_num(nan=0.0, posinf=float(n.max()) if n.numel() else 0.0)
@@ -201,9 +221,9 @@ class VAttentionMasker(Masker):
         )  # (B, H, Q)
         generator = call_generator(self.config.seed, inputs)
         size, n = self.budget(exps, residual, deterministic, generator)
-        sample = draw_without_replacement(residual, size, generator)  # (B, H, Q, K)
+        sample = draw_without_replacement(residual, size, generator, n)  # (B, H, Q, K)
         rate = (size.double() / n.clamp_min(1).double()).float().unsqueeze(-1)  # (B, H, Q, 1)
-        probs = torch.where(sample, rate, 0.0)  # (B, H, Q, K)
+        probs = sample * rate  # (B, H, Q, K)
         return previous_mask.merge(Mask.from_dense(probs, copy=False))
 
 
