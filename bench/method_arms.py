@@ -16,6 +16,7 @@ from pathlib import Path
 from sparse_attention_hub.sparse_attention.maskers import (
     MaskerConfig,
     OracleTopPMaskerConfig,
+    PQCacheConfig,
     QuestConfig,
     RandomSamplingMaskerConfig,
     available_maskers,
@@ -55,6 +56,7 @@ METHOD_ARMS: dict[str, Arm] = {
         lambda shape, workdir: [RandomSamplingMaskerConfig(sampling_rate=0.05)], target=3.0
     ),
     "quest": Arm(lambda shape, workdir: [QuestConfig(token_budget=0.05)]),
+    "pq_cache": Arm(lambda shape, workdir: [PQCacheConfig(heavy_size=0.05)]),
 }
 
 

@@ -150,3 +150,16 @@ def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
         assert configs[f"quest_{budget}"] == expected
         assert expected.dense_layers == [0, 1]
     assert configs["oracle_top_k_1024"].dense_layers == [0, 1]
+
+
+def test_pq_cache_example_is_the_papers_stack() -> None:
+    spec = load_experiment(EXAMPLES / "pq_cache.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs["dense"] is None
+    sink = {"sink": {"sink_size": 32}}
+    for name, share in (("pq_cache_10pct", 0.05), ("pq_cache_20pct", 0.1)):
+        pq = {"pq_subvectors": 2, "pq_bits": 6, "init_offset": 32}
+        expected = rac(
+            sink, {"local": {"window_size": share}}, {"pq_cache": {"heavy_size": share, **pq}}
+        )
+        assert configs[name] == expected  # half window, half PQ top-k, after 32 sinks

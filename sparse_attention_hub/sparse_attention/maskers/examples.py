@@ -10,6 +10,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.pq_cache import PQCacheConfig
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
 from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
@@ -40,4 +41,7 @@ def example_masker_configs() -> list[MaskerConfig]:
         QuestConfig(token_budget=0.5, page_size=2, label_bits=4),
         QuestConfig(token_budget=12, page_size=4, keep_last_page=True),
         QuestConfig(token_budget=10_000),
+        PQCacheConfig(heavy_size=4, pq_subvectors=2, pq_bits=2, init_offset=2),
+        PQCacheConfig(heavy_size=0.25, pq_subvectors=1, pq_bits=1, kmeans_iter=3, init_offset=0),
+        PQCacheConfig(heavy_size=10_000),
     ]
