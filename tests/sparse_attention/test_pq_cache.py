@@ -22,6 +22,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     create_masker,
 )
 from sparse_attention_hub.sparse_attention.maskers.kmeans import (
+    cluster_sums,
     initial_indices,
     kmeans,
     nearest_centroid,
@@ -99,6 +100,20 @@ def test_kmeans_converges_to_a_fixed_point_and_zero_iterations_keeps_the_seeded_
     assert torch.equal(start, points[:, chosen])  # the same seeded indices in every group
     with pytest.raises(ValueError, match="count=5"):
         kmeans(points[:, :4], 5, iterations=1, seed=0)
+
+
+@pytest.mark.parametrize("scatter", [True, False])
+def test_cluster_sums_by_scatter_and_by_one_hot_matmul_match_a_loop(scatter):
+    g = torch.Generator().manual_seed(12)
+    points = torch.randn(3, 50, 4, generator=g)
+    codes = torch.randint(0, 6, (3, 50), generator=g)
+    codes = torch.where(codes == 5, 0, codes)  # cluster 5 is empty
+    sums, sizes = cluster_sums(points, codes, 6, scatter=scatter)
+    for group in range(3):
+        for c in range(6):
+            members = points[group, codes[group] == c]
+            assert float(sizes[group, c, 0]) == len(members)
+            torch.testing.assert_close(sums[group, c], members.sum(0))
 
 
 # ---------------------------------------------------------------------- scores and budget

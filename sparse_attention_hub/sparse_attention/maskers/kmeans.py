@@ -2,8 +2,8 @@
 
 Product quantisation fits one codebook per (batch, KV head, sub-vector); here they are N
 groups of n points of dimension d, clustered together on whatever device the points are on
-(the GPU in a real run). Every step is a batched matmul, so the result is deterministic for a
-seed on a given device (no scatter-add atomics).
+(the GPU in a real run). Every step is a batched matmul or a CPU scatter-add, so the result is
+deterministic for a seed on a given device (no GPU scatter-add atomics).
 
     points (N, n, d) --init: the same C seeded point indices in every group-->
     centroids (N, C, d) --assign / average, ``iterations`` times--> centroids, codes (N, n)
@@ -23,6 +23,26 @@ def nearest_centroid(points: torch.Tensor, centroids: torch.Tensor) -> torch.Ten
         (c * c).sum(-1).unsqueeze(1), points.float(), c.transpose(1, 2), alpha=-2.0
     )  # (N, n, C)
     return distance.argmin(-1)
+
+
+def cluster_sums(
+    points: torch.Tensor, codes: torch.Tensor, count: int, scatter: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster sums (N, C, d) and sizes (N, C, 1) of points (N, n, d) with codes (N, n).
+
+    ``scatter`` None picks by device: on the CPU a scatter-add (deterministic there, and about
+    4x faster than the matmul); elsewhere a one-hot matmul, because a GPU scatter-add uses
+    atomics whose order, and so whose rounding, changes from run to run.
+    """
+    n_groups, _, d = points.shape
+    if scatter or (scatter is None and points.device.type == "cpu"):
+        sums = points.new_zeros(n_groups, count, d)
+        sums.scatter_add_(1, codes.unsqueeze(-1).expand(-1, -1, d), points)  # (N, C, d)
+        sizes = points.new_zeros(n_groups, count)
+        sizes.scatter_add_(1, codes, points.new_ones(codes.shape))  # (N, C)
+        return sums, sizes.unsqueeze(-1)
+    one_hot = torch.nn.functional.one_hot(codes, count).to(points.dtype)  # (N, n, C)
+    return one_hot.transpose(1, 2) @ points, one_hot.sum(1).unsqueeze(-1)
 
 
 def initial_indices(n: int, count: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -58,9 +78,7 @@ def kmeans(
     centroids = x[:, initial_indices(n, count, seed, x.device)]  # (N, C, d)
     codes = nearest_centroid(x, centroids)
     for _ in range(iterations):
-        one_hot = torch.nn.functional.one_hot(codes, count).to(x.dtype)  # (N, n, C)
-        sizes = one_hot.sum(1).unsqueeze(-1)  # (N, C, 1)
-        sums = one_hot.transpose(1, 2) @ x  # (N, C, d)
+        sums, sizes = cluster_sums(x, codes, count)
         centroids = torch.where(sizes > 0, sums / sizes.clamp_min(1.0), centroids)
         new_codes = nearest_centroid(x, centroids)
         if torch.equal(new_codes, codes):
@@ -69,4 +87,4 @@ def kmeans(
     return centroids, codes
 
 
-__all__ = ["initial_indices", "kmeans", "nearest_centroid"]
+__all__ = ["cluster_sums", "initial_indices", "kmeans", "nearest_centroid"]

@@ -144,38 +144,48 @@ def assign_codes(keys: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     return codes.reshape(b, h, m, keys.shape[2])
 
 
-def pq_scores(queries: torch.Tensor, centroids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """PQ inner products: (B, Hkv, G, Q, K) fp32 for queries (B, H, Q, D), centroids
-    (B, Hkv, M, C, D / M) and codes (B, Hkv, M, K); query head h reads KV head h // G."""
+def pq_scores(
+    queries: torch.Tensor, centroids: torch.Tensor, codes: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
+    """PQ inner products times ``scale``: (B, Hkv, G, Q, K) fp32 for queries (B, H, Q, D),
+    centroids (B, Hkv, M, C, D / M) and codes (B, Hkv, M, K); query head h reads KV head
+    h // G. One (G * Q, C) table of q . centroid per sub-vector, gathered by the codes."""
     b, h, n_q, _ = queries.shape
     _, h_kv, m, _, sub_d = centroids.shape
     group = h // h_kv
-    q = queries.float().reshape(b, h_kv, group * n_q, m, sub_d).transpose(2, 3)
+    q = (queries.float() * scale).reshape(b, h_kv, group * n_q, m, sub_d).transpose(2, 3)
     table = q @ centroids.transpose(-1, -2)  # (B, Hkv, M, G * Q, C)
-    index = codes.unsqueeze(3).expand(b, h_kv, m, group * n_q, codes.shape[-1])
-    scores = table.gather(-1, index).sum(2)  # (B, Hkv, G * Q, K)
-    return scores.reshape(b, h_kv, group, n_q, -1)
+    n_k = codes.shape[-1]
+    scores = table[:, :, 0].gather(
+        -1, codes[:, :, 0].unsqueeze(2).expand(b, h_kv, group * n_q, n_k)
+    )
+    for i in range(1, m):  # (B, Hkv, G * Q, K), summed one sub-vector at a time
+        index = codes[:, :, i].unsqueeze(2).expand(b, h_kv, group * n_q, n_k)
+        scores += table[:, :, i].gather(-1, index)
+    return scores.reshape(b, h_kv, group, n_q, n_k)
 
 
-def group_probabilities(
-    scores: torch.Tensor, candidates: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """softmax(scale * scores) over each query head's candidate keys, summed over the group:
-    (B, Hkv, Q, K) for scores (B, Hkv, G, Q, K) and candidates (B, Hkv, Q, K) bool; -inf at
+def group_probabilities(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """softmax(logits) over each query head's candidate keys, summed over the group:
+    (B, Hkv, Q, K) for logits (B, Hkv, G, Q, K) and candidates (B, Hkv, Q, K) bool; -inf at
     every non-candidate key."""
-    logits = (scores * scale).masked_fill(~candidates.unsqueeze(2), float("-inf"))
-    probs = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # a row with no candidate: 0
-    return probs.sum(2).masked_fill(~candidates, float("-inf"))  # (B, Hkv, Q, K)
+    # The lowest finite value, not -inf: a row with no candidate stays finite (and is
+    # discarded below), a row with one gets exactly 0 at the others.
+    low = torch.finfo(logits.dtype).min
+    probs = torch.softmax(logits.masked_fill(~candidates.unsqueeze(2), low), dim=-1)
+    return probs.sum(2).masked_fill_(~candidates, float("-inf"))  # (B, Hkv, Q, K)
 
 
 def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool (..., K): the ``k`` highest finite scores of each row, ties at the k-th value going
     to the earlier position; fewer than ``k`` when fewer are finite."""
     kth = scores.topk(k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # (..., 1)
-    above = scores > kth
-    tie = (scores == kth) & (kth > float("-inf"))
+    above = scores > kth  # fewer than k finite (k-th is -inf): every finite score
+    tie = scores == kth.masked_fill(kth == float("-inf"), float("nan"))  # NaN ties nothing
     need = k - above.sum(-1, keepdim=True)
-    return above | (tie & (tie.cumsum(-1) <= need))
+    if bool((tie.sum(-1, keepdim=True) <= need).all()):  # no tie crosses the k-th place
+        return above.logical_or_(tie)
+    return above.logical_or_(tie.logical_and_(tie.cumsum(-1) <= need))
 
 
 @register_masker(
@@ -235,16 +245,18 @@ class PQCacheMasker(StatefulMasker[PQCacheState]):
     def candidates(self, inputs: AttentionInputs, previous_mask: Mask) -> torch.Tensor:
         """(B, Hkv, Q, K) bool: keys at positions >= ``init_offset`` that every query head of
         the group may attend to and that none of them has active yet."""
-        b, h, n_q, n_k = inputs.mask_shape
+        shape = inputs.mask_shape
+        b, h, n_q, n_k = shape
         h_kv = inputs.keys.shape[1]
-        free = (inputs.key_positions() >= self.config.init_offset).expand(b, h, n_q, n_k)
+        blocked = inputs.key_positions() < self.config.init_offset  # (K,)
         allowed = inputs.allowed_keys()
         if allowed is not None:
-            free = free & allowed
+            blocked = blocked | ~allowed  # (B|1, H|1, Q|1, K)
         active = previous_mask.active()
         if active is not None:
-            free = free & ~active
-        return free.reshape(b, h_kv, h // h_kv, n_q, n_k).all(2)  # (B, Hkv, Q, K)
+            blocked = blocked | active
+        blocked = blocked.expand(shape).reshape(b, h_kv, h // h_kv, n_q, n_k)  # (B,Hkv,G,Q,K)
+        return ~blocked.any(2)  # (B, Hkv, Q, K)
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus each KV head's top ``heavy_size`` candidates, given to every
@@ -259,9 +271,9 @@ class PQCacheMasker(StatefulMasker[PQCacheState]):
         if state.centroids is None or state.codes is None:  # too few keys for a codebook
             return previous_mask.merge(Mask.create_full(shape, device=device))
         b, h, n_q, n_k = shape
-        scores = pq_scores(inputs.queries, state.centroids, state.codes)  # (B, Hkv, G, Q, K)
-        candidates = self.candidates(inputs, previous_mask)
-        summed = group_probabilities(scores, candidates, 1.0 / math.sqrt(inputs.queries.shape[-1]))
+        scale = 1.0 / math.sqrt(inputs.queries.shape[-1])
+        logits = pq_scores(inputs.queries, state.centroids, state.codes, scale)  # (B,Hkv,G,Q,K)
+        summed = group_probabilities(logits, self.candidates(inputs, previous_mask))
         selected = top_k_earliest(summed, k)  # (B, Hkv, Q, K)
         h_kv = selected.shape[1]
         active = selected.unsqueeze(2).expand(b, h_kv, h // h_kv, n_q, n_k)
