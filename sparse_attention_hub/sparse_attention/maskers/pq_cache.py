@@ -16,7 +16,8 @@ pq_search.py``, the ``euc`` metric and GQA path of ``run_llama.sh``):
   shared by all query heads of the group.
 - Too few keys to fit the codebook (no more than ``2**pq_bits`` keys after ``init_offset``
   precede the call's queries, the official ``n_xb > cent_cnt`` test) gives the **full mask**
-  (dense attention) for the rest of the request, as the official code does.
+  (dense attention) until the state is built again (a new request), as the official code
+  stays dense for a request whose prefill was too short.
 
 Budget. The official budget is split half top-k, half recent window (``recent_ratio`` 0.5),
 after ``sink_size`` = 32 sink tokens. The recipe writes that as sink + local + pq_cache
