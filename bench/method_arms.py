@@ -18,6 +18,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     MaskerConfig,
     OracleTopKConfig,
     OracleTopPMaskerConfig,
+    PQCacheConfig,
     QuestConfig,
     RandomSamplingMaskerConfig,
     VAttentionConfig,
@@ -66,6 +67,7 @@ METHOD_ARMS: dict[str, Arm] = {
     "vattention": Arm(
         lambda shape, workdir: [OracleTopKConfig(0.05), VAttentionConfig()], target=3.0
     ),
+    "pq_cache": Arm(lambda shape, workdir: [PQCacheConfig(heavy_size=0.05)]),
 }
 
 

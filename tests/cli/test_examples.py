@@ -169,3 +169,16 @@ def test_all_recipes_example_expands_every_recipe_with_its_defaults() -> None:
     for name, config in configs.items():
         assert config == ResearchAttentionConfig.from_recipe(name)
     assert set(configs) | {"oracle_top_k", "quest"} == set(available_recipes())
+
+
+def test_pq_cache_example_is_the_papers_stack() -> None:
+    spec = load_experiment(EXAMPLES / "pq_cache.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs["dense"] is None
+    sink = {"sink": {"sink_size": 32}}
+    for name, share in (("pq_cache_10pct", 0.05), ("pq_cache_20pct", 0.1)):
+        pq = {"pq_subvectors": 2, "pq_bits": 6, "init_offset": 32}
+        expected = rac(
+            sink, {"local": {"window_size": share}}, {"pq_cache": {"heavy_size": share, **pq}}
+        )
+        assert configs[name] == expected  # half window, half PQ top-k, after 32 sinks

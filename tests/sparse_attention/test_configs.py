@@ -27,6 +27,7 @@ KNOWN = [
     "oracle_top_p",
     "random_sampling",
     "quest",
+    "pq_cache",
     "magicpig",
     "vattention",
 ]
@@ -149,6 +150,11 @@ def test_describe_maskers_lists_every_masker_with_params():
     assert "token_budget: int tokens | float fraction of K = 1024" in params["quest"]
     assert "page_size: int = 16" in params["quest"] and "label_bits: int = 16" in params["quest"]
     assert "Tang et al., 2024" in dict((n, d) for n, _, d in rows)["quest"]
+    assert "heavy_size: int tokens | float fraction of K (required)" in params["pq_cache"]
+    assert (
+        "pq_bits: int = 6" in params["pq_cache"] and "init_offset: int = 32" in params["pq_cache"]
+    )
+    assert "Zhang et al., 2024" in dict((n, d) for n, _, d in rows)["pq_cache"]
 
 
 @pytest.mark.parametrize(

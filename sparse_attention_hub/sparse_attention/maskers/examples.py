@@ -11,6 +11,7 @@ from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfi
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.pq_cache import PQCacheConfig
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
 from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
@@ -48,4 +49,7 @@ def example_masker_configs() -> list[MaskerConfig]:
         VAttentionConfig(
             epsilon=0.2, delta=0.2, init_offset=0, local_offset=0.25, z_rule="one_sided", seed=3
         ),
+        PQCacheConfig(heavy_size=4, pq_subvectors=2, pq_bits=2, init_offset=2),
+        PQCacheConfig(heavy_size=0.25, pq_subvectors=1, pq_bits=1, kmeans_iter=3, init_offset=0),
+        PQCacheConfig(heavy_size=10_000),
     ]
