@@ -238,7 +238,39 @@ def vattention(
     ]
 
 
-# double_sparsity, hashattention and pq_cache: one @register_recipe function each, here.
+@register_recipe(
+    "pq_cache",
+    paper="Zhang et al., 2024, 'PQCache: Product Quantization-based KVCache for Long Context "
+    "LLM Inference' (HugoZHL/PQCache): 32 initial tokens, then the budget split half recent "
+    "window, half PQ top-k (recent_ratio 0.5); 2 sub-vectors, 64 centroids; 1/5 and 1/10 of "
+    "the tokens in the paper's LongBench runs.",
+)
+def pq_cache(
+    token_budget: Size = 0.2,
+    sink_size: int = 32,
+    pq_subvectors: int = 2,
+    pq_bits: int = 6,
+    kmeans_iter: int = 10,
+    seed: int = 0,
+) -> MaskerList:
+    half = token_budget / 2 if isinstance(token_budget, float) else max(1, token_budget // 2)
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": half}},
+        {
+            "pq_cache": {
+                "heavy_size": half,
+                "pq_subvectors": pq_subvectors,
+                "pq_bits": pq_bits,
+                "kmeans_iter": kmeans_iter,
+                "init_offset": sink_size,
+                "seed": seed,
+            }
+        },
+    ]
+
+
+# double_sparsity and hashattention: one @register_recipe function each, here.
 
 __all__ = [
     "Recipe",

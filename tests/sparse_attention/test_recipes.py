@@ -18,7 +18,15 @@ from sparse_attention_hub.sparse_attention.recipes import (
     expand_recipe,
 )
 
-RECIPES = ["streaming_llm", "oracle_top_k", "oracle_top_p", "quest", "magicpig", "vattention"]
+RECIPES = [
+    "streaming_llm",
+    "oracle_top_k",
+    "oracle_top_p",
+    "quest",
+    "magicpig",
+    "vattention",
+    "pq_cache",
+]
 
 
 def test_the_registry_holds_the_published_stacks_and_each_builds():
@@ -45,6 +53,12 @@ def test_paper_defaults():
     assert vatt.masker_names() == ["sink", "local", "oracle_top_k", "vattention"]
     assert vatt.masker_configs[2].heavy_size == 0.1 and vatt.masker_configs[3].epsilon == 0.1
     assert masker_class(vatt.masker_configs[-1]).is_sampling
+    pq = ResearchAttentionConfig.from_recipe("pq_cache", token_budget=1000)
+    assert pq.masker_names() == ["sink", "local", "pq_cache"] and pq.dense_layers == []
+    sink, local, codes = pq.masker_configs
+    assert (sink.sink_size, local.window_size, codes.heavy_size) == (32, 500, 500)
+    assert (codes.init_offset, codes.pq_subvectors, codes.pq_bits) == (32, 2, 6)
+    assert ResearchAttentionConfig.from_recipe("pq_cache").masker_configs[2].heavy_size == 0.1
 
 
 def test_parameters_override_and_unknown_ones_name_the_recipes_parameters():
