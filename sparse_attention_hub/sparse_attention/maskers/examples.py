@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity import DoubleSparsityConfig
@@ -68,7 +69,7 @@ class ModelShape:
     head_dim: int
 
     @classmethod
-    def of(cls, config: object) -> ModelShape:
+    def of(cls, config: Any) -> ModelShape:
         """The shape of a transformers model ``config``."""
         heads = int(config.num_attention_heads)
         head_dim = getattr(config, "head_dim", None) or int(config.hidden_size) // heads
