@@ -161,6 +161,9 @@ def test_the_same_inputs_give_the_same_mask_and_ties_go_to_the_earlier_key(chann
     k_tied = k[:, :, :4].repeat(1, 1, 16, 1)  # keys 0..3 repeated: every score appears 16 times
     active = ds_mask(config, q, k_tied, v)
     scores = create_masker(config).score(AttentionInputs(q, k_tied, v, layer_idx=0))
+    assert torch.equal(active, top_k_earliest(scores, 9))  # the tie path
+    plain = create_masker(config).score(AttentionInputs(q, k, v, layer_idx=0))
+    assert torch.equal(ds_mask(config, q, k, v), top_k_earliest(plain, 9))  # no boundary tie
     for row_scores, row in zip(scores.reshape(-1, 64), active.reshape(-1, 64), strict=True):
         kept = row.nonzero().squeeze(-1)
         kth = row_scores[kept].min()

@@ -121,10 +121,11 @@ def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
     if bits >= 16:
         return x
     levels = 2**bits - 1
-    low = x.amin(-1, keepdim=True)  # (..., 1)
-    span = x.amax(-1, keepdim=True) - low
+    low, high = torch.aminmax(x, dim=-1, keepdim=True)  # (..., 1) each
+    span = high - low
     scale = levels / torch.where(span == 0, torch.ones_like(span), span)
-    return torch.round((x - low) * scale).clamp_(0, levels) / scale + low
+    out = x - low  # one new tensor, then in place: a few passes over the labels
+    return out.mul_(scale).round_().clamp_(0, levels).div_(scale).add_(low)
 
 
 def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
@@ -242,6 +243,13 @@ class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
         active = previous_mask.active()
         if active is not None:
             scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K)
+        # One top-(k + 1): when the k-th and (k + 1)-th scores differ (or the k-th is -inf),
+        # the top-k set is unique and the tie rule has nothing to decide.
+        top = torch.topk(scores, k + 1, dim=-1, sorted=True)
+        kth, next_one = top.values[..., k - 1], top.values[..., k]  # (B, H, Q) each
+        if bool(((kth > next_one) | (kth == float("-inf"))).all()):
+            keep = top.values[..., :k] > float("-inf")  # (B, H, Q, k)
+            return previous_mask.with_active_indices(top.indices[..., :k], keep)
         return previous_mask.with_active(top_k_earliest(scores, k))
 
 
