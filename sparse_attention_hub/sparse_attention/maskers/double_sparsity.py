@@ -195,7 +195,7 @@ class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
 
     def _labels(self, inputs: AttentionInputs, keys: torch.Tensor) -> torch.Tensor:
         """(B, Hc, n, r) quantised label channels of ``keys`` (B, Hkv, n, D)."""
-        picked = select_channels(keys.float(), self.channels(inputs))
+        picked = select_channels(keys, self.channels(inputs)).float()  # (B, Hc, n, r)
         return pseudo_quantize(picked, self.config.label_bits)
 
     def build_state(self, inputs: AttentionInputs) -> torch.Tensor:
@@ -221,7 +221,7 @@ class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
         if h_c != h:  # "k" lists: query head h uses its KV head's channels
             channels = channels.repeat_interleave(h // h_c, dim=0)  # (H, r)
         q = pseudo_quantize(
-            select_channels(inputs.queries.float(), channels), self.config.label_bits
+            select_channels(inputs.queries, channels).float(), self.config.label_bits
         )
         q = q.reshape(b, h_c, (h // h_c) * n_q, r)  # (B, Hc, G' * Q, r)
         scores = (q @ labels.transpose(-1, -2)).reshape(b, h, n_q, -1)  # (B, H, Q, K)
