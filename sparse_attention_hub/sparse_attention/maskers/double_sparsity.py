@@ -22,10 +22,11 @@ Label channels 2 of D = 8, heavy_size 2, one query::
 Ties: quantised labels tie often. Among keys with equal scores the earlier key (lower
 position) is kept first, so the same inputs always give the same mask.
 
-State (``StatefulMasker``): the label cache, the quantised label channels of the keys
+State (``StatefulMasker``): :class:`LabelCache`, the quantised label channels of the keys
 (B, Hc, K, r) fp32, Hc = H for "q"/"qk" lists and Hkv for "k" lists. New keys are labelled
-and appended; a rollback or a sliding window slices it. A key's label depends on that key
-only, so extending equals a fresh build exactly.
+and written after the others (in place, in a buffer with room); a rollback or a sliding
+window slices it. A key's label depends on that key only, so extending equals a fresh build
+exactly.
 
 GQA: the official file holds ``q_proj`` lists per query head and ``k_proj`` lists per KV
 head. With "q" (and "qk") every query head h reads its own channels of the keys of its KV
@@ -114,6 +115,43 @@ class DoubleSparsityConfig(MaskerConfig):
             )
 
 
+@dataclass(frozen=True)
+class LabelCache:
+    """The label cache of the keys: ``labels`` = ``buffer[:, :, :length]`` (B, Hc, K, r) fp32.
+
+    The buffer has room past ``length`` (an eighth more, at least 256 keys), so a decode step
+    writes its key's labels in place instead of copying the cache; it is reallocated (twice
+    the keys) when full. A cut state shares the buffer: its next extension overwrites the keys
+    that were cut, which no state holds any more (``MaskerStates`` replaces the entry).
+    """
+
+    buffer: torch.Tensor
+    length: int
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """(B, Hc, K, r) the labels of the state's keys (a view)."""
+        return self.buffer[:, :, : self.length]
+
+    @staticmethod
+    def of(labels: torch.Tensor, room: int | None = None) -> LabelCache:
+        """A cache of ``labels`` (B, Hc, K, r) with ``room`` free key slots after them."""
+        b, h, n, r = labels.shape
+        room = max(n // 8, 256) if room is None else room
+        buffer = labels.new_empty((b, h, n + room, r))  # (B, Hc, K + room, r)
+        buffer[:, :, :n] = labels
+        return LabelCache(buffer, n)
+
+    def extended(self, new: torch.Tensor) -> LabelCache:
+        """This cache plus the labels ``new`` (B, Hc, n, r) of the next keys."""
+        end = self.length + new.shape[2]
+        writable = not self.buffer.is_inference() or torch.is_inference_mode_enabled()
+        if end > self.buffer.shape[2] or not writable:
+            return LabelCache.of(torch.cat([self.labels, new], dim=2), room=end)  # (B, Hc, K, r)
+        self.buffer[:, :, self.length : end] = new
+        return LabelCache(self.buffer, end)
+
+
 def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
     """The official per-vector fake quantisation of ``x`` (..., r): min-max over the last
     dimension to ``2**bits`` levels, rounded, dequantised (a constant vector is unchanged);
@@ -157,7 +195,7 @@ def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
     "(andy-yang-1/DoubleSparse): each query head keeps its heavy_size keys with the highest "
     "q.k over D / group_factor offline-calibrated channels, quantised to label_bits.",
 )
-class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
+class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
     """Double Sparsity top-k (see the module for the rule, the ties and every deviation)."""
 
     config_class = DoubleSparsityConfig
@@ -198,23 +236,22 @@ class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
         picked = select_channels(keys, self.channels(inputs)).float()  # (B, Hc, n, r)
         return pseudo_quantize(picked, self.config.label_bits)
 
-    def build_state(self, inputs: AttentionInputs) -> torch.Tensor:
-        return self._labels(inputs, inputs.keys)
+    def build_state(self, inputs: AttentionInputs) -> LabelCache:
+        return LabelCache.of(self._labels(inputs, inputs.keys))
 
-    def extend_state(
-        self, state: torch.Tensor, inputs: AttentionInputs, new_keys: int
-    ) -> torch.Tensor:
-        new = self._labels(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
-        return torch.cat([state, new], dim=2)  # (B, Hc, K, r)
+    def extend_state(self, state: LabelCache, inputs: AttentionInputs, new_keys: int) -> LabelCache:
+        return state.extended(
+            self._labels(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
+        )
 
-    def truncate_state(self, state: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        return state[:, :, start:stop]
+    def truncate_state(self, state: LabelCache, start: int, stop: int) -> LabelCache:
+        return LabelCache(state.buffer[:, :, start:], stop - start)
 
     # ------------------------------------------------------------------ selection
 
     def score(self, inputs: AttentionInputs) -> torch.Tensor:
         """(B, H, Q, K) fp32 approximate scores q~ . k~ / sqrt(r); forbidden keys -inf."""
-        labels = self.state(inputs)  # (B, Hc, K, r)
+        labels = self.state(inputs).labels  # (B, Hc, K, r)
         channels = self.channels(inputs)  # (Hc, r)
         b, h, n_q, _ = inputs.queries.shape
         h_c, r = channels.shape
@@ -256,6 +293,7 @@ class DoubleSparsityMasker(StatefulMasker[torch.Tensor], TopKMasker):
 __all__ = [
     "DoubleSparsityConfig",
     "DoubleSparsityMasker",
+    "LabelCache",
     "pseudo_quantize",
     "select_channels",
     "top_k_earliest",
