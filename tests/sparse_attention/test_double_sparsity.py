@@ -175,9 +175,9 @@ def test_the_same_inputs_give_the_same_mask_and_ties_go_to_the_earlier_key(chann
 
 
 def test_top_k_earliest_on_a_hand_made_row():
-    scores = torch.tensor([[0.1, 2.3, -0.4, 1.9, 2.3, 0.0], [1.0, 1.0, 1.0, 1.0, -math.inf, 1.0]])
-    assert top_k_earliest(scores, 2).tolist() == [
-        [False, True, False, False, True, False],
+    scores = torch.tensor([[0.1, 2.3, -0.4, 1.9, 1.9, 0.0], [1.0, 1.0, 1.0, 1.0, -math.inf, 1.0]])
+    assert top_k_earliest(scores, 2).tolist() == [  # the module's drawing
+        [False, True, False, True, False, False],
         [True, True, False, False, False, False],
     ]
     assert top_k_earliest(torch.tensor([[1.0, -math.inf, -math.inf]]), 2).tolist() == [

@@ -16,8 +16,8 @@ andy-yang-1/DoubleSparse; this follows ``LongBench/modify_llama.py``,
 
 Label channels 2 of D = 8, heavy_size 2, one query::
 
-    k~ . q~ / sqrt(r)    0.1  2.3  -0.4  1.9  2.3  0.0
-    kept                       #              #          (the tie 2.3/2.3: the earlier key)
+    q~ . k~ / sqrt(r)    0.1  2.3  -0.4  1.9  1.9  0.0
+    kept                       #          #              (the tie 1.9/1.9: the earlier key)
 
 Ties: quantised labels tie often. Among keys with equal scores the earlier key (lower
 position) is kept first, so the same inputs always give the same mask.
@@ -43,6 +43,10 @@ Differences from the official code, all written down here:
   context prefill is dense (the adapter) and multi-token question calls select per row.
 - "k" lists with GQA: the official gather of per-KV-head lists against repeated keys fails
   on shapes; here they are shared within the group (above).
+- Defaults: ``group_factor`` 8 (r = 16 of 128 channels) and ``label_bits`` 4, the paper's
+  setting. The official LongBench script passes ``--group_factor 2 --q_bits 2``, but its
+  ``convert_kvcache_llama_heavy_recent`` drops ``label_bits`` when it recurses into the
+  decoder layers, so 4-bit labels are what ran; set ``group_factor: 2`` to match that script.
 - A ``heavy_size`` >= K keeps every key (dense attention), as the official top-k does.
 - Scores are computed in fp32 (upstream in the model's fp16); ranking is deterministic (ties
   above), upstream's unstable sort is not.
