@@ -20,7 +20,15 @@ from sparse_attention_hub.sparse_attention.maskers import (
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
 
-KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling", "quest"]
+KNOWN = [
+    "sink",
+    "local",
+    "oracle_top_k",
+    "oracle_top_p",
+    "random_sampling",
+    "quest",
+    "double_sparsity",
+]
 
 
 @pytest.mark.parametrize(
@@ -131,6 +139,10 @@ def test_describe_maskers_lists_every_masker_with_params():
     assert "token_budget: int tokens | float fraction of K = 1024" in params["quest"]
     assert "page_size: int = 16" in params["quest"] and "label_bits: int = 16" in params["quest"]
     assert "Tang et al., 2024" in dict((n, d) for n, _, d in rows)["quest"]
+    ds = params["double_sparsity"]
+    assert "channel_file: str (required)" in ds and "group_factor: int = 8" in ds
+    assert "label_bits: int = 4" in ds and "channel_selection: str = 'q'" in ds
+    assert "Yang et al., 2024" in dict((n, d) for n, _, d in rows)["double_sparsity"]
 
 
 @pytest.mark.parametrize(
