@@ -140,7 +140,9 @@ def state_ms(
         return {}
     inputs = AttentionInputs(q, k, v, None, layer_idx=0)
     state = masker.build_state(inputs)
-    longer = AttentionInputs(q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2))
+    longer = AttentionInputs(
+        q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2), layer_idx=0
+    )
     return {
         f"{name}_state_build": median_ms(lambda: masker.build_state(inputs), repeats, device),
         f"{name}_state_extend": median_ms(

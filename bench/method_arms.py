@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparse_attention_hub.sparse_attention.maskers import (
+    DoubleSparsityConfig,
     MagicPigConfig,
     MaskerConfig,
     OracleTopKConfig,
@@ -23,6 +24,10 @@ from sparse_attention_hub.sparse_attention.maskers import (
     RandomSamplingMaskerConfig,
     VAttentionConfig,
     available_maskers,
+)
+from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+    random_channel_table,
+    write_channel_file,
 )
 
 
@@ -49,6 +54,14 @@ class Arm:
         return self.build(shape, workdir)
 
 
+def _double_sparsity(shape: ArmShape, workdir: Path) -> list[MaskerConfig]:
+    """Double Sparsity at 5 % with random channel rankings of the arm's shape (the ranking
+    does not change the timing)."""
+    table = random_channel_table(shape.layers, shape.heads, shape.kv_heads, shape.head_dim)
+    path = write_channel_file(workdir / "double_sparsity_channels.json", table)
+    return [DoubleSparsityConfig(heavy_size=0.05, channel_file=str(path))]
+
+
 # Maskers the bench's fixed arms already time (sink, local, oracle top-k) or that are the
 # building blocks of every stack; they need no method arm of their own.
 BUILDING_BLOCKS = frozenset({"sink", "local", "oracle_top_k"})
@@ -68,6 +81,7 @@ METHOD_ARMS: dict[str, Arm] = {
         lambda shape, workdir: [OracleTopKConfig(0.05), VAttentionConfig()], target=3.0
     ),
     "pq_cache": Arm(lambda shape, workdir: [PQCacheConfig(heavy_size=0.05)]),
+    "double_sparsity": Arm(_double_sparsity),
 }
 
 

@@ -2,14 +2,16 @@
 and masks equal those of a fresh prefill and fresh state for every question.
 
 Parametrised over the registry (every registered stateful masker, through its configs in the
-shared example list) plus the stateful test masker of ``sparse_attention_hub.testing``, which
-is named by import path. Run on a Llama (full attention) and on a Mistral whose every layer
+shared example list, or for a masker that reads an artefact made for one model, through
+``ARTEFACT_EXAMPLES`` with the artefact written for the tiny model) plus the stateful test
+masker of ``sparse_attention_hub.testing``, which is named by import path. Run on a Llama (full attention) and on a Mistral whose every layer
 slides (the cache keeps only the last keys there, so key index != position).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +26,11 @@ from sparse_attention_hub.sparse_attention.maskers import (
     masker_class,
     masker_config_from_dict,
 )
-from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
+from sparse_attention_hub.sparse_attention.maskers.examples import (
+    ARTEFACT_EXAMPLES,
+    ModelShape,
+    example_masker_configs,
+)
 from sparse_attention_hub.testing import make_tiny_model
 
 from .conftest import CONTEXT, QUESTIONS, long_context
@@ -98,8 +104,26 @@ def test_state_reuse_with_rollback_equals_fresh_state(
     scratch_masker_registry: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    adapter = law_adapter
-    stateful = _config(entry)
+    _check_law(law_adapter, _config(entry), monkeypatch)
+
+
+@pytest.mark.parametrize("name", sorted(ARTEFACT_EXAMPLES))
+def test_the_law_for_maskers_that_read_an_artefact_made_for_the_model(
+    law_adapter: ModelAdapterHF, name: str, tmp_path: Path
+) -> None:
+    """Maskers whose artefact (channel file, weights) is made for one model shape: their
+    examples, with the artefact written for this model."""
+    shape = ModelShape.of(law_adapter.model.config)
+    configs = ARTEFACT_EXAMPLES[name](shape, tmp_path)
+    assert configs and all(masker_class(c).is_stateful for c in configs)
+    for config in configs:
+        with pytest.MonkeyPatch.context() as patch:
+            _check_law(law_adapter, config, patch)
+
+
+def _check_law(
+    adapter: ModelAdapterHF, stateful: MaskerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     adapter.set_sparse_attention_config(
         ResearchAttentionConfig([SinkMaskerConfig(2), LocalMaskerConfig(4), stateful])
     )

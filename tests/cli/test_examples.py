@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig
 from sparse_attention_hub.experiment import load_experiment
 from sparse_attention_hub.experiment.demo import demo_spec, demo_yaml_text
@@ -112,7 +114,16 @@ def test_gpu_study_is_the_expected_executor_call() -> None:
     assert len(spec.sparse_configs) * sum(len(b.subsets or [None]) for b in spec.benchmarks) == 40
 
 
-def test_every_example_loads() -> None:
+#: Artefacts the examples name, relative to the directory sah runs in: loading checks that
+#: they exist, so the test puts a placeholder there (each example says how to make its own).
+EXAMPLE_ARTEFACTS = ["channels/Llama-3.1-8B-Instruct.json"]
+
+
+def test_every_example_loads(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for artefact in EXAMPLE_ARTEFACTS:
+        (tmp_path / artefact).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / artefact).write_text("{}")
     files = sorted(EXAMPLES.glob("*.yaml"))
     assert len(files) >= 2
     for path in files:
@@ -182,3 +193,37 @@ def test_pq_cache_example_is_the_papers_stack() -> None:
             sink, {"local": {"window_size": share}}, {"pq_cache": {"heavy_size": share, **pq}}
         )
         assert configs[name] == expected  # half window, half PQ top-k, after 32 sinks
+
+
+def test_double_sparsity_example_is_the_papers_stack_with_dense_layers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    channels = tmp_path / "channels" / "Llama-3.1-8B-Instruct.json"
+    channels.parent.mkdir()
+    channels.write_text("{}")
+    spec = load_experiment(EXAMPLES / "double_sparsity.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
+    for budget in (1024, 4096):
+        ds = {
+            "double_sparsity": {
+                "heavy_size": budget,
+                "channel_file": "channels/Llama-3.1-8B-Instruct.json",
+                "group_factor": 8,
+                "label_bits": 4,
+            }
+        }
+        expected = ResearchAttentionConfig.from_dict(
+            {"maskers": [sink, local, ds], "dense_layers": [0, 1]}
+        )
+        assert configs[f"double_sparsity_{budget}"] == expected
+    comment = " ".join(
+        line.lstrip("# ").rstrip("\\ ")
+        for line in (EXAMPLES / "double_sparsity.yaml").read_text().splitlines()
+    )
+    assert (
+        f"sah calibrate double-sparsity {spec.model_names()[0]} --out {channels.relative_to(tmp_path)}"
+        in comment
+    )
+    channels.unlink()  # without the calibrated file the example is refused, naming it
+    with pytest.raises(Exception, match=r"channels/Llama-3\.1-8B-Instruct\.json"):
+        load_experiment(EXAMPLES / "double_sparsity.yaml")

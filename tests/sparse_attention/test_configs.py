@@ -30,6 +30,7 @@ KNOWN = [
     "pq_cache",
     "magicpig",
     "vattention",
+    "double_sparsity",
 ]
 
 
@@ -155,6 +156,10 @@ def test_describe_maskers_lists_every_masker_with_params():
         "pq_bits: int = 6" in params["pq_cache"] and "init_offset: int = 32" in params["pq_cache"]
     )
     assert "Zhang et al., 2024" in dict((n, d) for n, _, d in rows)["pq_cache"]
+    ds = params["double_sparsity"]
+    assert "channel_file: str (required)" in ds and "group_factor: int = 8" in ds
+    assert "label_bits: int = 4" in ds and "channel_selection: str = 'q'" in ds
+    assert "Yang et al., 2024" in dict((n, d) for n, _, d in rows)["double_sparsity"]
 
 
 @pytest.mark.parametrize(

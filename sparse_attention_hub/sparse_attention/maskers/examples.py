@@ -2,11 +2,27 @@
 
 Shared by the tests (every masker in it goes through the same property tests) and handy for
 demos. A new masker adds its examples here; a test checks every registered name appears.
+
+A masker that reads an offline artefact made for one model shape (a channel file, hash
+weights) cannot run on the shared list's random shapes: it adds a builder to
+``ARTEFACT_EXAMPLES`` instead, which writes the artefact for a given shape under a folder and
+returns the configs. The rollback-law test runs those on its tiny models; the masker's own
+tests cover its properties.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.double_sparsity import DoubleSparsityConfig
+from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+    random_channel_table,
+    write_channel_file,
+)
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
@@ -53,3 +69,39 @@ def example_masker_configs() -> list[MaskerConfig]:
         PQCacheConfig(heavy_size=0.25, pq_subvectors=1, pq_bits=1, kmeans_iter=3, init_offset=0),
         PQCacheConfig(heavy_size=10_000),
     ]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The attention shape an artefact is made for: layers, query heads, KV heads, head size."""
+
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+
+    @classmethod
+    def of(cls, config: Any) -> ModelShape:
+        """The shape of a transformers model ``config``."""
+        heads = int(config.num_attention_heads)
+        head_dim = getattr(config, "head_dim", None) or int(config.hidden_size) // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        return cls(int(config.num_hidden_layers), heads, int(kv_heads), int(head_dim))
+
+
+def _double_sparsity_examples(shape: ModelShape, folder: Path) -> list[MaskerConfig]:
+    table = random_channel_table(shape.layers, shape.heads, shape.kv_heads, shape.head_dim)
+    path = str(write_channel_file(folder / "double_sparsity_channels.json", table))
+    return [
+        DoubleSparsityConfig(heavy_size=3, channel_file=path, group_factor=2),
+        DoubleSparsityConfig(
+            heavy_size=0.5, channel_file=path, group_factor=4, label_bits=16, channel_selection="k"
+        ),
+        DoubleSparsityConfig(heavy_size=10_000, channel_file=path),
+    ]
+
+
+#: Maskers that need an artefact made for the model: name -> (shape, folder) -> configs.
+ARTEFACT_EXAMPLES: dict[str, Callable[[ModelShape, Path], list[MaskerConfig]]] = {
+    "double_sparsity": _double_sparsity_examples,
+}

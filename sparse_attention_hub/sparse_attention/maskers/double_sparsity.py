@@ -1,0 +1,304 @@
+"""Double Sparsity: top-k keys from a few offline-ranked channels of q and k, fake-quantised.
+
+Yang et al., 2024, "Post-Training Sparse Attention with Double Sparsity" (official code
+andy-yang-1/DoubleSparse; this follows ``LongBench/modify_llama.py``,
+``LlamaAttention_heavy_hitter``, the path the paper's accuracy numbers came from):
+
+- Per layer and head an offline calibration ranks the D channels (a channel file, see
+  ``double_sparsity_channels``; ``sah calibrate double-sparsity`` writes one for any model).
+  The first r = D / ``group_factor`` channels of each head's list are its label channels.
+- q and k restricted to those channels are fake-quantised per vector (``pseudo_quantize``:
+  min-max over the r channels to 2**``label_bits`` levels, round, clamp, dequantise; a
+  constant vector keeps its value; ``label_bits`` = 16 means no quantisation, as upstream).
+- Approximate score s = q~ . k~ / sqrt(r) plus the attention mask; each (query head, query)
+  row keeps its ``heavy_size`` highest-scoring keys. No sink or window is forced: stack
+  ``sink`` and ``local`` before it (and keep layers 0-1 dense with ``dense_layers``).
+
+Label channels 2 of D = 8, heavy_size 2, one query::
+
+    q~ . k~ / sqrt(r)    0.1  2.3  -0.4  1.9  1.9  0.0
+    kept                       #          #              (the tie 1.9/1.9: the earlier key)
+
+Ties: quantised labels tie often. Among keys with equal scores the earlier key (lower
+position) is kept first, so the same inputs always give the same mask.
+
+State (``StatefulMasker``): :class:`LabelCache`, the quantised label channels of the keys
+(B, Hc, K, r) fp32, Hc = H for "q"/"qk" lists and Hkv for "k" lists. New keys are labelled
+and written after the others (in place, in a buffer with room); a rollback or a sliding
+window slices it. A key's label depends on that key only, so extending equals a fresh build
+exactly.
+
+GQA: the official file holds ``q_proj`` lists per query head and ``k_proj`` lists per KV
+head. With "q" (and "qk") every query head h reads its own channels of the keys of its KV
+head h // G, so the label cache is per query head; with "k" the G query heads of a group
+share their KV head's channels and labels.
+
+Differences from the official code, all written down here:
+
+- Selection is additive, as every top-k masker here: the ``heavy_size`` keys are the best of
+  the keys not already active (sink, window), so a row holds exactly sink + window +
+  ``heavy_size`` keys. The official code has no sink or window and keeps ``heavy_const`` keys
+  over all positions.
+- The official code runs dense attention on every multi-token call (prefill); here the
+  context prefill is dense (the adapter) and multi-token question calls select per row.
+- "k" lists with GQA: the official gather of per-KV-head lists against repeated keys fails
+  on shapes; here they are shared within the group (above).
+- Defaults: ``group_factor`` 8 (r = 16 of 128 channels) and ``label_bits`` 4, the paper's
+  setting. The official LongBench script passes ``--group_factor 2 --q_bits 2``, but its
+  ``convert_kvcache_llama_heavy_recent`` drops ``label_bits`` when it recurses into the
+  decoder layers, so 4-bit labels are what ran; set ``group_factor: 2`` to match that script.
+- A ``heavy_size`` >= K keeps every key (dense attention), as the official top-k does.
+- Scores are computed in fp32 (upstream in the model's fp16); ranking is deterministic (ties
+  above), upstream's unstable sort is not.
+- As upstream, channels ranked on pre-RoPE q/k are applied to the post-RoPE q and k the
+  attention receives.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
+from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.base import (
+    MaskerConfig,
+    Size,
+    check_size,
+    resolve_size,
+)
+from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+    PROJECTIONS,
+    layer_channels,
+    read_channel_file,
+)
+from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
+from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
+from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker
+
+
+@dataclass(frozen=True)
+class DoubleSparsityConfig(MaskerConfig):
+    """``heavy_size``: int tokens or float fraction of K; ``channel_file``: the JSON channel
+    rankings (official layout); ``group_factor``: r = D / group_factor label channels (8);
+    ``label_bits``: bits of the fake-quantised labels (4; 16 = none); ``channel_selection``:
+    "q" (official default), "k" or "qk" lists of the file."""
+
+    heavy_size: Size
+    channel_file: str
+    group_factor: int = 8
+    label_bits: int = 4
+    channel_selection: str = "q"
+
+    def __post_init__(self) -> None:
+        check_size(self, "heavy_size", self.heavy_size)
+        for field, low, high in (("group_factor", 1, None), ("label_bits", 1, 16)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"DoubleSparsityConfig.{field} must be an int, got {value!r}")
+            if value < low or (high is not None and value > high):
+                allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+                raise ValueError(f"DoubleSparsityConfig.{field} must be {allowed}, got {value}")
+        if self.channel_selection not in PROJECTIONS:
+            raise ValueError(
+                "DoubleSparsityConfig.channel_selection must be one of "
+                f"{sorted(PROJECTIONS)}, got {self.channel_selection!r}"
+            )
+        if not isinstance(self.channel_file, str) or not self.channel_file:
+            raise TypeError(
+                "DoubleSparsityConfig.channel_file must be the path of a channel file, got "
+                f"{self.channel_file!r}"
+            )
+        if not Path(self.channel_file).expanduser().is_file():
+            raise ValueError(
+                f"DoubleSparsityConfig.channel_file={self.channel_file!r}: no such file; "
+                "write one with `sah calibrate double-sparsity MODEL --out FILE`"
+            )
+
+
+@dataclass(frozen=True)
+class LabelCache:
+    """The label cache of the keys: ``labels`` = ``buffer[:, :, :length]`` (B, Hc, K, r) fp32.
+
+    The buffer has room past ``length`` (an eighth more, at least 256 keys), so a decode step
+    writes its key's labels in place instead of copying the cache; it is reallocated (twice
+    the keys) when full. A cut state shares the buffer: its next extension overwrites the keys
+    that were cut, which no state holds any more (``MaskerStates`` replaces the entry).
+    """
+
+    buffer: torch.Tensor
+    length: int
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """(B, Hc, K, r) the labels of the state's keys (a view)."""
+        return self.buffer[:, :, : self.length]
+
+    @staticmethod
+    def of(labels: torch.Tensor, room: int | None = None) -> LabelCache:
+        """A cache of ``labels`` (B, Hc, K, r) with ``room`` free key slots after them."""
+        b, h, n, r = labels.shape
+        room = max(n // 8, 256) if room is None else room
+        buffer = labels.new_empty((b, h, n + room, r))  # (B, Hc, K + room, r)
+        buffer[:, :, :n] = labels
+        return LabelCache(buffer, n)
+
+    def extended(self, new: torch.Tensor) -> LabelCache:
+        """This cache plus the labels ``new`` (B, Hc, n, r) of the next keys."""
+        end = self.length + new.shape[2]
+        writable = not self.buffer.is_inference() or torch.is_inference_mode_enabled()
+        if end > self.buffer.shape[2] or not writable:
+            return LabelCache.of(torch.cat([self.labels, new], dim=2), room=end)  # (B, Hc, K, r)
+        self.buffer[:, :, self.length : end] = new
+        return LabelCache(self.buffer, end)
+
+
+def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """The official per-vector fake quantisation of ``x`` (..., r): min-max over the last
+    dimension to ``2**bits`` levels, rounded, dequantised (a constant vector is unchanged);
+    ``bits`` >= 16 returns ``x``."""
+    if bits >= 16:
+        return x
+    levels = 2**bits - 1
+    low, high = torch.aminmax(x, dim=-1, keepdim=True)  # (..., 1) each
+    span = high - low
+    scale = levels / torch.where(span == 0, torch.ones_like(span), span)
+    out = x - low  # one new tensor, then in place: a few passes over the labels
+    return out.mul_(scale).round_().clamp_(0, levels).div_(scale).add_(low)
+
+
+def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+    """Label channels of ``x`` (B, Hx, N, D) for ``channels`` (Hc, r), Hc a multiple of Hx:
+    (B, Hc, N, r), where row c reads head c // (Hc / Hx) of ``x`` (queries: Hc = Hx; keys
+    with per-query-head lists: G rows per KV head, no (B, H, N, D) copy of the keys)."""
+    b, h_x, n, _ = x.shape
+    h_c, r = channels.shape
+    group = h_c // h_x
+    index = channels.reshape(1, h_x, 1, group * r).expand(b, h_x, n, group * r)
+    picked = torch.gather(x, -1, index)  # (B, Hx, N, G * r)
+    picked = picked.reshape(b, h_x, n, group, r).transpose(2, 3)  # (B, Hx, G, N, r)
+    return picked.reshape(b, h_c, n, r)  # (B, Hc, N, r)
+
+
+def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool (..., K): the ``k`` highest finite ``scores`` of each row, ties at the k-th value
+    broken by position (earliest first); a row with fewer finite scores keeps all of them."""
+    kth = torch.topk(scores, k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # (..., 1)
+    above = scores > kth
+    tied = (scores == kth) & (kth > float("-inf"))
+    room = k - above.sum(-1, keepdim=True)
+    return above | (tied & (tied.cumsum(-1) <= room))
+
+
+@register_masker(
+    "double_sparsity",
+    "Yang et al., 2024, 'Post-Training Sparse Attention with Double Sparsity' "
+    "(andy-yang-1/DoubleSparse): each query head keeps its heavy_size keys with the highest "
+    "q.k over D / group_factor offline-calibrated channels, quantised to label_bits.",
+)
+class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
+    """Double Sparsity top-k (see the module for the rule, the ties and every deviation)."""
+
+    config_class = DoubleSparsityConfig
+    config: DoubleSparsityConfig
+
+    def __init__(self, config: MaskerConfig) -> None:
+        super().__init__(config)
+        # The whole file is read and checked here, before any attention call.
+        self._layers = read_channel_file(self.config.channel_file, self.config.channel_selection)
+        self._checked: dict[tuple[int | None, int, int, int, torch.device], torch.Tensor] = {}
+
+    def size(self) -> Size:
+        return self.config.heavy_size
+
+    def channels(self, inputs: AttentionInputs) -> torch.Tensor:
+        """(Hc, r) int64 label channels of the call's layer, on the keys' device (checked
+        against the call's shape on the first use of a layer)."""
+        h, h_kv, d = inputs.queries.shape[1], inputs.keys.shape[1], inputs.keys.shape[3]
+        key = (inputs.layer_idx, h, h_kv, d, inputs.keys.device)
+        if key not in self._checked:
+            ranked = layer_channels(
+                self._layers,
+                self.config.channel_file,
+                inputs.layer_idx,
+                self.config.channel_selection,
+                h,
+                h_kv,
+                d,
+            )
+            r = max(1, d // self.config.group_factor)
+            self._checked[key] = ranked[:, :r].contiguous().to(inputs.keys.device)
+        return self._checked[key]
+
+    # ------------------------------------------------------------------ state contract
+
+    def _labels(self, inputs: AttentionInputs, keys: torch.Tensor) -> torch.Tensor:
+        """(B, Hc, n, r) quantised label channels of ``keys`` (B, Hkv, n, D)."""
+        picked = select_channels(keys, self.channels(inputs)).float()  # (B, Hc, n, r)
+        return pseudo_quantize(picked, self.config.label_bits)
+
+    def build_state(self, inputs: AttentionInputs) -> LabelCache:
+        return LabelCache.of(self._labels(inputs, inputs.keys))
+
+    def extend_state(self, state: LabelCache, inputs: AttentionInputs, new_keys: int) -> LabelCache:
+        return state.extended(
+            self._labels(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
+        )
+
+    def truncate_state(self, state: LabelCache, start: int, stop: int) -> LabelCache:
+        return LabelCache(state.buffer[:, :, start:], stop - start)
+
+    # ------------------------------------------------------------------ selection
+
+    def score(self, inputs: AttentionInputs) -> torch.Tensor:
+        """(B, H, Q, K) fp32 approximate scores q~ . k~ / sqrt(r); forbidden keys -inf."""
+        labels = self.state(inputs).labels  # (B, Hc, K, r)
+        channels = self.channels(inputs)  # (Hc, r)
+        b, h, n_q, _ = inputs.queries.shape
+        h_c, r = channels.shape
+        if h_c != h:  # "k" lists: query head h uses its KV head's channels
+            channels = channels.repeat_interleave(h // h_c, dim=0)  # (H, r)
+        q = pseudo_quantize(
+            select_channels(inputs.queries, channels).float(), self.config.label_bits
+        )
+        q = q.reshape(b, h_c, (h // h_c) * n_q, r)  # (B, Hc, G' * Q, r)
+        scores = (q @ labels.transpose(-1, -2)).reshape(b, h, n_q, -1)  # (B, H, Q, K)
+        scores = scores / math.sqrt(r)
+        allowed = inputs.allowed_keys()
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        return scores
+
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
+        """``previous_mask`` plus each row's ``heavy_size`` best inactive keys (see module)."""
+        shape, device = inputs.mask_shape, inputs.keys.device
+        k = resolve_size(self.config.heavy_size, shape[3])
+        if previous_mask.is_full_flag or k == 0:
+            return previous_mask.merge(Mask.create_empty(shape, device=device))
+        if k >= shape[3]:
+            return previous_mask.merge(Mask.create_full(shape, device=device))
+        scores = self.score(inputs)
+        active = previous_mask.active()
+        if active is not None:
+            scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K)
+        # One top-(k + 1): when the k-th and (k + 1)-th scores differ (or the k-th is -inf),
+        # the top-k set is unique and the tie rule has nothing to decide.
+        top = torch.topk(scores, k + 1, dim=-1, sorted=True)
+        kth, next_one = top.values[..., k - 1], top.values[..., k]  # (B, H, Q) each
+        if bool(((kth > next_one) | (kth == float("-inf"))).all()):
+            keep = top.values[..., :k] > float("-inf")  # (B, H, Q, k)
+            return previous_mask.with_active_indices(top.indices[..., :k], keep)
+        return previous_mask.with_active(top_k_earliest(scores, k))
+
+
+__all__ = [
+    "DoubleSparsityConfig",
+    "DoubleSparsityMasker",
+    "LabelCache",
+    "pseudo_quantize",
+    "select_channels",
+    "top_k_earliest",
+]
