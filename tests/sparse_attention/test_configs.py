@@ -28,9 +28,9 @@ KNOWN = [
     "random_sampling",
     "quest",
     "pq_cache",
+    "double_sparsity",
     "magicpig",
     "vattention",
-    "double_sparsity",
 ]
 
 
