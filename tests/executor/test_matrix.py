@@ -49,6 +49,36 @@ def _matrix(base: Path, **overrides):
     return expand_matrix(**kwargs)
 
 
+def test_a_recalibrated_artefact_at_the_same_path_changes_the_fingerprint(tmp_path: Path) -> None:
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+        random_channel_table,
+        write_channel_file,
+    )
+
+    channels = write_channel_file(tmp_path / "channels.json", random_channel_table(2, 4, 2, 16))
+    config = ResearchAttentionConfig.from_dict(
+        {"maskers": [{"double_sparsity": {"heavy_size": 4, "channel_file": str(channels)}}]}
+    )
+
+    def fingerprint() -> str:
+        stubs = _matrix(tmp_path, sparse_attention_configs=[("ds", config)])
+        return stubs[0].fingerprint
+
+    before = fingerprint()
+    assert fingerprint() == before  # stable while the file is unchanged
+    write_channel_file(channels, random_channel_table(2, 4, 2, 16, seed=1))
+    assert fingerprint() != before  # recalibrated in place: the cells run again
+    # a config without artefacts keeps the fingerprint it had before artefacts were hashed
+    plain = _matrix(tmp_path, sparse_attention_configs=[("sink_local", SINK_LOCAL)])[0]
+    from sparse_attention_hub.cell_store import fingerprint_of
+    from sparse_attention_hub.executor.matrix import resolved_config
+
+    resolved = resolved_config(plain)
+    resolved.pop("sparse_config_name")
+    resolved.pop("model_name")
+    assert plain.fingerprint == fingerprint_of(resolved)
+
+
 def test_sanitize_model_name_follows_the_seed_rule() -> None:
     assert (
         sanitize_model_name("meta-llama/Llama-3.1-8B-Instruct")

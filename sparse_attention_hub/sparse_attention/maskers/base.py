@@ -67,7 +67,13 @@ def resolve_size(size: Size, k: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class MaskerConfig:
-    """Base of masker configs: frozen, picklable, validated in ``__post_init__``."""
+    """Base of masker configs: frozen, picklable, validated in ``__post_init__``.
+
+    ``artefact_fields`` names the fields that hold the path of an offline artefact the masker
+    reads (a channel file, hash weights): the executor puts each file's content hash in the
+    cell fingerprint, so a recalibrated file at the same path re-runs its cells."""
+
+    artefact_fields: ClassVar[tuple[str, ...]] = ()
 
 
 def check_one_sampling(classes: Sequence[type[Masker]]) -> None:

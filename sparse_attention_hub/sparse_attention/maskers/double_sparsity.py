@@ -59,6 +59,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -92,6 +93,8 @@ class DoubleSparsityConfig(MaskerConfig):
     group_factor: int = 8
     label_bits: int = 4
     channel_selection: str = "q"
+
+    artefact_fields: ClassVar[tuple[str, ...]] = ("channel_file",)
 
     def __post_init__(self) -> None:
         check_size(self, "heavy_size", self.heavy_size)
