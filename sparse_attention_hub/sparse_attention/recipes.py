@@ -270,7 +270,34 @@ def pq_cache(
     ]
 
 
-# double_sparsity and hashattention: one @register_recipe function each, here.
+@register_recipe(
+    "double_sparsity",
+    paper="Yang et al., 2024, 'Post-Training Sparse Attention with Double Sparsity' "
+    "(andy-yang-1/DoubleSparse): 1/16 of the tokens by labels on 1/8 of the channels at 4 bits, "
+    "no sink or window, layers 0-1 dense; channel_file from `sah calibrate double-sparsity`.",
+    dense_layers=(0, 1),
+)
+def double_sparsity(
+    channel_file: str | None = None,
+    heavy_size: Size = 0.0625,
+    group_factor: int = 8,
+    label_bits: int = 4,
+    channel_selection: str = "q",
+) -> MaskerList:
+    return [
+        {
+            "double_sparsity": {
+                "heavy_size": heavy_size,
+                "channel_file": channel_file,
+                "group_factor": group_factor,
+                "label_bits": label_bits,
+                "channel_selection": channel_selection,
+            }
+        }
+    ]
+
+
+# hashattention: one @register_recipe function, here.
 
 __all__ = [
     "Recipe",

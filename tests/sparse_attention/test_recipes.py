@@ -26,14 +26,29 @@ RECIPES = [
     "magicpig",
     "vattention",
     "pq_cache",
+    "double_sparsity",
 ]
 
 
-def test_the_registry_holds_the_published_stacks_and_each_builds():
+def _artefacts(tmp_path) -> dict[str, dict[str, str]]:
+    """The artefact parameters the recipes that read one need (any file of the right kind)."""
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+        random_channel_table,
+        write_channel_file,
+    )
+
+    channels = write_channel_file(tmp_path / "channels.json", random_channel_table(2, 4, 2, 16))
+    return {"double_sparsity": {"channel_file": str(channels)}}
+
+
+def test_the_registry_holds_the_published_stacks_and_each_builds(tmp_path):
     assert available_recipes()[: len(RECIPES)] == RECIPES
+    artefacts = _artefacts(tmp_path)
     for name in available_recipes():
-        config = ResearchAttentionConfig.from_recipe(name)
+        config = ResearchAttentionConfig.from_recipe(name, **artefacts.get(name, {}))
         assert config.masker_configs, name
+    with pytest.raises((TypeError, ValueError), match="channel_file"):
+        ResearchAttentionConfig.from_recipe("double_sparsity")  # names what is missing
 
 
 def test_paper_defaults():
@@ -59,6 +74,15 @@ def test_paper_defaults():
     assert (sink.sink_size, local.window_size, codes.heavy_size) == (32, 500, 500)
     assert (codes.init_offset, codes.pq_subvectors, codes.pq_bits) == (32, 2, 6)
     assert ResearchAttentionConfig.from_recipe("pq_cache").masker_configs[2].heavy_size == 0.1
+
+
+def test_double_sparsity_recipe_is_the_papers_setting(tmp_path):
+    files = _artefacts(tmp_path)["double_sparsity"]
+    ds = ResearchAttentionConfig.from_recipe("double_sparsity", **files)
+    assert ds.masker_names() == ["double_sparsity"] and ds.dense_layers == [0, 1]
+    (labels,) = ds.masker_configs
+    assert (labels.heavy_size, labels.group_factor, labels.label_bits) == (0.0625, 8, 4)
+    assert labels.channel_file == files["channel_file"]
 
 
 def test_parameters_override_and_unknown_ones_name_the_recipes_parameters():
