@@ -21,6 +21,8 @@ from typing import Any
 
 import pandas as pd
 
+from sparse_attention_hub.experiment.report_columns import column_notes, with_extra_columns
+
 FORMATS = ("table", "markdown", "csv", "json")
 
 # Columns of the per-cell table (results.csv) this module reads.
@@ -231,8 +233,6 @@ def render_report(
     ``config_order`` puts those sparse configs first (e.g. the order of the experiment file).
     ``extra_columns`` (names of ``report_columns.EXTRA_COLUMNS``) are added at the end.
     """
-    from sparse_attention_hub.experiment.report_columns import column_notes, with_extra_columns
-
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if cells.empty:
