@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install demo test lint format pytest bench clean
+.PHONY: install demo demo-figure test lint format pytest bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/sah demo
+
+# The README's figure: the demo's quality against density (rerun after changing the demo).
+demo-figure: $(STAMP)
+	$(BIN)/sah -q demo --result-dir demo_results
+	$(BIN)/sah -q report demo_results --plot --out demo_results/figures
+	mkdir -p docs/figures
+	cp demo_results/figures/quality_vs_density.png docs/figures/demo_quality_vs_density.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check sparse_attention_hub tests bench

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparse_attention_hub.sparse_attention.maskers import (
+    MagicPigConfig,
     MaskerConfig,
+    OracleTopKConfig,
     OracleTopPMaskerConfig,
     QuestConfig,
     RandomSamplingMaskerConfig,
+    VAttentionConfig,
     available_maskers,
 )
 
@@ -55,6 +58,14 @@ METHOD_ARMS: dict[str, Arm] = {
         lambda shape, workdir: [RandomSamplingMaskerConfig(sampling_rate=0.05)], target=3.0
     ),
     "quest": Arm(lambda shape, workdir: [QuestConfig(token_budget=0.05)]),
+    # the paper's (K, L) = (10, 150); the centre leaves out the bench's sink and window
+    "magicpig": Arm(
+        lambda shape, workdir: [MagicPigConfig(sink_size=128, window_size=128)], target=3.0
+    ),
+    # vAttention's deterministic part: the bench's sink and window plus oracle top-k 5 %
+    "vattention": Arm(
+        lambda shape, workdir: [OracleTopKConfig(0.05), VAttentionConfig()], target=3.0
+    ),
 }
 
 

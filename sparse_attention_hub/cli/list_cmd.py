@@ -1,4 +1,4 @@
-"""``sah list maskers|benchmarks``."""
+"""``sah list maskers|benchmarks|recipes``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from sparse_attention_hub.sparse_attention.maskers import describe_maskers
 
         rows = describe_maskers()
+    elif args.what == "recipes":
+        from sparse_attention_hub.sparse_attention.recipes import describe_recipes
+
+        rows = describe_recipes()
     else:
         from sparse_attention_hub.benchmarks import describe_benchmarks
 
@@ -26,6 +30,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register ``sah list`` on the subparsers action ``sub``."""
-    p_list = sub.add_parser("list", help="list maskers or benchmarks")
-    p_list.add_argument("what", choices=["maskers", "benchmarks"])
+    p_list = sub.add_parser("list", help="list maskers, benchmarks or recipes")
+    p_list.add_argument("what", choices=["maskers", "benchmarks", "recipes"])
     p_list.set_defaults(func=_cmd_list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from sparse_attention_hub.cli.common import add_quiet, count_arg, write
@@ -55,6 +56,7 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     from sparse_attention_hub.experiment.report_columns import parse_columns
@@ -63,6 +65,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         what = "not a directory" if Path(args.directory).exists() else "no such results directory"
         raise ValueError(f"{args.directory}: {what}")
+    if args.out is not None and not args.plot:
+        raise ValueError("--out names the folder of the figures: give --plot too")
+    started = time.time()
     text, cells = report_text(
         args.directory, args.format, resamples=args.resamples, seed=args.seed, extra_columns=extra
     )
@@ -71,7 +76,34 @@ def _cmd_report(args: argparse.Namespace) -> int:
             f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
         )
     write(text)
+    if args.plot or args.html:
+        lines = _write_outputs(args, started)
+        if args.format in ("json", "csv"):  # stdout stays one parseable document
+            sys.stderr.write(lines + "\n")
+        else:
+            write(lines)
     return 0
+
+
+def _write_outputs(args: argparse.Namespace, started: float) -> str:
+    """``--plot`` figures and the ``--html`` report; the lines naming the files written."""
+    from pathlib import Path
+
+    from sparse_attention_hub.experiment import report_outputs as outputs
+    from sparse_attention_hub.experiment.report import recorded_config_order
+
+    table = outputs.load_report_table(args.directory, started, args.resamples, args.seed)
+    order = recorded_config_order(args.directory)
+    plot_dir = (args.out or str(Path(args.directory) / outputs.FIGURES_DIR)) if args.plot else None
+    paths, page = outputs.write_outputs(
+        args.directory, table, plot_dir, args.html, order, args.resamples, args.seed
+    )
+    lines = [f"figure: {path}" for path in paths]
+    if args.plot and not paths:
+        lines.append("no figures: no complete cell with a score")
+    if page is not None:
+        lines.append(f"html report: {page}")
+    return "\n".join(lines)
 
 
 def add_parser(sub: Any) -> None:
@@ -91,6 +123,17 @@ def add_parser(sub: Any) -> None:
         metavar="A,B,...",
         help="extra columns: requests, seconds, context_prefill_seconds, "
         "question_decode_seconds, tokens_per_second, peak_gpu_memory_mb, peak_rss_mb",
+    )
+    p_report.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write the figures (quality vs density, per layer, per task) as PNG and SVG",
+    )
+    p_report.add_argument(
+        "--out", metavar="FOLDER", help="folder of the --plot figures (default: DIR/figures)"
+    )
+    p_report.add_argument(
+        "--html", metavar="FILE", help="also write a self-contained HTML report to FILE"
     )
     add_quiet(p_report)
     p_report.set_defaults(func=_cmd_report)

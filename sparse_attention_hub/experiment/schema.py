@@ -7,6 +7,7 @@ A file looks like ``examples/demo.yaml``::
     models:                         # hub ids, local paths, or {tiny_model: {arch: llama}}
       - meta-llama/Llama-3.1-8B-Instruct
     sparse_configs:                 # name -> dense | list of maskers | {dense_layers, maskers}
+                                    #   | {recipe: <name>, <param>: value} (recipe_configs.py)
       dense: dense
       streaming:
         - sink: {sink_size: 128}
@@ -39,6 +40,7 @@ from typing import Any
 from sparse_attention_hub.experiment import checks as c
 from sparse_attention_hub.experiment.checks import Source
 from sparse_attention_hub.experiment.gpus import parse_gpus
+from sparse_attention_hub.experiment.recipe_configs import recipe_configs
 from sparse_attention_hub.experiment.spec import (
     BenchmarkSpec,
     ExecutorSpec,
@@ -237,6 +239,15 @@ def _sparse_configs(
             )
         if len(name.encode()) > MAX_NAME_BYTES:
             raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
+        if isinstance(maskers, dict) and "recipe" in maskers:
+            if name == DENSE:
+                raise src.error(path, "the name 'dense' is kept for the dense baseline")
+            for point_name, point_maskers, point_layers in recipe_configs(name, maskers, path, src):
+                _check_generated_name(point_name, path, src, [n for n, _ in out])
+                out.append((point_name, point_maskers))
+                if point_layers:
+                    dense_layers[point_name] = point_layers
+            continue
         if isinstance(maskers, dict):
             maskers, layers = _with_dense_layers(maskers, path, src)
             if layers:

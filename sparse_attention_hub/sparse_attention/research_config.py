@@ -81,6 +81,15 @@ class ResearchAttentionConfig:
             configs.append(masker_config_from_dict(name, params))
         return cls(configs, data.get("dense_layers") or [])
 
+    @classmethod
+    def from_recipe(cls, name: str, **params: Any) -> ResearchAttentionConfig:
+        """The config of recipe ``name`` (``sparse_attention.recipes``) with ``params``
+        overriding its defaults; ValueError for an unknown recipe or parameter (naming the
+        recipe's parameters)."""
+        from sparse_attention_hub.sparse_attention.recipes import expand_recipe
+
+        return cls.from_dict(expand_recipe(name, params))
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_unpickle, (self.masker_names(), self.masker_configs, self.dense_layers))
 

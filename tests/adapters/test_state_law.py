@@ -161,3 +161,24 @@ def test_context_cache_rollback_truncates_states_and_a_reset_clears_them(
         assert kept == 0 and len(states) == 0
     else:
         assert kept == 5 and entry.end == 5
+
+
+SEEDED_SAMPLERS = [
+    c
+    for c in example_masker_configs()
+    if masker_class(c).is_sampling and not masker_class(c).is_stateful and hasattr(c, "seed")
+]
+
+
+@pytest.mark.parametrize("config", SEEDED_SAMPLERS[:1], ids=repr)
+def test_seeded_sampling_with_reuse_equals_fresh_prefill(
+    law_adapter: ModelAdapterHF, config: MaskerConfig
+) -> None:
+    """A sampler seeded per call (vAttention) draws the same keys for a question with KV reuse
+    as after a fresh prefill."""
+    adapter = law_adapter
+    adapter.set_sparse_attention_config(
+        ResearchAttentionConfig([SinkMaskerConfig(2), LocalMaskerConfig(4), config])
+    )
+    _, masks = _law(adapter, long_context(3))
+    assert any(bool(((m > 0) & (m < 1)).any()) for _, m in masks)  # it did sample

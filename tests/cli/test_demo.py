@@ -45,6 +45,14 @@ def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
     reported = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in reported[2:5]] == CONFIGS
     assert reported[:5] == lines[:5]
+    # --plot draws the demo's three figures, --html the report
+    page = tmp_path / "demo.html"
+    assert main(["-q", "report", str(out_dir), "--plot", "--html", str(page)]) == 0
+    written = capsys.readouterr().out
+    for name in ("quality_vs_density", "layers", "task_scores"):
+        assert f"figure: {out_dir / 'figures' / name}.png" in written
+        assert (out_dir / "figures" / f"{name}.svg").is_file()
+    assert f"html report: {page}" in written and "streaming" in page.read_text()
 
     table = pd.read_csv(out_dir / "results.csv")
     assert len(table) == 9 and set(table["status"]) == {"complete"}

@@ -150,3 +150,22 @@ def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
         assert configs[f"quest_{budget}"] == expected
         assert expected.dense_layers == [0, 1]
     assert configs["oracle_top_k_1024"].dense_layers == [0, 1]
+
+
+def test_all_recipes_example_expands_every_recipe_with_its_defaults() -> None:
+    from sparse_attention_hub.sparse_attention.recipes import available_recipes
+
+    spec = load_experiment(EXAMPLES / "all_recipes.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs.pop("dense") is None
+    for heavy in (0.02, 0.05):
+        name = f"oracle_top_k.heavy_size={heavy}"
+        assert configs.pop(name) == ResearchAttentionConfig.from_recipe(
+            "oracle_top_k", heavy_size=heavy
+        )
+    quest = configs.pop("quest")
+    assert quest == ResearchAttentionConfig.from_recipe("quest", heavy_size=0.05)
+    assert quest.dense_layers == [0, 1]
+    for name, config in configs.items():
+        assert config == ResearchAttentionConfig.from_recipe(name)
+    assert set(configs) | {"oracle_top_k", "quest"} == set(available_recipes())

@@ -20,7 +20,16 @@ from sparse_attention_hub.sparse_attention.maskers import (
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
 
-KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling", "quest"]
+KNOWN = [
+    "sink",
+    "local",
+    "oracle_top_k",
+    "oracle_top_p",
+    "random_sampling",
+    "quest",
+    "magicpig",
+    "vattention",
+]
 
 
 @pytest.mark.parametrize(
@@ -64,6 +73,15 @@ def test_two_sampling_maskers_are_rejected():
     maskers = [create_masker(c) for c in two]
     with pytest.raises(ValueError, match="at most one sampling masker"):
         ResearchAttention(maskers)
+
+
+def test_a_sampling_masker_must_come_last():
+    order = [RandomSamplingMaskerConfig(0.1), SinkMaskerConfig(1)]
+    with pytest.raises(ValueError, match="'random_sampling' must be the last"):
+        ResearchAttentionConfig(order)
+    with pytest.raises(ValueError, match="must be the last"):
+        ResearchAttention([create_masker(c) for c in order])
+    ResearchAttentionConfig(order[::-1])  # last: fine
 
 
 def test_unknown_config_type_raises_type_error():

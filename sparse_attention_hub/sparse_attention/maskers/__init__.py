@@ -1,7 +1,8 @@
 """Maskers: each adds entries to the mask built so far (see ``base`` and ``registry``).
 
 Importing this package registers the built-in maskers under their short names:
-``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``. Maskers from
+``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
+``magicpig``, ``vattention``. Maskers from
 outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
@@ -43,6 +44,11 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig, QuestMasker
+from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig, MagicPigMasker
+from sparse_attention_hub.sparse_attention.maskers.vattention import (
+    VAttentionConfig,
+    VAttentionMasker,
+)
 
 # isort: on
 
@@ -50,6 +56,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "LocalMasker",
     "LocalMaskerConfig",
+    "MagicPigConfig",
+    "MagicPigMasker",
     "Masker",
     "MaskerConfig",
     "OracleTopK",
@@ -64,6 +72,8 @@ __all__ = [
     "SinkMaskerConfig",
     "StatefulMasker",
     "TopKMasker",
+    "VAttentionConfig",
+    "VAttentionMasker",
     "available_maskers",
     "check_one_sampling",
     "check_probability",

@@ -71,12 +71,19 @@ class MaskerConfig:
 
 
 def check_one_sampling(classes: Sequence[type[Masker]]) -> None:
-    """ValueError unless at most one of the masker ``classes`` is a sampling masker (p < 1):
-    the 1/p weights of two samplers would not compose into an unbiased estimate."""
-    sampling = [cls.name or cls.__name__ for cls in classes if cls.is_sampling]
+    """ValueError unless at most one of the masker ``classes`` is a sampling masker (p < 1)
+    and it is the last: the 1/p weights of two samplers would not compose into an unbiased
+    estimate, and a sampler samples the keys the maskers before it left out."""
+    names = [cls.name or cls.__name__ for cls in classes]
+    sampling = [name for cls, name in zip(classes, names, strict=True) if cls.is_sampling]
     if len(sampling) > 1:
         raise ValueError(
             f"a masker list may hold at most one sampling masker, got {len(sampling)}: {sampling}"
+        )
+    if sampling and not classes[-1].is_sampling:
+        raise ValueError(
+            f"the sampling masker {sampling[0]!r} must be the last of the masker list (it "
+            f"samples the keys the maskers before it left out), got the order {names}"
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
@@ -15,6 +16,7 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.sink import SinkMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.vattention import VAttentionConfig
 
 
 def example_masker_configs() -> list[MaskerConfig]:
@@ -40,4 +42,10 @@ def example_masker_configs() -> list[MaskerConfig]:
         QuestConfig(token_budget=0.5, page_size=2, label_bits=4),
         QuestConfig(token_budget=12, page_size=4, keep_last_page=True),
         QuestConfig(token_budget=10_000),
+        MagicPigConfig(lsh_k=2, lsh_l=12, sink_size=1, window_size=2),
+        MagicPigConfig(lsh_k=3, lsh_l=20, min_collisions=1, mips_transform=True, u_offset=1e-4),
+        VAttentionConfig(init_offset=1, local_offset=1, base_rate_sampling=0.2),
+        VAttentionConfig(
+            epsilon=0.2, delta=0.2, init_offset=0, local_offset=0.25, z_rule="one_sided", seed=3
+        ),
     ]

@@ -1,0 +1,388 @@
+"""MagicPIG: keys sampled by SimHash collisions, weighted by their inclusion probability.
+
+Chen et al., 2024, "MagicPIG: LSH Sampling for Efficient LLM Generation" (official code
+Infini-AI-Lab/MagicPIG v0.2, ``evaluations/RULER/pred/cache_ref.py``, the accuracy path). As
+there:
+
+- **Centre.** After the context prefill every key is centred by the mean of the context's
+  *middle* keys: the keys neither in the first ``sink_size`` nor in the last ``window_size``
+  of the context (official: 4 and 64, ``unselect_k_cache.mean``). Queries are not centred. The
+  context is the keys before the first query of a layer's first call (the adapter prefills the
+  context densely, so that call's queries are the question). The centre is computed once per
+  layer per request and kept in the state.
+- **SimHash.** ``lsh_l`` tables of ``lsh_k`` random Gaussian hyperplanes, drawn per KV head
+  (official ``hash_matrix`` of shape (Hkv, D, K * L)); a key's ``lsh_k`` sign bits per table
+  are packed into one integer. The query (not centred) is hashed with the same hyperplanes.
+- **Retrieval.** A key is sampled for a query head when their codes agree in at least
+  ``min_collisions`` tables (official: 2).
+- **Weight.** With p = 1 - theta / pi, theta the angle between q and the centred key, and
+  P = p ** lsh_k, the inclusion probability is u = P(Binomial(lsh_l, P) >= min_collisions);
+  for two collisions u = 1 - (1 - P)^L - L P (1 - P)^(L - 1), the official formula. The mask
+  entry is u, so the softmax weighs the key by 1 / u.
+- **Always attended.** The sink and window keys come from the maskers before this one in the
+  stack (the ``magicpig`` recipe is ``sink(4) + local(64) + magicpig``); this masker only adds
+  sampled keys that are not active yet, plus (``attend_generated``) every key after the
+  context (official: tokens generated after the prefill go to the always-attended cache).
+
+Differences from the official code, all written down here:
+
+- The hyperplanes are drawn from a generator seeded with ``seed`` and the layer index, so a
+  run is reproducible; the official code draws them unseeded and shares one draw between
+  blocks of 16 layers.
+- The official code weighs by 1 / (u + 1e-4) (``torch.log(weight + 1e-4)``), a small bias
+  towards lower weights; ``u_offset=1e-4`` reproduces it, the default 0 keeps the estimate
+  unbiased. u is computed in float64 (through the upper tail of the binomial when it is small,
+  where the official difference of ones cancels).
+- Dense layers (official: 0 and 16 of 32) are the ``dense_layers`` of the research config, not
+  of this masker; the ``magicpig`` recipe sets them.
+- GQA: every query head of a KV head is hashed with that KV head's hyperplanes.
+- Every cached key is hashed (the official code hashes only the middle keys); keys already
+  active are never added again, so the mask is the same.
+- Variants of the reference framework, off by default: ``mips_transform`` (keys become
+  [k / M, sqrt(1 - |k|^2 / M^2)] and queries [q / |q|, 0], M the largest centred context-key
+  norm, fixed at the state build; a later key past M gets a last coordinate of 0) and
+  retrieval on one collision (``min_collisions=1``).
+
+Memory and time: no (B, H, Q, K, L) tensor is built; each table's key codes are kept sorted
+(``lsh_index``), so a query finds its colliding keys by binary search and collisions are
+counted over the matches only.
+
+State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
+key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
+and appended, a rollback or sliding window cuts the codes. A rollback into the context (below the keys the
+centre was taken from) drops the centre: the next call rebuilds the state as a fresh one would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
+from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
+    CodeIndex,
+    all_codes,
+    append_codes,
+    count_collisions,
+    cut_codes,
+    index_codes,
+)
+from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
+from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
+
+#: Elements of one chunk of the collision count (B * Hkv * G * Q * tables * K).
+CHUNK_ELEMENTS = 1 << 24
+#: Terms of the binomial upper tail used where u is small.
+TAIL_TERMS = 40
+
+
+@dataclass(frozen=True)
+class MagicPigConfig(MaskerConfig):
+    """``lsh_k`` bits per table, ``lsh_l`` tables (paper: 10, 150), ``min_collisions`` tables
+    a key must share with the query (official 2), ``seed`` of the hyperplanes (per layer),
+    ``sink_size`` / ``window_size`` the context keys left out of the centre (official 4, 64),
+    ``attend_generated`` keys after the context always, ``mips_transform`` and ``u_offset``
+    (see the module)."""
+
+    lsh_k: int = 10
+    lsh_l: int = 150
+    min_collisions: int = 2
+    seed: int = 0
+    sink_size: int = 4
+    window_size: int = 64
+    attend_generated: bool = True
+    mips_transform: bool = False
+    u_offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field, low, high in (
+            ("lsh_k", 1, 62),
+            ("lsh_l", 1, None),
+            ("min_collisions", 1, None),
+            ("seed", 0, None),
+            ("sink_size", 0, None),
+            ("window_size", 0, None),
+        ):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"MagicPigConfig.{field} must be an int, got {value!r}")
+            if value < low or (high is not None and value > high):
+                allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+                raise ValueError(f"MagicPigConfig.{field} must be {allowed}, got {value}")
+        if self.min_collisions > self.lsh_l:
+            raise ValueError(
+                f"MagicPigConfig.min_collisions must be <= lsh_l = {self.lsh_l}, "
+                f"got {self.min_collisions}"
+            )
+        for field in ("attend_generated", "mips_transform"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(
+                    f"MagicPigConfig.{field} must be a bool, got {getattr(self, field)!r}"
+                )
+        offset = self.u_offset
+        if isinstance(offset, bool) or not isinstance(offset, int | float) or not 0 <= offset < 1:
+            raise ValueError(f"MagicPigConfig.u_offset must be a number in [0, 1), got {offset!r}")
+
+
+@dataclass(frozen=True)
+class MagicPigState:
+    """One layer's hashing state: ``centre`` (B, Hkv, D) fp32 or None (dropped by a rollback
+    into the context), ``planes`` (Hkv, D', L * K) fp32, ``index`` the packed key codes
+    (``lsh_index.CodeIndex``, tables sorted), ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M with the MIPS transform),
+    ``mips_norm`` (B, Hkv, 1) fp32 or None, ``context_end`` the absolute end of the context and
+    ``end`` that of the last key."""
+
+    centre: torch.Tensor | None
+    planes: torch.Tensor
+    index: CodeIndex
+    norms: torch.Tensor
+    mips_norm: torch.Tensor | None
+    context_end: int
+    end: int
+
+
+def code_dtype(bits: int) -> torch.dtype:
+    """The smallest signed integer dtype that holds ``bits`` packed sign bits."""
+    return torch.int16 if bits <= 15 else torch.int32 if bits <= 31 else torch.int64
+
+
+def pack_codes(projected: torch.Tensor, lsh_k: int, lsh_l: int) -> torch.Tensor:
+    """Sign bits of ``projected`` (B, Hkv, n, L * K) packed per table: (B, Hkv, L, n)."""
+    b, h, n, _ = projected.shape
+    bits = (projected > 0).reshape(b, h, n, lsh_l, lsh_k).to(torch.int64)  # (B, Hkv, n, L, K)
+    weights = 2 ** torch.arange(lsh_k, device=projected.device, dtype=torch.int64)
+    packed = (bits * weights).sum(-1)  # (B, Hkv, n, L)
+    return packed.transpose(2, 3).to(code_dtype(lsh_k)).contiguous()  # (B, Hkv, L, n)
+
+
+def inclusion_probability(
+    cos: torch.Tensor, lsh_k: int, lsh_l: int, min_collisions: int
+) -> torch.Tensor:
+    """u = P(Binomial(lsh_l, p ** lsh_k) >= min_collisions), p = 1 - arccos(cos) / pi, in
+    float64 for a tensor of cosines of any shape (same shape)."""
+    p = 1.0 - torch.arccos(cos.double().clamp(-1.0, 1.0)) / math.pi
+    big_p = p**lsh_k
+    log_p = torch.log(big_p.clamp_min(1e-300))
+    log_q = torch.log1p(-big_p.clamp(max=1.0 - 1e-16))
+    below = torch.zeros_like(big_p)  # P(fewer than min_collisions)
+    for i in range(min_collisions):
+        below += math.comb(lsh_l, i) * torch.exp(i * log_p + (lsh_l - i) * log_q)
+    above = torch.zeros_like(big_p)  # the upper tail, term by term (accurate when small)
+    for i in range(min_collisions, min(lsh_l, min_collisions + TAIL_TERMS) + 1):
+        log_c = math.lgamma(lsh_l + 1) - math.lgamma(i + 1) - math.lgamma(lsh_l - i + 1)
+        above += torch.exp(log_c + i * log_p + (lsh_l - i) * log_q)
+    u = torch.where(below < 1.0 - 1e-4, 1.0 - below, above)
+    return torch.where(big_p >= 1.0, torch.ones_like(u), u.clamp(0.0, 1.0))
+
+
+def collision_counts(query_codes: torch.Tensor, key_codes: torch.Tensor) -> torch.Tensor:
+    """Tables in which each query code equals each key code: ``query_codes`` (B, Hkv, R, L),
+    ``key_codes`` (B, Hkv, L, n) -> (B, Hkv, R, n) int16, counted over chunks of tables."""
+    b, h, rows, tables = query_codes.shape
+    n = key_codes.shape[-1]
+    counts = torch.zeros(b, h, rows, n, dtype=torch.int16, device=key_codes.device)
+    chunk = max(1, CHUNK_ELEMENTS // max(1, b * h * rows * n))
+    for start in range(0, tables, chunk):
+        stop = min(tables, start + chunk)
+        q = query_codes[..., start:stop].unsqueeze(-1)  # (B, Hkv, R, c, 1)
+        k = key_codes[:, :, start:stop].unsqueeze(2)  # (B, Hkv, 1, c, n)
+        counts += (q == k).sum(3, dtype=torch.int16)  # (B, Hkv, R, n)
+    return counts
+
+
+@register_masker(
+    "magicpig",
+    "Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation': keys whose "
+    "SimHash codes collide with the query's in >= min_collisions of lsh_l tables, weighted "
+    "by 1/u (u their collision probability); keys centred by the context mean.",
+)
+class MagicPigMasker(StatefulMasker[MagicPigState]):
+    """SimHash sampling with inclusion-probability weights (see the module)."""
+
+    config_class = MagicPigConfig
+    config: MagicPigConfig
+    is_sampling = True
+
+    # ------------------------------------------------------------------ hashing
+
+    def planes(self, layer_idx: int | None, kv_heads: int, dim: int) -> torch.Tensor:
+        """(Hkv, D, L * K) fp32 Gaussian hyperplanes seeded by ``seed`` and the layer."""
+        cfg = self.config
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + (layer_idx or 0))
+        return torch.randn(kv_heads, dim, cfg.lsh_l * cfg.lsh_k, generator=generator)
+
+    def _key_features(
+        self, keys: torch.Tensor, centre: torch.Tensor, mips_norm: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hashed vectors (B, Hkv, n, D'), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D)."""
+        centred = keys.float() - centre.unsqueeze(2)  # (B, Hkv, n, D)
+        norms = centred.norm(dim=-1)  # (B, Hkv, n)
+        if mips_norm is None:
+            return centred, norms
+        scaled = centred / mips_norm.unsqueeze(-1)
+        last = (1.0 - scaled.square().sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
+        return torch.cat([scaled, last], -1), mips_norm.expand_as(norms)
+
+    def _hash_keys(
+        self,
+        keys: torch.Tensor,
+        centre: torch.Tensor,
+        planes: torch.Tensor,
+        mips_norm: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D), in chunks."""
+        codes, norms = [], []
+        b, h, n, _ = keys.shape
+        step = max(1, CHUNK_ELEMENTS // max(1, b * h * planes.shape[-1]))
+        for start in range(0, n, step):
+            vectors, norm = self._key_features(keys[:, :, start : start + step], centre, mips_norm)
+            projected = vectors @ planes.unsqueeze(0)  # (B, Hkv, c, L * K)
+            codes.append(pack_codes(projected, self.config.lsh_k, self.config.lsh_l))
+            norms.append(norm)
+        if not codes:
+            empty = torch.zeros(b, h, self.config.lsh_l, 0, dtype=code_dtype(self.config.lsh_k))
+            return empty.to(keys.device), keys.new_zeros((b, h, 0), dtype=torch.float32)
+        return torch.cat(codes, -1), torch.cat(norms, -1)
+
+    # ------------------------------------------------------------------ state contract
+
+    def build_state(self, inputs: AttentionInputs) -> MagicPigState:
+        """Centre from the context's middle keys, hyperplanes, and the codes of every key."""
+        cfg, keys, offset = self.config, inputs.keys, inputs.key_offset
+        assert inputs.query_start is not None
+        context_end = inputs.query_start
+        low = max(cfg.sink_size, offset) - offset
+        high = context_end - cfg.window_size - offset
+        if high <= low:  # a short context: the mean of all its keys (none: no centring)
+            low, high = 0, max(0, context_end - offset)
+        b, h, _, d = keys.shape
+        centre = (
+            keys[:, :, low:high].float().mean(2)
+            if high > low
+            else keys.new_zeros((b, h, d), dtype=torch.float32)
+        )  # (B, Hkv, D)
+        mips_norm = None
+        if cfg.mips_transform:
+            context = keys[:, :, : max(1, high)].float() - centre.unsqueeze(2)
+            mips_norm = context.norm(dim=-1).amax(-1, keepdim=True).clamp_min(1e-6)  # (B, Hkv, 1)
+        planes = self.planes(inputs.layer_idx, h, d + int(cfg.mips_transform)).to(keys.device)
+        codes, norms = self._hash_keys(keys, centre, planes, mips_norm)
+        return MagicPigState(
+            centre,
+            planes,
+            index_codes(codes),
+            norms,
+            mips_norm,
+            context_end,
+            inputs.sequence_length,
+        )
+
+    def extend_state(
+        self, state: MagicPigState, inputs: AttentionInputs, new_keys: int
+    ) -> MagicPigState:
+        """Hash the new keys and append them; a state without centre is rebuilt (padded at
+        the front to the length the caller expects, those keys are cut right after)."""
+        if state.centre is None:
+            fresh = self.build_state(inputs)
+            missing = state.index.size + new_keys - fresh.index.size
+            if missing <= 0:
+                return fresh
+            codes = all_codes(fresh.index)  # (B, Hkv, L, n)
+            pad = codes.new_zeros((*codes.shape[:3], missing))
+            norms = fresh.norms.new_ones((*fresh.norms.shape[:2], missing))
+            return replace(
+                fresh,
+                index=index_codes(torch.cat([pad, codes], -1)),  # (B, Hkv, L, missing + n)
+                norms=torch.cat([norms, fresh.norms], -1),  # (B, Hkv, missing + n)
+            )
+        keys = inputs.keys[:, :, inputs.keys.shape[2] - new_keys :]  # (B, Hkv, new, D)
+        codes, norms = self._hash_keys(keys, state.centre, state.planes, state.mips_norm)
+        return replace(
+            state,
+            end=inputs.sequence_length,
+            index=append_codes(state.index, codes),
+            norms=torch.cat([state.norms, norms], -1),  # (B, Hkv, n + new)
+        )
+
+    def truncate_state(self, state: MagicPigState, start: int, stop: int) -> MagicPigState:
+        """Keep the codes of keys [start, stop); a cut into the context drops the centre."""
+        new_end = state.end - state.index.size + stop
+        kept = replace(
+            state,
+            index=cut_codes(state.index, start, stop),
+            norms=state.norms[..., start:stop],
+            end=new_end,
+        )
+        return replace(kept, centre=None) if new_end < state.context_end else kept
+
+    # ------------------------------------------------------------------ sampling
+
+    def _query_codes(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
+        """(B, Hkv, G * Q, L) packed codes of the queries (normalised, not centred)."""
+        queries = inputs.queries.float()
+        b, h, q_len, _ = queries.shape
+        h_kv = inputs.keys.shape[1]
+        if self.config.mips_transform:
+            unit = queries / queries.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            queries = torch.cat([unit, unit.new_zeros((b, h, q_len, 1))], -1)  # (B, H, Q, D + 1)
+        grouped = queries.reshape(b, h_kv, (h // h_kv) * q_len, -1)  # (B, Hkv, G * Q, D')
+        projected = grouped @ state.planes.to(queries.device).unsqueeze(0)  # (B, Hkv, GQ, L*K)
+        return pack_codes(projected, self.config.lsh_k, self.config.lsh_l).transpose(2, 3)
+
+    def _cosines(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
+        """(B, H, Q, K) fp32 cosine of each query with each centred key (q . (k - c) over
+        |q| times the key's state norm); q . k is read from the shared exact scores when no
+        soft cap hides it."""
+        assert state.centre is not None
+        queries = inputs.queries.float()
+        if inputs.softcap is None:
+            dots = inputs.exact_scores() / float(inputs.scaling or 1.0)  # (B, H, Q, K)
+        else:
+            keys = inputs.per_query_head(inputs.keys.float())  # (B, H, K, D)
+            dots = queries @ keys.transpose(-1, -2)  # (B, H, Q, K)
+        centre = inputs.per_query_head(state.centre)  # (B, H, D)
+        dots = dots - (queries * centre.unsqueeze(2)).sum(-1, keepdim=True)  # (B, H, Q, K)
+        norms = inputs.per_query_head(state.norms).unsqueeze(2)  # (B, H, 1, K)
+        return dots / (queries.norm(dim=-1, keepdim=True) * norms).clamp_min(1e-12)
+
+    def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
+        """``previous_mask`` plus the colliding keys not active yet at p = u (and every key
+        after the context at p = 1 with ``attend_generated``)."""
+        shape, device, cfg = inputs.mask_shape, inputs.keys.device, self.config
+        if previous_mask.is_full_flag or shape[3] == 0:
+            return previous_mask.merge(Mask.create_empty(shape, device=device))
+        state = self.state(inputs)
+        counts = count_collisions(state.index, self._query_codes(inputs, state))
+        hit = (counts >= cfg.min_collisions).reshape(shape)  # (B, H, Q, K)
+        allowed = inputs.allowed_keys()
+        if allowed is not None:
+            hit &= allowed
+        active = previous_mask.active()
+        if active is not None:
+            hit &= ~active
+        generated = None
+        if cfg.attend_generated:
+            generated = inputs.key_positions() >= state.context_end  # (K,)
+            hit &= ~generated
+        probs = torch.zeros(shape, dtype=torch.float32, device=device)
+        cos = self._cosines(inputs, state)[hit]  # (n_hit,)
+        u = inclusion_probability(cos, cfg.lsh_k, cfg.lsh_l, cfg.min_collisions) + cfg.u_offset
+        probs[hit] = u.clamp(1e-30, 1.0).float()
+        mask = previous_mask.merge(Mask.from_dense(probs, copy=False))
+        if generated is not None:
+            mask = mask.with_active(generated if allowed is None else allowed & generated)
+        return mask
+
+
+__all__ = [
+    "MagicPigConfig",
+    "MagicPigMasker",
+    "MagicPigState",
+    "collision_counts",
+    "inclusion_probability",
+    "pack_codes",
+]

@@ -1,0 +1,250 @@
+"""Recipes: the published sparse-attention stacks by name.
+
+A recipe is a paper's method as this framework builds it: a masker list and the layers kept
+dense, with the sizes of the paper's main experiments as defaults. Parameters override the
+defaults; every recipe also takes ``dense_layers``. Expand one with
+``ResearchAttentionConfig.from_recipe("quest", heavy_size=0.05)``, in a study file with
+``sparse_configs: {qk: {recipe: quest, heavy_size: 0.05}}``, and list them with
+``sah list recipes``.
+
+Adding a recipe is one decorated function: its keyword parameters (with defaults) are the
+recipe's parameters, and it returns the masker list as ``[{name: {param: value}}, ...]``::
+
+    @register_recipe("my_method", paper="Me et al., 2025, 'My Method'", dense_layers=(0,))
+    def my_method(heavy_size: Size = 0.05) -> MaskerList:
+        return [{"sink": {"sink_size": 4}}, {"oracle_top_k": {"heavy_size": heavy_size}}]
+
+Masker names are resolved when the config is built, so a recipe may name a masker another
+module registers (``hashattention`` below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sparse_attention_hub.sparse_attention.maskers.base import Size
+
+MaskerList = list[dict[str, dict[str, Any]]]
+HEAVY_PARTS = ("oracle_top_k", "hashattention")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One named stack: ``build(**params)`` gives its masker list; ``defaults`` are every
+    parameter's default (``dense_layers`` included)."""
+
+    name: str
+    paper: str
+    build: Callable[..., MaskerList]
+    defaults: Mapping[str, Any]
+
+    def expand(self, **params: Any) -> dict[str, Any]:
+        """``{"maskers": [...], "dense_layers": [...]}`` (the ``ResearchAttentionConfig``
+        dict form) for the defaults overridden by ``params``.
+
+        Raises:
+            ValueError: an unknown parameter, naming the recipe's parameters.
+        """
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for recipe {self.name!r}; its parameters: "
+                + ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+            )
+        values = {**self.defaults, **params}
+        layers = values.pop("dense_layers")
+        return {"maskers": self.build(**values), "dense_layers": list(layers or [])}
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(
+    name: str, paper: str, dense_layers: tuple[int, ...] = ()
+) -> Callable[[Callable[..., MaskerList]], Callable[..., MaskerList]]:
+    """Function decorator: register ``fn(**params) -> masker list`` as recipe ``name``."""
+
+    def decorate(fn: Callable[..., MaskerList]) -> Callable[..., MaskerList]:
+        if name in _RECIPES:
+            raise ValueError(f"recipe name {name!r} is already registered")
+        defaults: dict[str, Any] = {}
+        for param in inspect.signature(fn).parameters.values():
+            if param.default is inspect.Parameter.empty:
+                raise TypeError(f"recipe {name!r}: parameter {param.name!r} needs a default")
+            defaults[param.name] = param.default
+        defaults["dense_layers"] = list(dense_layers)
+        _RECIPES[name] = Recipe(name, paper, fn, defaults)
+        return fn
+
+    return decorate
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; ValueError listing the known ones otherwise."""
+    recipe = _RECIPES.get(name) if isinstance(name, str) else None
+    if recipe is None:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(_RECIPES)}")
+    return recipe
+
+
+def available_recipes() -> list[str]:
+    """Recipe names in registration order."""
+    return list(_RECIPES)
+
+
+def expand_recipe(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"maskers": [...], "dense_layers": [...]}`` of recipe ``name`` with ``params``."""
+    return get_recipe(name).expand(**dict(params or {}))
+
+
+def describe_recipes() -> list[tuple[str, str, str]]:
+    """(name, expansion with the defaults, paper) of every recipe, for ``sah list recipes``."""
+    rows = []
+    for name, recipe in _RECIPES.items():
+        expanded = recipe.expand()
+        maskers = " + ".join(
+            f"{masker}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+            for entry in expanded["maskers"]
+            for masker, params in entry.items()
+        )
+        layers = expanded["dense_layers"]
+        text = maskers + (f"; dense layers {layers}" if layers else "")
+        params = ", ".join(f"{k}={v!r}" for k, v in recipe.defaults.items())
+        rows.append((name, f"{text}\nparameters: {params}", recipe.paper))
+    return rows
+
+
+# ---------------------------------------------------------------------- the published stacks
+
+
+@register_recipe(
+    "streaming_llm",
+    paper="Xiao et al., 2024, 'Efficient Streaming Language Models with Attention Sinks' "
+    "(ICLR 2024): 4 attention sinks + a window of recent tokens (4 + 1020).",
+)
+def streaming_llm(sink_size: Size = 4, window_size: Size = 1020) -> MaskerList:
+    return [{"sink": {"sink_size": sink_size}}, {"local": {"window_size": window_size}}]
+
+
+@register_recipe(
+    "oracle_top_k",
+    paper="The exact top-k upper bound of approximate top-k methods (sink 128 + local 128 + "
+    "top-k, the deterministic part of Desai et al., 2025, 'vAttention').",
+)
+def oracle_top_k(
+    sink_size: Size = 128, window_size: Size = 128, heavy_size: Size = 0.05
+) -> MaskerList:
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        {"oracle_top_k": {"heavy_size": heavy_size}},
+    ]
+
+
+@register_recipe(
+    "oracle_top_p",
+    paper="The exact top-p oracle: the fewest keys holding top_p of the attention mass "
+    "(sink 128 + local 128 + top-p).",
+)
+def oracle_top_p(sink_size: Size = 128, window_size: Size = 128, top_p: float = 0.9) -> MaskerList:
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        {"oracle_top_p": {"top_p": top_p}},
+    ]
+
+
+@register_recipe(
+    "quest",
+    paper="Tang et al., 2024, 'Quest: Query-Aware Sparsity for Efficient Long-Context LLM "
+    "Inference' (ICML 2024): 16-token pages, layers 0-1 dense.",
+    dense_layers=(0, 1),
+)
+def quest(heavy_size: Size = 1024, page_size: int = 16) -> MaskerList:
+    return [{"quest": {"token_budget": heavy_size, "page_size": page_size}}]
+
+
+@register_recipe(
+    "magicpig",
+    paper="Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation' "
+    "(Infini-AI-Lab/MagicPIG): 4 sink + 64 local, (K, L) = (10, 150), layers 0 and 16 dense.",
+    dense_layers=(0, 16),
+)
+def magicpig(
+    sink_size: int = 4,
+    window_size: int = 64,
+    lsh_k: int = 10,
+    lsh_l: int = 150,
+    min_collisions: int = 2,
+    seed: int = 0,
+) -> MaskerList:
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        {
+            "magicpig": {
+                "lsh_k": lsh_k,
+                "lsh_l": lsh_l,
+                "min_collisions": min_collisions,
+                "seed": seed,
+                "sink_size": sink_size,
+                "window_size": window_size,
+            }
+        },
+    ]
+
+
+@register_recipe(
+    "vattention",
+    paper="Desai et al., 2025, 'vAttention: Verified Sparse Attention' (arXiv 2510.05688): "
+    "sink 128 + local 128 + top-k (oracle or HashAttention) + verified sampling.",
+)
+def vattention(
+    heavy: str = "oracle_top_k",
+    heavy_size: Size = 0.05,
+    weights_file: str | None = None,
+    sink_size: Size = 128,
+    window_size: Size = 128,
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    base_rate_sampling: float = 0.05,
+    seed: int = 0,
+) -> MaskerList:
+    if heavy not in HEAVY_PARTS:
+        raise ValueError(f"recipe 'vattention': heavy must be one of {HEAVY_PARTS}, got {heavy!r}")
+    if heavy == "hashattention":
+        if weights_file is None:
+            raise ValueError("recipe 'vattention' with heavy='hashattention' needs weights_file")
+        heavy_part = {"hashattention": {"heavy_size": heavy_size, "weights_file": weights_file}}
+    else:
+        heavy_part = {"oracle_top_k": {"heavy_size": heavy_size}}
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        heavy_part,
+        {
+            "vattention": {
+                "epsilon": epsilon,
+                "delta": delta,
+                "base_rate_sampling": base_rate_sampling,
+                "init_offset": sink_size,
+                "local_offset": window_size,
+                "seed": seed,
+            }
+        },
+    ]
+
+
+# double_sparsity, hashattention and pq_cache: one @register_recipe function each, here.
+
+__all__ = [
+    "Recipe",
+    "available_recipes",
+    "describe_recipes",
+    "expand_recipe",
+    "get_recipe",
+    "register_recipe",
+]
