@@ -191,7 +191,9 @@ class ModelAdapterHF(ModelAdapter):
         generated_tokens, generated_ids (the answer's token ids, EOS excluded: decoding the
         text back to ids is lossy), prefill_tokens (dense tokens actually run for this question),
         prefill_seconds (dense prefill, the shared one counted on the first question, plus
-        the question tokens), decode_seconds.
+        the question tokens), decode_seconds, and the same time split as context_seconds
+        (the dense context prefill alone) and question_seconds (the question tokens):
+        prefill_seconds = context_seconds + question_seconds.
         """
         if not isinstance(request, Request):
             raise TypeError(f"request must be a Request, got {type(request).__name__}")
@@ -240,6 +242,8 @@ class ModelAdapterHF(ModelAdapter):
                     "prefill_tokens": prefilled,
                     "prefill_seconds": prefill_seconds + question_seconds,
                     "decode_seconds": decode_seconds,
+                    "context_seconds": prefill_seconds,
+                    "question_seconds": question_seconds,
                 }
             )
         return answers, metadata

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 PHASE_DATASET = "dataset"
 PHASE_RUN = "run"
 TOKEN_FIELDS = ("context_tokens", "truncated_tokens", "question_tokens", "generated_tokens")
-TIMING_FIELDS = ("prefill_seconds", "decode_seconds")
+TIMING_FIELDS = ("prefill_seconds", "decode_seconds", "context_seconds", "question_seconds")
 
 
 #: ``on_progress(requests_done, requests_total, generated_tokens)``

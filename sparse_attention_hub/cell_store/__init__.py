@@ -22,6 +22,7 @@ from sparse_attention_hub.cell_store.cell import (
     drop_empty_files,
     move_to_stale,
     read_config,
+    read_resources,
     recorded_seconds,
     start_run,
     update_config,
@@ -29,6 +30,7 @@ from sparse_attention_hub.cell_store.cell import (
     write_error,
     write_metrics,
     write_raw_results,
+    write_resources,
 )
 from sparse_attention_hub.cell_store.metric_log import keep_requests
 from sparse_attention_hub.cell_store.names import (
@@ -46,6 +48,7 @@ from sparse_attention_hub.cell_store.names import (
     PENDING,
     PREDICTIONS_FILE,
     RAW_RESULTS_FILE,
+    RESOURCES_FILE,
     STALE,
     STALE_DIR,
     STATUSES,
@@ -74,6 +77,7 @@ __all__ = [
     "PENDING",
     "PREDICTIONS_FILE",
     "RAW_RESULTS_FILE",
+    "RESOURCES_FILE",
     "STALE",
     "STALE_DIR",
     "STATUSES",
@@ -95,6 +99,7 @@ __all__ = [
     "read_config",
     "read_json",
     "read_predictions",
+    "read_resources",
     "recorded_seconds",
     "scan_predictions",
     "start_run",
@@ -105,5 +110,6 @@ __all__ = [
     "write_json_atomic",
     "write_metrics",
     "write_raw_results",
+    "write_resources",
     "write_text_atomic",
 ]

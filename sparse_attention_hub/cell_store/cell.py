@@ -26,6 +26,7 @@ from sparse_attention_hub.cell_store.names import (
     MICRO_METRICS_FILE,
     PREDICTIONS_FILE,
     RAW_RESULTS_FILE,
+    RESOURCES_FILE,
     STALE_DIR,
 )
 
@@ -50,10 +51,12 @@ def update_execution(cell_dir: str | os.PathLike[str], **fields: Any) -> dict[st
 
 
 def start_run(cell_dir: str | os.PathLike[str]) -> Path:
-    """Create the cell folder and remove its metrics.json: the cell is no longer complete."""
+    """Create the cell folder and remove its metrics.json (the cell is no longer complete)
+    and the resources.json of the run that had completed it."""
     root = Path(cell_dir)
     root.mkdir(parents=True, exist_ok=True)
     (root / METRICS_FILE).unlink(missing_ok=True)
+    (root / RESOURCES_FILE).unlink(missing_ok=True)
     return root
 
 
@@ -73,6 +76,16 @@ def write_metrics(cell_dir: str | os.PathLike[str], metrics: dict[str, Any]) -> 
     stamped = {**metrics, "fingerprint": config.get("fingerprint")}
     write_json_atomic(Path(cell_dir) / METRICS_FILE, stamped)
     return stamped
+
+
+def write_resources(cell_dir: str | os.PathLike[str], figures: dict[str, Any]) -> None:
+    """Write resources.json (atomically): the resource figures of a completed cell."""
+    write_json_atomic(Path(cell_dir) / RESOURCES_FILE, figures)
+
+
+def read_resources(cell_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The cell's resources.json, or None when missing or damaged."""
+    return read_json(Path(cell_dir) / RESOURCES_FILE)
 
 
 def write_raw_results(cell_dir: str | os.PathLike[str], frame: Any) -> None:

@@ -7,6 +7,8 @@ A cell directory (one per model x sparse config x benchmark x subset) holds:
 - ``micro_metrics.jsonl``: the MicroMetricLogger's events (flushed before each prediction batch);
 - ``raw_results.csv``: the scored rows;
 - ``metrics.json``: the scores, the row count and the fingerprint (written last: complete);
+- ``resources.json``: time, tokens per second, peak memory and requests of the run that
+  completed the cell (written by the executor's worker after metrics.json);
 - ``error.txt``: why the last attempt failed;
 - ``stale/<timestamp>/``: files of an earlier run with another config.
 """
@@ -19,6 +21,7 @@ MICRO_METRICS_FILE = "micro_metrics.jsonl"
 RAW_RESULTS_FILE = "raw_results.csv"
 METRICS_FILE = "metrics.json"
 ERROR_FILE = "error.txt"
+RESOURCES_FILE = "resources.json"
 STALE_DIR = "stale"
 DEFAULT_REQUIRED_FILES = (METRICS_FILE, RAW_RESULTS_FILE)
 

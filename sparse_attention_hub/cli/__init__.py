@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sparse_attention_hub import __version__
-from sparse_attention_hub.cli import calibrate, list_cmd, report, run, tiny_model
+from sparse_attention_hub.cli import calibrate, compare, list_cmd, report, run, tiny_model
 from sparse_attention_hub.cli.common import EXIT_DISK, one_line
 
 __all__ = ["EXIT_DISK", "build_parser", "main", "one_line"]
@@ -25,6 +25,7 @@ _REGISTRARS: tuple[Callable[[Any], None], ...] = (
     tiny_model.add_parser,
     run.add_run_parser,
     report.add_parser,
+    compare.add_parser,
     run.add_demo_parser,
     calibrate.add_parser,
 )

@@ -16,6 +16,7 @@ def report_text(
     config_order: list[str] | None = None,
     resamples: int = 1000,
     seed: int = 0,
+    extra_columns: tuple[str, ...] = (),
 ) -> tuple[str, int]:
     """Rebuild results.csv under ``result_dir`` (with confidence intervals unless
     ``resamples`` is 0) and render the report; (text, cell count). Without ``config_order``
@@ -31,7 +32,7 @@ def report_text(
         table = add_intervals(table, resamples, seed)
     if not table.empty:
         _write_results_csv(table, result_dir)
-    return render_report(table, fmt, config_order), len(table)
+    return render_report(table, fmt, config_order, extra_columns), len(table)
 
 
 def _write_results_csv(table: Any, result_dir: str) -> None:
@@ -58,13 +59,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from sparse_attention_hub.experiment.report_columns import parse_columns
+
+    extra = parse_columns(args.columns) if args.columns is not None else ()
     if not Path(args.directory).is_dir():
         what = "not a directory" if Path(args.directory).exists() else "no such results directory"
         raise ValueError(f"{args.directory}: {what}")
     if args.out is not None and not args.plot:
         raise ValueError("--out names the folder of the figures: give --plot too")
     started = time.time()
-    text, cells = report_text(args.directory, args.format, resamples=args.resamples, seed=args.seed)
+    text, cells = report_text(
+        args.directory, args.format, resamples=args.resamples, seed=args.seed, extra_columns=extra
+    )
     if not cells:
         raise ValueError(
             f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
@@ -112,6 +118,12 @@ def add_parser(sub: Any) -> None:
         help="bootstrap resamples of the confidence intervals (0: no intervals)",
     )
     p_report.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p_report.add_argument(
+        "--columns",
+        metavar="A,B,...",
+        help="extra columns: requests, seconds, context_prefill_seconds, "
+        "question_decode_seconds, tokens_per_second, peak_gpu_memory_mb, peak_rss_mb",
+    )
     p_report.add_argument(
         "--plot",
         action="store_true",

@@ -29,8 +29,10 @@ from sparse_attention_hub.cell_store import (
     cell_status,
     read_json,
     read_predictions,
+    read_resources,
 )
 from sparse_attention_hub.cell_store.atomic import write_atomic
+from sparse_attention_hub.executor.resources import RESOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ BASE_COLUMNS = [
     "mean_output_error",
     AGREEMENT_COLUMN,
     "seconds",
+    *RESOURCE_COLUMNS,
     "error_category",
     "result_dir",
 ]
@@ -102,6 +105,12 @@ def mean_metrics(cell: Path) -> dict[str, float | None]:
     }
 
 
+def _resource_columns(cell: Path | None) -> dict[str, float | None]:
+    """The resource figures of a complete cell's resources.json (None where absent)."""
+    figures = (read_resources(cell) or {}) if cell is not None else {}
+    return {name: _number(figures.get(name)) for name in RESOURCE_COLUMNS}
+
+
 def _corrupt_row(cell: Path) -> dict[str, Any]:
     """The row of a cell whose config.json cannot be read: named after its folders."""
     log.warning("%s is not a valid JSON object: the cell is listed as corrupt", cell / CONFIG_FILE)
@@ -142,6 +151,7 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
         "overall_score": _number(metrics.get("overall_score")),
         **mean_metrics(cell),
         "seconds": _number(execution.get("seconds")),
+        **_resource_columns(cell if state.status == COMPLETE else None),
         "error_category": execution.get("category"),
         "result_dir": str(cell),
     }
@@ -212,7 +222,9 @@ def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
     mean_density, mean_output_error (means of the logged micro metrics), dense_agreement
     (fraction of the rows answered in both this cell and the complete ``dense`` cell of the same
     model, benchmark and subset whose predicted answers are identical; empty on dense rows and
-    where there is no such cell or row), seconds, error_category, result_dir.
+    where there is no such cell or row), seconds, the resource figures of
+    ``executor.resources.RESOURCE_COLUMNS`` (complete cells with a resources.json),
+    error_category, result_dir.
     """
     base = Path(base_dir)
     if not base.is_dir():

@@ -1,4 +1,5 @@
-"""execution_summary.json: totals, timing, devices, every cell's status, failures, versions."""
+"""execution_summary.json: totals, timing, devices, every cell's status (and, for a complete
+or skipped cell, its resource figures: resources.json), failures, versions."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sparse_attention_hub.cell_store import (
     ERROR_FILE,
     disk_error_line,
     is_disk_error,
+    read_resources,
     recorded_seconds,
     write_json_atomic,
 )
@@ -113,9 +115,22 @@ def _cells(
     not_run: list[BenchmarkStub],
     stopped_running: set[str],
 ) -> list[dict[str, Any]]:
-    # a skipped cell keeps the time its earlier run measured (as results.csv does)
-    cells = [_cell(s, "skipped", recorded_seconds(s.result_dir)) for s in skipped]
-    cells += [_cell(r.stub, "complete", r.execution_time, attempts=r.attempts) for r in results]
+    # a skipped cell keeps the time and resource figures its earlier run measured (as
+    # results.csv does)
+    cells = [
+        _cell(s, "skipped", recorded_seconds(s.result_dir), resources=read_resources(s.result_dir))
+        for s in skipped
+    ]
+    cells += [
+        _cell(
+            r.stub,
+            "complete",
+            r.execution_time,
+            attempts=r.attempts,
+            resources=read_resources(r.stub.result_dir),
+        )
+        for r in results
+    ]
     cells += [
         _cell(f.stub, "failed", f.execution_time, category=f.error_type, attempts=f.attempts)
         for f in failures

@@ -33,6 +33,11 @@ from sparse_attention_hub.executor.protocol import (
     WorkerSettings,
     WorkerTerminated,
 )
+from sparse_attention_hub.executor.resources import (
+    MemoryMonitor,
+    has_predictions,
+    record_resources,
+)
 
 if TYPE_CHECKING:
     from sparse_attention_hub.benchmarks.run_loop import ProgressCallback
@@ -210,14 +215,20 @@ class CellRunner:
         extra: dict[str, Any] = {}
         if self.on_progress is not None and _accepts(benchmark.run_benchmark, "on_progress"):
             extra["on_progress"] = self.on_progress  # a plugin's own run_benchmark may not
-        metrics = benchmark.run_benchmark(
-            self.adapter,
-            stub.result_dir,
-            generation_kwargs=dict(stub.generation_kwargs),
-            request_kwargs=dict(stub.request_kwargs),
-            on_phase=self._set_phase,
-            **extra,
-        )
+        resumed = has_predictions(stub.result_dir)
+        with MemoryMonitor(gpu=self.settings.gpu_id is not None) as monitor:
+            metrics = benchmark.run_benchmark(
+                self.adapter,
+                stub.result_dir,
+                generation_kwargs=dict(stub.generation_kwargs),
+                request_kwargs=dict(stub.request_kwargs),
+                on_phase=self._set_phase,
+                **extra,
+            )
+        try:  # the cell is complete already: a missing resources.json only empties columns
+            record_resources(stub.result_dir, monitor.figures(), resumed)
+        except (OSError, ValueError) as exc:
+            log.warning("%s: resource figures not recorded (%s)", stub.cell_id, exc)
         return dict(metrics or {}), loaded
 
     def _set_phase(self, phase: str) -> None:

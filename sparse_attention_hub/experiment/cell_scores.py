@@ -67,8 +67,14 @@ def _decode(value: Any) -> Any:
 
 
 def read_scored_rows(cell: Path) -> pd.DataFrame:
-    """raw_results.csv with its JSON cells (gold answers, classes) decoded again."""
-    frame = pd.read_csv(cell / RAW_RESULTS_FILE, keep_default_na=False, na_values=[""])
+    """raw_results.csv with its JSON cells (gold answers, classes) decoded again.
+
+    Lines end at ``\n`` only: a model's answer may hold a ``\r``, which the CSV writer does
+    not quote (it is not in its line terminator) and pandas' default reader would take for a
+    line end."""
+    frame = pd.read_csv(
+        cell / RAW_RESULTS_FILE, keep_default_na=False, na_values=[""], lineterminator="\n"
+    )
     for column in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[column]) and column not in TEXT_COLUMNS:
             frame[column] = [_decode(v) for v in frame[column]]

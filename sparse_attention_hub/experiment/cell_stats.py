@@ -9,7 +9,8 @@
   rows the two share (matched by ``row_id``), with a paired bootstrap interval (the same
   resampled rows score both cells).
 
-Cells whose rows or scorer cannot be read again (or whose rescored total differs from
+Per-task scores (``score.<task>``) get ``score.<task>.ci_low`` and ``score.<task>.ci_high``
+(see task_stats.py). Cells whose rows or scorer cannot be read again (or whose rescored total differs from
 metrics.json) get empty columns.
 """
 
@@ -23,6 +24,7 @@ import pandas as pd
 
 from sparse_attention_hub.experiment import stats
 from sparse_attention_hub.experiment.cell_scores import CellScores, load_cell
+from sparse_attention_hub.experiment.task_stats import task_intervals
 
 CI_LOW, CI_HIGH = "score_ci_low", "score_ci_high"
 DELTA, DELTA_LOW, DELTA_HIGH = "delta_vs_dense", "delta_ci_low", "delta_ci_high"
@@ -73,7 +75,7 @@ def paired_interval(
     )
 
 
-def _trusted(row: dict[str, Any]) -> CellScores | None:
+def trusted_cell(row: dict[str, Any]) -> CellScores | None:
     """The cell's scores when it is complete and rescoring gives its recorded score."""
     if row.get("status") != "complete" or not isinstance(row.get("result_dir"), str):
         return None
@@ -96,7 +98,7 @@ def add_intervals(
     records: list[dict[str, Any]] = [
         {str(k): v for k, v in row.items()} for row in table.to_dict("records")
     ]
-    cells = [_trusted(row) for row in records]
+    cells = [trusted_cell(row) for row in records]
     dense = {
         _key(row): cell
         for row, cell in zip(records, cells, strict=True)
@@ -107,6 +109,8 @@ def add_intervals(
             continue
         interval = cell_interval(cell, resamples, seed)
         out.loc[index, [CI_LOW, CI_HIGH]] = [interval.low, interval.high]
+        for column, value in task_intervals(cell, row, resamples, seed).items():
+            out.loc[index, column] = value
         baseline = dense.get(_key(row))
         if baseline is None or row["sparse_config"] == DENSE:
             continue

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from sparse_attention_hub.experiment.report_columns import column_notes, with_extra_columns
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -220,17 +223,22 @@ def format_grid(
 
 
 def render_report(
-    cells: pd.DataFrame, fmt: str = "table", config_order: list[str] | None = None
+    cells: pd.DataFrame,
+    fmt: str = "table",
+    config_order: list[str] | None = None,
+    extra_columns: Sequence[str] = (),
 ) -> str:
     """Render the per-cell table as ``table``, ``markdown``, ``csv`` or ``json`` text.
 
     ``config_order`` puts those sparse configs first (e.g. the order of the experiment file).
+    ``extra_columns`` (names of ``report_columns.EXTRA_COLUMNS``) are added at the end.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}; allowed: {', '.join(FORMATS)}")
     if cells.empty:
         return "[]" if fmt == "json" else "no result cells found"
     columns, rows = summarize(order_configs(with_output_error(cells), config_order or ["dense"]))
+    columns, rows = with_extra_columns(columns, rows, cells, extra_columns)
     if fmt == "json":
         clean = [{k: (None if v == "-" else v) for k, v in row.items()} for row in rows]
         return json.dumps(clean, indent=2)
@@ -248,6 +256,7 @@ def render_report(
             *([DELTA_NOTE] if any(h.startswith("Δ ") for h in headers) else []),
             *notes,
         ]
+    notes += column_notes(extra_columns)
     return grid + "\n" + "\n".join(notes) if fmt == "table" and notes else grid
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from sparse_attention_hub.benchmarks.run_loop import TIMING_FIELDS
 from sparse_attention_hub.cli import main
 from sparse_attention_hub.executor.results import build_results_table
 
@@ -30,7 +31,7 @@ from study_script import executor, matrix
 sys.path.pop(0)
 
 SCRIPT = Path(__file__).with_name("study_script.py")
-TIMING = ("request_seconds", "prefill_seconds", "decode_seconds")
+TIMING = ("request_seconds", *TIMING_FIELDS)
 CELLS = ("dense/mock_benchmark", "sink_local/mock_benchmark")
 
 

@@ -81,3 +81,8 @@ def test_tiny_model_matrix_loads_once_and_logs_density(
 
     assert answers(after) == answers(whole)
     assert (dense / "metrics.json").exists()
+    # the resumed cell's times cover every request (earlier runs' included), marked resumed
+    resources = json.loads((dense / "resources.json").read_text())
+    assert resources["resumed"] is True
+    assert (resources["requests"], resources["rows"]) == (3, len(whole))
+    assert resources["tokens_per_second"] > 0

@@ -23,3 +23,28 @@ def write_complete(
     fingerprint = json.loads((cell / "config.json").read_text()).get("fingerprint")
     stamped = {"num_rows": len(lines), "fingerprint": fingerprint, **metrics}
     (cell / "metrics.json").write_text(json.dumps(stamped))
+
+
+def mock_cell(base: Path, config: str, answers: list[str], model: str = "m") -> Path:
+    """A complete mock_benchmark cell of ``model`` whose files are those a run writes (its
+    raw_results.csv scored by the real benchmark)."""
+    from sparse_attention_hub.benchmarks.mock_benchmark.benchmark import MockBenchmark, mock_rows
+    from sparse_attention_hub.benchmarks.run_loop import csv_ready
+
+    folder = base / model.replace("/", "_") / config / "mock_benchmark"
+    folder.mkdir(parents=True)
+    resolved = {
+        "model_name": model,
+        "sparse_config_name": config,
+        "benchmark_name": "mock_benchmark",
+        "subset": None,
+        "benchmark_kwargs": {},
+    }
+    (folder / "config.json").write_text(json.dumps({"resolved_config": resolved}))
+    rows = mock_rows().drop(columns=["context"])
+    rows.insert(0, "row_id", range(len(rows)))
+    rows["predicted_answer"] = answers
+    metrics = MockBenchmark().post_run_evaluate(rows)
+    write_complete(folder, metrics, answers)
+    csv_ready(rows).to_csv(folder / "raw_results.csv", index=False)
+    return folder
