@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparse_attention_hub.sparse_attention.maskers import (
+    HashAttentionConfig,
     MaskerConfig,
     OracleTopPMaskerConfig,
     QuestConfig,
@@ -55,7 +56,20 @@ METHOD_ARMS: dict[str, Arm] = {
         lambda shape, workdir: [RandomSamplingMaskerConfig(sampling_rate=0.05)], target=3.0
     ),
     "quest": Arm(lambda shape, workdir: [QuestConfig(token_budget=0.05)]),
+    "hashattention": Arm(lambda shape, workdir: [_hashattention(shape, workdir)]),
 }
+
+
+def _hashattention(shape: ArmShape, workdir: Path) -> MaskerConfig:
+    """HashAttention at 5 % with random official-size MLPs (D -> 128 -> 128 -> 32)."""
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+        random_hat_weights,
+        save_hat_weights,
+    )
+
+    weights = random_hat_weights(shape.layers, shape.heads, shape.head_dim)
+    path = save_hat_weights(weights, workdir / "hashattention.safetensors")
+    return HashAttentionConfig(heavy_size=0.05, weights_file=str(path))
 
 
 def missing_arms() -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sparse_attention_hub import __version__
-from sparse_attention_hub.cli import list_cmd, report, run, tiny_model
+from sparse_attention_hub.cli import convert, list_cmd, report, run, tiny_model, train
 from sparse_attention_hub.cli.common import EXIT_DISK, one_line
 
 __all__ = ["EXIT_DISK", "build_parser", "main", "one_line"]
@@ -26,6 +26,8 @@ _REGISTRARS: tuple[Callable[[Any], None], ...] = (
     run.add_run_parser,
     report.add_parser,
     run.add_demo_parser,
+    train.add_parser,
+    convert.add_parser,
 )
 
 

@@ -2,14 +2,16 @@
 and masks equal those of a fresh prefill and fresh state for every question.
 
 Parametrised over the registry (every registered stateful masker, through its configs in the
-shared example list) plus the stateful test masker of ``sparse_attention_hub.testing``, which
+shared example list, or, for one that needs an artefact made for the model, through a config
+whose artefact a function here writes for the law's model) plus the stateful test masker of ``sparse_attention_hub.testing``, which
 is named by import path. Run on a Llama (full attention) and on a Mistral whose every layer
 slides (the cache keeps only the last keys there, so key index != position).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +20,22 @@ import torch
 from sparse_attention_hub.adapters import ModelAdapterHF, Request
 from sparse_attention_hub.sparse_attention import MaskerStates, ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.maskers import (
+    HashAttentionConfig,
     LocalMaskerConfig,
     MaskerConfig,
     SinkMaskerConfig,
     masker_class,
     masker_config_from_dict,
+    resolve_masker,
 )
-from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
+from sparse_attention_hub.sparse_attention.maskers.examples import (
+    ARTEFACT_MASKERS,
+    example_masker_configs,
+)
+from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+    random_hat_weights,
+    save_hat_weights,
+)
 from sparse_attention_hub.testing import make_tiny_model
 
 from .conftest import CONTEXT, QUESTIONS, long_context
@@ -98,8 +109,46 @@ def test_state_reuse_with_rollback_equals_fresh_state(
     scratch_masker_registry: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    adapter = law_adapter
-    stateful = _config(entry)
+    _check_law(law_adapter, _config(entry), monkeypatch)
+
+
+def _hashattention_config(adapter: ModelAdapterHF, directory: Path) -> MaskerConfig:
+    """HashAttention with random MLPs written for ``adapter``'s model shape."""
+    config = adapter.model.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    weights = random_hat_weights(config.num_hidden_layers, heads, head_dim, hidden=16, seed=0)
+    path = save_hat_weights(weights, directory / "hat.safetensors")
+    return HashAttentionConfig(heavy_size=4, weights_file=str(path))
+
+
+#: Stateful maskers whose configs need an artefact for the model (``ARTEFACT_MASKERS``): a
+#: function writing one for the law's model under a directory and returning the config.
+ARTEFACT_CONFIGS: dict[str, Callable[[ModelAdapterHF, Path], MaskerConfig]] = {
+    "hashattention": _hashattention_config,
+}
+
+
+def test_every_stateful_artefact_masker_has_a_law_config() -> None:
+    stateful = {name for name in ARTEFACT_MASKERS if resolve_masker(name).is_stateful}
+    assert stateful <= set(ARTEFACT_CONFIGS)
+
+
+@pytest.mark.parametrize("name", sorted(ARTEFACT_CONFIGS))
+def test_state_law_for_maskers_with_artefacts(
+    law_adapter: ModelAdapterHF,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _check_law(law_adapter, ARTEFACT_CONFIGS[name](law_adapter, tmp_path), monkeypatch)
+
+
+def _check_law(
+    adapter: ModelAdapterHF, stateful: MaskerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The law for ``stateful`` after sink + local; the state must be extended, and a state
+    that ignores rollback must break it."""
     adapter.set_sparse_attention_config(
         ResearchAttentionConfig([SinkMaskerConfig(2), LocalMaskerConfig(4), stateful])
     )

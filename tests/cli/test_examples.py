@@ -150,3 +150,15 @@ def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
         assert configs[f"quest_{budget}"] == expected
         assert expected.dense_layers == [0, 1]
     assert configs["oracle_top_k_1024"].dense_layers == [0, 1]
+
+
+def test_hashattention_example_is_the_papers_stack() -> None:
+    spec = load_experiment(EXAMPLES / "hashattention.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs["dense"] is None
+    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
+    weights = "hat/llama31-8b.safetensors"
+    for name, heavy in (("hashattention_8x", 0.125), ("hashattention_32x", 0.03125)):
+        hat = {"hashattention": {"heavy_size": heavy, "weights_file": weights}}
+        assert configs[name] == rac(sink, local, hat)
+    assert configs["oracle_top_k_8x"] == rac(sink, local, {"oracle_top_k": {"heavy_size": 0.125}})

@@ -1,6 +1,7 @@
 """The built-in maskers against hand-built expectations, and their shared properties."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +28,10 @@ from sparse_attention_hub.sparse_attention.maskers import (
     create_masker,
     masker_class,
 )
-from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
+from sparse_attention_hub.sparse_attention.maskers.examples import (
+    ARTEFACT_MASKERS,
+    example_masker_configs,
+)
 
 
 def qkv(b, h, h_kv, q, k, d=4, seed=0):
@@ -216,8 +220,14 @@ def test_random_sampling_output_is_an_unbiased_estimate_of_dense_attention():
 
 
 def test_every_registered_masker_is_in_the_shared_list():
+    """Every registered masker has examples, or needs an artefact and names the test module
+    that covers it (which must exist)."""
     names = {masker_class(c).name for c in example_masker_configs()}
-    assert names == set(available_maskers())
+    assert names.isdisjoint(ARTEFACT_MASKERS)
+    assert names | set(ARTEFACT_MASKERS) == set(available_maskers())
+    root = Path(__file__).resolve().parents[2]
+    for name, module in ARTEFACT_MASKERS.items():
+        assert (root / module).is_file(), (name, module)
 
 
 CONFIGS = example_masker_configs()

@@ -1,7 +1,7 @@
 """Maskers: each adds entries to the mask built so far (see ``base`` and ``registry``).
 
 Importing this package registers the built-in maskers under their short names:
-``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``. Maskers from
+``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``, ``hashattention``. Maskers from
 outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
@@ -43,11 +43,17 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig, QuestMasker
+from sparse_attention_hub.sparse_attention.maskers.hashattention import (
+    HashAttentionConfig,
+    HashAttentionMasker,
+)
 
 # isort: on
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "HashAttentionConfig",
+    "HashAttentionMasker",
     "LocalMasker",
     "LocalMaskerConfig",
     "Masker",

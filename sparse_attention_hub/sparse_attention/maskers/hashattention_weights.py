@@ -1,0 +1,391 @@
+"""HashAttention weights: the file format, loading, checks, saving and the hash MLPs.
+
+Each attention layer has, per query head, two MLPs (query and key) of ``n`` linear layers
+(the official setting: 3 layers D -> 128 -> 128 -> hat_bits, SiLU between). All heads of one
+linear layer are stacked into one tensor.
+
+**Format (safetensors, the default).** One tensor per (attention layer ``i``, ``query`` or
+``key``, linear layer ``j`` = 0 .. n-1, ``weight`` or ``bias``)::
+
+    layers.{i}.query.{j}.weight   (H, in_j, out_j)   applied as x @ W + b
+    layers.{i}.query.{j}.bias     (H, out_j)
+    layers.{i}.key.{j}.weight     (H, in_j, out_j)
+    layers.{i}.key.{j}.bias       (H, out_j)
+
+``H`` is the number of *query* heads: the key MLPs are per query head too, applied to the keys
+of the head's KV head (the official code repeats K/V to the query heads before hashing, and so
+does the reference framework). ``in_0`` = D (head size), ``out_{n-1}`` = ``hat_bits``, and
+``in_{j+1}`` = ``out_j``. Note ``weight`` is (in, out), the transpose of ``nn.Linear.weight``,
+as in the reference framework's pickles. The header metadata holds
+``{"format": "sah-hashattention", "version": "1", "activation": "silu"}``. A file may cover
+only some layers; a call on a layer it lacks is an error naming the file and the layer.
+
+**Pickle (published weights; only with ``allow_pickle=True``).** The reference framework's
+layout: ``{layer: {"query_matrix": [(H, in, out), ...], "query_bias": [(H, out), ...],
+"key_matrix": [...], "key_bias": [...]}}``. Loading a pickle runs code from the file, so it
+is refused unless asked for; :func:`convert_pickle` (``sah convert hashattention``) writes the
+same weights as safetensors once.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+FORMAT = "sah-hashattention"
+VERSION = "1"
+#: The official MLP: hidden width and depth.
+HIDDEN = 128
+MLP_LAYERS = 3
+_SIDES = ("query", "key")
+_PICKLE_MAGIC = b"\x80"
+
+
+#: One MLP: its linear layers' (weight (H, in, out), bias (H, out)) pairs.
+MLP = tuple[tuple[torch.Tensor, torch.Tensor], ...]
+
+
+@dataclass(frozen=True)
+class HatLayer:
+    """The MLPs of one attention layer: per side, a tuple of (weight (H, in, out), bias
+    (H, out)) pairs, fp32."""
+
+    query: MLP
+    key: MLP
+
+    @property
+    def heads(self) -> int:
+        return self.query[0][0].shape[0]
+
+    @property
+    def head_dim(self) -> int:
+        return self.query[0][0].shape[1]
+
+    @property
+    def bits(self) -> int:
+        return self.query[-1][0].shape[2]
+
+    def to(self, device: torch.device) -> HatLayer:
+        def move(side: MLP) -> MLP:
+            return tuple((w.to(device), b.to(device)) for w, b in side)
+
+        return HatLayer(move(self.query), move(self.key))
+
+
+HatWeights = dict[int, HatLayer]
+
+
+def mlp_logits(x: torch.Tensor, mlp: MLP) -> torch.Tensor:
+    """The MLP outputs of ``x`` (B, H, N, D), head h through weights [h]: (B, H, N, bits) fp32
+    (SiLU between the linear layers, none after the last)."""
+    out = x.float()
+    for j, (weight, bias) in enumerate(mlp):
+        out = torch.matmul(out, weight.unsqueeze(0)) + bias[None, :, None, :]  # (B, H, N, out)
+        if j < len(mlp) - 1:
+            out = F.silu(out)
+    return out
+
+
+def key_logits(keys: torch.Tensor, mlp: MLP) -> torch.Tensor:
+    """Key-MLP outputs (B, H, N, bits) of keys (B, Hkv, N, D): query head h hashes the keys of
+    KV head h // G (G = H / Hkv) through its own MLP, without repeating the keys in memory for
+    the first (largest) product."""
+    b, h_kv, n, d = keys.shape
+    weight, bias = mlp[0]
+    h = weight.shape[0]
+    w = weight.reshape(h_kv, h // h_kv, d, -1)  # (Hkv, G, D, out)
+    first = torch.matmul(keys.float().unsqueeze(2), w.unsqueeze(0))  # (B, Hkv, G, N, out)
+    out = first.reshape(b, h, n, -1) + bias[None, :, None, :]  # (B, H, N, out)
+    if len(mlp) == 1:
+        return out
+    return mlp_logits(F.silu(out), mlp[1:])
+
+
+#: Bits per word of a packed signature: 16, so one table lookup counts a word's set bits.
+WORD_BITS = 16
+
+
+def pack_signs(logits: torch.Tensor) -> torch.Tensor:
+    """Sign bits (logit > 0 -> 1) of ``logits`` (..., bits) packed 16 per int32 word:
+    (..., ceil(bits / 16)) int32, each word in [0, 2**16)."""
+    bits = logits.shape[-1]
+    words = -(-bits // WORD_BITS)
+    flags = F.pad((logits > 0).int(), (0, words * WORD_BITS - bits))  # (..., words * 16)
+    flags = flags.reshape(*logits.shape[:-1], words, WORD_BITS)  # (..., words, 16)
+    shifts = torch.arange(WORD_BITS, device=logits.device, dtype=torch.int32)
+    return (flags << shifts).sum(-1, dtype=torch.int32)  # (..., words)
+
+
+@functools.cache
+def popcount_table(device: torch.device) -> torch.Tensor:
+    """(65536,) uint8: the number of set bits of every 16-bit word, on ``device``."""
+    values = torch.arange(1 << WORD_BITS, dtype=torch.int32)
+    counts = torch.zeros_like(values)
+    for bit in range(WORD_BITS):
+        counts += (values >> bit) & 1
+    return counts.to(torch.uint8).to(device)
+
+
+def hamming_distance(query_signs: torch.Tensor, key_signs: torch.Tensor) -> torch.Tensor:
+    """Differing bits of packed signatures: queries (B, H, Q, W), keys (B, H, K, W) int32
+    words -> (B, H, Q, K) int32 (one xor, one table lookup, one sum)."""
+    xor = query_signs.unsqueeze(3) ^ key_signs.unsqueeze(2)  # (B, H, Q, K, W)
+    return popcount_table(xor.device)[xor].sum(-1, dtype=torch.int32)  # (B, H, Q, K)
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def check_layer(layer: HatLayer, source: str, layer_idx: int, bits: int | None = None) -> None:
+    """ValueError naming ``source``, the layer and the expected shape unless the MLPs of
+    ``layer`` chain (same heads and depth on both sides, in_{j+1} = out_j, biases (H, out))
+    and end in ``bits`` outputs (when given)."""
+    where = f"{source}: layer {layer_idx}"
+    if not layer.query or len(layer.query) != len(layer.key):
+        raise ValueError(
+            f"{where}: query and key MLPs need the same number (>= 1) of linear layers, got "
+            f"{len(layer.query)} and {len(layer.key)}"
+        )
+    heads, dim = layer.heads, layer.head_dim
+    for side, mlp in (("query", layer.query), ("key", layer.key)):
+        fan_in = dim
+        for j, (weight, bias) in enumerate(mlp):
+            name = f"layers.{layer_idx}.{side}.{j}"
+            if weight.dim() != 3 or tuple(weight.shape[:2]) != (heads, fan_in):
+                raise ValueError(
+                    f"{where}: {name}.weight has shape {tuple(weight.shape)}, expected "
+                    f"({heads}, {fan_in}, out)"
+                )
+            if tuple(bias.shape) != (heads, weight.shape[2]):
+                raise ValueError(
+                    f"{where}: {name}.bias has shape {tuple(bias.shape)}, expected "
+                    f"({heads}, {weight.shape[2]})"
+                )
+            fan_in = weight.shape[2]
+        if bits is not None and fan_in != bits:
+            raise ValueError(
+                f"{where}: the {side} MLP ends in {fan_in} outputs, expected hat_bits = {bits}"
+            )
+    if layer.key[-1][0].shape[2] != layer.bits:
+        raise ValueError(
+            f"{where}: query and key MLPs end in {layer.bits} and "
+            f"{layer.key[-1][0].shape[2]} bits; they must match"
+        )
+
+
+# ---------------------------------------------------------------------- files
+
+
+def is_pickle(path: str | Path) -> bool:
+    """Whether the file at ``path`` is a pickle (protocol >= 2 starts with byte 0x80)."""
+    with open(path, "rb") as handle:
+        return handle.read(1) == _PICKLE_MAGIC
+
+
+def load_hat_weights(path: str | Path, allow_pickle: bool = False) -> HatWeights:
+    """The weights in ``path`` (safetensors, or with ``allow_pickle`` the reference pickle),
+    each layer checked.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a pickle without ``allow_pickle``, or tensors that do not form the MLPs
+            (naming the file, the layer and the expected shape).
+    """
+    source = str(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"HashAttention weights file not found: {source}")
+    if is_pickle(path):
+        if not allow_pickle:
+            raise ValueError(
+                f"{source} is a pickle; loading a pickle runs code from the file. Set "
+                "allow_pickle: true in the hashattention config if you trust it, or convert it "
+                "once with `sah convert hashattention IN.pkl --out OUT.safetensors`"
+            )
+        with open(path, "rb") as handle:
+            weights = from_pickle_layout(pickle.load(handle), source)  # opted in: allow_pickle
+    else:
+        weights = from_tensors(_read_safetensors(path), source)
+    for layer_idx, layer in weights.items():
+        check_layer(layer, source, layer_idx)
+    return weights
+
+
+def _read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"{path} is neither a safetensors file nor a pickle of HashAttention weights: {exc}"
+        ) from exc
+
+
+def from_tensors(tensors: dict[str, torch.Tensor], source: str) -> HatWeights:
+    """Weights from the flat ``layers.{i}.{side}.{j}.{weight|bias}`` tensors (see module)."""
+    grouped: dict[int, dict[str, dict[int, dict[str, torch.Tensor]]]] = {}
+    for name, tensor in tensors.items():
+        parts = name.split(".")
+        if (
+            len(parts) != 5
+            or parts[0] != "layers"
+            or not parts[1].isdigit()
+            or parts[2] not in _SIDES
+            or not parts[3].isdigit()
+            or parts[4] not in ("weight", "bias")
+        ):
+            raise ValueError(
+                f"{source}: unexpected tensor {name!r}; expected names "
+                "layers.{i}.{query|key}.{j}.{weight|bias}"
+            )
+        side = grouped.setdefault(int(parts[1]), {}).setdefault(parts[2], {})
+        side.setdefault(int(parts[3]), {})[parts[4]] = tensor.float()
+    if not grouped:
+        raise ValueError(f"{source}: no HashAttention tensors (layers.{{i}}.query.0.weight, ...)")
+    return {i: _layer_from_parts(parts, source, i) for i, parts in sorted(grouped.items())}
+
+
+def _layer_from_parts(
+    parts: dict[str, dict[int, dict[str, torch.Tensor]]], source: str, layer_idx: int
+) -> HatLayer:
+    sides = []
+    for side in _SIDES:
+        linears = parts.get(side, {})
+        mlp = []
+        for j in range(len(linears)):
+            pair = linears.get(j, {})
+            if "weight" not in pair or "bias" not in pair:
+                raise ValueError(
+                    f"{source}: layer {layer_idx}: missing layers.{layer_idx}.{side}.{j}."
+                    f"{'weight' if 'weight' not in pair else 'bias'} (the {side} MLP has "
+                    f"{len(linears)} linear layers)"
+                )
+            mlp.append((pair["weight"], pair["bias"]))
+        sides.append(tuple(mlp))
+    return HatLayer(sides[0], sides[1])
+
+
+def to_tensors(weights: HatWeights) -> dict[str, torch.Tensor]:
+    """The flat named tensors of ``weights`` (contiguous fp32; see module)."""
+    tensors: dict[str, torch.Tensor] = {}
+    for i, layer in weights.items():
+        for side, mlp in (("query", layer.query), ("key", layer.key)):
+            for j, (weight, bias) in enumerate(mlp):
+                tensors[f"layers.{i}.{side}.{j}.weight"] = weight.float().contiguous()
+                tensors[f"layers.{i}.{side}.{j}.bias"] = bias.float().contiguous()
+    return tensors
+
+
+def save_hat_weights(weights: HatWeights, path: str | Path) -> Path:
+    """Write ``weights`` as safetensors to ``path`` (parents created); return the path."""
+    from safetensors.torch import save_file
+
+    for layer_idx, layer in weights.items():
+        check_layer(layer, str(path), layer_idx)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": FORMAT, "version": VERSION, "activation": "silu"}
+    save_file(to_tensors(weights), str(out), metadata=metadata)
+    return out
+
+
+def from_pickle_layout(obj: object, source: str) -> HatWeights:
+    """Weights from the reference framework's pickle layout (see module)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{source}: expected a dict of layers, got {type(obj).__name__}")
+    weights: HatWeights = {}
+    for layer_idx, entry in obj.items():
+        keys = ("query_matrix", "query_bias", "key_matrix", "key_bias")
+        if not isinstance(entry, dict) or any(k not in entry for k in keys):
+            raise ValueError(f"{source}: layer {layer_idx}: expected the keys {list(keys)}")
+        sides = []
+        for side in _SIDES:
+            matrices, biases = entry[f"{side}_matrix"], entry[f"{side}_bias"]
+            if len(matrices) != len(biases):
+                raise ValueError(
+                    f"{source}: layer {layer_idx}: {len(matrices)} {side} matrices but "
+                    f"{len(biases)} biases"
+                )
+            sides.append(
+                tuple(
+                    (torch.as_tensor(w).float(), torch.as_tensor(b).float())
+                    for w, b in zip(matrices, biases, strict=True)
+                )
+            )
+        weights[int(layer_idx)] = HatLayer(sides[0], sides[1])
+    return weights
+
+
+def to_pickle_layout(weights: HatWeights) -> dict[int, dict[str, list[torch.Tensor]]]:
+    """``weights`` in the reference framework's pickle layout (see module)."""
+    return {
+        i: {
+            f"{side}_{kind}": [pair[k] for pair in mlp]
+            for side, mlp in (("query", layer.query), ("key", layer.key))
+            for k, kind in ((0, "matrix"), (1, "bias"))
+        }
+        for i, layer in weights.items()
+    }
+
+
+def convert_pickle(source: str | Path, target: str | Path) -> HatWeights:
+    """Read the reference pickle ``source`` (it runs code: only for files you trust) and write
+    it as safetensors to ``target``; return the weights."""
+    weights = load_hat_weights(source, allow_pickle=True)
+    save_hat_weights(weights, target)
+    return weights
+
+
+def random_hat_weights(
+    num_layers: int,
+    heads: int,
+    head_dim: int,
+    hat_bits: int = 32,
+    hidden: int = HIDDEN,
+    depth: int = MLP_LAYERS,
+    seed: int = 0,
+) -> HatWeights:
+    """Freshly initialised MLPs (``nn.Linear``'s default: uniform in +-1/sqrt(fan_in)) for
+    ``num_layers`` layers of ``heads`` query heads of size ``head_dim``; seeded."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = [head_dim] + [hidden] * (depth - 1) + [hat_bits]
+
+    def mlp() -> MLP:
+        pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = fan_in**-0.5
+            weight = (torch.rand(heads, fan_in, fan_out, generator=g) * 2 - 1) * bound
+            bias = (torch.rand(heads, fan_out, generator=g) * 2 - 1) * bound
+            pairs.append((weight, bias))
+        return tuple(pairs)
+
+    return {i: HatLayer(mlp(), mlp()) for i in range(num_layers)}
+
+
+__all__ = [
+    "MLP",
+    "HatLayer",
+    "HatWeights",
+    "check_layer",
+    "convert_pickle",
+    "from_pickle_layout",
+    "from_tensors",
+    "hamming_distance",
+    "is_pickle",
+    "key_logits",
+    "load_hat_weights",
+    "mlp_logits",
+    "pack_signs",
+    "popcount_table",
+    "random_hat_weights",
+    "save_hat_weights",
+    "to_pickle_layout",
+    "to_tensors",
+]
