@@ -117,7 +117,7 @@ def token_chunks(tokenizer: Any, texts: Sequence[str], length: int) -> list[list
     is kept when it has more than half a chunk)."""
     chunks: list[list[int]] = []
     for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         for start in range(0, len(ids), length):
             piece = ids[start : start + length]
             if len(piece) == length or (len(piece) > length // 2 and start == 0):
