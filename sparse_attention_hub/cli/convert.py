@@ -24,12 +24,14 @@ def add_parser(sub: Any) -> None:
     formats = p_convert.add_subparsers(dest="format", metavar="FORMAT", required=True)
     p_hat = formats.add_parser(
         "hashattention",
-        help="a reference-framework .pkl of hash weights to .safetensors",
-        description="Read a HashAttention weights pickle (the reference framework's layout; "
-        "unpickling runs code from the file: convert only files you trust) and write it as "
-        "safetensors, which the hashattention masker reads without allow_pickle.",
+        help="published hash weights (.pkl or official .pt) to .safetensors",
+        description="Read published HashAttention weights, a pickle in the reference "
+        "framework's layout (unpickling runs code from the file: convert only files you "
+        "trust) or an official .pt checkpoint (xAlg-ai/HashAttention-1.0, read without running "
+        "code), and write them as safetensors, which the hashattention masker reads without "
+        "allow_pickle.",
     )
-    p_hat.add_argument("source", help="the .pkl file")
+    p_hat.add_argument("source", help="the .pkl or .pt file")
     p_hat.add_argument("--out", required=True, help="the .safetensors file to write")
     add_quiet(p_hat)
     p_hat.set_defaults(func=_cmd_convert_hashattention)

@@ -272,6 +272,44 @@ def test_the_converter_round_trips_a_pickle(tmp_path, weights_file, capsys):
                 assert torch.equal(w, w2) and torch.equal(b, b2)
 
 
+class OfficialUSA(torch.nn.Module):
+    """The official repository's per-layer module (hashattention_llama.USA, 3 layers)."""
+
+    def __init__(self, heads: int, dim: int, hidden: int, bits: int) -> None:
+        super().__init__()
+
+        def mlp() -> torch.nn.Sequential:
+            return torch.nn.Sequential(
+                torch.nn.Linear(dim, hidden),
+                torch.nn.SiLU(),
+                torch.nn.Linear(hidden, hidden),
+                torch.nn.SiLU(),
+                torch.nn.Linear(hidden, bits),
+            )
+
+        self.learning_to_hash_transformation_k = torch.nn.ModuleList(mlp() for _ in range(heads))
+        self.learning_to_hash_transformation_q = torch.nn.ModuleList(mlp() for _ in range(heads))
+
+
+def test_the_converter_reads_an_official_checkpoint(tmp_path):
+    """An official ``.pt`` (ModuleList of USA modules) converts to MLPs with the same outputs."""
+    torch.manual_seed(0)
+    official = torch.nn.ModuleList(OfficialUSA(H, D, 16, 32) for _ in range(LAYERS))
+    torch.save(official.state_dict(), tmp_path / "usa.pt")
+    target = tmp_path / "usa.safetensors"
+    assert main(["convert", "hashattention", str(tmp_path / "usa.pt"), "--out", str(target)]) == 0
+    weights = load_hat_weights(target)
+    x = torch.randn(1, H, 5, D)
+    for i in range(LAYERS):
+        for side, attr in (
+            ("query", "learning_to_hash_transformation_q"),
+            ("key", "learning_to_hash_transformation_k"),
+        ):
+            expected = torch.stack([getattr(official[i], attr)[h](x[0, h]) for h in range(H)])
+            got = mlp_logits(x, getattr(weights[i], side))[0]
+            assert torch.allclose(got, expected, atol=1e-5), (i, side)
+
+
 def test_bad_files_are_clear_errors(tmp_path, weights_file):
     q, k, v = qkv()
     with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):

@@ -24,7 +24,8 @@ only some layers; a call on a layer it lacks is an error naming the file and the
 layout: ``{layer: {"query_matrix": [(H, in, out), ...], "query_bias": [(H, out), ...],
 "key_matrix": [...], "key_bias": [...]}}``. Loading a pickle runs code from the file, so it
 is refused unless asked for; :func:`convert_pickle` (``sah convert hashattention``) writes the
-same weights as safetensors once.
+same weights as safetensors once. It also reads the official repository's ``.pt`` checkpoints
+(the ``USA`` modules' state dicts, see :func:`from_usa_state_dict`).
 """
 
 from __future__ import annotations
@@ -335,10 +336,71 @@ def to_pickle_layout(weights: HatWeights) -> dict[int, dict[str, list[torch.Tens
     }
 
 
+def from_usa_state_dict(state: dict[str, torch.Tensor], source: str) -> HatWeights:
+    """Weights from the official repository's ``.pt`` checkpoints (xAlg-ai/HashAttention-1.0,
+    ``load_usa``): an ``nn.ModuleList`` state dict with keys
+    ``{layer}.learning_to_hash_transformation_{q|k}.{head}.{2 * j}.{weight|bias}``, each
+    ``weight`` an ``nn.Linear`` (out, in) matrix (transposed and stacked over heads here)."""
+    parts: dict[int, dict[str, dict[int, dict[int, dict[str, torch.Tensor]]]]] = {}
+    for name, tensor in state.items():
+        bits = name.split(".")
+        if (
+            len(bits) != 5
+            or bits[1]
+            not in ("learning_to_hash_transformation_q", "learning_to_hash_transformation_k")
+            or not (bits[0].isdigit() and bits[2].isdigit() and bits[3].isdigit())
+            or bits[4] not in ("weight", "bias")
+        ):
+            raise ValueError(f"{source}: unexpected entry {name!r} for a HashAttention checkpoint")
+        side = "query" if bits[1].endswith("_q") else "key"
+        layer = parts.setdefault(int(bits[0]), {}).setdefault(side, {})
+        linear = layer.setdefault(int(bits[3]) // 2, {}).setdefault(int(bits[2]), {})
+        linear[bits[4]] = tensor.float()
+    if not parts:
+        raise ValueError(f"{source}: no learning_to_hash_transformation entries")
+    weights: HatWeights = {}
+    for i, sides in sorted(parts.items()):
+        mlps = []
+        for side in _SIDES:
+            linears = sides.get(side, {})
+            mlp = []
+            for j in range(len(linears)):
+                heads = linears.get(j, {})
+                try:
+                    weight = torch.stack([heads[h]["weight"].t() for h in range(len(heads))])
+                    bias = torch.stack([heads[h]["bias"] for h in range(len(heads))])
+                except KeyError as exc:
+                    raise ValueError(
+                        f"{source}: layer {i}: the {side} MLP's linear layer {j} lacks an entry "
+                        f"for a head ({exc})"
+                    ) from exc
+                mlp.append((weight, bias))  # (H, in, out), (H, out)
+            mlps.append(tuple(mlp))
+        weights[i] = HatLayer(mlps[0], mlps[1])
+    return weights
+
+
 def convert_pickle(source: str | Path, target: str | Path) -> HatWeights:
-    """Read the reference pickle ``source`` (it runs code: only for files you trust) and write
-    it as safetensors to ``target``; return the weights."""
-    weights = load_hat_weights(source, allow_pickle=True)
+    """Read published weights ``source`` and write them as safetensors to ``target``; return
+    the weights. ``source`` is the reference framework's pickle (unpickling runs code: only
+    for files you trust) or an official ``.pt`` checkpoint (read with
+    ``torch.load(weights_only=True)``, which runs no code)."""
+    if not Path(source).is_file():
+        raise FileNotFoundError(f"HashAttention weights file not found: {source}")
+    if is_pickle(source):
+        weights = load_hat_weights(source, allow_pickle=True)
+    else:
+        try:
+            state = torch.load(str(source), map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for a non-checkpoint file
+            raise ValueError(
+                f"{source} is neither a HashAttention pickle nor a torch checkpoint: {exc}"
+            ) from exc
+        if not isinstance(state, dict):
+            raise ValueError(f"{source}: expected a state dict, got {type(state).__name__}")
+        weights = from_usa_state_dict(state, str(source))
+    for layer_idx, layer in weights.items():
+        check_layer(layer, str(source), layer_idx)
     save_hat_weights(weights, target)
     return weights
 
@@ -377,6 +439,7 @@ __all__ = [
     "convert_pickle",
     "from_pickle_layout",
     "from_tensors",
+    "from_usa_state_dict",
     "hamming_distance",
     "is_pickle",
     "key_logits",
