@@ -113,8 +113,8 @@ def default_text() -> str:
 
 
 def token_chunks(tokenizer: Any, texts: Sequence[str], length: int) -> list[list[int]]:
-    """The texts tokenised and cut into chunks of ``length`` tokens (the tail of each text
-    is kept when it has more than half a chunk)."""
+    """The texts tokenised and cut into chunks of ``length`` tokens; a text shorter than one
+    chunk is kept whole when it has more than half a chunk, other short tails are dropped."""
     chunks: list[list[int]] = []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]

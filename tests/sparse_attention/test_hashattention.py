@@ -153,7 +153,7 @@ def test_tie_rule_on_integer_distances():
     assert not keep.any()
 
 
-@pytest.mark.parametrize("bits", [32, 40, 7])
+@pytest.mark.parametrize("bits", [32, 40, 7, 300])
 def test_hamming_score_is_the_dot_product_of_sign_signatures(bits):
     g = torch.Generator().manual_seed(bits)
     q_logits, k_logits = (
@@ -161,7 +161,7 @@ def test_hamming_score_is_the_dot_product_of_sign_signatures(bits):
         torch.randn(2, 3, 9, bits, generator=g),
     )
     expected = torch.where(q_logits > 0, 1, -1) @ torch.where(k_logits > 0, 1, -1).transpose(-1, -2)
-    got = hamming_scores(pack_signs(q_logits), pack_signs(k_logits), bits)
+    got = hamming_scores(pack_signs(q_logits), pack_signs(k_logits).transpose(-1, -2), bits)
     assert torch.equal(got, expected)
 
 
@@ -173,7 +173,7 @@ def test_key_mlps_are_per_query_head(weights_file):
     q = torch.randn(1, H, 1, D)
     state = masker.build_state(AttentionInputs(q, k, v, layer_idx=0))
     repeated = k.repeat_interleave(H // HKV, dim=1)  # (B, H, K, D)
-    assert torch.equal(state, pack_signs(mlp_logits(repeated, weights[0].key)))
+    assert torch.equal(state, pack_signs(mlp_logits(repeated, weights[0].key)).transpose(-1, -2))
 
 
 def test_state_extended_and_truncated_equals_a_fresh_build(weights_file):
@@ -197,7 +197,7 @@ def test_state_extended_and_truncated_equals_a_fresh_build(weights_file):
     call(0, 13)
     call(3, 19)  # a sliding window dropped keys
     entry = states.entry(0, masker)
-    assert entry is not None and entry.value.shape == (1, H, 16, 2)
+    assert entry is not None and entry.value.shape == (1, H, 2, 16)
 
 
 @st.composite

@@ -27,10 +27,11 @@ GQA: as in the official code (which repeats K/V to the query heads before hashin
 reference framework, the key MLPs are per *query* head: query head h hashes the keys of its
 KV head h // G with its own key MLP. The state therefore holds H (not Hkv) signatures per key.
 
-State (through the ``StatefulMasker`` contract): the packed key signatures (B, H, K, words)
-int32, 16 bits per word (8 bytes per key and head for 32 bits: a popcount is one lookup in a
-2**16-entry table, the fastest form on a CPU; 2x the paper's 32 bits); new keys are hashed and appended, a rollback or a sliding window
-slices them. The official code also caches key signatures (``past_key_signatures``).
+State (through the ``StatefulMasker`` contract): the packed key signatures, word-major
+(B, H, words, K) int32, 16 bits per word: 8 bytes per key and head for 32 bits (2x the paper's
+32 bits), so that a popcount is one lookup in a 2**16-entry table, the fastest form found on a
+CPU. New keys are hashed and appended; a rollback or a sliding window slices them. The official
+code also caches the key signatures (``past_key_signatures``).
 
 Differences from the official code, all written down here:
 
@@ -101,8 +102,8 @@ class HashAttentionConfig(MaskerConfig):
 
 def hamming_scores(query_signs: torch.Tensor, key_signs: torch.Tensor, bits: int) -> torch.Tensor:
     """``bits - 2 * Hamming distance`` (the dot product of the +-1 signatures) of packed
-    signatures: queries (B, H, Q, W), keys (B, H, K, W) int32 words -> (B, H, Q, K) int32."""
-    return bits - 2 * hamming_distance(query_signs, key_signs)
+    signatures: queries (B, H, Q, W), keys word-major (B, H, W, K) -> (B, H, Q, K) int32."""
+    return bits - 2 * hamming_distance(query_signs, key_signs).int()
 
 
 def nearest_by_distance_then_position(
@@ -114,16 +115,15 @@ def nearest_by_distance_then_position(
     (B, H, Q, K), or None.
 
     One composite integer per key, distance * K + index, ranks both at once (smallest
-    first); ineligible keys get a value above every eligible one."""
+    first); ineligible keys get distance bits + 1, above every eligible one."""
     n_k = distance.shape[-1]
+    if ineligible is not None:
+        distance = distance.masked_fill(ineligible, bits + 1)  # (B, H, Q, K), a new tensor
     dtype = torch.int32 if (bits + 2) * n_k < 2**31 else torch.int64
     index = torch.arange(n_k, device=distance.device, dtype=dtype)
     composite = torch.add(index, distance.to(dtype), alpha=n_k)  # (B, H, Q, K)
-    sentinel = (bits + 1) * n_k
-    if ineligible is not None:
-        composite.masked_fill_(ineligible, sentinel)
     top = torch.topk(composite, k, dim=-1, largest=False, sorted=False)
-    return top.indices, top.values < sentinel
+    return top.indices, top.values < (bits + 1) * n_k
 
 
 @register_masker(
@@ -177,8 +177,9 @@ class HashAttentionMasker(StatefulMasker[torch.Tensor]):
     # ------------------------------------------------------------------ state contract
 
     def key_signatures(self, inputs: AttentionInputs, keys: torch.Tensor) -> torch.Tensor:
-        """Packed signatures (B, H, N, words) int64 of ``keys`` (B, Hkv, N, D) of this layer."""
-        return pack_signs(key_logits(keys, self.layer_weights(inputs).key))
+        """Packed signatures, word-major (B, H, words, N) int32, of ``keys`` (B, Hkv, N, D)."""
+        signs = pack_signs(key_logits(keys, self.layer_weights(inputs).key))  # (B, H, N, W)
+        return signs.transpose(-1, -2).contiguous()  # (B, H, W, N)
 
     def build_state(self, inputs: AttentionInputs) -> torch.Tensor:
         return self.key_signatures(inputs, inputs.keys)
@@ -187,21 +188,21 @@ class HashAttentionMasker(StatefulMasker[torch.Tensor]):
         self, state: torch.Tensor, inputs: AttentionInputs, new_keys: int
     ) -> torch.Tensor:
         new = self.key_signatures(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
-        return torch.cat([state, new], dim=2)  # (B, H, K, words)
+        return torch.cat([state, new], dim=3)  # (B, H, words, K)
 
     def truncate_state(self, state: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        return state[:, :, start:stop]
+        return state[..., start:stop]
 
     # ------------------------------------------------------------------ selection
 
     def distances(self, inputs: AttentionInputs) -> torch.Tensor:
-        """(B, H, Q, K) int32 Hamming distances of every query and key signature."""
+        """(B, H, Q, K) Hamming distances (uint8 up to 255 bits) of every query and key."""
         query_signs = pack_signs(mlp_logits(inputs.queries, self.layer_weights(inputs).query))
         return hamming_distance(query_signs, self.state(inputs))
 
     def scores(self, inputs: AttentionInputs) -> torch.Tensor:
         """(B, H, Q, K) int32 ``hat_bits - 2 * Hamming distance`` (higher = keep)."""
-        return self.config.hat_bits - 2 * self.distances(inputs)
+        return self.config.hat_bits - 2 * self.distances(inputs).int()
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus each row's ``heavy_size`` best inactive allowed keys."""

@@ -134,10 +134,18 @@ def popcount_table(device: torch.device) -> torch.Tensor:
 
 
 def hamming_distance(query_signs: torch.Tensor, key_signs: torch.Tensor) -> torch.Tensor:
-    """Differing bits of packed signatures: queries (B, H, Q, W), keys (B, H, K, W) int32
-    words -> (B, H, Q, K) int32 (one xor, one table lookup, one sum)."""
-    xor = query_signs.unsqueeze(3) ^ key_signs.unsqueeze(2)  # (B, H, Q, K, W)
-    return popcount_table(xor.device)[xor].sum(-1, dtype=torch.int32)  # (B, H, Q, K)
+    """Differing bits of packed signatures: queries (B, H, Q, W) and keys stored word-major
+    (B, H, W, K), int32 words -> (B, H, Q, K), uint8 up to 255 bits (int32 beyond). One xor,
+    one table lookup and W - 1 additions over contiguous (B, H, Q, K) slices."""
+    words = key_signs.shape[2]
+    xor = query_signs.unsqueeze(-1) ^ key_signs.unsqueeze(2)  # (B, H, Q, W, K)
+    counts = popcount_table(xor.device)[xor]  # (B, H, Q, W, K) uint8
+    total = counts[..., 0, :]
+    if words * WORD_BITS > 255:
+        total = total.int()
+    for w in range(1, words):
+        total = total + counts[..., w, :]  # (B, H, Q, K)
+    return total
 
 
 # ---------------------------------------------------------------------- checks
