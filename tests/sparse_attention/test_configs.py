@@ -20,7 +20,15 @@ from sparse_attention_hub.sparse_attention.maskers import (
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import example_masker_configs
 
-KNOWN = ["sink", "local", "oracle_top_k", "oracle_top_p", "random_sampling", "quest"]
+KNOWN = [
+    "sink",
+    "local",
+    "oracle_top_k",
+    "oracle_top_p",
+    "random_sampling",
+    "quest",
+    "hashattention",
+]
 
 
 @pytest.mark.parametrize(
@@ -131,6 +139,8 @@ def test_describe_maskers_lists_every_masker_with_params():
     assert "token_budget: int tokens | float fraction of K = 1024" in params["quest"]
     assert "page_size: int = 16" in params["quest"] and "label_bits: int = 16" in params["quest"]
     assert "Tang et al., 2024" in dict((n, d) for n, _, d in rows)["quest"]
+    assert "weights_file: str (required)" in params["hashattention"]
+    assert "Desai et al., 2025" in dict((n, d) for n, _, d in rows)["hashattention"]
 
 
 @pytest.mark.parametrize(
