@@ -34,12 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
-from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
     MLP,
-    HatLayer,
-    HatWeights,
     key_logits,
     mlp_logits,
+)
+from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+    HatLayer,
+    HatWeights,
     random_hat_weights,
     save_hat_weights,
 )

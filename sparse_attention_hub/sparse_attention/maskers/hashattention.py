@@ -58,15 +58,17 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     check_size,
     resolve_size,
 )
+from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
+    hamming_distance,
+    key_logits,
+    mlp_logits,
+    pack_signs,
+)
 from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
     HatLayer,
     HatWeights,
     check_layer,
-    hamming_distance,
-    key_logits,
     load_hat_weights,
-    mlp_logits,
-    pack_signs,
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
