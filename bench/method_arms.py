@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sparse_attention_hub.sparse_attention.maskers import (
     DoubleSparsityConfig,
+    HashAttentionConfig,
     MagicPigConfig,
     MaskerConfig,
     OracleTopKConfig,
@@ -82,7 +83,20 @@ METHOD_ARMS: dict[str, Arm] = {
     ),
     "pq_cache": Arm(lambda shape, workdir: [PQCacheConfig(heavy_size=0.05)]),
     "double_sparsity": Arm(_double_sparsity),
+    "hashattention": Arm(lambda shape, workdir: [_hashattention(shape, workdir)]),
 }
+
+
+def _hashattention(shape: ArmShape, workdir: Path) -> MaskerConfig:
+    """HashAttention at 5 % with random official-size MLPs (D -> 128 -> 128 -> 32)."""
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+        random_hat_weights,
+        save_hat_weights,
+    )
+
+    weights = random_hat_weights(shape.layers, shape.heads, shape.head_dim)
+    path = save_hat_weights(weights, workdir / "hashattention.safetensors")
+    return HashAttentionConfig(heavy_size=0.05, weights_file=str(path))
 
 
 def missing_arms() -> list[str]:

@@ -14,7 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sparse_attention_hub import __version__
-from sparse_attention_hub.cli import calibrate, compare, list_cmd, report, run, tiny_model
+from sparse_attention_hub.cli import (
+    calibrate,
+    compare,
+    convert,
+    list_cmd,
+    report,
+    run,
+    tiny_model,
+    train,
+)
 from sparse_attention_hub.cli.common import EXIT_DISK, one_line
 
 __all__ = ["EXIT_DISK", "build_parser", "main", "one_line"]
@@ -28,6 +37,8 @@ _REGISTRARS: tuple[Callable[[Any], None], ...] = (
     compare.add_parser,
     run.add_demo_parser,
     calibrate.add_parser,
+    train.add_parser,
+    convert.add_parser,
 )
 
 

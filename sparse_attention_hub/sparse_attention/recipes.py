@@ -297,7 +297,33 @@ def double_sparsity(
     ]
 
 
-# hashattention: one @register_recipe function, here.
+@register_recipe(
+    "hashattention",
+    paper="Desai et al., 2025, 'HashAttention: Semantic Sparsity for Faster Inference' "
+    "(xAlg-ai/HashAttention-1.0): sink 128 + local 128 + top-k by 32-bit learned signatures, "
+    "1/8 to 1/32 of the tokens; weights_file from `sah train hashattention`.",
+)
+def hashattention(
+    weights_file: str | None = None,
+    heavy_size: Size = 0.125,
+    sink_size: Size = 128,
+    window_size: Size = 128,
+    hat_bits: int = 32,
+    allow_pickle: bool = False,
+) -> MaskerList:
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        {
+            "hashattention": {
+                "heavy_size": heavy_size,
+                "weights_file": weights_file,
+                "hat_bits": hat_bits,
+                "allow_pickle": allow_pickle,
+            }
+        },
+    ]
+
 
 __all__ = [
     "Recipe",

@@ -181,7 +181,7 @@ def test_all_recipes_example_expands_every_recipe_with_its_defaults() -> None:
         assert config == ResearchAttentionConfig.from_recipe(name)
     # recipes that read an artefact made for the model are shown in comments, with its command
     text = (EXAMPLES / "all_recipes.yaml").read_text()
-    commented = {"double_sparsity"}
+    commented = {"double_sparsity", "hashattention"}
     assert all(f"#   {name}: {{recipe: {name}" in text for name in commented)
     assert set(configs) | {"oracle_top_k", "quest"} | commented == set(available_recipes())
 
@@ -231,3 +231,15 @@ def test_double_sparsity_example_is_the_papers_stack_with_dense_layers(tmp_path,
     channels.unlink()  # without the calibrated file the example is refused, naming it
     with pytest.raises(Exception, match=r"channels/Llama-3\.1-8B-Instruct\.json"):
         load_experiment(EXAMPLES / "double_sparsity.yaml")
+
+
+def test_hashattention_example_is_the_papers_stack() -> None:
+    spec = load_experiment(EXAMPLES / "hashattention.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs["dense"] is None
+    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
+    weights = "hat/llama31-8b.safetensors"
+    for name, heavy in (("hashattention_8x", 0.125), ("hashattention_32x", 0.03125)):
+        hat = {"hashattention": {"heavy_size": heavy, "weights_file": weights}}
+        assert configs[name] == rac(sink, local, hat)
+    assert configs["oracle_top_k_8x"] == rac(sink, local, {"oracle_top_k": {"heavy_size": 0.125}})

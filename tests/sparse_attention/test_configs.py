@@ -29,6 +29,7 @@ KNOWN = [
     "quest",
     "pq_cache",
     "double_sparsity",
+    "hashattention",
     "magicpig",
     "vattention",
 ]
@@ -160,6 +161,8 @@ def test_describe_maskers_lists_every_masker_with_params():
     assert "channel_file: str (required)" in ds and "group_factor: int = 8" in ds
     assert "label_bits: int = 4" in ds and "channel_selection: str = 'q'" in ds
     assert "Yang et al., 2024" in dict((n, d) for n, _, d in rows)["double_sparsity"]
+    assert "weights_file: str (required)" in params["hashattention"]
+    assert "Desai et al., 2025" in dict((n, d) for n, _, d in rows)["hashattention"]
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ RECIPES = [
     "vattention",
     "pq_cache",
     "double_sparsity",
+    "hashattention",
 ]
 
 
@@ -36,9 +37,17 @@ def _artefacts(tmp_path) -> dict[str, dict[str, str]]:
         random_channel_table,
         write_channel_file,
     )
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+        random_hat_weights,
+        save_hat_weights,
+    )
 
     channels = write_channel_file(tmp_path / "channels.json", random_channel_table(2, 4, 2, 16))
-    return {"double_sparsity": {"channel_file": str(channels)}}
+    weights = save_hat_weights(random_hat_weights(2, 4, 16, hidden=8), tmp_path / "hat.st")
+    return {
+        "double_sparsity": {"channel_file": str(channels)},
+        "hashattention": {"weights_file": str(weights)},
+    }
 
 
 def test_the_registry_holds_the_published_stacks_and_each_builds(tmp_path):
@@ -83,6 +92,21 @@ def test_double_sparsity_recipe_is_the_papers_setting(tmp_path):
     (labels,) = ds.masker_configs
     assert (labels.heavy_size, labels.group_factor, labels.label_bits) == (0.0625, 8, 4)
     assert labels.channel_file == files["channel_file"]
+
+
+def test_hashattention_recipe_is_the_papers_stack(tmp_path):
+    files = _artefacts(tmp_path)["hashattention"]
+    hat = ResearchAttentionConfig.from_recipe("hashattention", **files)
+    assert hat.masker_names() == ["sink", "local", "hashattention"] and hat.dense_layers == []
+    sink, local, signatures = hat.masker_configs
+    assert (sink.sink_size, local.window_size) == (128, 128)
+    assert (signatures.heavy_size, signatures.hat_bits, signatures.allow_pickle) == (
+        0.125,
+        32,
+        False,
+    )
+    vatt = ResearchAttentionConfig.from_recipe("vattention", heavy="hashattention", **files)
+    assert vatt.masker_names() == ["sink", "local", "hashattention", "vattention"]
 
 
 def test_parameters_override_and_unknown_ones_name_the_recipes_parameters():

@@ -2,7 +2,7 @@
 
 Importing this package registers the built-in maskers under their short names:
 ``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
-``pq_cache``, ``double_sparsity``, ``magicpig``, ``vattention``. Maskers from
+``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``. Maskers from
 outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
@@ -49,6 +49,10 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity import (
     DoubleSparsityConfig,
     DoubleSparsityMasker,
 )
+from sparse_attention_hub.sparse_attention.maskers.hashattention import (
+    HashAttentionConfig,
+    HashAttentionMasker,
+)
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig, MagicPigMasker
 from sparse_attention_hub.sparse_attention.maskers.vattention import (
     VAttentionConfig,
@@ -61,6 +65,8 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "DoubleSparsityConfig",
     "DoubleSparsityMasker",
+    "HashAttentionConfig",
+    "HashAttentionMasker",
     "LocalMasker",
     "LocalMaskerConfig",
     "MagicPigConfig",

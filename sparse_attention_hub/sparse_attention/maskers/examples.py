@@ -101,7 +101,24 @@ def _double_sparsity_examples(shape: ModelShape, folder: Path) -> list[MaskerCon
     ]
 
 
+def _hashattention_examples(shape: ModelShape, folder: Path) -> list[MaskerConfig]:
+    from sparse_attention_hub.sparse_attention.maskers.hashattention import HashAttentionConfig
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+        random_hat_weights,
+        save_hat_weights,
+    )
+
+    weights = random_hat_weights(shape.layers, shape.heads, shape.head_dim, hidden=16, seed=0)
+    path = str(save_hat_weights(weights, folder / "hashattention.safetensors"))
+    return [
+        HashAttentionConfig(heavy_size=4, weights_file=path),
+        HashAttentionConfig(heavy_size=0.25, weights_file=path),
+        HashAttentionConfig(heavy_size=10_000, weights_file=path),
+    ]
+
+
 #: Maskers that need an artefact made for the model: name -> (shape, folder) -> configs.
 ARTEFACT_EXAMPLES: dict[str, Callable[[ModelShape, Path], list[MaskerConfig]]] = {
     "double_sparsity": _double_sparsity_examples,
+    "hashattention": _hashattention_examples,
 }
