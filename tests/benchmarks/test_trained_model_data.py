@@ -1,0 +1,59 @@
+"""The trained tiny model's training data is synthetic_ruler's needle format, token for token."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sparse_attention_hub.benchmarks.synthetic_ruler import tasks
+from sparse_attention_hub.testing.retrieval_data import (
+    ADJECTIVES,
+    NOISE,
+    NOUNS,
+    UnitSizer,
+    needle_text,
+    prompt_ids,
+    target_ids,
+)
+from sparse_attention_hub.testing.tiny_model import _build_tokenizer
+
+
+def test_word_lists_and_noise_are_the_benchmarks() -> None:
+    assert (ADJECTIVES, NOUNS, NOISE) == (tasks._ADJECTIVES, tasks._NOUNS, tasks.NOISE)
+
+
+@pytest.mark.parametrize(("seed", "depth", "units"), [(0, 0.0, 3), (7, 0.5, 10), (9, 1.0, 4)])
+def test_single_needle_sample_is_the_benchmarks(seed: int, depth: float, units: int) -> None:
+    ours = needle_text(random.Random(seed), 1, units, depth)
+    theirs = tasks.task_builder("niah_single", 1024)(random.Random(seed), depth, units)
+    assert (ours.context, ours.question, ours.answer_prefix) == (
+        theirs.context,
+        theirs.question,
+        theirs.answer_prefix,
+    )
+    assert [ours.value] == theirs.answer
+
+
+def test_multikey_sample_has_the_benchmarks_parts() -> None:
+    ours = needle_text(random.Random(3), 4, 6, 0.5)
+    theirs = tasks.task_builder("niah_multikey", 1024)(random.Random(3), 0.5, 6)
+    assert ours.question == theirs.question and ours.answer_prefix == theirs.answer_prefix
+    needles = sorted(s for s in ours.context.split(". ") if "magic numbers for" in s)
+    assert needles == sorted(s for s in theirs.context.split(". ") if "magic numbers for" in s)
+
+
+def test_prompt_is_the_chat_rendering_and_the_target_ends_the_turn() -> None:
+    tokenizer = _build_tokenizer(1024)
+    sample = needle_text(random.Random(1), 1, 2, 0.5)
+    ids = prompt_ids(tokenizer, sample)
+    assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
+    text = tokenizer.decode(ids)
+    assert text.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n" + sample.answer_prefix)
+    target = target_ids(tokenizer, sample)
+    assert target[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(target[:-1]) == f" {sample.value}."
+    sizer = UnitSizer(tokenizer)
+    assert (
+        len(prompt_ids(tokenizer, needle_text(random.Random(2), 1, sizer.units(900), 0.3))) <= 900
+    )
