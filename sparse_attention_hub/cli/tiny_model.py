@@ -27,15 +27,18 @@ def _train(args: argparse.Namespace) -> int:
     """``--trained``: train the needle-retrieval llama (minutes of CPU) into the directory."""
     if args.arch != "llama":
         raise ValueError(f"--trained trains a llama; --arch {args.arch} does not apply")
+    from dataclasses import replace
+
     from sparse_attention_hub.testing.train_retrieval_model import (
-        TrainConfig,
+        DEFAULT_PHASES,
         train_retrieval_model,
     )
 
-    config = TrainConfig(seed=args.seed)  # validated before any training starts
+    # --seed shifts every phase's seed (0: the shipped model's recipe)
+    phases = tuple(replace(phase, seed=phase.seed + args.seed) for phase in DEFAULT_PHASES)
     command = f"sah make-tiny-model {args.directory} --trained --seed {args.seed}"
     try:
-        path = train_retrieval_model(args.directory, config, command=command)
+        path = train_retrieval_model(args.directory, phases, command=command)
     except OSError as exc:
         raise ValueError(
             f"{args.directory}: cannot write a model there ({exc.strerror or exc})"

@@ -133,9 +133,7 @@ THIRD_STAGES: tuple[Stage, ...] = (
 DEFAULT_PHASES: tuple[TrainConfig, ...] = (
     TrainConfig(max_steps=900),
     TrainConfig(seed=1, stages=SECOND_STAGES, lr=1.5e-3, warmup_steps=50),
-    TrainConfig(
-        seed=2, stages=THIRD_STAGES, lr=1e-3, warmup_steps=30, eval_lengths=(1024, 2048)
-    ),
+    TrainConfig(seed=2, stages=THIRD_STAGES, lr=1e-3, warmup_steps=30, eval_lengths=(1024, 2048)),
 )
 
 
@@ -306,7 +304,7 @@ def _train_loop(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         hits.append(float(exact_match(logits.detach(), gold).float().mean()))
         window = config.log_every
         bar.set_postfix(

@@ -57,3 +57,38 @@ def test_prompt_is_the_chat_rendering_and_the_target_ends_the_turn() -> None:
     assert (
         len(prompt_ids(tokenizer, needle_text(random.Random(2), 1, sizer.units(900), 0.3))) <= 900
     )
+
+
+def test_a_few_training_steps_write_a_loadable_seeded_model(tmp_path) -> None:
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sparse_attention_hub.testing import tiny_model_fingerprint
+    from sparse_attention_hub.testing.train_retrieval_model import (
+        TrainConfig,
+        train_retrieval_model,
+    )
+
+    phase = TrainConfig(
+        stages=((160, 200, 3, 2),), warmup_steps=1, eval_lengths=(512,), eval_samples=1
+    )
+    first = train_retrieval_model(tmp_path / "a", (phase,), command="test")
+    second = train_retrieval_model(tmp_path / "b", (phase,), command="test")
+    record = json.loads((tmp_path / "a" / "training.json").read_text())
+    assert record["steps"] == 3 and record["command"] == "test" and record["seed"] == 0
+    assert set(record["exact_match"]) == {"512/niah_single", "512/niah_multikey"}
+    model = AutoModelForCausalLM.from_pretrained(first)
+    assert model.config.num_key_value_heads == 2 and AutoTokenizer.from_pretrained(first)
+    weights = [(tmp_path / d / "model.safetensors").read_bytes() for d in ("a", "b")]
+    assert weights[0] == weights[1]  # seeded: the same weights twice
+    assert tiny_model_fingerprint(second)
+
+
+def test_train_config_rejects_bad_stages() -> None:
+    from sparse_attention_hub.testing.train_retrieval_model import TrainConfig
+
+    with pytest.raises(ValueError, match="stage"):
+        TrainConfig(stages=((300, 200, 5, 2),))
+    with pytest.raises(ValueError, match="num_key_value_heads"):
+        TrainConfig(num_attention_heads=4, num_key_value_heads=3)
