@@ -215,7 +215,7 @@ def build_model(config: TrainConfig, tokenizer: Any) -> Any:
         head_dim=config.head_dim,
         intermediate_size=config.intermediate_size,
         max_position_embeddings=4096,
-        rope_theta=config.rope_theta,
+        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -266,7 +266,7 @@ def _loss(logits: Any, gold: Any) -> Any:
 
 def _schedule(config: TrainConfig, rng: random.Random) -> list[tuple[int, int]]:
     """(prompt length, batch size) of every step, in order."""
-    steps = []
+    steps: list[tuple[int, int]] = []
     for low, high, count, batch in config.stages:
         steps.extend((rng.randint(low, high), batch) for _ in range(count))
     return steps[: config.max_steps] if config.max_steps is not None else steps
