@@ -9,6 +9,8 @@ from sparse_attention_hub.cli.common import write
 
 
 def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    if args.trained:
+        return _train(args)
     from sparse_attention_hub.testing import make_tiny_model
 
     try:
@@ -21,10 +23,39 @@ def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """``--trained``: train the needle-retrieval llama (minutes of CPU) into the directory."""
+    if args.arch != "llama":
+        raise ValueError(f"--trained trains a llama; --arch {args.arch} does not apply")
+    from dataclasses import replace
+
+    from sparse_attention_hub.testing.train_retrieval_model import (
+        DEFAULT_PHASES,
+        train_retrieval_model,
+    )
+
+    # --seed shifts every phase's seed (0: the shipped model's recipe)
+    phases = tuple(replace(phase, seed=phase.seed + args.seed) for phase in DEFAULT_PHASES)
+    command = f"sah make-tiny-model {args.directory} --trained --seed {args.seed}"
+    try:
+        path = train_retrieval_model(args.directory, phases, command=command)
+    except OSError as exc:
+        raise ValueError(
+            f"{args.directory}: cannot write a model there ({exc.strerror or exc})"
+        ) from exc
+    write(f"wrote the trained tiny llama model to {path} (see its training.json)")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     """Register ``sah make-tiny-model`` on the subparsers action ``sub``."""
     p_tiny = sub.add_parser("make-tiny-model", help="write a tiny random model and tokenizer")
     p_tiny.add_argument("directory")
     p_tiny.add_argument("--arch", default="llama", choices=["llama", "qwen2", "mistral"])
     p_tiny.add_argument("--seed", type=int, default=0)
+    p_tiny.add_argument(
+        "--trained",
+        action="store_true",
+        help="train the needle-retrieval llama the demo uses (tens of CPU minutes) instead",
+    )
     p_tiny.set_defaults(func=_cmd_make_tiny_model)

@@ -56,9 +56,13 @@ def build_tiny_models(spec: ExperimentSpec) -> list[str]:
     """Build the tiny models the experiment lists (reusing finished ones); one note per model."""
     notes: list[str] = []
     for tiny, path in spec.tiny_models():
-        from sparse_attention_hub.testing import make_tiny_model
+        from sparse_attention_hub.testing import copy_trained_model, make_tiny_model
 
         existed = (Path(path) / "config.json").exists()
+        if tiny.trained:
+            copy_trained_model(path)
+            notes.append(f"{'reusing' if existed else 'copied'} the trained tiny model at {path}")
+            continue
         make_tiny_model(path, arch=tiny.arch, seed=tiny.seed)
         notes.append(f"{'reusing' if existed else 'built'} tiny {tiny.arch} model at {path}")
     return notes

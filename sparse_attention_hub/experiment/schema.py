@@ -207,10 +207,17 @@ def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:
     c.known_keys(item, path, src, ["tiny_model"])
     path = c.join(path, "tiny_model")
     params = c.mapping(item.get("tiny_model") or {}, path, src)
-    c.known_keys(params, path, src, ["arch", "seed"])
+    c.known_keys(params, path, src, ["arch", "seed", "trained"])
     arch = c.string(params.get("arch", "llama"), c.join(path, "arch"), src, TINY_ARCHS)
     seed = c.integer(params.get("seed", 0), c.join(path, "seed"), src, minimum=0)
-    return TinyModelSpec(arch=arch, seed=seed)
+    trained = params.get("trained", False)
+    if not isinstance(trained, bool):
+        raise src.error(c.join(path, "trained"), f"must be true or false, got {trained!r}")
+    if trained and (arch != "llama" or "seed" in params):
+        raise src.error(
+            path, "the trained tiny model is one shipped llama: give trained: true alone"
+        )
+    return TinyModelSpec(arch=arch, seed=seed, trained=trained)
 
 
 def _sparse_configs(

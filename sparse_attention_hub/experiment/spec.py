@@ -25,10 +25,13 @@ class TinyModelSpec:
     """A tiny random model built locally (``models: [{tiny_model: {arch: llama}}]``).
 
     It lives in ``<result_dir>/tiny_models/tiny-<arch>-s<seed>`` and is built on first use.
+    ``trained: true`` is the shipped needle-retrieval llama instead (copied to
+    ``tiny_models/tiny-llama-trained``; arch and seed do not apply).
     """
 
     arch: str = "llama"
     seed: int = 0
+    trained: bool = False
 
     def path(self, result_dir: str) -> str:
         """The model folder, relative to the working directory when it lies below it.
@@ -45,7 +48,7 @@ class TinyModelSpec:
 
     @property
     def dirname(self) -> str:
-        return f"tiny-{self.arch}-s{self.seed}"
+        return "tiny-llama-trained" if self.trained else f"tiny-{self.arch}-s{self.seed}"
 
 
 ModelSpec = str | TinyModelSpec

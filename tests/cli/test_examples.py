@@ -38,15 +38,20 @@ def test_demo_yaml_is_the_expected_executor_call() -> None:
     }
     sink, local = {"sink": {"sink_size": 4}}, {"local": {"window_size": 64}}
     assert spec.matrix_kwargs() == {
-        "model_names": ["demo_results/tiny_models/tiny-llama-s0"],
+        "model_names": ["demo_results/tiny_models/tiny-llama-trained"],
         "sparse_attention_configs": [
             ("dense", None),
-            ("streaming", rac(sink, local)),
-            ("oracle_top_k", rac(sink, local, {"oracle_top_k": {"heavy_size": 0.05}})),
+            ("oracle_top_k", rac(sink, local, {"oracle_top_k": {"heavy_size": 0.25}})),
+            ("quest", rac(sink, local, {"quest": {"token_budget": 0.25, "page_size": 16}})),
+            ("random_sampling", rac(sink, local, {"random_sampling": {"sampling_rate": 0.25}})),
+            ("streaming", rac(sink, {"local": {"window_size": 0.3}})),
         ],
         "benchmark_configs": [
-            BenchmarkConfig("mock_benchmark"),
-            BenchmarkConfig("synthetic_ruler", ["1024", "2048"], {"num_samples": 1}),
+            BenchmarkConfig(
+                "synthetic_ruler",
+                ["1024", "2048"],
+                {"num_samples": 5, "tasks": ["niah_single"]},
+            ),
         ],
         "adapter_config": AdapterConfig(model_kwargs={"dtype": "float32"}),
         "generation_kwargs": {"max_new_tokens": 16, "do_sample": False},
@@ -57,7 +62,7 @@ def test_demo_yaml_is_the_expected_executor_call() -> None:
 def test_demo_result_dir_override_moves_the_tiny_model_too(tmp_path) -> None:
     spec = demo_spec(result_dir=str(tmp_path / "d"))
     assert spec.executor_kwargs()["base_result_dir"] == str(tmp_path / "d")
-    assert spec.model_names() == [str(tmp_path / "d" / "tiny_models" / "tiny-llama-s0")]
+    assert spec.model_names() == [str(tmp_path / "d" / "tiny_models" / "tiny-llama-trained")]
 
 
 def test_gpu_study_is_the_expected_executor_call() -> None:
@@ -142,10 +147,10 @@ def test_tiny_model_path_does_not_depend_on_how_result_dir_is_spelled(
         relative
         == absolute
         == dotted
-        == [os.path.join("runs", "d", "tiny_models", "tiny-llama-s0")]
+        == [os.path.join("runs", "d", "tiny_models", "tiny-llama-trained")]
     )
     outside = demo_spec(result_dir=str(tmp_path.parent / "elsewhere")).model_names()
-    assert outside == [str(tmp_path.parent / "elsewhere" / "tiny_models" / "tiny-llama-s0")]
+    assert outside == [str(tmp_path.parent / "elsewhere" / "tiny_models" / "tiny-llama-trained")]
 
 
 def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
