@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import Any
@@ -127,7 +128,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # The demo is offline by design: never wait on the hub (workers inherit this).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    return execute(demo_spec(result_dir=args.result_dir), args, "demo")
+    started = time.time()
+    spec = demo_spec(result_dir=args.result_dir)
+    code = execute(spec, args, "demo")
+    if code == 0 and not args.dry_run:
+        _demo_figure(spec.result_dir, started)
+    return code
+
+
+def _demo_figure(result_dir: str, started: float) -> None:
+    """Draw the demo's figures under ``<result_dir>/figures`` and print the path of its
+    quality-vs-density figure; the results are saved already, so a failure only warns."""
+    from pathlib import Path
+
+    from sparse_attention_hub.experiment import report_outputs as outputs
+    from sparse_attention_hub.experiment.report import recorded_config_order
+
+    try:
+        table = outputs.load_report_table(result_dir, started)
+        paths, _ = outputs.write_outputs(
+            result_dir,
+            table,
+            Path(result_dir) / outputs.FIGURES_DIR,
+            config_order=recorded_config_order(result_dir),
+        )
+    except (OSError, ValueError) as exc:
+        logging.getLogger(__name__).warning("could not draw the demo's figures: %s", exc)
+        return
+    for path in paths:
+        if path.name == "quality_vs_density.png":
+            write(
+                f"figure: {path} (all figures and an HTML report: "
+                f"sah report {result_dir} --plot --html report.html)"
+            )
 
 
 def add_run_parser(sub: Any) -> None:

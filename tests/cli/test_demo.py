@@ -39,6 +39,9 @@ def test_demo_end_to_end_then_reuse(tmp_path, monkeypatch, capsys) -> None:
     top_k, streaming = rows[1], rows[4]
     assert float(top_k[-2]) < float(streaming[-2])
     assert "demo: 10 cells: 10 ran" in out
+    # the demo draws its figures and names the quality-vs-density one
+    figure = out_dir / "figures" / "quality_vs_density.png"
+    assert f"figure: {figure} (all figures and an HTML report" in out and figure.is_file()
     # `sah report` shows the rows in the order of the run (the demo file's), not by name
     assert main(["-q", "report", str(out_dir)]) == 0
     reported = capsys.readouterr().out.splitlines()
