@@ -32,15 +32,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     write_channel_file,
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import ARTEFACT_EXAMPLES, ModelShape
-
-
-def qkv(h: int, h_kv: int, q: int, k: int, d: int = 8, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(1, h, q, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-    )
+from tests.support.tensors import random_qkv as qkv
 
 
 @pytest.fixture

@@ -32,15 +32,11 @@ from sparse_attention_hub.sparse_attention.maskers.pq_cache import (
     assign_codes,
     pq_scores,
 )
+from tests.support.tensors import random_qkv
 
 
 def qkv(h: int, h_kv: int, q: int, k: int, d: int = 16, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(1, h, q, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-    )
+    return random_qkv(h, h_kv, q, k, d, seed)
 
 
 def pq_mask(config, q, k, v, previous=None, attention_mask=None, query_start=None):

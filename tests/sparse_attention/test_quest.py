@@ -21,15 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers.quest import (
     page_bounds,
     page_summaries,
 )
-
-
-def qkv(h: int, h_kv: int, q: int, k: int, d: int = 8, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(1, h, q, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-    )
+from tests.support.tensors import random_qkv as qkv
 
 
 def quest_mask(config: QuestConfig, q, k, v, attention_mask=None, query_start=None) -> torch.Tensor:

@@ -31,15 +31,7 @@ from sparse_attention_hub.sparse_attention.maskers.magicpig import (
     inclusion_probability,
     pack_codes,
 )
-
-
-def qkv(h: int, h_kv: int, q: int, k: int, d: int = 8, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return (
-        torch.randn(1, h, q, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-        torch.randn(1, h_kv, k, d, generator=g),
-    )
+from tests.support.tensors import random_qkv as qkv
 
 
 def build(configs: list[MaskerConfig], inputs: AttentionInputs) -> Mask:

@@ -69,7 +69,6 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     MaskerConfig,
     Size,
     check_size,
-    resolve_size,
 )
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
     PROJECTIONS,
@@ -78,7 +77,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
-from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker
+from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker, budget_or_mask
 
 
 @dataclass(frozen=True)
@@ -277,12 +276,9 @@ class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus each row's ``heavy_size`` best inactive keys (see module)."""
-        shape, device = inputs.mask_shape, inputs.keys.device
-        k = resolve_size(self.config.heavy_size, shape[3])
-        if previous_mask.is_full_flag or k == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=device))
-        if k >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=device))
+        k, done = budget_or_mask(self.config.heavy_size, inputs, previous_mask)
+        if done is not None:
+            return done
         scores = self.score(inputs)
         active = previous_mask.active()
         if active is not None:

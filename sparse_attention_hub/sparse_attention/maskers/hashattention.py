@@ -57,7 +57,6 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     MaskerConfig,
     Size,
     check_size,
-    resolve_size,
 )
 from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
     hamming_distance,
@@ -73,6 +72,7 @@ from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import 
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
+from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask
 
 
 @dataclass(frozen=True)
@@ -211,12 +211,9 @@ class HashAttentionMasker(StatefulMasker[torch.Tensor]):
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus each row's ``heavy_size`` best inactive allowed keys."""
-        shape, device = inputs.mask_shape, inputs.keys.device
-        k = resolve_size(self.config.heavy_size, shape[3])
-        if previous_mask.is_full_flag or k == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=device))
-        if k >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=device))
+        k, done = budget_or_mask(self.config.heavy_size, inputs, previous_mask)
+        if done is not None:
+            return done
         ineligible = previous_mask.active()
         allowed = inputs.allowed_keys()
         if allowed is not None:

@@ -81,11 +81,11 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     MaskerConfig,
     Size,
     check_size,
-    resolve_size,
 )
 from sparse_attention_hub.sparse_attention.maskers.kmeans import kmeans, nearest_centroid
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
+from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask
 
 
 @dataclass(frozen=True)
@@ -263,11 +263,9 @@ class PQCacheMasker(StatefulMasker[PQCacheState]):
         """``previous_mask`` plus each KV head's top ``heavy_size`` candidates, given to every
         query head of its group."""
         shape, device = inputs.mask_shape, inputs.keys.device
-        k = resolve_size(self.config.heavy_size, shape[3])
-        if previous_mask.is_full_flag or k == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=device))
-        if k >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=device))
+        k, done = budget_or_mask(self.config.heavy_size, inputs, previous_mask)
+        if done is not None:
+            return done
         state = self.state(inputs)
         if state.centroids is None or state.codes is None:  # too few keys for a codebook
             return previous_mask.merge(Mask.create_full(shape, device=device))

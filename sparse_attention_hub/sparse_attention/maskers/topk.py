@@ -18,6 +18,21 @@ from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import Masker, Size, resolve_size
 
 
+def budget_or_mask(
+    size: Size, inputs: AttentionInputs, previous_mask: Mask
+) -> tuple[int, Mask | None]:
+    """The per-row budget k of ``size`` at this call's K, and the finished mask when no score
+    is needed: ``previous_mask`` unchanged (it is full, or k == 0) or every key (k >= K).
+    ``(k, None)`` means the masker must choose k keys per row."""
+    shape, device = inputs.mask_shape, inputs.keys.device
+    k = resolve_size(size, shape[3])
+    if previous_mask.is_full_flag or k == 0:
+        return k, previous_mask.merge(Mask.create_empty(shape, device=device))
+    if k >= shape[3]:
+        return k, previous_mask.merge(Mask.create_full(shape, device=device))
+    return k, None
+
+
 class TopKMasker(Masker):
     """Base of top-k maskers: subclasses implement :meth:`score` and :meth:`size`."""
 
@@ -31,12 +46,9 @@ class TopKMasker(Masker):
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
         """``previous_mask`` plus the top-k scoring inactive keys of every row (see module)."""
-        shape = inputs.mask_shape
-        k = resolve_size(self.size(), shape[3])
-        if previous_mask.is_full_flag or k == 0:
-            return previous_mask.merge(Mask.create_empty(shape, device=inputs.keys.device))
-        if k >= shape[3]:
-            return previous_mask.merge(Mask.create_full(shape, device=inputs.keys.device))
+        k, done = budget_or_mask(self.size(), inputs, previous_mask)
+        if done is not None:
+            return done
         scores = self.score(inputs)
         active = previous_mask.active()
         if active is not None:
