@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     """Register ``sah compare`` on the subparsers action ``sub``."""
     p = sub.add_parser(
         "compare",
-        help="compare two results directories: paired Δ (B − A) with CIs",
+        help="compare two results directories (paired Δ with CIs)",
         description="Cells present in both directories side by side, with the paired "
         "difference B − A over the rows both scored and its bootstrap 95%% CI; cells found in "
         "one directory only are listed.",
