@@ -34,13 +34,12 @@ against their registries by ``validate.py``.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from sparse_attention_hub.experiment import checks as c
 from sparse_attention_hub.experiment.checks import Source
 from sparse_attention_hub.experiment.gpus import parse_gpus
-from sparse_attention_hub.experiment.recipe_configs import recipe_configs
+from sparse_attention_hub.experiment.schema_configs import parse_sparse_configs
 from sparse_attention_hub.experiment.spec import (
     BenchmarkSpec,
     ExecutorSpec,
@@ -48,7 +47,6 @@ from sparse_attention_hub.experiment.spec import (
     ModelSpec,
     TinyModelSpec,
 )
-from sparse_attention_hub.experiment.sweep import check_sweep_size, expand_config
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -76,10 +74,6 @@ DTYPES = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
 }
-DENSE = "dense"
-RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
-MAX_NAME_BYTES = 255  # a directory name
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 _ANY_INT = c.integer
 
 
@@ -130,7 +124,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
-    sparse_configs, dense_layers = _sparse_configs(
+    sparse_configs, dense_layers = parse_sparse_configs(
         c.required(doc, "sparse_configs", "", src),
         src,
         c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
@@ -218,127 +212,6 @@ def _tiny_model(item: dict[str, Any], path: str, src: Source) -> TinyModelSpec:
             path, "the trained tiny model is one shipped llama: give trained: true alone"
         )
     return TinyModelSpec(arch=arch, seed=seed, trained=trained)
-
-
-def _sparse_configs(
-    value: Any, src: Source, allow_large_sweep: bool = False
-) -> tuple[list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]]]:
-    """The configs in file order, each masker list with list-valued parameters expanded into
-    one config per point of their product (``sweep.py``), and the dense layers by config name
-    (a swept config's points share its dense layers)."""
-    configs = c.mapping(
-        value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
-    )
-    if not configs:
-        raise src.error("sparse_configs", "needs at least one config (e.g. dense: dense)")
-    out: list[tuple[str, list[dict[str, dict[str, Any]]] | None]] = []
-    dense_layers: dict[str, list[int]] = {}
-    for name, maskers in configs.items():
-        path = c.join("sparse_configs", name)
-        if not CONFIG_NAME.match(name) or ".." in name:
-            raise src.error(
-                path,
-                "a config name is a folder name: letters, digits and _ . + = - (not starting with . or -)",
-            )
-        if name == RESERVED_CONFIG_NAME:
-            raise src.error(
-                path, "'stale' is reserved: the executor keeps replaced results in stale/ folders"
-            )
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
-        if isinstance(maskers, dict) and "recipe" in maskers:
-            if name == DENSE:
-                raise src.error(path, "the name 'dense' is kept for the dense baseline")
-            for point_name, point_maskers, point_layers in recipe_configs(name, maskers, path, src):
-                _check_generated_name(point_name, path, src, [n for n, _ in out])
-                out.append((point_name, point_maskers))
-                if point_layers:
-                    dense_layers[point_name] = point_layers
-            continue
-        if isinstance(maskers, dict):
-            maskers, layers = _with_dense_layers(maskers, path, src)
-            if layers:
-                dense_layers[name] = layers
-        parsed = _maskers(maskers, path, src)
-        if name == DENSE and parsed is not None:
-            raise src.error(
-                path,
-                "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
-            )
-        try:
-            expanded = expand_config(name, parsed)
-        except ValueError as exc:
-            raise src.error(path, str(exc)) from exc
-        layers_of = dense_layers.pop(name, None)
-        for full_name, maskers_of in expanded:
-            _check_generated_name(full_name, path, src, [n for n, _ in out])
-            out.append((full_name, maskers_of))
-            if layers_of:
-                dense_layers[full_name] = layers_of
-    try:
-        check_sweep_size(len(out), allow_large_sweep)
-    except ValueError as exc:
-        raise src.error("sparse_configs", str(exc)) from exc
-    return out, dense_layers
-
-
-def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[Any, list[int]]:
-    """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers)."""
-    from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
-
-    unknown = sorted(set(value) - {"maskers", "dense_layers"})
-    if unknown or "maskers" not in value:
-        raise src.error(
-            path,
-            "expected 'dense' or a list of maskers like [{sink: {sink_size: 128}}] (or a "
-            "mapping {maskers: [...], dense_layers: [0, 1]}), got a mapping with keys "
-            f"{', '.join(map(str, value)) or 'none'}",
-        )
-    try:
-        layers = check_dense_layers(value.get("dense_layers") or [])
-    except ValueError as exc:
-        raise src.error(c.join(path, "dense_layers"), str(exc)) from None
-    return value["maskers"], layers
-
-
-def _check_generated_name(name: str, path: str, src: Source, taken: list[str]) -> None:
-    if name in taken:
-        raise src.error(path, f"config name {name!r} is given twice (a sweep generates it too)")
-    if not CONFIG_NAME.match(name) or len(name.encode()) > MAX_NAME_BYTES:
-        raise src.error(
-            path, f"generated config name {name!r} is not a folder name of at most 255 bytes"
-        )
-
-
-def _maskers(value: Any, path: str, src: Source) -> list[dict[str, dict[str, Any]]] | None:
-    if value is None or value == DENSE or value == []:
-        return None
-    if not isinstance(value, list):
-        raise src.error(
-            path,
-            f"expected 'dense' or a list of maskers like [{{sink: {{sink_size: 128}}}}], got {c.describe(value)}",
-        )
-    maskers: list[dict[str, dict[str, Any]]] = []
-    for i, entry in enumerate(value):
-        entry_path = c.join(path, i)
-        if isinstance(entry, str):
-            maskers.append({c.string(entry, entry_path, src): {}})
-            continue
-        item = c.mapping(entry, entry_path, src, "a masker like {sink: {sink_size: 128}}")
-        if len(item) != 1:
-            raise src.error(
-                entry_path,
-                f"a masker entry has exactly one key (the masker name), got {len(item)}: {', '.join(item)}",
-            )
-        ((masker, params),) = item.items()
-        params_path = c.join(entry_path, masker)
-        params = c.plain_data(
-            c.mapping(params or {}, params_path, src, "a mapping of masker parameters"),
-            params_path,
-            src,
-        )
-        maskers.append({masker: params})
-    return maskers
 
 
 def _benchmarks(value: Any, src: Source) -> list[BenchmarkSpec]:
