@@ -95,9 +95,7 @@ def _write_outputs(args: argparse.Namespace, started: float) -> str:
     table = outputs.load_report_table(args.directory, started, args.resamples, args.seed)
     order = recorded_config_order(args.directory)
     plot_dir = (args.out or str(Path(args.directory) / outputs.FIGURES_DIR)) if args.plot else None
-    paths, page = outputs.write_outputs(
-        args.directory, table, plot_dir, args.html, order, args.resamples, args.seed
-    )
+    paths, page = outputs.write_outputs(args.directory, table, plot_dir, args.html, order)
     lines = [f"figure: {path}" for path in paths]
     if args.plot and not paths:
         lines.append("no figures: no complete cell with a score")

@@ -40,8 +40,6 @@ def write_outputs(
     plot_dir: str | Path | None = None,
     html_path: str | Path | None = None,
     config_order: list[str] | None = None,
-    resamples: int = 1000,
-    seed: int = 0,
 ) -> tuple[list[Path], Path | None]:
     """Draw the figures of ``table`` once; save them under ``plot_dir`` (PNG and SVG) and/or
     write the self-contained HTML report of ``result_dir`` to ``html_path``.
@@ -51,7 +49,7 @@ def write_outputs(
     from sparse_attention_hub.experiment.plots import build_figures
     from sparse_attention_hub.experiment.plots.style import pyplot, save
 
-    figures = build_figures(table, config_order, resamples, seed)
+    figures = build_figures(table, config_order)
     paths: list[Path] = []
     page: Path | None = None
     try:

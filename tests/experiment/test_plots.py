@@ -52,7 +52,7 @@ def table(study: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def figures(table: pd.DataFrame):
-    drawn = build_figures(table, CONFIGS, resamples=200, seed=0)
+    drawn = build_figures(table, CONFIGS)
     yield drawn
     for figure in drawn.values():
         pyplot().close(figure)

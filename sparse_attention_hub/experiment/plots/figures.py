@@ -65,12 +65,7 @@ def styles_for(table: pd.DataFrame, config_order: list[str] | None = None) -> di
     return config_styles(ordered_configs(table, config_order), sweep_bases(table))
 
 
-def build_figures(
-    table: pd.DataFrame,
-    config_order: list[str] | None = None,
-    resamples: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
+def build_figures(table: pd.DataFrame, config_order: list[str] | None = None) -> dict[str, Any]:
     """``{name: matplotlib Figure}``: the figures the table has data for (close them after)."""
     configs = ordered_configs(table, config_order)
     bases = sweep_bases(table)
@@ -86,7 +81,7 @@ def build_figures(
     layers = layers_figure(layer_means(table), configs, styles)
     if layers is not None:
         figures[LAYERS] = layers
-    tasks = tasks_figure(task_scores(table, resamples, seed), configs, styles)
+    tasks = tasks_figure(task_scores(table), configs, styles)
     if tasks is not None:
         figures[TASKS] = tasks
     return figures

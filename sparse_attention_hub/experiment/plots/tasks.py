@@ -1,9 +1,9 @@
 """Per-task scores with their 95 % bootstrap CIs, one panel per model x benchmark[_subset].
 
 A task's score is the ``score.<task>`` column of the results table (the benchmark's own
-``task_scores``). Its interval resamples the cell's rows of that task
-(experiment/cell_scores.py) when their per-row scores average to the task's score (up to the
-scorer's rounding); otherwise the task is drawn without an interval.
+``task_scores``); its interval is the table's ``score.<task>.ci_low`` / ``.ci_high``
+(experiment/task_stats.py, written with results.csv). A task without them is drawn without an
+interval.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from sparse_attention_hub.experiment import stats
-from sparse_attention_hub.experiment.cell_scores import ROUNDING, load_cell
 from sparse_attention_hub.experiment.plots.style import (
     Style,
     figure_legend,
@@ -26,6 +24,7 @@ from sparse_attention_hub.experiment.plots.style import (
 from sparse_attention_hub.experiment.report import cell_label
 
 TASK_PREFIX = "score."
+CI_ENDS = ("ci_low", "ci_high")
 Y_LABEL = "task score (benchmark metric)"
 PANEL_SIZE = (4.2, 3.0)
 
@@ -43,25 +42,20 @@ class TaskScore:
     high: float | None
 
 
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (NaN: no interval)."""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def _task_columns(table: pd.DataFrame) -> list[str]:
     """``score.<task>`` columns (nested ``score.<task>.<metric>`` ones are left out)."""
     return [c for c in table.columns if c.startswith(TASK_PREFIX) and c.count(".") == 1]
 
 
-def task_intervals(cell_dir: str, resamples: int, seed: int) -> dict[str, stats.Interval]:
-    """``{task: interval}`` of a cell whose overall score is built from per-row scores."""
-    cell = load_cell(cell_dir)
-    if cell is None or cell.per_row is None or "task" not in cell.frame.columns:
-        return {}
-    tasks = cell.frame["task"].astype(str).to_numpy()
-    return {
-        task: stats.mean_ci(cell.per_row[tasks == task], resamples, seed)
-        for task in dict.fromkeys(tasks)
-    }
-
-
-def task_scores(table: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> list[TaskScore]:
-    """Every task score of the complete cells of ``table``, with intervals (0 resamples: none)."""
+def task_scores(table: pd.DataFrame) -> list[TaskScore]:
+    """Every task score of the complete cells of ``table``, with the table's intervals."""
     columns = _task_columns(table)
     out: list[TaskScore] = []
     for row in table.to_dict("records"):
@@ -72,13 +66,8 @@ def task_scores(table: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> li
         }
         if row.get("status") != "complete" or not present:
             continue
-        cell = row.get("result_dir")
-        intervals = (
-            task_intervals(cell, resamples, seed) if resamples and isinstance(cell, str) else {}
-        )
         for task, score in present.items():
-            found = intervals.get(task)
-            trusted = found is not None and math.isclose(found.estimate, score, abs_tol=ROUNDING)
+            low, high = (_finite(row.get(f"{TASK_PREFIX}{task}.{end}")) for end in CI_ENDS)
             out.append(
                 TaskScore(
                     model=str(row["model"]),
@@ -86,8 +75,8 @@ def task_scores(table: pd.DataFrame, resamples: int = 1000, seed: int = 0) -> li
                     label=cell_label(row["benchmark"], row.get("subset")),
                     task=task,
                     score=score,
-                    low=found.low if trusted and found else None,
-                    high=found.high if trusted and found else None,
+                    low=low if high is not None else None,
+                    high=high if low is not None else None,
                 )
             )
     return out
