@@ -6,17 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sparse_attention_hub.cli.common import add_quiet, write
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+from sparse_attention_hub.cli.common import add_quiet, positive_int_arg, write
 
 
 def _cmd_double_sparsity(args: argparse.Namespace) -> int:
@@ -66,7 +56,7 @@ def add_parser(sub: Any) -> None:
     p_ds.add_argument("--out", required=True, help="the channel file to write (JSON)")
     p_ds.add_argument("--texts", help="a UTF-8 text file to calibrate on (default: built in)")
     p_ds.add_argument(
-        "--num-tokens", type=_positive, default=65_536, help="at most this many tokens"
+        "--num-tokens", type=positive_int_arg, default=65_536, help="at most this many tokens"
     )
     p_ds.add_argument(
         "--selection",

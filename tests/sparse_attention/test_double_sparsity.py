@@ -32,6 +32,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     write_channel_file,
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import ARTEFACT_EXAMPLES, ModelShape
+from tests.support.captured import oracle_top, question_calls
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -272,28 +273,18 @@ def test_the_artefact_examples_run_the_shared_checks(tmp_path):
 def test_tiny_model_recall_of_the_oracle_top_k_beats_random_keys(tiny_model_dir, tmp_path):
     """Queries and keys of a real tiny model's attention on a real prompt, channels calibrated
     on that model: Double Sparsity's top-k holds more of the oracle top-k than random keys."""
-    from sparse_attention_hub.adapters import ModelAdapterHF, Request
     from sparse_attention_hub.offline.double_sparsity_calibration import calibrate_double_sparsity
 
     path = calibrate_double_sparsity(
         tiny_model_dir, tmp_path / "ch.json", num_tokens=2048, device="cpu"
     )
-    adapter = ModelAdapterHF(tiny_model_dir, device="cpu")
-    adapter.set_sparse_attention_config(ResearchAttentionConfig([]))
-    captured: list[AttentionInputs] = []
-    adapter.research_attention.register_mask_hook(lambda inputs, mask: captured.append(inputs))
-    context = " ".join(f"Item {i}: key {i * 7 % 13} holds {i * 31 % 97}." for i in range(60))
-    adapter.process_request(Request(context, "Which key holds 40?"), {"max_new_tokens": 1})
-    calls = [c for c in captured if c.keys.shape[2] > 400 and c.queries.shape[2] > 1]
-    assert calls
+    calls = question_calls(tiny_model_dir)
     budget, top = 64, 32
     g = torch.Generator().manual_seed(0)
     hits = random_hits = total = 0.0
     for inputs in calls:
         scores = inputs.exact_scores()  # (B, H, Q, K)
-        oracle = torch.zeros_like(scores, dtype=torch.bool)
-        oracle.scatter_(-1, scores.topk(top, dim=-1).indices, True)
-        oracle &= scores > float("-inf")
+        oracle = oracle_top(scores, top)
         masker = create_masker(DoubleSparsityConfig(budget, str(path)))
         active = masker.add_mask(inputs, Mask.create_empty(inputs.mask_shape)).to_dense() > 0
         noise = torch.rand(scores.shape, generator=g).masked_fill(scores == float("-inf"), -1.0)

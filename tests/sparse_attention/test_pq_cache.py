@@ -32,6 +32,7 @@ from sparse_attention_hub.sparse_attention.maskers.pq_cache import (
     assign_codes,
     pq_scores,
 )
+from tests.support.captured import oracle_top, question_calls
 from tests.support.tensors import random_qkv
 
 
@@ -291,25 +292,14 @@ def test_tiny_model_recall_of_the_oracle_top_k_beats_random_selection(tiny_gqa_m
     """Queries and keys of a real tiny GQA model's attention on a real prompt (question tokens
     over a long context), not i.i.d. noise: PQCache's keys hold more of the oracle top-k than
     the same number of random keys."""
-    from sparse_attention_hub.adapters import ModelAdapterHF, Request
-
-    adapter = ModelAdapterHF(tiny_gqa_model_dir, device="cpu")
-    adapter.set_sparse_attention_config(ResearchAttentionConfig([]))
-    captured: list[AttentionInputs] = []
-    adapter.research_attention.register_mask_hook(lambda inputs, mask: captured.append(inputs))
-    context = " ".join(f"Item {i}: key {i * 7 % 13} holds {i * 31 % 97}." for i in range(60))
-    adapter.process_request(Request(context, "Which key holds 40?"), {"max_new_tokens": 1})
-    calls = [c for c in captured if c.keys.shape[2] > 400 and c.queries.shape[2] > 1]
-    assert calls
+    calls = question_calls(tiny_gqa_model_dir)
     budget, top = 64, 32
     g = torch.Generator().manual_seed(0)
     pq_hits = random_hits = total = 0.0
     for inputs in calls:
         scores = inputs.exact_scores()  # (B, H, Q, K)
         allowed = scores > float("-inf")
-        oracle = torch.zeros_like(scores, dtype=torch.bool)
-        oracle.scatter_(-1, scores.topk(top, dim=-1).indices, True)
-        oracle &= allowed
+        oracle = oracle_top(scores, top)
         masker = create_masker(PQCacheConfig(budget, init_offset=0))
         active = masker.add_mask(inputs, Mask.create_empty(inputs.mask_shape)).to_dense() > 0
         noise = torch.rand(scores.shape, generator=g).masked_fill(~allowed, -1.0)

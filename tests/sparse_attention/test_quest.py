@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers.quest import (
     page_bounds,
     page_summaries,
 )
+from tests.support.captured import oracle_top, question_calls
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -182,24 +183,13 @@ def test_tiny_model_recall_of_the_oracle_top_k_beats_random_pages(tiny_model_dir
     """Queries and keys of a real tiny model's attention on a real prompt (question tokens over
     a long context), not i.i.d. noise: Quest's pages hold more of the oracle top-k than the
     same number of random pages."""
-    from sparse_attention_hub.adapters import ModelAdapterHF, Request
-
-    adapter = ModelAdapterHF(tiny_model_dir, device="cpu")
-    adapter.set_sparse_attention_config(ResearchAttentionConfig([]))
-    captured: list[AttentionInputs] = []
-    adapter.research_attention.register_mask_hook(lambda inputs, mask: captured.append(inputs))
-    context = " ".join(f"Item {i}: key {i * 7 % 13} holds {i * 31 % 97}." for i in range(60))
-    adapter.process_request(Request(context, "Which key holds 40?"), {"max_new_tokens": 1})
-    calls = [c for c in captured if c.keys.shape[2] > 400 and c.queries.shape[2] > 1]
-    assert calls
+    calls = question_calls(tiny_model_dir)
     page, budget, top = 16, 128, 32
     g = torch.Generator().manual_seed(0)
     quest_hits = random_hits = total = 0.0
     for inputs in calls:
         scores = inputs.exact_scores()  # (B, H, Q, K)
-        oracle = torch.zeros_like(scores, dtype=torch.bool)
-        oracle.scatter_(-1, scores.topk(top, dim=-1).indices, True)
-        oracle &= scores > float("-inf")
+        oracle = oracle_top(scores, top)
         masker = create_masker(QuestConfig(budget, page))
         active = masker.add_mask(inputs, Mask.create_empty(inputs.mask_shape)).to_dense() > 0
         n_k = scores.shape[-1]

@@ -13,7 +13,6 @@ from sparse_attention_hub.sparse_attention import (
     AttentionInputs,
     MaskerStates,
     ResearchAttention,
-    ResearchAttentionConfig,
 )
 from sparse_attention_hub.sparse_attention.attention import ScoreCache
 from sparse_attention_hub.sparse_attention.mask import Mask
@@ -31,6 +30,7 @@ from sparse_attention_hub.sparse_attention.maskers.magicpig import (
     inclusion_probability,
     pack_codes,
 )
+from tests.support.captured import question_calls
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -200,17 +200,7 @@ def test_vattention_samples_only_residual_keys_and_is_deterministic_per_seed():
 @pytest.fixture(scope="module")
 def tiny_model_calls(tiny_model_dir: str) -> list[AttentionInputs]:
     """Attention inputs of question tokens over a long context, from a real tiny model."""
-    from sparse_attention_hub.adapters import ModelAdapterHF, Request
-
-    adapter = ModelAdapterHF(tiny_model_dir, device="cpu")
-    adapter.set_sparse_attention_config(ResearchAttentionConfig([]))
-    captured: list[AttentionInputs] = []
-    adapter.research_attention.register_mask_hook(lambda inputs, mask: captured.append(inputs))
-    context = " ".join(f"Item {i}: key {i * 7 % 13} holds {i * 31 % 97}." for i in range(60))
-    adapter.process_request(Request(context, "Which key holds 40?"), {"max_new_tokens": 1})
-    calls = [c for c in captured if c.keys.shape[2] > 400 and c.queries.shape[2] > 1]
-    assert calls
-    return calls
+    return question_calls(tiny_model_dir)
 
 
 @pytest.mark.parametrize(("epsilon", "delta"), [(0.05, 0.05), (0.1, 0.2)])
