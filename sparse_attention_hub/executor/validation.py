@@ -186,6 +186,26 @@ def _coerce_sparse_config(config: Any) -> Any:
     return config
 
 
+def _folder_problems(bench: BenchmarkConfig, name: str) -> list[str]:
+    """Problems of ``bench``'s cell folder names (``name`` and each subset) and of its
+    benchmark_kwargs (they travel to the workers by pickle)."""
+    problems = []
+    for label, value in [("benchmark name", name), *[("subset", s) for s in bench.subsets or []]]:
+        problem = path_component_problem(label, value)
+        if problem:
+            problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+    for subset_name in bench.subsets or []:
+        if len(f"{name}_{subset_name}".encode()) > MAX_NAME_BYTES:
+            problems.append(
+                f"benchmark {bench.benchmark_name!r}: the cell directory of subset "
+                f"{subset_name[:40]!r} would be longer than {MAX_NAME_BYTES} bytes"
+            )
+    problem = pickle_problem("benchmark_kwargs", bench.benchmark_kwargs)
+    if problem:
+        problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+    return problems
+
+
 def benchmark_problems(
     benchmark_configs: Any,
 ) -> tuple[dict[tuple[str, str | None], float | None], list[str]]:
@@ -214,23 +234,7 @@ def benchmark_problems(
             except ValueError as exc:
                 problems.append(f"benchmark {bench.benchmark_name!r}: {exc}")
                 continue
-        for label, value in [
-            ("benchmark name", name),
-            *[("subset", s) for s in bench.subsets or []],
-        ]:
-            problem = path_component_problem(label, value)
-            if problem:
-                problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
-        for subset_name in bench.subsets or []:
-            leaf = f"{name}_{subset_name}"
-            if len(leaf.encode("utf-8")) > MAX_NAME_BYTES:
-                problems.append(
-                    f"benchmark {bench.benchmark_name!r}: the cell directory of subset "
-                    f"{subset_name[:40]!r} would be longer than {MAX_NAME_BYTES} bytes"
-                )
-        problem = pickle_problem("benchmark_kwargs", bench.benchmark_kwargs)
-        if problem:
-            problems.append(f"benchmark {bench.benchmark_name!r}: {problem}")
+        problems += _folder_problems(bench, name)
         try:
             instance = create_benchmark_instance(
                 bench.benchmark_name, subsets=bench.subsets, **(bench.benchmark_kwargs or {})
