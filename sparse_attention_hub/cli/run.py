@@ -25,8 +25,15 @@ def _load_spec(path: str, args: argparse.Namespace) -> Any:
 
     spec = load_experiment(path)
     gpus = None if args.gpus is None else parse_gpus(args.gpus, "", Source("--gpus"))
+    backend, address = getattr(args, "backend", None), getattr(args, "address", None)
+    if address is not None and (backend or spec.executor.backend) != "ray":
+        raise ValueError(f"{path}: --address is a Ray address: add --backend ray")
     return spec.with_overrides(
-        result_dir=args.result_dir, gpus=gpus, max_concurrent_runs=args.max_concurrent_runs
+        result_dir=args.result_dir,
+        gpus=gpus,
+        max_concurrent_runs=args.max_concurrent_runs,
+        backend=backend,
+        address=address,
     )
 
 
@@ -173,6 +180,16 @@ def add_run_parser(sub: Any) -> None:
         "--max-concurrent-runs",
         type=positive_int_arg,
         help="overrides executor.max_concurrent_runs",
+    )
+    p_run.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        help="where workers run: local processes or Ray actors; overrides executor.backend",
+    )
+    p_run.add_argument(
+        "--address",
+        help='the Ray cluster: "auto" (the one started with ray start), "host:port" or '
+        '"local" (a private instance); overrides executor.address',
     )
     p_run.add_argument(
         "--dry-run", action="store_true", help="print each cell and its status; run nothing"

@@ -28,7 +28,6 @@ script must call the executor under ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,12 @@ from sparse_attention_hub.cell_store import (
     is_disk_error,
     move_to_stale,
 )
+from sparse_attention_hub.executor.backend import (
+    BackendSession,
+    open_backend,
+    ray_gpu_share,
+    worker_settings,
+)
 from sparse_attention_hub.executor.config import (
     DISK,
     OTHER,
@@ -54,6 +59,7 @@ from sparse_attention_hub.executor.config import (
     ExecutionResults,
     WorkerStartupError,
 )
+from sparse_attention_hub.executor.local_launcher import launch_local
 from sparse_attention_hub.executor.lock import BaseDirLock
 from sparse_attention_hub.executor.matrix import expand_matrix
 from sparse_attention_hub.executor.preflight import PreflightReport, preflight
@@ -69,6 +75,7 @@ from sparse_attention_hub.executor.summary import (
 )
 from sparse_attention_hub.executor.validation import (
     ExecutorConfigError,
+    backend_problems,
     executor_settings_problems,
     kwargs_problems,
     matrix_problems,
@@ -108,6 +115,10 @@ class BenchmarkExecutor:
             a short timeout, local cache, local files); a missing one raises PreflightError.
         progress_interval: seconds between the progress log lines of each running cell when
             stderr is not a terminal (on a terminal the bar shows it live).
+        backend: "local" (worker processes on this machine) or "ray" (Ray actors on a
+            cluster; see :mod:`.backend`). Cells, statuses and tables are the same.
+        ray_address: the Ray backend's cluster ("auto", "host:port", "local" or None for
+            Ray's own rule; see :mod:`.ray_session`).
     """
 
     def __init__(
@@ -126,6 +137,8 @@ class BenchmarkExecutor:
         max_retries: int = 1,
         preflight: bool = True,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        backend: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         problems = executor_settings_problems(
             gpu_ids,
@@ -136,6 +149,7 @@ class BenchmarkExecutor:
             sampling_factor,
         )
         problems += run_option_problems(preflight, progress_interval)
+        problems += backend_problems(backend, ray_address)
         if problems:
             raise ExecutorConfigError(problems)
         self.gpu_ids: list[int] = list(gpu_ids or [])
@@ -152,9 +166,12 @@ class BenchmarkExecutor:
         self.max_retries = max_retries
         self.preflight = preflight
         self.progress_interval = float(progress_interval)
+        self.backend = backend
+        self.ray_address = ray_address
         self._stop_signal: str | None = None
         self._startup_error: str | None = None
         self._workers: list[WorkerSettings] = []
+        self._session: BackendSession = BackendSession(launch_local)
 
     # -- planning ----------------------------------------------------------------------------
     def _stubs(
@@ -263,7 +280,16 @@ class BenchmarkExecutor:
                 report.seconds,
             )
         Path(self.base_result_dir).mkdir(parents=True, exist_ok=True)
-        with BaseDirLock(self.base_result_dir):
+        with (
+            BaseDirLock(self.base_result_dir),
+            open_backend(
+                self.backend,
+                self.base_result_dir,
+                needed=any(status != COMPLETE for _, status in plan),
+                ray_address=self.ray_address,
+                gpu_share=ray_gpu_share(self.gpu_ids, self.max_concurrent_runs),
+            ) as self._session,
+        ):
             states = [(stub, self._state(stub)) for stub, _ in plan]  # now that we hold the dir
             results = self._run_plan(states, started_at, start)
         if results.interrupted:
@@ -332,19 +358,14 @@ class BenchmarkExecutor:
         return moved, unmovable
 
     def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
-        count = max(1, min(self.max_concurrent_runs, num_cells))
-        threads = None if self.gpu_ids else max(1, (os.cpu_count() or 1) // count)
-        return [
-            WorkerSettings(
-                worker_index=index,
-                gpu_id=self.gpu_ids[index % len(self.gpu_ids)] if self.gpu_ids else None,
-                num_threads=threads,
-                enabled_metrics=self.enabled_metrics,
-                max_records=self.max_records,
-                sampling_factor=self.sampling_factor,
-            )
-            for index in range(count)
-        ]
+        return worker_settings(
+            self.backend,
+            max(1, min(self.max_concurrent_runs, num_cells)),
+            self.gpu_ids,
+            enabled_metrics=self.enabled_metrics,
+            max_records=self.max_records,
+            sampling_factor=self.sampling_factor,
+        )
 
     def _schedule(self, stubs: list[BenchmarkStub], progress: ProgressReporter) -> SchedulerReport:
         self._workers = self._worker_settings(len(stubs))
@@ -358,6 +379,7 @@ class BenchmarkExecutor:
             on_progress=progress.on_progress,
             on_tick=progress.tick,
             required_files=self.required_result_files if self.result_file_validation else (),
+            launcher=self._session.launcher,
         )
         return scheduler.run()
 
@@ -394,6 +416,7 @@ class BenchmarkExecutor:
             interrupted=self._stop_signal,
             error=report.startup_error or report.disk_error,
             config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
+            backend=self._session.summary(),
             scheduling=scheduling_stats(
                 report.ready_at,
                 report.timeline,

@@ -17,6 +17,9 @@ from typing import Any
 
 from sparse_attention_hub.executor.config import BenchmarkStub
 
+#: set in a Ray actor's environment: the Ray node it runs on (its cells' config.json say it)
+RAY_NODE_VARIABLE = "SAH_RAY_NODE_ID"
+
 
 @dataclass
 class WorkerSettings:

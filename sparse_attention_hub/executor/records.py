@@ -29,6 +29,13 @@ def exit_description(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def describe_exit(process: Any) -> str:
+    """How a worker ended: a launcher's own words (``exit_reason``: a Ray actor's death), or
+    its process exit code (:func:`exit_description`)."""
+    reason = getattr(process, "exit_reason", None)
+    return str(reason) if reason else exit_description(getattr(process, "exitcode", None))
+
+
 def record_lost_cell(
     stub: BenchmarkStub,
     category: str,
@@ -62,8 +69,31 @@ def record_lost_cell(
         log.error("could not record the failure of %s: %s", stub.cell_id, exc)
 
 
+def record_stopped_cell(stub: BenchmarkStub, attempt: int, seconds: float, why: str) -> None:
+    """What a local worker writes when SIGTERM stops its cell (error.txt, execution status
+    ``interrupted``: a rerun resumes it), written by the driver for a Ray actor it killed."""
+    result_dir = Path(stub.result_dir)
+    try:
+        if cell_store.read_config(result_dir) is None:  # the cell never started
+            return
+        cell_store.write_error(result_dir, f"category: interrupted\nattempt: {attempt}\n\n{why}\n")
+        cell_store.update_execution(
+            result_dir,
+            status="interrupted",
+            category="interrupted",
+            attempt=attempt,
+            seconds=round(seconds, 3),
+        )
+    except (OSError, ValueError) as exc:
+        log.error("could not record the stop of %s: %s", stub.cell_id, exc)
+
+
 def completed_on_disk(
-    stub: BenchmarkStub, required_files: tuple[str, ...], attempt: int, seconds: float
+    stub: BenchmarkStub,
+    required_files: tuple[str, ...],
+    attempt: int,
+    seconds: float,
+    note: str = "the worker died after the cell was complete",
 ) -> dict[str, Any] | None:
     """The metrics of a cell whose worker died after the benchmark had finished it (metrics.json
     and the required files written, fingerprint matching), its execution record then marked
@@ -78,7 +108,7 @@ def completed_on_disk(
             status="complete",
             seconds=round(seconds, 3),
             attempt=attempt,
-            note="the worker died after the cell was complete",
+            note=note,
         )
     except (OSError, ValueError) as exc:
         log.error("could not update config.json of %s: %s", stub.cell_id, exc)

@@ -16,14 +16,16 @@ says why; the executor still writes the summary, then raises.
 
 Choice of cell for an idle worker: the longest pending cell of the model it holds; else the
 longest of a model no other worker holds; else the longest overall.
+
+Where workers run is the launcher's business (:mod:`.local_launcher`: spawned processes on
+this machine; :mod:`.ray_launcher`: Ray actors on a cluster). The loop only needs a process
+(``sentinel``, ``is_alive``, ``terminate``, ``kill``, ``join``, ``exitcode``) and a pipe.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing as mp
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,13 +39,13 @@ from sparse_attention_hub.executor.config import (
     WORKER_CRASH,
     BenchmarkStub,
 )
+from sparse_attention_hub.executor.local_launcher import Launcher, launch_local
 from sparse_attention_hub.executor.protocol import CellOutcome, CellTask, WorkerSettings
 from sparse_attention_hub.executor.records import (
     completed_on_disk,
-    exit_description,
+    describe_exit,
     record_lost_cell,
 )
-from sparse_attention_hub.executor.worker import worker_main
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class Scheduler:
         required_files: tuple[str, ...] | None = None,
         on_progress: Callable[[str, int, int, float], None] | None = None,
         on_tick: Callable[[], None] | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.pending = sorted(stubs, key=lambda s: -(s.estimated_cost or 0.0))
         self.settings = worker_settings
@@ -112,7 +115,7 @@ class Scheduler:
         self.on_event = on_event or (lambda kind, running, outcome: None)
         self.on_progress = on_progress or (lambda cell, done, total, rate: None)
         self.on_tick = on_tick or (lambda: None)
-        self.context = mp.get_context("spawn")
+        self.launch: Launcher = launcher or launch_local
         self.workers: dict[int, WorkerHandle] = {}
         self.attempts: dict[str, int] = {}
         self.report = SchedulerReport()
@@ -121,27 +124,8 @@ class Scheduler:
 
     # -- worker lifecycle -------------------------------------------------------------
     def _start_worker(self, settings: WorkerSettings) -> None:
-        parent_conn, child_conn = self.context.Pipe(duplex=True)
-        visible = settings.cuda_visible_devices
-        process = self.context.Process(
-            target=worker_main,
-            args=(child_conn, settings, os.getpid(), visible),
-            name=f"sah-worker-{settings.worker_index}",
-            daemon=True,
-        )
-        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if visible is not None:  # spawn starts the child with the parent's environment
-            os.environ["CUDA_VISIBLE_DEVICES"] = visible
-        try:
-            process.start()
-        finally:
-            if visible is not None:
-                if saved is None:
-                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-                else:
-                    os.environ["CUDA_VISIBLE_DEVICES"] = saved
-        child_conn.close()
-        self.workers[settings.worker_index] = WorkerHandle(settings, process, parent_conn)
+        process, conn = self.launch(settings)
+        self.workers[settings.worker_index] = WorkerHandle(settings, process, conn)
         self.report.workers_started += 1
 
     def _kill(self, handle: WorkerHandle, grace: float) -> None:
@@ -273,15 +257,21 @@ class Scheduler:
         record_lost_cell(stub, category, message, task.attempt, seconds)
         self._emit("finished", outcome)
 
-    def _kept_complete(self, task: CellTask, seconds: float) -> bool:
+    def _kept_complete(
+        self,
+        task: CellTask,
+        seconds: float,
+        why: str = "the worker died after the cell was complete",
+    ) -> bool:
         """A worker that died after its benchmark wrote metrics.json (and the required files,
-        with a matching fingerprint) finished the cell: keep it rather than run it again."""
+        with a matching fingerprint) finished the cell: keep it rather than run it again.
+        Also a cell whose report had not arrived when a stop came (``why`` says which)."""
         if self.required_files is None:
             return False
-        metrics = completed_on_disk(task.stub, self.required_files, task.attempt, seconds)
+        metrics = completed_on_disk(task.stub, self.required_files, task.attempt, seconds, why)
         if metrics is None:
             return False
-        log.warning("%s: its worker died after the cell was complete; kept", task.stub.cell_id)
+        log.warning("%s: %s; kept", task.stub.cell_id, why)
         outcome = CellOutcome(task.stub.cell_id, True, seconds, metrics=metrics)
         self.report.outcomes.append((task, outcome))
         self._emit("finished", outcome)
@@ -296,7 +286,7 @@ class Scheduler:
         self._drain(handle)
         if handle.process.is_alive():  # its pipe broke but the process lingers
             self._kill(handle, grace=1.0)
-        how = exit_description(handle.process.exitcode)
+        how = describe_exit(handle.process)
         handle.conn.close()
         if not handle.ready and not self.should_stop():  # dying while stopping is expected
             self._startup_failures += 1
@@ -374,10 +364,18 @@ class Scheduler:
                 self._step()
                 self.on_tick()
         finally:
-            running = [h.task.stub for h in self.workers.values() if h.task is not None]
-            self.report.unfinished = running + list(self.pending)
-            self.report.stopped_running = {stub.cell_id for stub in running}
+            for handle in self.workers.values():  # reports already on their way
+                self._drain(handle)
+            running = [(h.task, h.dispatched_at) for h in self.workers.values() if h.task]
             self.shutdown()
+            why = "its report had not arrived when the run stopped, but the cell was complete"
+            stopped = [
+                task.stub
+                for task, at in running
+                if not self._kept_complete(task, time.monotonic() - at, why)
+            ]
+            self.report.unfinished = stopped + list(self.pending)
+            self.report.stopped_running = {stub.cell_id for stub in stopped}
         return self.report
 
     def _step(self) -> None:

@@ -174,6 +174,7 @@ def build_summary(
     stopped_running: set[str] | None = None,
     error: str | None = None,
     config_order: list[str] | None = None,
+    backend: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The summary dict (JSON-able) of one run of the matrix; ``sparse_configs`` lists the
     config names in the order they were given (``sah report`` shows its rows in it)."""
@@ -209,6 +210,7 @@ def build_summary(
         "cells": cells,
         "failures": [_failure(f) for f in failures],
         "versions": versions(),
+        "backend": backend or {"name": "local"},
     }
 
 

@@ -5,6 +5,7 @@ Nothing here starts a process, loads a model or initialises CUDA.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -332,4 +333,22 @@ def run_option_problems(preflight: Any, progress_interval: Any) -> list[str]:
         or not progress_interval > 0
     ):
         problems.append(f"progress_interval={progress_interval!r}: must be > 0 seconds")
+    return problems
+
+
+def backend_problems(backend: Any, ray_address: Any) -> list[str]:
+    """The backend's name, Ray's address, and whether Ray is installed when it is asked for."""
+    if backend not in ("local", "ray"):
+        return [f"backend={backend!r}: must be 'local' or 'ray'"]
+    problems = []
+    if ray_address is not None and (not isinstance(ray_address, str) or not ray_address.strip()):
+        problems.append(
+            f"ray_address={ray_address!r}: must be 'auto', 'local', 'host:port' or None"
+        )
+    if ray_address is not None and backend != "ray":
+        problems.append(f"ray_address={ray_address!r} is given but backend is {backend!r}")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:
+        problems.append(
+            "backend='ray': Ray is not installed; pip install \"sparse-attention-hub[ray]\""
+        )
     return problems

@@ -12,6 +12,7 @@ import gc
 import inspect
 import logging
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -28,6 +29,7 @@ from sparse_attention_hub.executor.config import (
 )
 from sparse_attention_hub.executor.matrix import resolved_config
 from sparse_attention_hub.executor.protocol import (
+    RAY_NODE_VARIABLE,
     CellOutcome,
     CellTask,
     WorkerSettings,
@@ -189,6 +191,8 @@ class CellRunner:
             "worker": self.settings.worker_index,
             "device": "cpu" if self.settings.gpu_id is None else f"cuda:{self.settings.gpu_id}",
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "host": socket.gethostname(),
+            **({"ray_node_id": node} if (node := os.environ.get(RAY_NODE_VARIABLE)) else {}),
             **extra,
         }
 

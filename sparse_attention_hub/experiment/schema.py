@@ -22,6 +22,8 @@ A file looks like ``examples/demo.yaml``::
     generation_kwargs: {max_new_tokens: 64}
     request_kwargs: {max_context_length: 32000}
     executor: {gpus: [0, 1], max_concurrent_runs: 2, enabled_metrics: [research_attention_density]}
+                                    # backend: ray, address: auto  (a Ray cluster; docs in
+                                    #   examples/ray_cluster.md)
 
 Relative paths (``result_dir``, models given as local folders) are resolved from the working
 directory, not from the experiment file. A model written as a path (absolute, starting with
@@ -107,6 +109,8 @@ EXECUTOR_KEYS = (
     "enable_resumability",
     "preflight",
     "progress_interval",
+    "backend",
+    "address",
 )
 
 
@@ -327,4 +331,21 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
         progress_interval=get(
             "progress_interval", lambda v, p, s: c.number(v, p, s, low=0.0, low_open=True)
         ),
+        **_backend(entry, src),
     )
+
+
+def _backend(entry: dict[str, Any], src: Source) -> dict[str, Any]:
+    """``backend: local|ray`` and the Ray ``address`` (a string, only with backend: ray)."""
+    backend = entry.get("backend", "local")
+    if backend not in ("local", "ray"):
+        raise src.error("executor.backend", f"expected local or ray, got {c.describe(backend)}")
+    address = entry.get("address")
+    if address is not None and (not isinstance(address, str) or not address.strip()):
+        raise src.error(
+            "executor.address",
+            f"expected a Ray address like auto, local or host:6379, got {c.describe(address)}",
+        )
+    if address is not None and backend != "ray":
+        raise src.error("executor.address", "is a Ray address: set executor.backend: ray too")
+    return {"backend": backend, "address": address}

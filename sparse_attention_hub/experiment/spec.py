@@ -77,6 +77,8 @@ class ExecutorSpec:
     enable_resumability: bool = True
     preflight: bool = True  # resolve every model and dataset before any worker starts
     progress_interval: float | None = None  # None: the executor's default (60 s)
+    backend: str = "local"  # or "ray": actors on a Ray cluster
+    address: str | None = None  # the Ray cluster (only with backend: ray)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ class ExperimentSpec:
             kwargs["preflight"] = False
         if ex.progress_interval is not None:
             kwargs["progress_interval"] = ex.progress_interval
+        if ex.backend != "local":
+            kwargs["backend"] = ex.backend
+            kwargs["ray_address"] = ex.address
         return kwargs
 
     def sparse_attention_configs(self) -> list[tuple[str, Any]]:
@@ -184,9 +189,15 @@ class ExperimentSpec:
         result_dir: str | None = None,
         gpus: list[int] | None = None,
         max_concurrent_runs: int | None = None,
+        backend: str | None = None,
+        address: str | None = None,
     ) -> ExperimentSpec:
         """A copy with the command-line flags applied (``None`` keeps the file's value)."""
         executor = self.executor
+        if backend is not None:
+            executor = replace(executor, backend=backend)
+        if address is not None:
+            executor = replace(executor, address=address)
         if gpus is not None:
             executor = replace(executor, gpus=list(gpus))
         if max_concurrent_runs is not None:
