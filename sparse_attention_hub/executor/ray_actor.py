@@ -11,6 +11,7 @@ cell sends while it runs ("started", "progress") wait in a buffer the driver dra
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -27,7 +28,13 @@ from sparse_attention_hub.executor.protocol import (
 class CellActor:
     """One worker slot on a Ray node; ``start`` must succeed before ``run``."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, environment: dict[str, str] | None = None) -> None:
+        """``environment``: the driver's variables to set here before anything is imported
+        (PYTHONPATH also extends sys.path: benchmarks named by import path)."""
+        for key, value in (environment or {}).items():
+            os.environ[key] = value
+            if key == "PYTHONPATH":
+                sys.path[:0] = [p for p in value.split(os.pathsep) if p and p not in sys.path]
         self.settings = settings
         self.runner: Any = None
         self._messages: list[tuple[Any, ...]] = []

@@ -148,13 +148,17 @@ class RayLauncher:
     Args:
         num_gpus: GPUs (or a share of one) per actor; 0 for CPU actors.
         num_cpus: CPUs per actor.
-        runtime_env: Ray's runtime_env for the actors (environment variables), or None.
+        environment: variables every actor sets before it imports anything. They travel as an
+            argument, not as a Ray runtime_env, which would start a fresh worker process per
+            actor instead of using the ones Ray keeps ready.
     """
 
-    def __init__(self, num_gpus: float, num_cpus: float = 1.0, runtime_env: Any = None) -> None:
+    def __init__(
+        self, num_gpus: float, num_cpus: float = 1.0, environment: dict[str, str] | None = None
+    ) -> None:
         self.num_gpus = num_gpus
         self.num_cpus = num_cpus
-        self.runtime_env = runtime_env
+        self.environment = dict(environment or {})
         self.processes: list[ActorProcess] = []
         self._actor_class: Any = None
 
@@ -172,9 +176,7 @@ class RayLauncher:
             "max_concurrency": 2,  # run and drain at once
             "name": None,
         }
-        if self.runtime_env:
-            options["runtime_env"] = self.runtime_env
-        actor = self._actor_class.options(**options).remote(settings)
+        actor = self._actor_class.options(**options).remote(settings, self.environment)
         process = ActorProcess(actor, settings)
         self.processes.append(process)
         return process, process.conn

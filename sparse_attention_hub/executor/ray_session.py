@@ -14,7 +14,8 @@
    are a warning.
 
 Environment variables the actors need from the driver (``PYTHONPATH`` and those starting
-with ``HF_``, ``TRANSFORMERS_`` or ``SAH_``) travel in the actors' ``runtime_env``.
+with ``HF_``, ``TRANSFORMERS_`` or ``SAH_``) are set in every actor before it imports
+anything (:class:`.ray_actor.CellActor`).
 """
 
 from __future__ import annotations
@@ -92,11 +93,10 @@ def open_session(address: str | None, result_dir: str, num_gpus: float) -> RaySe
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=True)
-    env = forwarded_environment()
-    runtime_env = {"env_vars": env} if env else None
-    session = RaySession(address, started_here, RayLauncher(num_gpus, 1.0, runtime_env))
+    launcher = RayLauncher(num_gpus, 1.0, forwarded_environment())
+    session = RaySession(address, started_here, launcher)
     try:
-        session.nodes = probe_nodes(ray, Path(result_dir), runtime_env)
+        session.nodes = probe_nodes(ray, Path(result_dir))
     except BaseException:
         close_session(session)
         raise
@@ -128,7 +128,7 @@ def _probe(directory: str, token: str, node_id: str) -> dict[str, Any]:
     return facts
 
 
-def probe_nodes(ray: Any, result_dir: Path, runtime_env: Any) -> list[dict[str, Any]]:
+def probe_nodes(ray: Any, result_dir: Path) -> list[dict[str, Any]]:
     """Facts of every alive node after the storage round trip; raises SharedStorageError."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -138,10 +138,9 @@ def probe_nodes(ray: Any, result_dir: Path, runtime_env: Any) -> list[dict[str, 
     (directory / "driver").write_text(token, encoding="utf-8")
     probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    options: dict[str, Any] = {"runtime_env": runtime_env} if runtime_env else {}
     refs = [
         probe.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False), **options
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
         ).remote(str(directory), token, n["NodeID"])
         for n in nodes
     ]

@@ -44,6 +44,15 @@ def test_preflight_and_progress_interval_reach_the_executor() -> None:
     assert kwargs["preflight"] is False and kwargs["progress_interval"] == 5
 
 
+def test_the_ray_backend_and_its_address_reach_the_executor() -> None:
+    spec = parse(MINIMAL + "executor: {backend: ray, address: auto}\n")
+    kwargs = spec.executor_kwargs()
+    assert kwargs["backend"] == "ray" and kwargs["ray_address"] == "auto"
+    assert "backend" not in parse(MINIMAL).executor_kwargs()  # the local default says nothing
+    flags = parse(MINIMAL).with_overrides(backend="ray", address="10.0.0.1:6379")
+    assert flags.executor_kwargs()["ray_address"] == "10.0.0.1:6379"
+
+
 def test_minimal_file_gets_defaults() -> None:
     spec = parse(MINIMAL)
     assert spec == ExperimentSpec(
@@ -146,7 +155,10 @@ def test_command_line_overrides_win() -> None:
             "modles: [x]",
             "modles: unknown key; allowed here: adapter, allow_large_sweep, benchmarks",
         ),
-        ("executor: {gpu: [0]}", "executor.gpu: unknown key; allowed here: enable_resumability"),
+        (
+            "executor: {gpu: [0]}",
+            "executor.gpu: unknown key; allowed here: address, backend, enable_resumability",
+        ),
         ("generation_kwargs: {max_tokens: 3}", "generation_kwargs.max_tokens: unknown key"),
         ("adapter: {model_kwarg: {}}", "adapter.model_kwarg: unknown key"),
     ],
@@ -170,6 +182,9 @@ def test_unknown_keys_are_errors(snippet: str, expected: str) -> None:
         ("executor: {enable_resumability: yes please}", "expected true or false"),
         ("executor: {preflight: off please}", "executor.preflight: expected true or false"),
         ("executor: {progress_interval: 0}", "executor.progress_interval: must be in (0.0"),
+        ("executor: {backend: slurm}", "executor.backend: expected local or ray, got str 'slurm'"),
+        ("executor: {address: auto}", "executor.address: is a Ray address: set executor.backend"),
+        ("executor: {backend: ray, address: 6379}", "executor.address: expected a Ray address"),
         (
             "generation_kwargs: {max_new_tokens: 1.5}",
             "generation_kwargs.max_new_tokens: expected an integer",

@@ -2,7 +2,7 @@
 
     python ray_script.py RESULT_DIR RAY_ADDRESS
 
-Cells: ``ok`` (at once) and ``sleep_5.0``; one 1-CPU actor each.
+Cells: ``ok`` (at once) and ``sleep_3.0``; one 1-CPU actor each.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.support.fault_benchmark import FAULT
 MATRIX = dict(
     model_names=["fake/model"],
     sparse_attention_configs=[("dense", None)],
-    benchmark_configs=[BenchmarkConfig(FAULT, ["ok", "sleep_5.0"])],
+    benchmark_configs=[BenchmarkConfig(FAULT, ["ok", "sleep_3.0"])],
     adapter_config=AdapterConfig(),
 )
 
