@@ -194,6 +194,24 @@ def test_ctrl_c_or_kill_leave_no_actor_and_a_rerun_resumes(cluster: Any, tmp_pat
     assert not results.failed_executions
 
 
+def test_a_timed_out_cell_gets_its_actor_killed_and_replaced(cluster: Any, tmp_path: Path) -> None:
+    executor = BenchmarkExecutor(
+        None, 1, base_result_dir=str(tmp_path), backend="ray", timeout_per_benchmark=2.0
+    )
+    results = executor.run_benchmark_matrix(
+        model_names=["fake/model"],
+        sparse_attention_configs=[("dense", None)],
+        benchmark_configs=[BenchmarkConfig(FAULT, ["hang", "ok"])],
+        adapter_config=AdapterConfig(),
+    )
+    assert [r.stub.subset for r in results.individual_results] == ["ok"]  # on the replacement
+    (failure,) = results.failed_executions
+    assert failure.stub.subset == "hang" and failure.error_type == "timeout"
+    assert "timed out after 2.0s" in Path(failure.traceback_path or "").read_text()
+    assert len(results.execution_summary["backend"]["actors"]) == 2
+    assert _wait_until(lambda: not _alive_actors()), _alive_actors()
+
+
 def test_a_node_lost_mid_run_retries_its_cell_on_the_other(cluster: Any, tmp_path: Path) -> None:
     base = tmp_path / "results"
     executor = BenchmarkExecutor(None, 2, base_result_dir=str(base), backend="ray", verbose=False)
