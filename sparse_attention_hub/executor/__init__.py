@@ -3,9 +3,12 @@
     from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig, BenchmarkExecutor
 
 Modules: ``config`` (dataclasses), ``matrix`` (expansion, fingerprints), ``validation``,
-``scheduling`` and ``worker``/``worker_cell`` (processes; ``protocol`` holds the messages),
+``planning`` (checked cells, stale moves), ``scheduling`` and ``worker``/``worker_cell``
+(processes; ``protocol`` holds the messages), ``backend`` (local processes or Ray actors:
+``local_launcher``, ``ray_launcher``, ``ray_actor``, ``ray_session``, ``node_facts``),
 ``preflight`` and ``hub_check`` (models and data resolved before any worker starts),
-``progress``, ``summary``, ``lock``, ``signals``, ``results`` (the results table).
+``progress``, ``summary``, ``lock`` and ``lease`` (one run per results directory),
+``signals``, ``results`` (the results table).
 """
 
 from sparse_attention_hub.executor.config import (

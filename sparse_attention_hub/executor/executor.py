@@ -40,8 +40,6 @@ from sparse_attention_hub.cell_store import (
     STALE,
     CellState,
     cell_status,
-    is_disk_error,
-    move_to_stale,
 )
 from sparse_attention_hub.executor.backend import (
     BackendSession,
@@ -50,8 +48,6 @@ from sparse_attention_hub.executor.backend import (
     worker_settings,
 )
 from sparse_attention_hub.executor.config import (
-    DISK,
-    OTHER,
     AdapterConfig,
     BenchmarkConfig,
     BenchmarkStub,
@@ -61,10 +57,10 @@ from sparse_attention_hub.executor.config import (
 )
 from sparse_attention_hub.executor.local_launcher import launch_local
 from sparse_attention_hub.executor.lock import BaseDirLock
-from sparse_attention_hub.executor.matrix import expand_matrix
+from sparse_attention_hub.executor.planning import checked_stubs, move_stale_cells
 from sparse_attention_hub.executor.preflight import PreflightReport, preflight
 from sparse_attention_hub.executor.progress import DEFAULT_PROGRESS_INTERVAL, ProgressReporter
-from sparse_attention_hub.executor.protocol import CellOutcome, CellTask, WorkerSettings
+from sparse_attention_hub.executor.protocol import WorkerSettings
 from sparse_attention_hub.executor.scheduling import Scheduler, SchedulerReport
 from sparse_attention_hub.executor.signals import StopOnSignals
 from sparse_attention_hub.executor.summary import (
@@ -77,11 +73,7 @@ from sparse_attention_hub.executor.validation import (
     ExecutorConfigError,
     backend_problems,
     executor_settings_problems,
-    kwargs_problems,
-    matrix_problems,
-    metric_problems,
     run_option_problems,
-    shared_directory_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -183,34 +175,16 @@ class BenchmarkExecutor:
         generation_kwargs: dict[str, Any] | None,
         request_kwargs: dict[str, Any] | None,
     ) -> list[BenchmarkStub]:
-        configs, costs, problems = matrix_problems(
+        return checked_stubs(
+            self.base_result_dir,
+            self.enabled_metrics,
             model_names,
             sparse_attention_configs,
-            benchmark_configs,
-            adapter_config,
-            self.base_result_dir,
-        )
-        problems += metric_problems(self.enabled_metrics)
-        problems += kwargs_problems(
-            generation_kwargs=generation_kwargs, request_kwargs=request_kwargs
-        )
-        if problems:
-            raise ExecutorConfigError(problems)
-        stubs = expand_matrix(
-            self.base_result_dir,
-            model_names,
-            configs,
             benchmark_configs,
             adapter_config,
             generation_kwargs,
             request_kwargs,
         )
-        problems = shared_directory_problems(stubs)
-        if problems:
-            raise ExecutorConfigError(problems)
-        for stub in stubs:
-            stub.estimated_cost = costs.get((stub.benchmark_name, stub.subset))
-        return stubs
 
     def _state(self, stub: BenchmarkStub) -> CellState:
         required = self.required_result_files if self.result_file_validation else ()
@@ -219,11 +193,6 @@ class BenchmarkExecutor:
             # a fresh run: nothing of the earlier one is reused, partial or not
             return CellState(STALE, "enable_resumability=False: the cell runs from scratch")
         return state
-
-    @staticmethod
-    def _moves(state: CellState) -> bool:
-        """Whether a cell's files go to stale/ before it runs (other config, or unreadable)."""
-        return state.status == STALE or (state.status == CORRUPT and not state.resumable)
 
     def plan_matrix(
         self,
@@ -302,7 +271,7 @@ class BenchmarkExecutor:
         self, plan: list[tuple[BenchmarkStub, CellState]], started_at: float, start: float
     ) -> ExecutionResults:
         skipped = [stub for stub, state in plan if state.status == COMPLETE]
-        stale_moved, unmovable = self._move_stale(plan)
+        stale_moved, unmovable = move_stale_cells(plan)
         blocked = {task.stub.cell_id for task, _ in unmovable}
         to_run = [s for s, st in plan if st.status != COMPLETE and s.cell_id not in blocked]
         for stub, state in plan:
@@ -333,29 +302,6 @@ class BenchmarkExecutor:
                 progress.close()
             report.outcomes[:0] = unmovable
             return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
-
-    def _move_stale(
-        self, plan: list[tuple[BenchmarkStub, CellState]]
-    ) -> tuple[list[str], list[tuple[CellTask, CellOutcome]]]:
-        """Move stale (and unreadable) cells' files into stale/; a cell whose files cannot be
-        moved (permissions, a full disk) fails and is not run; its old files stay."""
-        moved, unmovable = [], []
-        for stub, state in plan:
-            if self._moves(state):
-                try:
-                    target = move_to_stale(stub.result_dir)
-                except OSError as exc:
-                    category = DISK if is_disk_error(exc) else OTHER
-                    message = f"could not move its earlier files into stale/: {exc!r}"
-                    log.error("%s: %s; the cell is not run", stub.cell_id, message)
-                    outcome = CellOutcome(
-                        stub.cell_id, False, 0.0, error_type=category, error_message=message
-                    )
-                    unmovable.append((CellTask(stub, 0), outcome))
-                    continue
-                log.warning("%s: %s; old files moved to %s", stub.cell_id, state.reason, target)
-                moved.append(str(target))
-        return moved, unmovable
 
     def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
         return worker_settings(
