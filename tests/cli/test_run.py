@@ -93,3 +93,11 @@ def test_ctrl_c_exits_130_and_marks_nothing_complete(tmp_path) -> None:
     table = pd.read_csv(tmp_path / "out" / "results.csv")
     statuses = dict(zip(table["subset"], table["status"], strict=True))
     assert statuses["pidfile"] != "complete"
+
+
+def test_a_ray_address_without_the_ray_backend_is_bad_input(tmp_path, capsys) -> None:
+    path = experiment(tmp_path, ["ok"])
+    assert main(["run", str(path), "--address", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "--address is a Ray address: add --backend ray" in err, err
+    assert not (tmp_path / "out").exists()  # nothing ran
