@@ -122,11 +122,13 @@ def test_demo_study_on_ray_matches_the_local_backend(cluster: Any, tmp_path: Pat
     assert len(summary["backend"]["nodes"]) == 2  # both passed the shared-storage probe
     assert not (tmp_path / "ray" / ".sah_storage_probe").exists()  # which cleaned up
     assert not summary["backend"]["version_warnings"]
-    nodes = {
+    cluster_nodes = {n["node_id"] for n in summary["backend"]["nodes"]}
+    assert {a["node_id"] for a in summary["backend"]["actors"]} == cluster_nodes  # one each
+    cell_nodes = {
         json.loads(p.read_text())["execution"]["ray_node_id"]
         for p in (tmp_path / "ray").glob("*/*/*/config.json")
     }
-    assert nodes == {n["node_id"] for n in summary["backend"]["nodes"]}  # cells on both nodes
+    assert cell_nodes <= cluster_nodes
     local_summary = json.loads((tmp_path / "local" / "execution_summary.json").read_text())
     assert set(local_summary) == set(summary)  # one format for both backends
 
@@ -234,7 +236,7 @@ def test_a_node_lost_mid_run_retries_its_cell_on_the_other(cluster: Any, tmp_pat
     matrix = dict(
         model_names=["fake/model"],
         sparse_attention_configs=[("a", None), ("b", None)],
-        benchmark_configs=[BenchmarkConfig(FAULT, ["pidfile"], benchmark_kwargs={"seconds": 3})],
+        benchmark_configs=[BenchmarkConfig(FAULT, ["pidfile"], benchmark_kwargs={"seconds": 5})],
         adapter_config=AdapterConfig(),
     )
     outcome: dict[str, Any] = {}
@@ -242,8 +244,11 @@ def test_a_node_lost_mid_run_retries_its_cell_on_the_other(cluster: Any, tmp_pat
         target=lambda: outcome.update(results=executor.run_benchmark_matrix(**matrix))
     )
     thread.start()
-    for config in ("a", "b"):  # both cells running, one per node
-        _wait_for(base / "fake_model" / config / "fault_injection_pidfile" / "pid.txt")
+    pid_files = [base / "fake_model" / c / "fault_injection_pidfile" / "pid.txt" for c in "ab"]
+    for path in pid_files:  # both cells running, one per node
+        _wait_for(path)
+    pids = {path.read_text() for path in pid_files}
+    assert len(pids) == 2, "one actor ran both cells: the other started more than 5 s later"
     worker_node = next(n for n in cluster.list_all_nodes() if n is not cluster.head_node)
     cluster.remove_node(worker_node)
     thread.join(120)
