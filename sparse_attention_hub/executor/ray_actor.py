@@ -16,13 +16,13 @@ import threading
 from typing import Any
 
 from sparse_attention_hub.executor.cell_progress import ProgressSender
-from sparse_attention_hub.executor.node_facts import node_facts
 from sparse_attention_hub.executor.protocol import (
     RAY_NODE_VARIABLE,
     CellOutcome,
     CellTask,
     WorkerSettings,
 )
+from sparse_attention_hub.node_probe import node_facts
 
 
 class CellActor:

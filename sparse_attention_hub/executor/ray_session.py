@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparse_attention_hub.executor.node_facts import node_facts, version_mismatches
 from sparse_attention_hub.executor.ray_launcher import RayLauncher
 from sparse_attention_hub.executor.validation import ExecutorConfigError
+from sparse_attention_hub.node_probe import probe_storage, version_mismatches
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +114,6 @@ def close_session(session: RaySession) -> None:
         ray.shutdown()
 
 
-def _probe(directory: str, token: str, node_id: str) -> dict[str, Any]:
-    """On one node: read the driver's token, write this node's; return the node's facts."""
-    facts = node_facts()
-    try:
-        seen = (Path(directory) / "driver").read_text(encoding="utf-8")
-        if seen != token:
-            raise OSError(f"found another run's probe file (token {seen[:8]!r})")
-        (Path(directory) / node_id).write_text(token, encoding="utf-8")
-        facts["storage_error"] = None
-    except OSError as exc:
-        facts["storage_error"] = f"{type(exc).__name__}: {exc}"
-    return facts
-
-
 def probe_nodes(ray: Any, result_dir: Path) -> list[dict[str, Any]]:
     """Facts of every alive node after the storage round trip; raises SharedStorageError."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -136,7 +122,7 @@ def probe_nodes(ray: Any, result_dir: Path) -> list[dict[str, Any]]:
     directory.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     (directory / "driver").write_text(token, encoding="utf-8")
-    probe = ray.remote(num_cpus=0, max_retries=0)(_probe)
+    probe = ray.remote(num_cpus=0, max_retries=0)(probe_storage)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     refs = [
         probe.options(

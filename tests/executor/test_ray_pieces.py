@@ -21,8 +21,7 @@ from sparse_attention_hub.executor.lease import (
     check_lease_free,
 )
 from sparse_attention_hub.executor.lock import BaseDirLocked
-from sparse_attention_hub.executor.node_facts import node_facts, version_mismatches
-from sparse_attention_hub.executor.ray_session import _probe
+from sparse_attention_hub.node_probe import node_facts, probe_storage, version_mismatches
 
 
 def _holder(path: Path, host: str, pid: int, age: float = 0.0) -> None:
@@ -91,11 +90,14 @@ def test_bad_backend_settings_are_named(kwargs: dict[str, str], message: str) ->
 
 
 def test_the_storage_probe_reports_what_a_node_cannot_see(tmp_path: Path) -> None:
-    facts = _probe(str(tmp_path / "nowhere"), "token", "node-1")
+    facts = probe_storage(str(tmp_path / "nowhere"), "token", "node-1")
     assert "FileNotFoundError" in facts["storage_error"]
     (tmp_path / "driver").write_text("another-token")
-    assert "another run's probe file" in _probe(str(tmp_path), "token", "node-1")["storage_error"]
+    assert (
+        "another run's probe file"
+        in probe_storage(str(tmp_path), "token", "node-1")["storage_error"]
+    )
     (tmp_path / "driver").write_text("token")
-    facts = _probe(str(tmp_path), "token", "node-1")
+    facts = probe_storage(str(tmp_path), "token", "node-1")
     assert facts["storage_error"] is None and (tmp_path / "node-1").read_text() == "token"
     assert set(facts["versions"]) >= {"torch", "transformers", "sparse-attention-hub"}

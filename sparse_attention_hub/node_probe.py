@@ -1,7 +1,11 @@
-"""Facts about the machine a worker runs on: host, process and library versions.
+"""What the Ray backend learns on each node: host, versions, and whether it sees result_dir.
 
-The Ray backend records them for every node in execution_summary.json and warns when nodes
+The executor records every node's facts in execution_summary.json and warns when nodes
 differ (a cluster where one node has another torch gives results that do not compare).
+
+Standard library only, and outside ``sparse_attention_hub.executor`` on purpose: Ray runs
+:func:`probe_storage` in a fresh worker process on every node, and importing the executor
+package (torch, transformers) there would cost seconds per node.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import os
 import platform
 import socket
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 #: distributions whose versions decide what a cell computes
@@ -51,3 +56,18 @@ def version_mismatches(nodes: list[dict[str, Any]]) -> list[str]:
         if len(seen) > 1:
             lines.append(f"{key}: " + "; ".join(f"{v} on {', '.join(h)}" for v, h in seen.items()))
     return lines
+
+
+def probe_storage(directory: str, token: str, node_id: str) -> dict[str, Any]:
+    """On one node: read the driver's token in ``directory/driver``, write this node's file
+    ``directory/<node_id>``; return the node's facts with ``storage_error`` (None if fine)."""
+    facts = node_facts()
+    try:
+        seen = (Path(directory) / "driver").read_text(encoding="utf-8")
+        if seen != token:
+            raise OSError(f"found another run's probe file (token {seen[:8]!r})")
+        (Path(directory) / node_id).write_text(token, encoding="utf-8")
+        facts["storage_error"] = None
+    except OSError as exc:
+        facts["storage_error"] = f"{type(exc).__name__}: {exc}"
+    return facts
