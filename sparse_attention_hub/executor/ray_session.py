@@ -96,6 +96,9 @@ def open_session(address: str | None, result_dir: str, num_gpus: float) -> RaySe
     launcher = RayLauncher(num_gpus, 1.0, forwarded_environment())
     session = RaySession(address, started_here, launcher)
     try:
+        resource_problems = missing_resources(ray.cluster_resources(), num_gpus, 1.0)
+        if resource_problems:
+            raise ExecutorConfigError(resource_problems)
         session.nodes = probe_nodes(ray, Path(result_dir))
     except BaseException:
         close_session(session)
@@ -104,6 +107,24 @@ def open_session(address: str | None, result_dir: str, num_gpus: float) -> RaySe
     for line in session.warnings:
         log.warning("Ray nodes run different versions: %s", line)
     return session
+
+
+def missing_resources(cluster: dict[str, float], num_gpus: float, num_cpus: float) -> list[str]:
+    """Why no actor could ever start on a cluster with ``cluster`` resources (empty: fine).
+
+    >>> missing_resources({"CPU": 16.0}, 0.5, 1.0)[0][:60]
+    'each actor asks for 0.5 GPU, but the Ray cluster has no GPU; '
+    """
+    problems = []
+    if num_gpus > 0 and cluster.get("GPU", 0.0) < num_gpus:
+        problems.append(
+            f"each actor asks for {num_gpus:g} GPU, but the Ray cluster has "
+            f"{cluster.get('GPU', 0.0):g} GPU; give the study gpus: cpu, or start the "
+            "nodes with their GPUs (ray start --num-gpus ...)"
+        )
+    if cluster.get("CPU", 0.0) < num_cpus:
+        problems.append(f"each actor asks for {num_cpus:g} CPU, but the Ray cluster has none")
+    return problems
 
 
 def close_session(session: RaySession) -> None:

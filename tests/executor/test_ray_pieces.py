@@ -101,3 +101,14 @@ def test_the_storage_probe_reports_what_a_node_cannot_see(tmp_path: Path) -> Non
     facts = probe_storage(str(tmp_path), "token", "node-1")
     assert facts["storage_error"] is None and (tmp_path / "node-1").read_text() == "token"
     assert set(facts["versions"]) >= {"torch", "transformers", "sparse-attention-hub"}
+
+
+def test_a_cluster_without_the_resources_the_actors_need_is_an_error_up_front() -> None:
+    from sparse_attention_hub.executor.ray_session import missing_resources
+
+    assert missing_resources({"CPU": 4.0, "GPU": 8.0}, 0.25, 1.0) == []
+    (gpu,) = missing_resources({"CPU": 4.0}, 0.5, 1.0)
+    assert "0.5 GPU, but the Ray cluster has 0 GPU; give the study gpus: cpu" in gpu
+    assert missing_resources({}, 0.0, 1.0) == [
+        "each actor asks for 1 CPU, but the Ray cluster has none"
+    ]
