@@ -166,26 +166,6 @@ class BenchmarkExecutor:
         self._session: BackendSession = BackendSession(launch_local)
 
     # -- planning ----------------------------------------------------------------------------
-    def _stubs(
-        self,
-        model_names: list[str],
-        sparse_attention_configs: list[tuple[str, Any]],
-        benchmark_configs: list[BenchmarkConfig],
-        adapter_config: AdapterConfig,
-        generation_kwargs: dict[str, Any] | None,
-        request_kwargs: dict[str, Any] | None,
-    ) -> list[BenchmarkStub]:
-        return checked_stubs(
-            self.base_result_dir,
-            self.enabled_metrics,
-            model_names,
-            sparse_attention_configs,
-            benchmark_configs,
-            adapter_config,
-            generation_kwargs,
-            request_kwargs,
-        )
-
     def _state(self, stub: BenchmarkStub) -> CellState:
         required = self.required_result_files if self.result_file_validation else ()
         state = cell_status(stub.result_dir, stub.fingerprint, required)
@@ -206,9 +186,9 @@ class BenchmarkExecutor:
         """Every cell with its status (a word of ``cell_store.STATUSES``); runs nothing and
         writes nothing. Raises ExecutorConfigError like run_benchmark_matrix.
         """
-        stubs = self._stubs(
-            model_names, sparse_attention_configs, benchmark_configs, adapter_config,
-            generation_kwargs, request_kwargs,
+        stubs = checked_stubs(
+            self.base_result_dir, self.enabled_metrics, model_names, sparse_attention_configs,
+            benchmark_configs, adapter_config, generation_kwargs, request_kwargs,
         )  # fmt: skip
         return [(stub, self._state(stub).status) for stub in stubs]
 
