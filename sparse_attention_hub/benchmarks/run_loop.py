@@ -36,6 +36,7 @@ from sparse_attention_hub.benchmarks.follow_up import (
     has_follow_ups,
     rows_by_id,
 )
+from sparse_attention_hub.benchmarks.run_checks import check_kwargs, check_resumable
 from sparse_attention_hub.benchmarks.schema import REQUIRED_COLUMNS, check_columns
 
 if TYPE_CHECKING:
@@ -130,14 +131,6 @@ def group_rows(
         groups[key].row_ids.append(int(row_id))
         groups[key].questions.append(str(question))
     return list(groups.values())
-
-
-def _check_max_requests(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"request_kwargs['max_requests'] must be a positive int, got {value!r}")
-    return value
 
 
 def _show_progress(show_progress: bool | None) -> bool:
@@ -250,57 +243,6 @@ def _summary(results: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
-    request = {k: v for k, v in (config.get("request_kwargs") or {}).items() if k != "max_requests"}
-    return {
-        "benchmark": config.get("benchmark"),
-        "generation_kwargs": config.get("generation_kwargs") or {},
-        "request_kwargs": request,
-    }
-
-
-def _check_resumable(config_path: Path, run_config: dict[str, Any]) -> None:
-    """Refuse to extend a predictions log written with other settings (max_requests aside)."""
-    if not config_path.exists():
-        return
-    previous = cell_store.read_json(config_path)
-    if previous is None:
-        raise ValueError(
-            f"{config_path} is not a valid JSON object, so the predictions beside it cannot be "
-            "matched to a config; delete the cell folder (or move it away) to start over"
-        )
-    if "benchmark" not in previous:
-        return
-    old, new = (
-        _resume_key(previous),
-        _resume_key(json.loads(json.dumps(run_config, default=cell_store.json_default))),
-    )
-    changed = [key for key in new if old.get(key) != new[key]]
-    if changed:
-        raise ValueError(
-            f"{config_path.parent} holds predictions made with different {', '.join(changed)} "
-            f"(was {[old[k] for k in changed]!r}, now {[new[k] for k in changed]!r}); "
-            "use a fresh result_dir or delete predictions.jsonl to start over"
-        )
-
-
-def _check_kwargs(
-    generation_kwargs: dict[str, Any] | None, request_kwargs: dict[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any], int | None]:
-    """Copies of the caller's dicts (max_requests taken out of request_kwargs), checked."""
-    gen = dict(generation_kwargs or {})
-    req = dict(request_kwargs or {})
-    max_requests = _check_max_requests(req.pop("max_requests", None))
-    caller_max = gen.get("max_new_tokens")
-    if caller_max is not None and (
-        isinstance(caller_max, bool) or not isinstance(caller_max, int) or caller_max < 1
-    ):
-        raise ValueError(
-            f"generation_kwargs['max_new_tokens'] must be a positive int, got {caller_max!r}"
-        )
-    return gen, req, max_requests
-
-
 def _open_cell(
     adapter: ModelAdapter,
     result_dir: Path,
@@ -314,7 +256,7 @@ def _open_cell(
     log_path = result_dir / cell_store.PREDICTIONS_FILE
     done = cell_store.answered_rows(log_path)
     if done:
-        _check_resumable(result_dir / cell_store.CONFIG_FILE, run_config)
+        check_resumable(result_dir / cell_store.CONFIG_FILE, run_config)
     torn = [
         row
         for group in groups
@@ -402,7 +344,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """See :meth:`Benchmark.run_benchmark`."""
     report = on_phase or (lambda phase: None)
-    gen, req, max_requests = _check_kwargs(generation_kwargs, request_kwargs)
+    gen, req, max_requests = check_kwargs(generation_kwargs, request_kwargs)
     cell_store.start_run(result_dir)
     report(PHASE_DATASET)
     bench.prepare(adapter)

@@ -61,7 +61,8 @@ from sparse_attention_hub.executor.planning import checked_stubs, move_stale_cel
 from sparse_attention_hub.executor.preflight import PreflightReport, preflight
 from sparse_attention_hub.executor.progress import DEFAULT_PROGRESS_INTERVAL, ProgressReporter
 from sparse_attention_hub.executor.protocol import WorkerSettings
-from sparse_attention_hub.executor.scheduling import Scheduler, SchedulerReport
+from sparse_attention_hub.executor.scheduler_state import SchedulerReport
+from sparse_attention_hub.executor.scheduling import Scheduler
 from sparse_attention_hub.executor.signals import StopOnSignals
 from sparse_attention_hub.executor.summary import (
     build_summary,

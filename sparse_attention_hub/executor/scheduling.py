@@ -28,7 +28,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -46,48 +45,12 @@ from sparse_attention_hub.executor.records import (
     describe_exit,
     record_lost_cell,
 )
+from sparse_attention_hub.executor.scheduler_state import SchedulerReport, WorkerHandle
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
 MAX_STARTUP_FAILURES = 3
-
-
-@dataclass(eq=False)
-class WorkerHandle:
-    """The parent's view of one worker process."""
-
-    settings: WorkerSettings
-    process: Any
-    conn: Any
-    ready: bool = False
-    task: CellTask | None = None
-    dispatched_at: float = 0.0
-    model_key: tuple[str, str] | None = None
-    startup_error: str | None = None  # the traceback a worker sent before exiting
-
-    @property
-    def index(self) -> int:
-        return self.settings.worker_index
-
-
-@dataclass
-class SchedulerReport:
-    """What the loop produced: one outcome per finished cell, plus counts."""
-
-    outcomes: list[tuple[CellTask, CellOutcome]] = field(default_factory=list)
-    model_loads: int = 0
-    workers_started: int = 0
-    crashes: int = 0
-    unfinished: list[BenchmarkStub] = field(default_factory=list)  # never finished
-    stopped_running: set[str] = field(default_factory=set)  # cell ids stopped mid-run
-    interrupted: bool = False
-    startup_error: str | None = None  # why the loop gave up starting workers
-    disk_error: str | None = None  # a cell failed for lack of disk: nothing more is dispatched
-    # seconds since the loop started: when each worker became ready, and per finished cell
-    # (cell_id, worker index, dispatched, finished) as seen by the parent
-    ready_at: list[float] = field(default_factory=list)
-    timeline: list[tuple[str, int, float, float]] = field(default_factory=list)
 
 
 class Scheduler:
