@@ -2,8 +2,9 @@
 
 One cluster serves the module: a head and a worker node of 1 CPU each, so two 1-CPU actors
 land on different nodes. The tests: the demo study gives the local backend's predictions and
-scores; Ctrl-C and kill -9 leave no actor behind and a rerun resumes; removing a node
-mid-run retries its cell on the other node and nothing is lost (last: it shrinks the cluster).
+scores; Ctrl-C and kill -9 leave no actor behind and a rerun resumes; a timed-out cell's
+actor is replaced; removing a node mid-run retries its cell on the other node and nothing is
+lost (last: it shrinks the cluster).
 """
 
 from __future__ import annotations
