@@ -128,12 +128,25 @@ THIRD_STAGES: tuple[Stage, ...] = (
     (600, 1400, 150, 4),
     (1400, 2000, 50, 2),
 )
+#: The fourth phase: 2,000 steps at the demo's lengths (800 to 2,200 tokens, batch 2), in ten
+#: stages of 200 so that each leaves a checkpoint.
+FOURTH_STAGES: tuple[Stage, ...] = ((800, 2200, 200, 2),) * 10
 #: The shipped model's recipe: the first 900 steps of :data:`DEFAULT_STAGES` (whose
-#: learning-rate schedule spans all 1,250), then :data:`SECOND_STAGES` from those weights.
+#: learning-rate schedule spans all 1,250), then :data:`SECOND_STAGES`, :data:`THIRD_STAGES`
+#: and :data:`FOURTH_STAGES` (lower learning rate, 10 % multi-key samples), each from the
+#: previous phase's weights.
 DEFAULT_PHASES: tuple[TrainConfig, ...] = (
     TrainConfig(max_steps=900),
     TrainConfig(seed=1, stages=SECOND_STAGES, lr=1.5e-3, warmup_steps=50),
     TrainConfig(seed=2, stages=THIRD_STAGES, lr=1e-3, warmup_steps=30, eval_lengths=(1024, 2048)),
+    TrainConfig(
+        seed=3,
+        stages=FOURTH_STAGES,
+        lr=5e-4,
+        warmup_steps=20,
+        multikey_fraction=0.1,
+        eval_lengths=(1024, 2048),
+    ),
 )
 
 

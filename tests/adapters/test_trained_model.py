@@ -1,7 +1,7 @@
 """The papers' central result on the shipped trained model, as a regression test.
 
 The trained tiny llama finds synthetic RULER's needles at 1k tokens. Under sink + local +
-oracle top-k (25 % of the keys) it still finds them; under StreamingLLM (sink + local) it
+oracle top-k (10 % of the keys) it still finds them; under StreamingLLM (sink + local) it
 loses those in the middle of the context, which its window cannot see. The research path with
 an empty masker list is dense attention, token for token. A change that breaks the attention
 maths, the masks or the KV-cache rollback fails here.
@@ -22,8 +22,9 @@ from sparse_attention_hub.testing import trained_model_dir
 pytestmark = pytest.mark.slow
 
 SINK, LOCAL = {"sink": {"sink_size": 4}}, {"local": {"window_size": 64}}
-# This small model spreads its attention: top-k needs 25 % of the keys (5 % keeps 2 of 5).
-ORACLE_TOP_K = {"maskers": [SINK, LOCAL, {"oracle_top_k": {"heavy_size": 0.25}}]}
+# 10 % of the keys keep every dense answer here (5 of 5; 19 of 20 needles over 20 depths, and
+# 18 of 20 at 5 %): a margin over the issue's 5 % target for a regression test.
+ORACLE_TOP_K = {"maskers": [SINK, LOCAL, {"oracle_top_k": {"heavy_size": 0.10}}]}
 STREAMING = {"maskers": [SINK, {"local": {"window_size": 0.3}}]}
 MID = (0.25, 0.5, 0.75)  # needle depths StreamingLLM's window cannot reach
 
