@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Ray (the executor's Ray backend) only for the tests: `make demo` does not wait for it.
+RAY_STAMP := $(VENV)/.installed-ray-$(TORCH_VERSION)
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[ray]"
+	touch $(RAY_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(RAY_STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint pytest
