@@ -8,12 +8,7 @@ STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
 .PHONY: install demo demo-figure test lint format pytest bench clean
 
-# --no-compile: no bytecode for every file of every dependency at install time (a fresh
-# install took ~140 s with it, ~45 s without); Python compiles the modules it imports, once:
-# make's commands may write bytecode even where the environment says not to (otherwise every
-# worker process would compile torch and transformers again).
-PIP := $(BIN)/python -m pip install --quiet --no-compile
-unexport PYTHONDONTWRITEBYTECODE
+PIP := $(BIN)/python -m pip install --quiet
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
