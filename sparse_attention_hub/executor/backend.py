@@ -56,14 +56,14 @@ def worker_settings(
 ) -> list[WorkerSettings]:
     """One WorkerSettings per worker (``metrics``: enabled_metrics, max_records,
     sampling_factor); see the module docstring for how each backend places them."""
-    if backend == "ray":
-        gpu_of: Callable[[int], int | None] = lambda index: 0 if gpu_ids else None  # noqa: E731
-        threads = None  # Ray sets OMP_NUM_THREADS to the actor's CPUs
+    if backend == "ray":  # Ray sets each actor's CUDA_VISIBLE_DEVICES and OMP_NUM_THREADS
+        gpus: list[int | None] = [0 if gpu_ids else None] * count
+        threads = None
     else:
-        gpu_of = lambda index: gpu_ids[index % len(gpu_ids)] if gpu_ids else None  # noqa: E731
+        gpus = [gpu_ids[i % len(gpu_ids)] if gpu_ids else None for i in range(count)]
         threads = None if gpu_ids else max(1, (os.cpu_count() or 1) // count)
     return [
-        WorkerSettings(worker_index=i, gpu_id=gpu_of(i), num_threads=threads, **metrics)
+        WorkerSettings(worker_index=i, gpu_id=gpus[i], num_threads=threads, **metrics)
         for i in range(count)
     ]
 

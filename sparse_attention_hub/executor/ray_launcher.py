@@ -174,7 +174,6 @@ class RayLauncher:
             "num_gpus": self.num_gpus,
             "max_restarts": 0,  # the scheduler replaces a dead actor and retries its cell
             "max_concurrency": 2,  # run and drain at once
-            "name": None,
         }
         actor = self._actor_class.options(**options).remote(settings, self.environment)
         process = ActorProcess(actor, settings)

@@ -10,35 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sparse_attention_hub.benchmarks.mock_benchmark.benchmark import MockBenchmark, mock_rows
-from sparse_attention_hub.benchmarks.run_loop import csv_ready
+from sparse_attention_hub.benchmarks.mock_benchmark.benchmark import mock_rows
 from sparse_attention_hub.cli import main
 from sparse_attention_hub.experiment.cell_scores import load_cell
 from sparse_attention_hub.experiment.cell_stats import cell_interval, paired_interval
-from tests.support.cells import write_complete
+from tests.support.cells import mock_cell
 
 GOLD = [answers[0] for answers in mock_rows()["answer"]]  # 8 rows, tasks of 3, 2 and 3
-
-
-def mock_cell(base: Path, config: str, answers: list[str]) -> Path:
-    """A complete mock_benchmark cell whose files are those a run writes."""
-    folder = base / "m" / config / "mock_benchmark"
-    folder.mkdir(parents=True)
-    resolved = {
-        "model_name": "m",
-        "sparse_config_name": config,
-        "benchmark_name": "mock_benchmark",
-        "subset": None,
-        "benchmark_kwargs": {},
-    }
-    (folder / "config.json").write_text(json.dumps({"resolved_config": resolved}))
-    rows = mock_rows().drop(columns=["context"])
-    rows.insert(0, "row_id", range(len(rows)))
-    rows["predicted_answer"] = answers
-    metrics = MockBenchmark().post_run_evaluate(rows)
-    write_complete(folder, metrics, answers)
-    csv_ready(rows).to_csv(folder / "raw_results.csv", index=False)
-    return folder
 
 
 @pytest.fixture
