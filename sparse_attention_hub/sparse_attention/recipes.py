@@ -170,7 +170,8 @@ def quest(heavy_size: Size = 1024, page_size: int = 16) -> MaskerList:
 @register_recipe(
     "magicpig",
     paper="Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation' "
-    "(Infini-AI-Lab/MagicPIG): 4 sink + 64 local, (K, L) = (10, 150), layers 0 and 16 dense.",
+    "(Infini-AI-Lab/MagicPIG): 4 sink keys, the last 64 keys of the prompt and every later key "
+    "dense, the rest sampled with (K, L) = (10, 150); layers 0 and 16 dense.",
     dense_layers=(0, 16),
 )
 def magicpig(
@@ -181,9 +182,9 @@ def magicpig(
     min_collisions: int = 2,
     seed: int = 0,
 ) -> MaskerList:
+    # The masker attends the sink and the window itself: the window is fixed at the end of
+    # the prompt, as in the official code (a ``local`` masker would slide with the query).
     return [
-        {"sink": {"sink_size": sink_size}},
-        {"local": {"window_size": window_size}},
         {
             "magicpig": {
                 "lsh_k": lsh_k,

@@ -64,10 +64,10 @@ def test_paper_defaults():
     quest = ResearchAttentionConfig.from_recipe("quest")
     assert quest.dense_layers == [0, 1] and quest.masker_configs[0].page_size == 16
     pig = ResearchAttentionConfig.from_recipe("magicpig")
-    assert pig.masker_names() == ["sink", "local", "magicpig"] and pig.dense_layers == [0, 16]
-    sink, local, lsh = pig.masker_configs
-    assert (sink.sink_size, local.window_size, lsh.lsh_k, lsh.lsh_l) == (4, 64, 10, 150)
-    assert (lsh.sink_size, lsh.window_size, lsh.min_collisions) == (4, 64, 2)
+    assert pig.masker_names() == ["magicpig"] and pig.dense_layers == [0, 16]
+    (lsh,) = pig.masker_configs  # it attends its sink and window itself
+    assert (lsh.sink_size, lsh.window_size, lsh.lsh_k, lsh.lsh_l) == (4, 64, 10, 150)
+    assert (lsh.min_collisions, lsh.attend_generated) == (2, True)
     streaming = ResearchAttentionConfig.from_recipe("streaming_llm")
     assert [c.__dict__ for c in streaming.masker_configs] == [
         {"sink_size": 4},

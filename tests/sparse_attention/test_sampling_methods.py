@@ -130,9 +130,11 @@ def test_magicpig_is_deterministic_per_seed_and_adds_only_inactive_keys():
     assert sampled.any() and not torch.any(sampled & (previous > 0))
 
 
-def test_magicpig_state_extends_and_a_rollback_into_the_context_rebuilds_it():
-    """Codes are appended for new keys; the centre is the context's middle keys' mean; a
-    rollback below the context end drops the centre and the next call rebuilds fresh."""
+def test_magicpig_state_extends_and_a_rollback_into_the_prompt_rebuilds_it():
+    """Codes are appended for new keys; the centre is the mean of the prompt's middle keys
+    [sink, P - window), the prompt being the first call's keys (context and question, as in
+    the official code); a rollback into the prompt (to the context, before the next question)
+    drops the centre and the next call rebuilds it on its own prompt."""
     q, k, v = qkv(2, 2, 3, 40, d=8, seed=9)
     masker = create_masker(MagicPigConfig(lsh_k=2, lsh_l=6, sink_size=2, window_size=4))
     states = MaskerStates()
@@ -141,16 +143,17 @@ def test_magicpig_state_extends_and_a_rollback_into_the_context_rebuilds_it():
         inputs = AttentionInputs(q[:, :, :q_len], k[:, :, :k_len], v[:, :, :k_len], layer_idx=0)
         return states.read(masker, inputs)  # type: ignore[arg-type]
 
-    state = call(3, 30)  # context = the first 27 keys
-    assert torch.allclose(state.centre, k[:, :, 2:23].mean(2))
+    state = call(3, 30)  # the prompt: a 27-key context and a 3-key question
+    assert torch.allclose(state.centre, k[:, :, 2:26].mean(2))
     state = call(1, 31)
-    assert state.index.size == 31 and state.context_end == 27
-    states.truncate(27)
+    assert state.index.size == 31 and state.prompt_end == 30
+    states.truncate(30)
     assert states.entry(0, masker).value.centre is not None  # type: ignore[union-attr]
-    states.truncate(20)
+    states.truncate(27)
     assert states.entry(0, masker).value.centre is None  # type: ignore[union-attr]
-    rebuilt = call(3, 25)  # the new context is 22 keys
-    assert rebuilt.context_end == 22 and torch.allclose(rebuilt.centre, k[:, :, 2:18].mean(2))
+    rebuilt = call(2, 29)  # the next question: 2 keys on the same context
+    assert rebuilt.prompt_end == 29 and torch.allclose(rebuilt.centre, k[:, :, 2:25].mean(2))
+    assert rebuilt.index.size == 29
 
 
 # ---------------------------------------------------------------------- vAttention

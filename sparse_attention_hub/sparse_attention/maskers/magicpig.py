@@ -1,15 +1,22 @@
 """MagicPIG: keys sampled by SimHash collisions, weighted by their inclusion probability.
 
 Chen et al., 2024, "MagicPIG: LSH Sampling for Efficient LLM Generation" (official code
-Infini-AI-Lab/MagicPIG v0.2, ``evaluations/RULER/pred/cache_ref.py``, the accuracy path). As
-there:
+Infini-AI-Lab/MagicPIG v0.2, ``evaluations/RULER/pred/cache_ref.py`` and ``llama_ref.py``,
+the accuracy path). As there:
 
-- **Centre.** After the context prefill every key is centred by the mean of the context's
-  *middle* keys: the keys neither in the first ``sink_size`` nor in the last ``window_size``
-  of the context (official: 4 and 64, ``unselect_k_cache.mean``). Queries are not centred. The
-  context is the keys before the first query of a layer's first call (the adapter prefills the
-  context densely, so that call's queries are the question). The centre is computed once per
-  layer per request and kept in the state.
+- **Prompt.** The official code prefills the whole prompt (context, question and answer
+  prefix) densely and then splits its keys once (``select_kv_cache``). Here the prompt is the
+  keys present at a layer's first call: the adapter prefills the context densely and runs the
+  question through the research attention, so that call's keys are the whole prompt and its
+  queries the question. ``prompt_end`` = P, its absolute end, is kept in the state.
+- **Split.** Attended densely (p = 1) by this masker: the first ``sink_size`` keys, the last
+  ``window_size`` keys of the prompt, [P - window_size, P), and (``attend_generated``) every
+  key after the prompt (official: 4 and 64; generated tokens go to the always-attended cache).
+  The window stays fixed at the end of the prompt: it does not slide with the query. Only the
+  middle keys [sink_size, P - window_size) are sampled.
+- **Centre.** Every key is centred by the mean of the prompt's middle keys, the sampled range
+  (official ``unselect_k_cache.mean``). Queries are not centred. The centre is computed once per
+  layer per prompt and kept in the state.
 - **SimHash.** ``lsh_l`` tables of ``lsh_k`` random Gaussian hyperplanes, drawn per KV head
   (official ``hash_matrix`` of shape (Hkv, D, K * L)); a key's ``lsh_k`` sign bits per table
   are packed into one integer. The query (not centred) is hashed with the same hyperplanes.
@@ -19,13 +26,16 @@ there:
   P = p ** lsh_k, the inclusion probability is u = P(Binomial(lsh_l, P) >= min_collisions);
   for two collisions u = 1 - (1 - P)^L - L P (1 - P)^(L - 1), the official formula. The mask
   entry is u, so the softmax weighs the key by 1 / u.
-- **Always attended.** The sink and window keys come from the maskers before this one in the
-  stack (the ``magicpig`` recipe is ``sink(4) + local(64) + magicpig``); this masker only adds
-  sampled keys that are not active yet, plus (``attend_generated``) every key after the
-  context (official: tokens generated after the prefill go to the always-attended cache).
+
+The ``magicpig`` recipe is this masker alone. Keys another masker before it made active are
+never sampled again.
 
 Differences from the official code, all written down here:
 
+- The question rows run sparse (the framework's rule: the question and every generated token
+  go through the research attention), under the same split as a decode step: a question row
+  attends densely the sink and the window keys up to its own position, samples the middle keys,
+  and its keys are centred by the prompt's centre. The official code prefills them densely.
 - The hyperplanes are drawn from a generator seeded with ``seed`` and the layer index, so a
   run is reproducible; the official code draws them unseeded and shares one draw between
   blocks of 16 layers.
@@ -33,13 +43,14 @@ Differences from the official code, all written down here:
   towards lower weights; ``u_offset=1e-4`` reproduces it, the default 0 keeps the estimate
   unbiased. u is computed in float64 (through the upper tail of the binomial when it is small,
   where the official difference of ones cancels).
-- Dense layers (official: 0 and 16 of 32) are the ``dense_layers`` of the research config, not
-  of this masker; the ``magicpig`` recipe sets them.
+- Dense layers (official: 0, 16, 32 and 48 where the model has them) are the research
+  config's ``dense_layers``, not this masker's; the ``magicpig`` recipe sets 0 and 16 (all of
+  them on a 32-layer model such as Llama-3-8B; a deeper model needs 32 and 48 added).
 - GQA: every query head of a KV head is hashed with that KV head's hyperplanes.
-- Every cached key is hashed (the official code hashes only the middle keys); keys already
-  active are never added again, so the mask is the same.
+- Every cached key is hashed (the official code hashes only the middle keys); keys attended
+  densely are never sampled, so the mask is the same.
 - Variants of the reference framework, off by default: ``mips_transform`` (keys become
-  [k / M, sqrt(1 - |k|^2 / M^2)] and queries [q / |q|, 0], M the largest centred context-key
+  [k / M, sqrt(1 - |k|^2 / M^2)] and queries [q / |q|, 0], M the largest centred prompt-key
   norm, fixed at the state build; a later key past M gets a last coordinate of 0) and
   retrieval on one collision (``min_collisions=1``).
 
@@ -49,8 +60,9 @@ counted over the matches only.
 
 State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
 key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
-and appended, a rollback or sliding window cuts the codes. A rollback into the context (below the keys the
-centre was taken from) drops the centre: the next call rebuilds the state as a fresh one would.
+and appended, a rollback or sliding window cuts the codes. A rollback into the prompt (the
+adapter's rollback to the context before each question) drops the centre: the next call, the
+next question, rebuilds the state on its own prompt as a fresh one would.
 """
 
 from __future__ import annotations
@@ -84,9 +96,9 @@ TAIL_TERMS = 40
 class MagicPigConfig(MaskerConfig):
     """``lsh_k`` bits per table, ``lsh_l`` tables (paper: 10, 150), ``min_collisions`` tables
     a key must share with the query (official 2), ``seed`` of the hyperplanes (per layer),
-    ``sink_size`` / ``window_size`` the context keys left out of the centre (official 4, 64),
-    ``attend_generated`` keys after the context always, ``mips_transform`` and ``u_offset``
-    (see the module)."""
+    ``sink_size`` / ``window_size`` the first keys and the last keys of the prompt, attended
+    densely and left out of the centre (official 4, 64), ``attend_generated`` every key after
+    the prompt densely, ``mips_transform`` and ``u_offset`` (see the module)."""
 
     lsh_k: int = 10
     lsh_l: int = 150
@@ -132,16 +144,17 @@ class MagicPigConfig(MaskerConfig):
 class MagicPigState:
     """One layer's hashing state: ``centre`` (B, Hkv, D) fp32 or None (dropped by a rollback
     into the context), ``planes`` (Hkv, D', L * K) fp32, ``index`` the packed key codes
-    (``lsh_index.CodeIndex``, tables sorted), ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M with the MIPS transform),
-    ``mips_norm`` (B, Hkv, 1) fp32 or None, ``context_end`` the absolute end of the context and
-    ``end`` that of the last key."""
+    (``lsh_index.CodeIndex``, tables sorted), ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M
+    with the MIPS transform), ``mips_norm`` (B, Hkv, 1) fp32 or None, ``prompt_end`` the
+    absolute end of the prompt (the keys of the state's build) and ``end`` that of the last
+    key."""
 
     centre: torch.Tensor | None
     planes: torch.Tensor
     index: CodeIndex
     norms: torch.Tensor
     mips_norm: torch.Tensor | None
-    context_end: int
+    prompt_end: int
     end: int
 
 
@@ -196,9 +209,10 @@ def collision_counts(query_codes: torch.Tensor, key_codes: torch.Tensor) -> torc
 
 @register_masker(
     "magicpig",
-    "Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation': keys whose "
-    "SimHash codes collide with the query's in >= min_collisions of lsh_l tables, weighted "
-    "by 1/u (u their collision probability); keys centred by the context mean.",
+    "Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation': the sink, the "
+    "last window_size keys of the prompt and every later key dense; the others sampled when "
+    "their SimHash codes collide with the query's in >= min_collisions of lsh_l tables, "
+    "weighted by 1/u (u their collision probability), centred by their mean.",
 )
 class MagicPigMasker(StatefulMasker[MagicPigState]):
     """SimHash sampling with inclusion-probability weights (see the module)."""
@@ -251,14 +265,14 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
     # ------------------------------------------------------------------ state contract
 
     def build_state(self, inputs: AttentionInputs) -> MagicPigState:
-        """Centre from the context's middle keys, hyperplanes, and the codes of every key."""
+        """Centre from the prompt's middle keys, hyperplanes, and the codes of every key; the
+        prompt is the keys of this call (a layer's first call: the context and the question)."""
         cfg, keys, offset = self.config, inputs.keys, inputs.key_offset
-        assert inputs.query_start is not None
-        context_end = inputs.query_start
+        prompt_end = inputs.sequence_length
         low = max(cfg.sink_size, offset) - offset
-        high = context_end - cfg.window_size - offset
-        if high <= low:  # a short context: the mean of all its keys (none: no centring)
-            low, high = 0, max(0, context_end - offset)
+        high = prompt_end - cfg.window_size - offset
+        if high <= low:  # a short prompt: the mean of all its keys
+            low, high = 0, keys.shape[2]
         b, h, _, d = keys.shape
         centre = (
             keys[:, :, low:high].float().mean(2)
@@ -277,8 +291,8 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             index_codes(codes),
             norms,
             mips_norm,
-            context_end,
-            inputs.sequence_length,
+            prompt_end,
+            prompt_end,
         )
 
     def extend_state(
@@ -309,7 +323,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         )
 
     def truncate_state(self, state: MagicPigState, start: int, stop: int) -> MagicPigState:
-        """Keep the codes of keys [start, stop); a cut into the context drops the centre."""
+        """Keep the codes of keys [start, stop); a cut into the prompt drops the centre."""
         new_end = state.end - state.index.size + stop
         kept = replace(
             state,
@@ -317,7 +331,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             norms=state.norms[..., start:stop],
             end=new_end,
         )
-        return replace(kept, centre=None) if new_end < state.context_end else kept
+        return replace(kept, centre=None) if new_end < state.prompt_end else kept
 
     # ------------------------------------------------------------------ sampling
 
@@ -349,9 +363,17 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         norms = inputs.per_query_head(state.norms).unsqueeze(2)  # (B, H, 1, K)
         return dots / (queries.norm(dim=-1, keepdim=True) * norms).clamp_min(1e-12)
 
+    def always_attended(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
+        """(K,) bool: the keys of the dense split, at positions [0, sink_size), [P - window_size,
+        P) and (``attend_generated``) [P, ...), P = ``state.prompt_end``."""
+        cfg, end = self.config, state.prompt_end
+        positions = inputs.key_positions()  # (K,)
+        dense = (positions < cfg.sink_size) | (positions >= end - cfg.window_size)
+        return dense if cfg.attend_generated else dense & (positions < end)
+
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
-        """``previous_mask`` plus the colliding keys not active yet at p = u (and every key
-        after the context at p = 1 with ``attend_generated``)."""
+        """``previous_mask`` plus the dense split (:meth:`always_attended`, causal: up to each
+        query's own position) at p = 1 and the colliding middle keys not active yet at p = u."""
         shape, device, cfg = inputs.mask_shape, inputs.keys.device, self.config
         if previous_mask.is_full_flag or shape[3] == 0:
             return previous_mask.merge(Mask.create_empty(shape, device=device))
@@ -364,18 +386,16 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         active = previous_mask.active()
         if active is not None:
             hit &= ~active
-        generated = None
-        if cfg.attend_generated:
-            generated = inputs.key_positions() >= state.context_end  # (K,)
-            hit &= ~generated
+        fixed = self.always_attended(inputs, state)  # (K,)
+        hit &= ~fixed
         probs = torch.zeros(shape, dtype=torch.float32, device=device)
         cos = self._cosines(inputs, state)[hit]  # (n_hit,)
         u = inclusion_probability(cos, cfg.lsh_k, cfg.lsh_l, cfg.min_collisions) + cfg.u_offset
         probs[hit] = u.clamp(1e-30, 1.0).float()
         mask = previous_mask.merge(Mask.from_dense(probs, copy=False))
-        if generated is not None:
-            mask = mask.with_active(generated if allowed is None else allowed & generated)
-        return mask
+        causal = inputs.key_positions() <= inputs.query_positions().unsqueeze(-1)  # (Q, K)
+        dense = fixed & causal
+        return mask.with_active(dense if allowed is None else allowed & dense)
 
 
 __all__ = [
