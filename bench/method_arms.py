@@ -73,7 +73,7 @@ METHOD_ARMS: dict[str, Arm] = {
         lambda shape, workdir: [RandomSamplingMaskerConfig(sampling_rate=0.05)], target=3.0
     ),
     "quest": Arm(lambda shape, workdir: [QuestConfig(token_budget=0.05)]),
-    # the paper's (K, L) = (10, 150); the centre leaves out the bench's sink and window
+    # the paper's (K, L) = (10, 150); its own dense sink and window are the bench's
     "magicpig": Arm(
         lambda shape, workdir: [MagicPigConfig(sink_size=128, window_size=128)], target=3.0
     ),
