@@ -1,13 +1,15 @@
-"""``sah report``: the results table of a results directory."""
+"""``sah report``: the results table of a results directory (of each, for a folder of runs)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.cli.common import add_quiet, count_arg, write
+from sparse_attention_hub.cli.report_paths import check_output_paths, join_reports
 
 
 def report_text(
@@ -37,8 +39,6 @@ def report_text(
 
 def _write_results_csv(table: Any, result_dir: str) -> None:
     """Write ``table`` as ``<result_dir>/results.csv`` atomically; a read-only tree only warns."""
-    from pathlib import Path
-
     from sparse_attention_hub.cell_store.atomic import write_atomic
     from sparse_attention_hub.executor.results import RESULTS_CSV
 
@@ -57,8 +57,8 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
+    from sparse_attention_hub.executor.results import results_dirs
     from sparse_attention_hub.experiment.report_columns import parse_columns
 
     extra = parse_columns(args.columns) if args.columns is not None else ()
@@ -67,17 +67,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.directory}: {what}")
     if args.out is not None and not args.plot:
         raise ValueError("--out names the folder of the figures: give --plot too")
-    started = time.time()
-    text, cells = report_text(
-        args.directory, args.format, resamples=args.resamples, seed=args.seed, extra_columns=extra
-    )
-    if not cells:
+    check_output_paths(args.html, args.out)
+    runs = results_dirs(args.directory)
+    if not runs:
         raise ValueError(
             f"{args.directory}: no result cells found (expected <model>/<config>/<benchmark>/)"
         )
-    write(text)
+    if len(runs) > 1 and (args.plot or args.html):
+        raise ValueError(
+            f"{args.directory} holds {len(runs)} results directories "
+            f"({', '.join(str(run) for run in runs)}); --plot and --html draw one run: "
+            "pass one of them"
+        )
+    started = time.time()
+    parts = [
+        (str(run), report_text(str(run), args.format, None, args.resamples, args.seed, extra)[0])
+        for run in runs  # each run alone: its own table, dense baseline and results.csv
+    ]
+    headed = len(runs) > 1 or runs[0] != Path(args.directory)
+    write(join_reports(parts, args.format) if headed else parts[0][1])
     if args.plot or args.html:
-        lines = _write_outputs(args, started)
+        lines = _write_outputs(args, runs[0], started)
         if args.format in ("json", "csv"):  # stdout stays one parseable document
             sys.stderr.write(lines + "\n")
         else:
@@ -85,17 +95,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, started: float) -> str:
-    """``--plot`` figures and the ``--html`` report; the lines naming the files written."""
-    from pathlib import Path
-
+def _write_outputs(args: argparse.Namespace, run: Path, started: float) -> str:
+    """``--plot`` figures and the ``--html`` report of the results directory ``run``; the
+    lines naming the files written."""
     from sparse_attention_hub.experiment import report_outputs as outputs
     from sparse_attention_hub.experiment.report import recorded_config_order
 
-    table = outputs.load_report_table(args.directory, started, args.resamples, args.seed)
-    order = recorded_config_order(args.directory)
-    plot_dir = (args.out or str(Path(args.directory) / outputs.FIGURES_DIR)) if args.plot else None
-    paths, page = outputs.write_outputs(args.directory, table, plot_dir, args.html, order)
+    table = outputs.load_report_table(run, started, args.resamples, args.seed)
+    order = recorded_config_order(run)
+    plot_dir = (args.out or str(Path(run) / outputs.FIGURES_DIR)) if args.plot else None
+    try:
+        paths, page = outputs.write_outputs(run, table, plot_dir, args.html, order)
+    except OSError as exc:  # e.g. permission denied: one line naming the file
+        raise ValueError(f"could not write {exc.filename or plot_dir}: {exc.strerror}") from exc
     lines = [f"figure: {path}" for path in paths]
     if args.plot and not paths:
         lines.append("no figures: no complete cell with a score")

@@ -1,10 +1,12 @@
 """The results table of a results tree: one row per cell, rebuilt from the files alone.
 
 ``build_results_table(base_dir)`` walks ``<base>/<model>/<config>/<cell>/`` (cells under a
-``stale/`` folder are left out) and reads each cell's config.json (its resolved config and
-execution record), metrics.json, when present micro_metrics.jsonl for the mean density, and
-predictions.jsonl (once per cell) for the agreement of a sparse config's answers with the dense
-config's. ``write_results_csv(base_dir)`` writes it to ``<base>/results.csv``. Nothing is run.
+``stale/`` folder, and those of another run nested deeper in the tree, are left out;
+:func:`results_dirs` lists the runs under a folder) and reads each cell's config.json (its
+resolved config and execution record), metrics.json, when present micro_metrics.jsonl for the
+mean density, and predictions.jsonl (once per cell) for the agreement of a sparse config's
+answers with the dense config's. ``write_results_csv(base_dir)`` writes it to
+``<base>/results.csv``. Nothing is run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
 MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
+CELL_DEPTH = 3  # a cell is <results dir>/<model>/<config>/<benchmark[_subset]>
 DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
 AGREEMENT_COLUMN = "dense_agreement"
 BASE_COLUMNS = [
@@ -205,7 +208,8 @@ def add_dense_agreement(cells: list[tuple[Path, dict[str, Any]]]) -> None:
         row[AGREEMENT_COLUMN] = agreement(_answers(cell), dense) if is_sparse and dense else None
 
 
-def _cell_dirs(base: Path) -> list[Path]:
+def _walk_cells(base: Path) -> list[Path]:
+    """Every folder under ``base`` (itself included) with a config.json, not under stale/."""
     cells = []
     for root, dirs, files in os.walk(base):
         dirs[:] = sorted(d for d in dirs if d != STALE_DIR)
@@ -214,8 +218,39 @@ def _cell_dirs(base: Path) -> list[Path]:
     return cells
 
 
+def results_dir_of(cell: Path, base: Path) -> Path:
+    """The results directory of a cell found under ``base``: the folder ``CELL_DEPTH`` levels
+    above it (``<results dir>/<model>/<config>/<benchmark[_subset]>``), or ``base`` when the
+    cell lies fewer levels below ``base`` (``base`` is then a model or config folder of a run)."""
+    parts = cell.relative_to(base).parts
+    return base.joinpath(*parts[:-CELL_DEPTH]) if len(parts) > CELL_DEPTH else base
+
+
+def _is_cell(folder: Path) -> bool:
+    """An executor cell: its config.json has a resolved config, or is unreadable (corrupt)."""
+    config = read_json(folder / CONFIG_FILE)
+    return config is None or isinstance(config.get("resolved_config"), dict)
+
+
+def results_dirs(base_dir: str | os.PathLike[str]) -> list[Path]:
+    """The results directories (one per run) whose cells lie under ``base_dir``, sorted.
+
+    ``[base_dir]`` for a run's own folder (or a folder inside one); each run for a folder of
+    runs (``runs/`` holding ``runs/a/<model>/...`` and ``runs/b/<model>/...``); a run nested
+    in another is its own. [] when no cell lies under ``base_dir``.
+    """
+    base = Path(base_dir)
+    return sorted({results_dir_of(c, base) for c in _walk_cells(base) if _is_cell(c)})
+
+
+def _cell_dirs(base: Path) -> list[Path]:
+    """The cells of the run ``base`` (not those of a run nested in it)."""
+    return [cell for cell in _walk_cells(base) if results_dir_of(cell, base) == base]
+
+
 def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """One row per executor cell under ``base_dir``, sorted by model, config, benchmark, subset.
+    """One row per executor cell of the run ``base_dir``, sorted by model, config, benchmark,
+    subset. The cells of a run nested in it are not its own (see :func:`results_dirs`).
 
     Columns: model, sparse_config, benchmark, subset, status (a word of
     ``cell_store.STATUSES``), overall_score (complete cells only), one ``score.<task>`` column per task score found, then

@@ -50,13 +50,20 @@ class Comparison:
 
 def load_side(directory: str | Path) -> pd.DataFrame:
     """The per-cell table of one results directory, in its run's config order; ValueError
-    when it is not a directory or holds no cells."""
-    from sparse_attention_hub.executor.results import build_results_table
+    when it is not a directory, holds no cells, or holds several runs (never merged)."""
+    from sparse_attention_hub.executor.results import build_results_table, results_dirs
 
     path = Path(directory)
     if not path.is_dir():
         what = "not a directory" if path.exists() else "no such results directory"
         raise ValueError(f"{directory}: {what}")
+    runs = results_dirs(path)
+    if len(runs) > 1:
+        raise ValueError(
+            f"{directory} holds {len(runs)} results directories "
+            f"({', '.join(str(run) for run in runs)}): pass one of them"
+        )
+    path = runs[0] if runs else path
     table = build_results_table(path)
     if table.empty:
         raise ValueError(f"{directory}: no result cells found (expected <model>/<config>/<bench>/)")

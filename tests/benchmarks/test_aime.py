@@ -56,6 +56,17 @@ def test_integer_normalisation() -> None:
         is_correct("\\boxed{1}", "x")
 
 
+def test_short_prefix_is_dropped_as_strip_string_drops_it() -> None:
+    # Qwen2.5-Math's and lm-eval's strip_string: one "=", at most 2 characters before it
+    assert is_correct("so \\boxed{x = 25}", "25")
+    assert is_correct("\\boxed{k=25}", 25)
+    assert is_correct("$\\boxed{n = 1,000}$", "1000")
+    assert normalize_integer("$m + n = 204$") is None  # "m + n " is longer than 2
+    assert normalize_integer("ab = 25") is None
+    assert normalize_integer("x = y = 25") is None  # two "="
+    assert normalize_integer("x  = 25") is None  # "x  " is 3 characters, spaces counted
+
+
 def test_loader_repeats_problems_and_reads_both_schemas(data_dir: Path) -> None:
     bench = create_benchmark_instance("aime", data_dir=data_dir, num_samples_per_question=2)
     rows = bench.load_datasets()

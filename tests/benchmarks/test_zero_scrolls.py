@@ -88,6 +88,22 @@ def test_official_metrics_per_row() -> None:
     assert set(scores) == {"rouge1", "rouge2", "rougeL"}
 
 
+@pytest.mark.parametrize(
+    ("task", "gold"), [("space_digest", "seventy percent"), ("quality", "none of them")]
+)
+def test_malformed_gold_is_refused_naming_the_row(task: str, gold: str) -> None:
+    # SpaceDigest's gold without "%" was read as 0%; now both tasks refuse alike
+    frame = pd.DataFrame(
+        {
+            "id": ["ok", "bad"],
+            "predicted_answer": ["70% (A)", "0% (A)"],
+            "outputs": [["70% A"], [gold]],
+        }
+    )
+    with pytest.raises(ValueError, match=f"zero_scrolls {task} id 'bad': .*gold '{gold}'"):
+        score_task(task, frame)
+
+
 def test_rouge_geometric_mean_of_best_reference() -> None:
     frame = pd.DataFrame(
         {

@@ -5,7 +5,8 @@ fallbacks: Minerva's "final answer is $X$. I hope"; the last ``boxed`` (its brac
 or up to the next ``$`` for ``\\boxed 5``); "he answer is"; "final answer is"; "答案是"; the
 last number. Then newlines with their indentation go, and a leading ":" or a trailing "." or
 "/" is dropped. AIME answers are integers 0-999, so where Qwen2.5-Math normalises LaTeX
-with ``strip_string`` and compares with sympy, :func:`normalize_integer` reads the integer.
+with ``strip_string`` and compares with sympy, :func:`normalize_integer` reads the integer,
+keeping ``strip_string``'s rule that drops a short ``k = `` prefix ("x = 25" is 25).
 """
 
 from __future__ import annotations
@@ -60,17 +61,32 @@ def extract_answer(pred_str: str) -> str:
     return pred.strip()  # strip_string starts with strip()
 
 
+def drop_short_prefix(text: str) -> str:
+    """``strip_string``'s rule: "k = 25" is "25" (one "=", at most 2 characters before it).
+
+    As in Qwen2.5-Math's and lm-eval's ``strip_string``, the left side is measured before
+    spaces are removed, so "x = 25" loses "x " but "ab = 25" and "a = b = 25" stay.
+    """
+    parts = text.split("=")
+    if len(parts) == 2 and len(parts[0]) <= 2:
+        return parts[1]
+    return text
+
+
 def normalize_integer(answer: object) -> int | None:
     """``answer`` as an int, or None if it is not one.
 
-    Removes ``$``, spaces (also ``\\,``, ``\\!``, ``~``), thousands commas, a ``\\text{}``
-    wrapper, a trailing degree sign or period; "033" is 33, "33.0" is 33, "3.5" and "\\frac12"
-    are None.
+    Removes ``$``, a ``\\text{}`` wrapper, a degree sign, ``%``, a short ``k = `` prefix
+    (:func:`drop_short_prefix`), spaces (also ``\\,``, ``\\!``, ``~``), thousands commas and a
+    trailing period; "033" is 33, "33.0" is 33, "x = 25" is 25, "3.5" and "\\frac12" are None.
     """
     text = str(answer).strip()
     for _ in range(2):
         text = _TEXT_WRAPPER.sub(r"\1", text)
-    for junk in ("$", "\\,", "\\!", "\\;", "~", " ", "^\\circ", "^{\\circ}", "\\%", "%"):
+    for junk in ("$", "\\!", "^\\circ", "^{\\circ}", "\\%", "%"):
+        text = text.replace(junk, "")
+    text = drop_short_prefix(text)
+    for junk in ("\\,", "\\;", "~", " "):
         text = text.replace(junk, "")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text).rstrip(".")
     if not _INTEGER.fullmatch(text):

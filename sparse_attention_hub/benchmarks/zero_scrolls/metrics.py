@@ -7,9 +7,11 @@ row's value is the best over its references, a task's the mean x100.
   split into sentences with nltk's ``sent_tokenize``, one per line); the task score is the
   geometric mean of the rouge1, rouge2 and rougeL means.
 - F1: SQuAD's token F1 after lower-casing and removing punctuation and articles.
-- accuracy (QuALITY): the first standalone letter A-D of the prediction equals the gold's.
+- accuracy (QuALITY): the first standalone letter A-D of the prediction equals the gold's
+  (a gold without one is refused, as the official assert does).
 - exp_similarity (SpaceDigest): 0.5 ** (|gold% - predicted%| / 10), the percentages being the
-  first ``\\d+\\.?\\d*%`` of each; no percentage in the prediction scores 0.
+  first ``\\d+\\.?\\d*%`` of each; no percentage in the prediction scores 0, a gold without
+  one is refused (ValueError; the official metric reads it as 0%).
 - concordance_index (BookSumSort): the integers of the prediction must be a permutation of the
   gold's (else 0); then the share of summary pairs whose order agrees (lifelines'
   ``concordance_index`` without ties or censoring).
@@ -60,12 +62,18 @@ def _percentage(text: str) -> float | None:
 
 
 def exp_similarity_score(prediction: str, reference: str) -> float:
-    """0.5 ** (|gold% - predicted%| / 10); a gold without a percentage counts as 0%."""
+    """0.5 ** (|gold% - predicted%| / 10); a gold without a percentage is refused.
+
+    The official metric reads such a gold as 0% (its ``raise`` is commented out); here it is
+    a ValueError, as QuALITY's gold without a letter is (an assert in the official code).
+    """
     gold = _percentage(reference)
+    if gold is None:
+        raise ValueError(f"SpaceDigest gold {reference[:60]!r} has no percentage (like '70%')")
     pred = _percentage(prediction)
     if pred is None:
         return 0.0
-    return 0.5 ** (abs((gold or 0.0) - pred) / 10)
+    return 0.5 ** (abs(gold - pred) / 10)
 
 
 def summary_ids(text: str) -> list[int]:

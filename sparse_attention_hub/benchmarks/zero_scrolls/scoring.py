@@ -55,6 +55,23 @@ def _rouge(
     return {k: round(v, 2) for k, v in means.items()}, unavailable
 
 
+def _row_names(frame: pd.DataFrame) -> list[str]:
+    """Each row's ``id`` (the dataset's), or its index label where the frame has no ids."""
+    if "id" in frame.columns:
+        return [f"id {str(i)!r}" for i in frame["id"]]
+    return [f"row {i!r}" for i in frame.index]
+
+
+def _best_over_references(
+    row_metric: Callable[[str, str], float], task: str, row: str, pred: str, refs: list[str]
+) -> float:
+    """The row's best value over its references; a malformed gold names the task and row."""
+    try:
+        return max(row_metric(pred, ref) for ref in refs)
+    except ValueError as error:
+        raise ValueError(f"zero_scrolls {task} {row}: {error}") from error
+
+
 def score_task(task: str, frame: pd.DataFrame) -> dict[str, Any]:
     """{"score", "metrics", "unavailable"} of one task's validation rows."""
     predictions = [_text(p) for p in frame["predicted_answer"]]
@@ -65,7 +82,8 @@ def score_task(task: str, frame: pd.DataFrame) -> dict[str, Any]:
         return {"score": metrics[metric], "metrics": metrics, "unavailable": unavailable}
     row_metric = _ROW_METRICS[metric]
     values = [
-        max(row_metric(p, r) for r in refs) for p, refs in zip(predictions, references, strict=True)
+        _best_over_references(row_metric, task, row, pred, refs)
+        for row, pred, refs in zip(_row_names(frame), predictions, references, strict=True)
     ]
     score = round(100 * sum(values) / len(values), 2)
     return {"score": score, "metrics": {metric: score}, "unavailable": {}}
