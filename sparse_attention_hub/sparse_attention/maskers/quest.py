@@ -42,8 +42,9 @@ Differences from the official code, all written down here:
 - Forbidden keys stay forbidden: a page with no key the attention mask allows for a row scores
   -inf for that row and is never selected; a selected page adds only its allowed keys.
 - The official code runs Quest on decode steps only (prefill is dense, as the adapter's context
-  prefill is here); multi-token calls (question tokens) select pages per query row, each as a
-  decode step at its position (above), with two differences: a float ``token_budget`` is a
+  prefill is here; its LongBench script feeds the question one token at a time); a
+  multi-token call (the question tokens) selects pages per query row, each as a decode step at
+  its position (above), with two differences: a float ``token_budget`` is a
   fraction of the call's K (as for every masker), not of the row's; and on a sliding-window
   layer a row's first page is summarised from all of the call's keys of that page, some before
   the row's window, which a decode step's cache has dropped (the attention mask still keeps
