@@ -154,18 +154,19 @@ def test_tiny_model_path_does_not_depend_on_how_result_dir_is_spelled(
 
 
 def test_quest_example_is_the_papers_stack_with_dense_layers() -> None:
+    """The official code has no attention sink and no local window: Quest pages alone."""
     spec = load_experiment(EXAMPLES / "quest.yaml")
     configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
     assert configs["dense"] is None
-    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
     for budget in (1024, 4096):
         quest = {"quest": {"token_budget": budget, "page_size": 16}}
-        expected = ResearchAttentionConfig.from_dict(
-            {"maskers": [sink, local, quest], "dense_layers": [0, 1]}
-        )
+        expected = ResearchAttentionConfig.from_dict({"maskers": [quest], "dense_layers": [0, 1]})
         assert configs[f"quest_{budget}"] == expected
-        assert expected.dense_layers == [0, 1]
-    assert configs["oracle_top_k_1024"].dense_layers == [0, 1]
+        assert expected == ResearchAttentionConfig.from_recipe("quest", heavy_size=budget)
+    top_k = {"oracle_top_k": {"heavy_size": 1024}}
+    oracle = ResearchAttentionConfig.from_dict({"maskers": [top_k], "dense_layers": [0, 1]})
+    assert configs["oracle_top_k_1024"] == oracle
+    assert "sink" not in (EXAMPLES / "quest.yaml").read_text().split("sparse_configs:")[1]
 
 
 def test_all_recipes_example_expands_every_recipe_with_its_defaults() -> None:
@@ -205,13 +206,13 @@ def test_pq_cache_example_is_the_papers_stack() -> None:
 
 
 def test_double_sparsity_example_is_the_papers_stack_with_dense_layers(tmp_path, monkeypatch):
+    """The official code has no attention sink and no local window: the recipe alone."""
     monkeypatch.chdir(tmp_path)
     channels = tmp_path / "channels" / "Llama-3.1-8B-Instruct.json"
     channels.parent.mkdir()
     channels.write_text("{}")
     spec = load_experiment(EXAMPLES / "double_sparsity.yaml")
     configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
-    sink, local = {"sink": {"sink_size": 128}}, {"local": {"window_size": 128}}
     for budget in (1024, 4096):
         ds = {
             "double_sparsity": {
@@ -221,10 +222,14 @@ def test_double_sparsity_example_is_the_papers_stack_with_dense_layers(tmp_path,
                 "label_bits": 4,
             }
         }
-        expected = ResearchAttentionConfig.from_dict(
-            {"maskers": [sink, local, ds], "dense_layers": [0, 1]}
-        )
+        expected = ResearchAttentionConfig.from_dict({"maskers": [ds], "dense_layers": [0, 1]})
         assert configs[f"double_sparsity_{budget}"] == expected
+        assert expected == ResearchAttentionConfig.from_recipe(
+            "double_sparsity", heavy_size=budget, channel_file=ds["double_sparsity"]["channel_file"]
+        )
+    top_k = {"oracle_top_k": {"heavy_size": 1024}}
+    oracle = ResearchAttentionConfig.from_dict({"maskers": [top_k], "dense_layers": [0, 1]})
+    assert configs["oracle_top_k_1024"] == oracle
     comment = " ".join(
         line.lstrip("# ").rstrip("\\ ")
         for line in (EXAMPLES / "double_sparsity.yaml").read_text().splitlines()

@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers.quest import (
     page_bounds,
     page_summaries,
 )
+from sparse_attention_hub.testing import trained_model_dir
 from tests.support.captured import oracle_top, question_calls
 from tests.support.tensors import random_qkv as qkv
 
@@ -210,3 +211,92 @@ def test_tiny_model_recall_of_the_oracle_top_k_beats_random_pages(tiny_model_dir
     )
     # A random tiny model's attention is only mildly peaked: a clear, not a huge, margin.
     assert quest_recall > 1.5 * random_recall and quest_recall > random_recall + 0.08
+
+
+def _rows_against_decode_steps(config: QuestConfig, inputs: AttentionInputs) -> list[int]:
+    """The rows of a multi-token call whose attended keys differ from those of a decode step at
+    the row's position (the row's query alone over the keys up to and including its own)."""
+    masker = create_masker(config)
+    active = masker.add_mask(inputs, Mask.create_empty(inputs.mask_shape)).to_dense() > 0
+    allowed = inputs.allowed_keys()
+    if allowed is not None:
+        active = active & allowed  # (B, H, Q, K) what each row attends
+    offset, differ = inputs.key_offset, []
+    for row, position in enumerate(inputs.query_positions().tolist()):
+        n_k = position + 1 - offset
+        mask = None if allowed is None else allowed[..., row : row + 1, :n_k]
+        step = AttentionInputs(
+            inputs.queries[:, :, row : row + 1],
+            inputs.keys[:, :, :n_k],
+            inputs.values[:, :, :n_k],
+            mask,
+            layer_idx=inputs.layer_idx,
+            query_start=position,
+            key_start=offset,
+        )
+        one = masker.add_mask(step, Mask.create_empty(step.mask_shape)).to_dense() > 0
+        if mask is not None:
+            one = one & mask
+        if not torch.equal(active[:, :, row, :n_k], one[:, :, 0]) or active[:, :, row, n_k:].any():
+            differ.append(row)
+    return differ
+
+
+@pytest.fixture(scope="module")
+def trained_question_calls() -> list[AttentionInputs]:
+    return question_calls(trained_model_dir())
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        QuestConfig(128, 16),
+        QuestConfig(64, 8, label_bits=4),
+        QuestConfig(96, 16, keep_last_page=True),
+    ],
+    ids=["pages-16", "pages-8-4-bits", "kernel-path"],
+)
+def test_every_question_row_chooses_the_pages_of_a_decode_step_at_its_position(
+    trained_question_calls, config
+):
+    """The trained model's real question call (causal mask, several rows): a row's own page
+    is summarised from the keys up to its position only, so no later key of the call changes
+    its choice."""
+    rows = total = 0
+    for inputs in trained_question_calls:
+        differ = _rows_against_decode_steps(config, inputs)
+        rows += len(differ)
+        total += inputs.queries.shape[2]
+    assert total > 0 and rows == 0, f"{rows} of {total} question rows differ from decode steps"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    offset=st.integers(0, 20),
+    n_context=st.integers(0, 30),
+    n_rows=st.integers(2, 12),
+    page=st.integers(1, 8),
+    budget=st.integers(1, 40),
+    bits=st.sampled_from([3, 16]),
+    keep_last_page=st.booleans(),
+    holes=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_question_rows_choose_the_pages_of_decode_steps(
+    offset, n_context, n_rows, page, budget, bits, keep_last_page, holes, seed
+):
+    """Random queries and keys under a causal mask (with random holes on some calls), the
+    call's keys starting at position ``offset`` (mid-page on some calls): every row selects
+    what a decode step at its position selects, whatever the budget (dense rows included)."""
+    n_k = n_context + n_rows
+    q, k, v = qkv(4, 2, n_rows, n_k, d=6, seed=seed)
+    rows = torch.arange(n_context, n_k).unsqueeze(-1)  # (Q, 1) key index of each row
+    allowed = torch.arange(n_k) <= rows  # (Q, K) causal
+    if holes:
+        g = torch.Generator().manual_seed(seed)
+        allowed = allowed & (torch.rand(n_rows, n_k, generator=g) > 0.3)
+    inputs = AttentionInputs(
+        q, k, v, allowed[None, None], layer_idx=0, query_start=offset + n_context, key_start=offset
+    )
+    config = QuestConfig(budget, page, label_bits=bits, keep_last_page=keep_last_page)
+    assert _rows_against_decode_steps(config, inputs) == []

@@ -12,7 +12,16 @@ numbers came from, ``evaluation/quest_attention.py``:
   (a true upper bound: each term bounds q_d * k_d).
 - Each query head selects its own top ``min(max(3, budget // page_size), n_pages)`` pages (the
   official floor of 3 pages); every allowed key of a selected page becomes active. The last,
-  partial page is scored from its valid tokens only and is not forced in.
+  partial page is scored from its valid tokens only and is not forced in (the official decode
+  step pads it with the dtype's minimum, so only its valid keys count).
+- A call with several query rows (the question tokens) scores each row as a decode step at
+  the row's position would: a row that may attend no later key (a causal row) scores its own
+  page, the one holding its position, from that page's keys up to and including its
+  position only (the partial page of that decode step); the full pages before it are shared,
+  and the pages after it hold no key the row may attend. A causal row whose keys up to its
+  position fit the budget keeps all of them, as that decode step would (dense). So every
+  question row selects what a decode step at its position selects, with no key after the row
+  in its bounds.
 
 Pages of 4, budget 8 (two pages; the official floor is 3, shown with 2 for the drawing),
 K = 14, the last page partial::
@@ -33,15 +42,22 @@ Differences from the official code, all written down here:
 - Forbidden keys stay forbidden: a page with no key the attention mask allows for a row scores
   -inf for that row and is never selected; a selected page adds only its allowed keys.
 - The official code runs Quest on decode steps only (prefill is dense, as the adapter's context
-  prefill is here); multi-token calls (question tokens) select pages per query row.
+  prefill is here; its LongBench script feeds the question one token at a time); a
+  multi-token call (the question tokens) selects pages per query row, each as a decode step at
+  its position (above), with two differences: a float ``token_budget`` is a
+  fraction of the call's K (as for every masker), not of the row's; and on a sliding-window
+  layer a row's first page is summarised from all of the call's keys of that page, some before
+  the row's window, which a decode step's cache has dropped (the attention mask still keeps
+  them out). A row that may attend a later key (no causal mask) scores whole pages.
 - Pages are chosen from their bounds alone, not from ``previous_mask`` (as in the official
   code, where the budget covers every key): a page the sink or window already covers still
   counts toward the budget.
 - ``label_bits`` < 16 fake-quantises each page's min and max vectors (min-max over the D
   channels of the page, ``2**label_bits`` levels) rounding m down and M up, so U_p stays an
   upper bound; 16 means no quantisation (the official accuracy path keeps fp16 summaries).
-- The page bounds are computed in fp32 from unscaled q . k (the softmax scale and a soft cap
-  are monotone and do not change the ranking).
+- The page bounds are computed from unscaled q . k (the softmax scale and a soft cap are
+  monotone and do not change the ranking), summed in fp64 and rounded to fp32 (the official
+  code sums in fp32), so a row's own page, summed on its own, ties with an equal page.
 
 Ties: pages with equal bounds are ranked by page index, the earlier page first (a stable
 sort), so the same inputs always give the same mask.
@@ -49,7 +65,9 @@ sort), so the same inputs always give the same mask.
 State (through the ``StatefulMasker`` contract): :class:`QuestState`, the page mins and maxes
 of the keys seen so far. New keys extend it, recomputing only the last partial page; a
 rollback or a sliding window cuts it to whole pages. A partial edge page whose keys were cut is
-recomputed from the call's keys (at most two pages) before scoring.
+recomputed from the call's keys (at most two pages) before scoring. The rows' own pages are
+summarised per call from the keys of the pages holding the queries (running min and max within
+each page: (B, Hkv, Q + page_size, D) at most), never stored.
 """
 
 from __future__ import annotations
@@ -133,14 +151,59 @@ def page_summaries(
     return mins, maxs
 
 
+def page_prefix_summaries(
+    keys: torch.Tensor, first_position: int, page_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running (min, max) of ``keys`` (B, Hkv, n, D) at absolute positions ``first_position ..``
+    within each page (pages aligned at position 0): two (B, Hkv, n, D) fp32 tensors, entry i
+    the summary of the keys from the start of key i's page (or key 0) up to and including key
+    i, i.e. that page as a decode step at key i's position holds it."""
+    b, h, n, d = keys.shape
+    if n == 0:
+        empty = keys.new_zeros((b, h, 0, d), dtype=torch.float32)
+        return empty, empty.clone()
+    lead = first_position % page_size
+    pages = -(-(lead + n) // page_size)
+    tail = pages * page_size - lead - n
+    k = keys.float()
+    low = F.pad(k, (0, 0, lead, tail), value=float("inf"))  # (B, Hkv, P * page, D)
+    high = F.pad(k, (0, 0, lead, tail), value=float("-inf"))
+    mins = low.reshape(b, h, pages, page_size, d).cummin(3).values  # (B, Hkv, P, page, D)
+    maxs = high.reshape(b, h, pages, page_size, d).cummax(3).values
+    mins = mins.reshape(b, h, pages * page_size, d)[:, :, lead : lead + n]  # (B, Hkv, n, D)
+    maxs = maxs.reshape(b, h, pages * page_size, d)[:, :, lead : lead + n]
+    return mins, maxs
+
+
+def causal_rows(inputs: AttentionInputs, allowed: torch.Tensor | None) -> torch.Tensor:
+    """(B|1, H|1, Q) bool: the rows that may attend no key after their own position (every row
+    of a model's causal call, and a decode step's single row)."""
+    later = inputs.key_positions() > inputs.query_positions().unsqueeze(-1)  # (Q, K)
+    if allowed is None:
+        return ~later.any(-1)  # (Q,)
+    return ~(later & allowed).any(-1)  # (B|1, H|1, Q)
+
+
 def page_bounds(queries: torch.Tensor, mins: torch.Tensor, maxs: torch.Tensor) -> torch.Tensor:
     """U[b, h, q, p] = sum_d max(q_d * maxs_p,d, q_d * mins_p,d) for queries (B, H, Q, D) and
-    page summaries (B, Hkv, P, D): (B, H, Q, P) fp32; query head h reads KV head h // G."""
+    page summaries (B, Hkv, P, D): (B, H, Q, P) fp32; query head h reads KV head h // G.
+    Summed in fp64 (each product of two fp32 values is exact there) and rounded to fp32, so a
+    bound does not depend on the order of the sum: :func:`row_bounds` gives the same value."""
     b, h, n_q, d = queries.shape
     h_kv = mins.shape[1]
-    q = queries.float().reshape(b, h_kv, (h // h_kv) * n_q, d)  # (B, Hkv, G * Q, D)
-    bound = q.clamp(min=0) @ maxs.transpose(-1, -2) + q.clamp(max=0) @ mins.transpose(-1, -2)
-    return bound.reshape(b, h, n_q, -1)  # (B, H, Q, P)
+    q = queries.double().reshape(b, h_kv, (h // h_kv) * n_q, d)  # (B, Hkv, G * Q, D)
+    low, high = mins.double().transpose(-1, -2), maxs.double().transpose(-1, -2)
+    bound = q.clamp(min=0) @ high + q.clamp(max=0) @ low  # (B, Hkv, G * Q, P)
+    return bound.float().reshape(b, h, n_q, -1)  # (B, H, Q, P)
+
+
+def row_bounds(queries: torch.Tensor, mins: torch.Tensor, maxs: torch.Tensor) -> torch.Tensor:
+    """U[b, h, q] = sum_d max(q_d * maxs_q,d, q_d * mins_q,d) for queries (B, H, Q, D) and one
+    page summary per row, mins and maxs (B, H, Q, D): (B, H, Q) fp32, summed as
+    :func:`page_bounds` sums."""
+    q = queries.double()
+    bound = q.clamp(min=0) * maxs.double() + q.clamp(max=0) * mins.double()  # (B, H, Q, D)
+    return bound.sum(-1).float()  # (B, H, Q)
 
 
 def fake_quantise(
@@ -228,35 +291,77 @@ class QuestMasker(StatefulMasker[QuestState]):
         pages = max(1, pages) if self.config.keep_last_page else max(MIN_PAGES, pages)
         return min(pages, n_pages)
 
+    def _own_page_bounds(
+        self, inputs: AttentionInputs, causal: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, H, Q, 1) bound of each row's own page (the page holding its position) and
+        (B, H, Q, 1) that page's index. A causal row's own page is summarised from its keys up
+        to the row's position, as a decode step there holds it; another row's from all of the
+        call's keys of that page."""
+        size, offset, n_k = self.config.page_size, inputs.key_offset, inputs.keys.shape[2]
+        b, h, n_q, d = inputs.queries.shape
+        h_kv = inputs.keys.shape[1]
+        assert inputs.query_start is not None  # set in __post_init__
+        first = min(max(inputs.query_start, offset), offset + n_k - 1)
+        first = max(offset, first // size * size)  # the first row's page (or key 0) onward
+        low, high = page_prefix_summaries(inputs.keys[:, :, first - offset :], first, size)
+        positions = inputs.query_positions().clamp(offset, offset + n_k - 1)  # (Q,)
+        page_last = ((positions // size + 1) * size).clamp(max=offset + n_k) - 1  # (Q,)
+        last = torch.where(causal, positions, page_last) - first  # (B|1, H|1, Q)
+        index = last.expand(b, h, n_q).reshape(b, h_kv, -1, 1).expand(-1, -1, -1, d)
+        mins = low.gather(2, index).reshape(b, h, n_q, d)  # (B, H, Q, D)
+        maxs = high.gather(2, index).reshape(b, h, n_q, d)
+        mins, maxs = fake_quantise(mins, maxs, self.config.label_bits)
+        bound = row_bounds(inputs.queries, mins, maxs).unsqueeze(-1)  # (B, H, Q, 1)
+        own = (positions // size - offset // size).reshape(1, 1, n_q, 1).expand(b, h, n_q, 1)
+        return bound, own  # (B, H, Q, 1) each
+
+    def _scores(
+        self, inputs: AttentionInputs, allowed: torch.Tensor | None, causal: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, H, Q, P) page bounds of each row: -inf for a page with no key the row may see."""
+        size, offset, n_k = self.config.page_size, inputs.key_offset, inputs.keys.shape[2]
+        mins, maxs = self._summaries(inputs)
+        scores = page_bounds(inputs.queries, mins, maxs)  # (B, H, Q, P)
+        own_bound, own_page = self._own_page_bounds(inputs, causal)
+        scores.scatter_(-1, own_page, own_bound)  # each row's own page, cut at the row
+        n_pages = scores.shape[-1]
+        if allowed is not None:
+            lead = offset % size
+            padded = F.pad(allowed, (lead, n_pages * size - lead - n_k), value=False)
+            page_allowed = padded.reshape(*padded.shape[:-1], n_pages, size).any(-1)
+            scores = scores.masked_fill(~page_allowed, float("-inf"))  # (B, H, Q, P)
+        if self.config.keep_last_page:
+            own = inputs.query_positions() // size - offset // size  # (Q,)
+            is_own = own.unsqueeze(-1) == torch.arange(n_pages, device=scores.device)  # (Q, P)
+            scores = torch.where(is_own & (scores > float("-inf")), float("inf"), scores)
+        return scores
+
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
-        """``previous_mask`` plus every allowed key of each row's selected pages."""
+        """``previous_mask`` plus every allowed key of each row's selected pages; a causal row
+        whose keys up to its position fit in the budget keeps them all (dense), as a decode
+        step there would."""
         shape, device = inputs.mask_shape, inputs.keys.device
         tokens = resolve_size(self.config.token_budget, shape[3])
         if previous_mask.is_full_flag or tokens == 0 or shape[3] == 0:
             return previous_mask.merge(Mask.create_empty(shape, device=device))
         if tokens >= shape[3]:
             return previous_mask.merge(Mask.create_full(shape, device=device))
-        size, offset = self.config.page_size, inputs.key_offset
-        mins, maxs = self._summaries(inputs)
-        scores = page_bounds(inputs.queries, mins, maxs)  # (B, H, Q, P)
-        n_pages = scores.shape[-1]
-        lead = offset % size
-        tail = n_pages * size - lead - shape[3]
+        offset = inputs.key_offset
         allowed = inputs.allowed_keys()
-        if allowed is not None:
-            padded = F.pad(allowed, (lead, tail), value=False)  # (.., Q|1, P * page)
-            page_allowed = padded.reshape(*padded.shape[:-1], n_pages, size).any(-1)
-            scores = scores.masked_fill(~page_allowed, float("-inf"))  # (B, H, Q, P)
-        if self.config.keep_last_page:
-            own = inputs.query_positions() // size - offset // size  # (Q,)
-            is_own = own.unsqueeze(-1) == torch.arange(n_pages, device=device)  # (Q, P)
-            scores = torch.where(is_own & (scores > float("-inf")), float("inf"), scores)
-        n_keep = self.pages_to_keep(tokens, n_pages)
+        causal = causal_rows(inputs, allowed)  # (B|1, H|1, Q)
+        scores = self._scores(inputs, allowed, causal)  # (B, H, Q, P)
+        n_keep = self.pages_to_keep(tokens, scores.shape[-1])
         order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :n_keep]
         keep = torch.gather(scores, -1, order) > float("-inf")  # (B, H, Q, n_keep)
         selected = torch.zeros(scores.shape, dtype=torch.bool, device=device)
         selected.scatter_(-1, order, keep)  # (B, H, Q, P)
-        page_of_key = inputs.key_positions() // size - offset // size  # (K,)
+        own_keys = inputs.query_positions() - offset + 1  # (Q,) keys up to each row
+        dense = tokens >= torch.where(causal, own_keys, shape[3])  # (B|1, H|1, Q)
+        selected = selected | dense.unsqueeze(-1)
+        page_of_key = (
+            inputs.key_positions() // self.config.page_size - offset // self.config.page_size
+        )
         active = selected[..., page_of_key]  # (B, H, Q, K)
         if allowed is not None:
             active = active & allowed
@@ -267,7 +372,10 @@ __all__ = [
     "QuestConfig",
     "QuestMasker",
     "QuestState",
+    "causal_rows",
     "fake_quantise",
     "page_bounds",
+    "page_prefix_summaries",
     "page_summaries",
+    "row_bounds",
 ]
