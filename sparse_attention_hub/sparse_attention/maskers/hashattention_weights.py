@@ -22,9 +22,11 @@ only some layers; a call on a layer it lacks is an error naming the file and the
 
 **Pickle (published weights; only with ``allow_pickle=True``).** The reference framework's
 layout: ``{layer: {"query_matrix": [(H, in, out), ...], "query_bias": [(H, out), ...],
-"key_matrix": [...], "key_bias": [...]}}``. Loading a pickle runs code from the file, so it
-is refused unless asked for; :func:`convert_pickle` (``sah convert hashattention``) writes the
-same weights as safetensors once. It also reads the official repository's ``.pt`` checkpoints
+"key_matrix": [...], "key_bias": [...]}}``. Loading a pickle with the full unpickler runs code
+from the file, so the masker refuses it unless asked for (``allow_pickle``: a file you trust);
+:func:`convert_pickle` (``sah convert hashattention``) reads it with a restricted unpickler
+that builds only tensors, arrays and plain containers, and writes the same weights as
+safetensors once. It also reads the official repository's ``.pt`` checkpoints
 (the ``USA`` modules' state dicts, see :func:`from_usa_state_dict`).
 """
 
@@ -45,6 +47,7 @@ from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
     pack_signs,
     popcount_table,
 )
+from sparse_attention_hub.sparse_attention.maskers.restricted_pickle import restricted_load
 
 FORMAT = "sah-hashattention"
 VERSION = "1"
@@ -327,13 +330,14 @@ def from_usa_state_dict(state: dict[str, torch.Tensor], source: str) -> HatWeigh
 
 def convert_pickle(source: str | Path, target: str | Path) -> HatWeights:
     """Read published weights ``source`` and write them as safetensors to ``target``; return
-    the weights. ``source`` is the reference framework's pickle (unpickling runs code: only
-    for files you trust) or an official ``.pt`` checkpoint (read with
-    ``torch.load(weights_only=True)``, which runs no code)."""
+    the weights. ``source`` is the reference framework's pickle, read with the restricted
+    unpickler (:mod:`.restricted_pickle`: tensors, arrays and plain containers only; any
+    other global is refused, so the file runs no code), or an official ``.pt`` checkpoint
+    (read with ``torch.load(weights_only=True)``, which runs no code either)."""
     if not Path(source).is_file():
         raise FileNotFoundError(f"HashAttention weights file not found: {source}")
     if is_pickle(source):
-        weights = load_hat_weights(source, allow_pickle=True)
+        weights = from_pickle_layout(restricted_load(source), str(source))
     else:
         try:
             state = torch.load(str(source), map_location="cpu", weights_only=True)
