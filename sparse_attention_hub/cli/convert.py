@@ -9,7 +9,7 @@ from sparse_attention_hub.cli.common import add_quiet, write
 
 
 def _cmd_convert_hashattention(args: argparse.Namespace) -> int:
-    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_convert import (
         convert_pickle,
     )
 
