@@ -29,14 +29,16 @@ NAME = "layers.1.key.2.bias"
 
 
 def _write(tmp_path, tensors=None, metadata=METADATA, name="w.safetensors"):
-    tensors = tensors if tensors is not None else to_tensors(random_hat_weights(LAYERS, H, D, 8, 8))
+    tensors = (
+        tensors if tensors is not None else to_tensors(random_hat_weights(LAYERS, H, D, 32, 8))
+    )
     path = tmp_path / name
     save_file(tensors, str(path), metadata=metadata)
     return str(path)
 
 
 def _with(value: torch.Tensor) -> dict[str, torch.Tensor]:
-    tensors = to_tensors(random_hat_weights(LAYERS, H, D, 8, 8))
+    tensors = to_tensors(random_hat_weights(LAYERS, H, D, 32, 8))
     tensors[NAME] = value
     return tensors
 
@@ -44,10 +46,10 @@ def _with(value: torch.Tensor) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     "tensor, message",
     [
-        (torch.full((H, 8), float("nan")), r"tensor layers\.1\.key\.2\.bias holds 16 NaN"),
-        (torch.full((H, 8), float("inf")), r"layers\.1\.key\.2\.bias holds 0 NaN and 16 inf"),
-        (torch.zeros(H, 8, dtype=torch.int32), r"layers\.1\.key\.2\.bias has dtype torch\.int32"),
-        (torch.zeros(H, 8, dtype=torch.uint8), r"has dtype torch\.uint8.*floating point"),
+        (torch.full((H, 32), float("nan")), r"tensor layers\.1\.key\.2\.bias holds 64 NaN"),
+        (torch.full((H, 32), float("inf")), r"layers\.1\.key\.2\.bias holds 0 NaN and 64 inf"),
+        (torch.zeros(H, 32, dtype=torch.int32), r"layers\.1\.key\.2\.bias has dtype torch\.int32"),
+        (torch.zeros(H, 32, dtype=torch.uint8), r"has dtype torch\.uint8.*floating point"),
     ],
 )
 def test_bad_tensors_are_refused_naming_file_and_tensor(tmp_path, tensor, message):
@@ -91,13 +93,13 @@ def test_layers_beyond_the_model_are_refused_when_its_layer_count_is_given(tmp_p
 @pytest.mark.parametrize(
     "value, message",
     [
-        (torch.full((H, 8), float("nan")), r"layer 1 key_bias\[2\] holds 16 NaN"),
-        (torch.zeros(H, 8, dtype=torch.int64), r"layer 1 key_bias\[2\] has dtype torch\.int64"),
+        (torch.full((H, 32), float("nan")), r"layer 1 key_bias\[2\] holds 64 NaN"),
+        (torch.zeros(H, 32, dtype=torch.int64), r"layer 1 key_bias\[2\] has dtype torch\.int64"),
         ("text", r"layer 1 key_bias\[2\] is not a tensor or array"),
     ],
 )
 def test_the_converter_and_a_trusted_pickle_check_the_tensors(tmp_path, capsys, value, message):
-    layout = to_pickle_layout(random_hat_weights(LAYERS, H, D, 8, 8))
+    layout = to_pickle_layout(random_hat_weights(LAYERS, H, D, 32, 8))
     layout[1]["key_bias"][2] = value
     source, target = tmp_path / "w.pkl", tmp_path / "w.safetensors"
     source.write_bytes(pickle.dumps(layout))
