@@ -9,7 +9,7 @@ from sparse_attention_hub.cli.common import add_quiet, write
 
 
 def _cmd_convert_hashattention(args: argparse.Namespace) -> int:
-    from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import (
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_convert import (
         convert_pickle,
     )
 
@@ -26,9 +26,10 @@ def add_parser(sub: Any) -> None:
         "hashattention",
         help="published hash weights (.pkl or official .pt) to .safetensors",
         description="Read published HashAttention weights, a pickle in the reference "
-        "framework's layout (unpickling runs code from the file: convert only files you "
-        "trust) or an official .pt checkpoint (xAlg-ai/HashAttention-1.0, read without running "
-        "code), and write them as safetensors, which the hashattention masker reads without "
+        "framework's layout (read with a restricted unpickler that builds only tensors, arrays "
+        "and plain containers and refuses any other global, so the file runs no code) or an "
+        "official .pt checkpoint (xAlg-ai/HashAttention-1.0, read with torch.load(weights_only="
+        "True)), and write them as safetensors, which the hashattention masker reads without "
         "allow_pickle.",
     )
     p_hat.add_argument("source", help="the .pkl or .pt file")

@@ -79,9 +79,12 @@ def execute(spec: Any, args: argparse.Namespace, what: str) -> int:
 
     try:
         if args.dry_run:
-            write(format_plan(spec, plan_experiment(spec)))
+            plan = plan_experiment(spec)
+            write(format_plan(spec, plan))
+            artefacts = _dry_run_artefacts(plan)
             if spec.executor.preflight:
                 _dry_run_preflight(spec)
+            artefacts.raise_if_problems()
             return 0
         return _run_and_report(spec, args, what)
     except ExperimentError:
@@ -112,6 +115,16 @@ def execute(spec: Any, args: argparse.Namespace, what: str) -> int:
             f"{spec.source}: result_dir {spec.result_dir}: {exc.strerror or exc}"
             + (f" ({exc.filename})" if exc.filename else "")
         ) from exc
+
+
+def _dry_run_artefacts(plan: list[tuple[Any, str]]) -> Any:
+    """Print the check of the artefact files the cells read (if any); return its report."""
+    from sparse_attention_hub.executor.artefact_check import check_artefacts, format_artefacts
+
+    report = check_artefacts([stub for stub, _ in plan])
+    if report.lines:
+        write("\n" + format_artefacts(report))
+    return report
 
 
 def _dry_run_preflight(spec: Any) -> None:

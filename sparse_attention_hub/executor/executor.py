@@ -41,6 +41,7 @@ from sparse_attention_hub.cell_store import (
     CellState,
     cell_status,
 )
+from sparse_attention_hub.executor.artefact_check import check_artefacts
 from sparse_attention_hub.executor.backend import (
     BackendSession,
     open_backend,
@@ -221,6 +222,7 @@ class BenchmarkExecutor:
             model_names, sparse_attention_configs, benchmark_configs, adapter_config,
             generation_kwargs, request_kwargs,
         )  # fmt: skip
+        check_artefacts([stub for stub, status in plan if status != COMPLETE]).raise_if_problems()
         if self.preflight and any(status != COMPLETE for _, status in plan):
             report = self.preflight_matrix(model_names, benchmark_configs, adapter_config)
             report.raise_if_problems()

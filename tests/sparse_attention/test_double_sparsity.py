@@ -227,8 +227,11 @@ def test_the_label_cache_grows_in_place_and_reallocates_when_full():
 
 
 def test_channel_file_errors_name_the_file_the_layer_and_the_shape(tmp_path, channel_file):
-    with pytest.raises(ValueError, match=r"channel_file='.*missing.json': no such file"):
-        DoubleSparsityConfig(4, str(tmp_path / "missing.json"))
+    missing = DoubleSparsityConfig(4, str(tmp_path / "missing.json"))  # found before workers
+    assert missing.artefact_problems() == [
+        f"DoubleSparsityConfig.channel_file={str(tmp_path / 'missing.json')!r}: no such file; "
+        "write one with `sah calibrate double-sparsity MODEL --out FILE`"
+    ]
     with pytest.raises(ValueError, match="channel_selection must be one of"):
         DoubleSparsityConfig(4, channel_file(2, 2), channel_selection="v")
     with pytest.raises(ValueError, match="group_factor must be >= 1"):

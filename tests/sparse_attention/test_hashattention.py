@@ -326,18 +326,19 @@ def test_bad_files_are_clear_errors(tmp_path, weights_file):
     broken = random_hat_weights(1, H, D, hidden=16)
     from safetensors.torch import save_file
 
+    from sparse_attention_hub.sparse_attention.maskers.hashattention_checks import METADATA
     from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import to_tensors
 
     tensors = to_tensors(broken)
     tensors["layers.0.key.1.weight"] = torch.zeros(H, 5, 16)
-    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=METADATA)
     with pytest.raises(
         ValueError,
         match=r"bad.safetensors: layer 0: layers.0.key.1.weight has shape \(4, 5, 16\), expected \(4, 16, out\)",
     ):
         create_masker(HashAttentionConfig(4, str(tmp_path / "bad.safetensors")))
     del tensors["layers.0.key.1.weight"]
-    save_file(tensors, str(tmp_path / "gap.safetensors"))
+    save_file(tensors, str(tmp_path / "gap.safetensors"), metadata=METADATA)
     with pytest.raises(ValueError, match=r"missing layers.0.key.1.weight"):
         create_masker(HashAttentionConfig(4, str(tmp_path / "gap.safetensors")))
     (tmp_path / "junk.safetensors").write_bytes(b"not a weights file")

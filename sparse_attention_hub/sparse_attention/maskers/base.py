@@ -14,12 +14,17 @@ which is K on full-attention layers and more on sliding-window layers).
 from __future__ import annotations
 
 import dataclasses
+import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
+
+if TYPE_CHECKING:
+    from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
 
 Size = int | float
 
@@ -71,9 +76,28 @@ class MaskerConfig:
 
     ``artefact_fields`` names the fields that hold the path of an offline artefact the masker
     reads (a channel file, hash weights): the executor puts each file's content hash in the
-    cell fingerprint, so a recalibrated file at the same path re-runs its cells."""
+    cell fingerprint, so a recalibrated file at the same path re-runs its cells, and checks
+    each file with :meth:`artefact_problems` before any worker starts."""
 
     artefact_fields: ClassVar[tuple[str, ...]] = ()
+
+    def artefact_problems(
+        self, model: ModelShape | None = None, layers: Collection[int] | None = None
+    ) -> list[str]:
+        """Why the artefact files of this config cannot serve ``model`` on ``layers`` (the
+        layers that run this masker), one line each; [] when they can. Run before any worker
+        starts (``executor.artefact_check``). This base checks that each file exists and is
+        readable; a masker with ``artefact_fields`` extends it to read and check the content
+        (format, values, and the shape when ``model`` is known)."""
+        problems = []
+        for field in self.artefact_fields:
+            path = Path(str(getattr(self, field)))
+            where = f"{type(self).__name__}.{field}={str(getattr(self, field))!r}"
+            if not path.is_file():
+                problems.append(f"{where}: no such file")
+            elif not os.access(path, os.R_OK):
+                problems.append(f"{where}: the file is not readable")
+        return problems
 
 
 def check_one_sampling(classes: Sequence[type[Masker]]) -> None:

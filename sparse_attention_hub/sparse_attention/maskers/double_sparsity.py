@@ -57,9 +57,9 @@ Differences from the official code, all written down here:
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -74,10 +74,14 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     PROJECTIONS,
     layer_channels,
     read_channel_file,
+    rows_per_layer,
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker, budget_or_mask
+
+if TYPE_CHECKING:
+    from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
 
 
 @dataclass(frozen=True)
@@ -114,11 +118,62 @@ class DoubleSparsityConfig(MaskerConfig):
                 "DoubleSparsityConfig.channel_file must be the path of a channel file, got "
                 f"{self.channel_file!r}"
             )
-        if not Path(self.channel_file).expanduser().is_file():
-            raise ValueError(
-                f"DoubleSparsityConfig.channel_file={self.channel_file!r}: no such file; "
-                "write one with `sah calibrate double-sparsity MODEL --out FILE`"
-            )
+
+    def artefact_problems(
+        self, model: ModelShape | None = None, layers: Collection[int] | None = None
+    ) -> list[str]:
+        """The file exists and reads as the masker reads it (JSON, permutation rows); with
+        ``model``: no layer beyond the model's, and (H, D) / (Hkv, D) rows for every layer
+        in ``layers`` (default: all of the model's)."""
+        problems = super().artefact_problems(model, layers)
+        if problems:
+            return [
+                f"{problem}; write one with `sah calibrate double-sparsity MODEL --out FILE`"
+                for problem in problems
+            ]
+        try:
+            table = read_channel_file(self.channel_file, self.channel_selection)
+        except ValueError as exc:
+            return [str(exc)]
+        return [] if model is None else channel_shape_problems(self, table, model, layers)
+
+
+def channel_shape_problems(
+    config: DoubleSparsityConfig,
+    table: Mapping[int, torch.Tensor],
+    model: ModelShape,
+    layers: Collection[int] | None,
+) -> list[str]:
+    """Layers of ``table`` beyond ``model``'s, layers of ``layers`` (default: all) it lacks,
+    and layers whose rows are not the model's shape; one line each kind."""
+    path = config.channel_file
+    where = f"double_sparsity channel file {path!r}"
+    problems = []
+    extra = sorted(i for i in table if i >= model.layers)
+    if extra:
+        problems.append(
+            f"{where} has entries for layer(s) {extra}, but the model has {model.layers} "
+            "layers; the file was made for another model"
+        )
+    wanted = range(model.layers) if layers is None else sorted(layers)
+    missing = [i for i in wanted if i not in table]
+    if missing:
+        problems.append(
+            f"{where} has no {PROJECTIONS[config.channel_selection]!r} entry for layer(s) "
+            f"{missing} of the model (the file covers layers {sorted(table)}); calibrate this "
+            "model with `sah calibrate double-sparsity`"
+        )
+    rows = rows_per_layer(config.channel_selection, model.heads, model.kv_heads)
+    wrong = [i for i in wanted if i in table and tuple(table[i].shape) != (rows, model.head_dim)]
+    if wrong:
+        try:
+            layer_channels(
+                table, path, wrong[0], config.channel_selection,
+                model.heads, model.kv_heads, model.head_dim,
+            )  # fmt: skip
+        except ValueError as exc:
+            problems.append(f"{exc} (layers {wrong})")
+    return problems
 
 
 @dataclass(frozen=True)

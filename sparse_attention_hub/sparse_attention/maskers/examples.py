@@ -13,9 +13,7 @@ tests cover its properties.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity import DoubleSparsityConfig
@@ -25,6 +23,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
 )
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
+from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.pq_cache import PQCacheConfig
@@ -69,24 +68,6 @@ def example_masker_configs() -> list[MaskerConfig]:
         PQCacheConfig(heavy_size=0.25, pq_subvectors=1, pq_bits=1, kmeans_iter=3, init_offset=0),
         PQCacheConfig(heavy_size=10_000),
     ]
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The attention shape an artefact is made for: layers, query heads, KV heads, head size."""
-
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-
-    @classmethod
-    def of(cls, config: Any) -> ModelShape:
-        """The shape of a transformers model ``config``."""
-        heads = int(config.num_attention_heads)
-        head_dim = getattr(config, "head_dim", None) or int(config.hidden_size) // heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        return cls(int(config.num_hidden_layers), heads, int(kv_heads), int(head_dim))
 
 
 def _double_sparsity_examples(shape: ModelShape, folder: Path) -> list[MaskerConfig]:

@@ -46,8 +46,9 @@ Differences from the official code, all written down here:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
@@ -73,6 +74,9 @@ from sparse_attention_hub.sparse_attention.maskers.hashattention_weights import 
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask
+
+if TYPE_CHECKING:
+    from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,55 @@ class HashAttentionConfig(MaskerConfig):
             raise TypeError(
                 f"HashAttentionConfig.allow_pickle must be a bool, got {self.allow_pickle!r}"
             )
+
+    def artefact_problems(
+        self, model: ModelShape | None = None, layers: Collection[int] | None = None
+    ) -> list[str]:
+        """The file exists and loads as the masker loads it (metadata, floating and finite
+        tensors, chained shapes ending in ``hat_bits``); with ``model``: no layer beyond the
+        model's, weights for every layer in ``layers`` (default: all), and MLPs for the
+        model's query heads and head size."""
+        problems = super().artefact_problems(model, layers)
+        if problems:
+            return problems
+        source = self.weights_file
+        try:
+            weights = load_hat_weights(
+                source, self.allow_pickle, None if model is None else model.layers
+            )
+            for layer_idx, layer in weights.items():
+                check_layer(layer, source, layer_idx, self.hat_bits)
+        except (OSError, ValueError) as exc:
+            return [str(exc)]
+        return [] if model is None else weights_shape_problems(weights, source, model, layers)
+
+
+def weights_shape_problems(
+    weights: HatWeights, source: str, model: ModelShape, layers: Collection[int] | None
+) -> list[str]:
+    """Layers of ``layers`` (default: all of ``model``'s) that ``weights`` lacks, and layers
+    whose MLPs are not for ``model``'s query heads and head size; one line each kind."""
+    wanted = range(model.layers) if layers is None else sorted(layers)
+    problems = []
+    missing = [i for i in wanted if i not in weights]
+    if missing:
+        problems.append(
+            f"{source}: no HashAttention weights for layer(s) {missing} of the model (the file "
+            f"has layers {sorted(weights)}); train them with `sah train hashattention`"
+        )
+    expected = (model.heads, model.head_dim)
+    wrong = [
+        i for i in wanted if i in weights and (weights[i].heads, weights[i].head_dim) != expected
+    ]
+    if wrong:
+        first = weights[wrong[0]].query[0][0]
+        problems.append(
+            f"{source}: layers.{wrong[0]}.query.0.weight has shape {tuple(first.shape)}, "
+            f"expected ({model.heads}, {model.head_dim}, out) for the model's {model.heads} "
+            f"query heads of size {model.head_dim} (layers {wrong}); the file was made for "
+            "another model"
+        )
+    return problems
 
 
 def hamming_scores(query_signs: torch.Tensor, key_signs: torch.Tensor, bits: int) -> torch.Tensor:
@@ -229,4 +282,5 @@ __all__ = [
     "HashAttentionMasker",
     "hamming_scores",
     "nearest_by_distance_then_position",
+    "weights_shape_problems",
 ]

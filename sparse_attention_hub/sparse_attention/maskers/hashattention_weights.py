@@ -19,13 +19,18 @@ does the reference framework). ``in_0`` = D (head size), ``out_{n-1}`` = ``hat_b
 as in the reference framework's pickles. The header metadata holds
 ``{"format": "sah-hashattention", "version": "1", "activation": "silu"}``. A file may cover
 only some layers; a call on a layer it lacks is an error naming the file and the layer.
+Loading refuses (naming the file and the tensor or field, see ``hashattention_checks``): no
+or other metadata, an activation other than SiLU, a tensor that is not floating point or
+holds NaN or inf, and, when the model's layer count is given, layers the model lacks.
 
 **Pickle (published weights; only with ``allow_pickle=True``).** The reference framework's
 layout: ``{layer: {"query_matrix": [(H, in, out), ...], "query_bias": [(H, out), ...],
-"key_matrix": [...], "key_bias": [...]}}``. Loading a pickle runs code from the file, so it
-is refused unless asked for; :func:`convert_pickle` (``sah convert hashattention``) writes the
-same weights as safetensors once. It also reads the official repository's ``.pt`` checkpoints
-(the ``USA`` modules' state dicts, see :func:`from_usa_state_dict`).
+"key_matrix": [...], "key_bias": [...]}}``. Loading a pickle with the full unpickler runs code
+from the file, so the masker refuses it unless asked for (``allow_pickle``: a file you trust);
+``sah convert hashattention`` (``hashattention_convert``) reads it with a restricted
+unpickler that builds only tensors, arrays and plain containers, and writes the same weights
+as safetensors once. It also reads the official repository's ``.pt`` checkpoints (the
+``USA`` modules' state dicts).
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ from pathlib import Path
 
 import torch
 
+from sparse_attention_hub.sparse_attention.maskers.hashattention_checks import (
+    METADATA,
+    check_layer_set,
+    check_metadata,
+    check_tensor,
+)
 from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
     MLP,
     hamming_distance,
@@ -46,8 +57,6 @@ from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
     popcount_table,
 )
 
-FORMAT = "sah-hashattention"
-VERSION = "1"
 #: The official MLP: hidden width and depth.
 HIDDEN = 128
 MLP_LAYERS = 3
@@ -134,14 +143,17 @@ def is_pickle(path: str | Path) -> bool:
         return handle.read(1) == _PICKLE_MAGIC
 
 
-def load_hat_weights(path: str | Path, allow_pickle: bool = False) -> HatWeights:
+def load_hat_weights(
+    path: str | Path, allow_pickle: bool = False, num_layers: int | None = None
+) -> HatWeights:
     """The weights in ``path`` (safetensors, or with ``allow_pickle`` the reference pickle),
-    each layer checked.
+    each layer checked; with ``num_layers`` (the model's), no layer beyond the model's.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: a pickle without ``allow_pickle``, or tensors that do not form the MLPs
-            (naming the file, the layer and the expected shape).
+        ValueError: a pickle without ``allow_pickle``, metadata other than this format's,
+            a tensor that is not floating point or not finite, or tensors that do not form
+            the MLPs (naming the file, the tensor or layer, and what is expected).
     """
     source = str(path)
     if not Path(path).is_file():
@@ -156,19 +168,25 @@ def load_hat_weights(path: str | Path, allow_pickle: bool = False) -> HatWeights
         with open(path, "rb") as handle:
             weights = from_pickle_layout(pickle.load(handle), source)  # opted in: allow_pickle
     else:
-        weights = from_tensors(_read_safetensors(path), source)
+        tensors, metadata = _read_safetensors(path)
+        check_metadata(metadata, source)
+        weights = from_tensors(tensors, source)
     for layer_idx, layer in weights.items():
         check_layer(layer, source, layer_idx)
+    if num_layers is not None:
+        check_layer_set(weights, source, num_layers)
     return weights
 
 
-def _read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str] | None]:
+    """The tensors and the header metadata of a safetensors file."""
+    from safetensors import SafetensorError, safe_open
 
     try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+            return {name: handle.get_tensor(name) for name in handle.keys()}, metadata  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise ValueError(
             f"{path} is neither a safetensors file nor a pickle of HashAttention weights: {exc}"
         ) from exc
@@ -192,7 +210,7 @@ def from_tensors(tensors: dict[str, torch.Tensor], source: str) -> HatWeights:
                 "layers.{i}.{query|key}.{j}.{weight|bias}"
             )
         side = grouped.setdefault(int(parts[1]), {}).setdefault(parts[2], {})
-        side.setdefault(int(parts[3]), {})[parts[4]] = tensor.float()
+        side.setdefault(int(parts[3]), {})[parts[4]] = check_tensor(tensor, source, name).float()
     if not grouped:
         raise ValueError(f"{source}: no HashAttention tensors (layers.{{i}}.query.0.weight, ...)")
     return {i: _layer_from_parts(parts, source, i) for i, parts in sorted(grouped.items())}
@@ -237,8 +255,7 @@ def save_hat_weights(weights: HatWeights, path: str | Path) -> Path:
         check_layer(layer, str(path), layer_idx)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": FORMAT, "version": VERSION, "activation": "silu"}
-    save_file(to_tensors(weights), str(out), metadata=metadata)
+    save_file(to_tensors(weights), str(out), metadata=dict(METADATA))
     return out
 
 
@@ -261,12 +278,24 @@ def from_pickle_layout(obj: object, source: str) -> HatWeights:
                 )
             sides.append(
                 tuple(
-                    (torch.as_tensor(w).float(), torch.as_tensor(b).float())
-                    for w, b in zip(matrices, biases, strict=True)
+                    (
+                        _pickled_tensor(w, source, f"layer {layer_idx} {side}_matrix[{j}]"),
+                        _pickled_tensor(b, source, f"layer {layer_idx} {side}_bias[{j}]"),
+                    )
+                    for j, (w, b) in enumerate(zip(matrices, biases, strict=True))
                 )
             )
         weights[int(layer_idx)] = HatLayer(sides[0], sides[1])
     return weights
+
+
+def _pickled_tensor(value: object, source: str, name: str) -> torch.Tensor:
+    """A pickled matrix or bias (tensor or array) as fp32, checked (floating, finite)."""
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{source}: {name} is not a tensor or array ({exc})") from exc
+    return check_tensor(tensor, source, name).float()
 
 
 def to_pickle_layout(weights: HatWeights) -> dict[int, dict[str, list[torch.Tensor]]]:
@@ -279,75 +308,6 @@ def to_pickle_layout(weights: HatWeights) -> dict[int, dict[str, list[torch.Tens
         }
         for i, layer in weights.items()
     }
-
-
-def from_usa_state_dict(state: dict[str, torch.Tensor], source: str) -> HatWeights:
-    """Weights from the official repository's ``.pt`` checkpoints (xAlg-ai/HashAttention-1.0,
-    ``load_usa``): an ``nn.ModuleList`` state dict with keys
-    ``{layer}.learning_to_hash_transformation_{q|k}.{head}.{2 * j}.{weight|bias}``, each
-    ``weight`` an ``nn.Linear`` (out, in) matrix (transposed and stacked over heads here)."""
-    parts: dict[int, dict[str, dict[int, dict[int, dict[str, torch.Tensor]]]]] = {}
-    for name, tensor in state.items():
-        bits = name.split(".")
-        if (
-            len(bits) != 5
-            or bits[1]
-            not in ("learning_to_hash_transformation_q", "learning_to_hash_transformation_k")
-            or not (bits[0].isdigit() and bits[2].isdigit() and bits[3].isdigit())
-            or bits[4] not in ("weight", "bias")
-        ):
-            raise ValueError(f"{source}: unexpected entry {name!r} for a HashAttention checkpoint")
-        side = "query" if bits[1].endswith("_q") else "key"
-        layer = parts.setdefault(int(bits[0]), {}).setdefault(side, {})
-        linear = layer.setdefault(int(bits[3]) // 2, {}).setdefault(int(bits[2]), {})
-        linear[bits[4]] = tensor.float()
-    if not parts:
-        raise ValueError(f"{source}: no learning_to_hash_transformation entries")
-    weights: HatWeights = {}
-    for i, sides in sorted(parts.items()):
-        mlps = []
-        for side in _SIDES:
-            linears = sides.get(side, {})
-            mlp = []
-            for j in range(len(linears)):
-                heads = linears.get(j, {})
-                try:
-                    weight = torch.stack([heads[h]["weight"].t() for h in range(len(heads))])
-                    bias = torch.stack([heads[h]["bias"] for h in range(len(heads))])
-                except KeyError as exc:
-                    raise ValueError(
-                        f"{source}: layer {i}: the {side} MLP's linear layer {j} lacks an entry "
-                        f"for a head ({exc})"
-                    ) from exc
-                mlp.append((weight, bias))  # (H, in, out), (H, out)
-            mlps.append(tuple(mlp))
-        weights[i] = HatLayer(mlps[0], mlps[1])
-    return weights
-
-
-def convert_pickle(source: str | Path, target: str | Path) -> HatWeights:
-    """Read published weights ``source`` and write them as safetensors to ``target``; return
-    the weights. ``source`` is the reference framework's pickle (unpickling runs code: only
-    for files you trust) or an official ``.pt`` checkpoint (read with
-    ``torch.load(weights_only=True)``, which runs no code)."""
-    if not Path(source).is_file():
-        raise FileNotFoundError(f"HashAttention weights file not found: {source}")
-    if is_pickle(source):
-        weights = load_hat_weights(source, allow_pickle=True)
-    else:
-        try:
-            state = torch.load(str(source), map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises several types for a non-checkpoint file
-            raise ValueError(
-                f"{source} is neither a HashAttention pickle nor a torch checkpoint: {exc}"
-            ) from exc
-        if not isinstance(state, dict):
-            raise ValueError(f"{source}: expected a state dict, got {type(state).__name__}")
-        weights = from_usa_state_dict(state, str(source))
-    for layer_idx, layer in weights.items():
-        check_layer(layer, str(source), layer_idx)
-    save_hat_weights(weights, target)
-    return weights
 
 
 def random_hat_weights(
@@ -381,10 +341,8 @@ __all__ = [
     "HatLayer",
     "HatWeights",
     "check_layer",
-    "convert_pickle",
     "from_pickle_layout",
     "from_tensors",
-    "from_usa_state_dict",
     "hamming_distance",
     "is_pickle",
     "key_logits",
