@@ -17,7 +17,7 @@ from sparse_attention_hub.executor.config import (
     sanitize_model_name,
 )
 from sparse_attention_hub.executor.model_identity import model_identity
-from sparse_attention_hub.sparse_attention.artefacts import artefact_digests
+from sparse_attention_hub.sparse_attention.artefacts import artefact_digests, masker_revisions
 
 
 def sparse_config_to_dict(config: Any) -> dict[str, Any] | None:
@@ -63,13 +63,17 @@ def compute_fingerprint(stub: BenchmarkStub) -> str:
     """sha256 of the canonical resolved config, without the config's display name and the
     model's path (a local model enters by its identity: moving it changes nothing), with the
     content hash of every artefact file the maskers read (a recalibrated channel file at the
-    same path re-runs its cells)."""
+    same path re-runs its cells) and the revision of every masker fixed since its first
+    release (a cell computed before the fix re-runs)."""
     resolved = resolved_config(stub)
     resolved.pop("sparse_config_name")
     resolved.pop("model_name")
     artefacts = artefact_digests(stub.sparse_attention_config)
     if artefacts:  # only then: configs without artefacts keep their fingerprints
         resolved["artefacts"] = artefacts
+    revisions = masker_revisions(stub.sparse_attention_config)
+    if revisions:  # only then: maskers never fixed keep their fingerprints
+        resolved["masker_revisions"] = revisions
     return fingerprint_of(resolved)
 
 

@@ -1,4 +1,5 @@
-"""Content hashes of the offline artefacts a research-attention config reads.
+"""What a cell ran with beyond its config: the content hashes of the offline artefacts a
+research-attention config reads, and the revisions of its maskers.
 
 A masker config names its artefact fields in ``MaskerConfig.artefact_fields`` (Double
 Sparsity's ``channel_file``, HashAttention's ``weights_file``). The path alone does not say
@@ -26,6 +27,18 @@ def artefact_digests(config: Any) -> dict[str, str]:
             if value:
                 digests[f"{index}.{field}"] = file_digest(str(value))
     return digests
+
+
+def masker_revisions(config: Any) -> dict[str, int]:
+    """``{"<i>.<class>": revision}`` for every masker config of ``config`` (a
+    ResearchAttentionConfig or None) whose ``revision`` is above 0: a fix that changes what a
+    masker selects bumps it, and the executor re-runs the cells computed before the fix."""
+    revisions: dict[str, int] = {}
+    for index, masker_config in enumerate(getattr(config, "masker_configs", None) or []):
+        revision = int(getattr(masker_config, "revision", 0))
+        if revision > 0:
+            revisions[f"{index}.{type(masker_config).__name__}"] = revision
+    return revisions
 
 
 def file_digest(path: str) -> str:

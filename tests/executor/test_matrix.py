@@ -79,6 +79,22 @@ def test_a_recalibrated_artefact_at_the_same_path_changes_the_fingerprint(tmp_pa
     assert plain.fingerprint == fingerprint_of(resolved)
 
 
+def test_a_fixed_masker_re_runs_the_cells_computed_before_its_fix(tmp_path: Path) -> None:
+    from sparse_attention_hub.cell_store import fingerprint_of
+    from sparse_attention_hub.executor.matrix import resolved_config
+    from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
+
+    assert QuestConfig.revision >= 1  # question rows scored as decode steps (a fix)
+    config = ResearchAttentionConfig.from_dict({"maskers": [{"quest": {"token_budget": 64}}]})
+    stub = _matrix(tmp_path, sparse_attention_configs=[("quest", config)])[0]
+    resolved = resolved_config(stub)
+    resolved.pop("sparse_config_name")
+    resolved.pop("model_name")
+    assert stub.fingerprint != fingerprint_of(resolved)  # the fingerprint of before the fix
+    resolved["masker_revisions"] = {"0.QuestConfig": QuestConfig.revision}
+    assert stub.fingerprint == fingerprint_of(resolved)
+
+
 def test_sanitize_model_name_follows_the_seed_rule() -> None:
     assert (
         sanitize_model_name("meta-llama/Llama-3.1-8B-Instruct")

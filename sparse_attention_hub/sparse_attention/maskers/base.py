@@ -77,9 +77,14 @@ class MaskerConfig:
     ``artefact_fields`` names the fields that hold the path of an offline artefact the masker
     reads (a channel file, hash weights): the executor puts each file's content hash in the
     cell fingerprint, so a recalibrated file at the same path re-runs its cells, and checks
-    each file with :meth:`artefact_problems` before any worker starts."""
+    each file with :meth:`artefact_problems` before any worker starts.
+
+    ``revision`` counts the fixes that changed what a masker selects under the same config:
+    a value above 0 enters the cell fingerprint, so cells computed before a fix run again
+    instead of being reused (0, the default, leaves fingerprints as they were)."""
 
     artefact_fields: ClassVar[tuple[str, ...]] = ()
+    revision: ClassVar[int] = 0
 
     def artefact_problems(
         self, model: ModelShape | None = None, layers: Collection[int] | None = None

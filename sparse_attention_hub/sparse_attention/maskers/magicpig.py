@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
@@ -99,6 +100,9 @@ class MagicPigConfig(MaskerConfig):
     ``sink_size`` / ``window_size`` the first keys and the last keys of the prompt, attended
     densely and left out of the centre (official 4, 64), ``attend_generated`` every key after
     the prompt densely, ``mips_transform`` and ``u_offset`` (see the module)."""
+
+    # 1: the official dense split (a window fixed at the end of the prompt)
+    revision: ClassVar[int] = 1
 
     lsh_k: int = 10
     lsh_l: int = 150

@@ -73,6 +73,7 @@ each page: (B, Hkv, Q + page_size, D) at most), never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -102,6 +103,8 @@ class QuestConfig(MaskerConfig):
     page_size: int = 16
     label_bits: int = 16
     keep_last_page: bool = False
+    # 1: a question row is scored as a decode step at its position (no later key)
+    revision: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         check_size(self, "token_budget", self.token_budget)
