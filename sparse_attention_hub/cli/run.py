@@ -75,17 +75,10 @@ def execute(spec: Any, args: argparse.Namespace, what: str) -> int:
     from sparse_attention_hub.executor.lock import BaseDirLocked
     from sparse_attention_hub.executor.preflight import PreflightError
     from sparse_attention_hub.experiment import ExperimentError
-    from sparse_attention_hub.experiment.runner import format_plan, plan_experiment
 
     try:
         if args.dry_run:
-            plan = plan_experiment(spec)
-            write(format_plan(spec, plan))
-            artefacts = _dry_run_artefacts(plan)
-            if spec.executor.preflight:
-                _dry_run_preflight(spec)
-            artefacts.raise_if_problems()
-            return 0
+            return _dry_run(spec)
         return _run_and_report(spec, args, what)
     except ExperimentError:
         raise
@@ -127,11 +120,34 @@ def _dry_run_artefacts(plan: list[tuple[Any, str]]) -> Any:
     return report
 
 
-def _dry_run_preflight(spec: Any) -> None:
-    """Print the preflight report after the plan; raise PreflightError if something is missing."""
+def _dry_run(spec: Any) -> int:
+    """Print the plan, then the preflight; GPUs this machine does not show are a note here
+    (the plan is made without them), while the run itself refuses them."""
+    from sparse_attention_hub.experiment.runner import (
+        format_plan,
+        missing_gpus_note,
+        plan_experiment,
+    )
+
+    note = missing_gpus_note(spec)
+    planned = spec.with_overrides(gpus=[]) if note else spec
+    plan = plan_experiment(planned)
+    write(format_plan(spec, plan))
+    if note:
+        write(note)
+    artefacts = _dry_run_artefacts(plan)
+    if spec.executor.preflight:
+        _dry_run_preflight(planned, plan)
+    artefacts.raise_if_problems()
+    return 0
+
+
+def _dry_run_preflight(spec: Any, plan: list[tuple[Any, str]]) -> None:
+    """Print the preflight report after the plan; raise PreflightError if something is missing
+    or a setting does not fit a model."""
     from sparse_attention_hub.experiment.runner import format_preflight, preflight_experiment
 
-    report = preflight_experiment(spec)
+    report = preflight_experiment(spec, plan=plan)
     write("\n" + format_preflight(report))
     report.raise_if_problems()
 

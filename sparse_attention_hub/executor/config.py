@@ -7,6 +7,7 @@ stubs travel to worker processes as they are.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,12 @@ def sanitize_model_name(model_name: str) -> str:
     while "__" in sanitized:
         sanitized = sanitized.replace("__", "_")
     return sanitized.strip("_")
+
+
+def folder_key(name: str) -> str:
+    """The spelling under which a case-insensitive file system (macOS, Windows) stores a
+    folder name: two names with the same key share one folder there (``TopK`` and ``topk``)."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def path_component_problem(kind: str, name: str) -> str | None:

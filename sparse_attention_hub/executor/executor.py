@@ -58,8 +58,9 @@ from sparse_attention_hub.executor.config import (
 )
 from sparse_attention_hub.executor.local_launcher import launch_local
 from sparse_attention_hub.executor.lock import BaseDirLock
+from sparse_attention_hub.executor.model_limits import check_model_limits
 from sparse_attention_hub.executor.planning import checked_stubs, move_stale_cells
-from sparse_attention_hub.executor.preflight import PreflightReport, preflight
+from sparse_attention_hub.executor.preflight import PreflightReport, preflight, preflight_timeout
 from sparse_attention_hub.executor.progress import DEFAULT_PROGRESS_INTERVAL, ProgressReporter
 from sparse_attention_hub.executor.protocol import WorkerSettings
 from sparse_attention_hub.executor.scheduler_state import SchedulerReport
@@ -200,11 +201,16 @@ class BenchmarkExecutor:
         benchmark_configs: list[BenchmarkConfig],
         adapter_config: AdapterConfig,
         skip_models: dict[str, str] | None = None,
+        stubs: list[BenchmarkStub] | None = None,
     ) -> PreflightReport:
         """Resolve every model and dataset of the matrix once (see :mod:`.preflight`); runs
-        nothing, raises nothing for a missing item (the report lists it). Call it after
-        plan_matrix, which validates the arguments."""
-        return preflight(model_names, benchmark_configs, adapter_config, skip_models=skip_models)
+        nothing, raises nothing for a missing item (the report lists it). With the planned
+        ``stubs``, also check their settings against each model's config
+        (:mod:`.model_limits`). Call it after plan_matrix, which validates the arguments."""
+        report = preflight(model_names, benchmark_configs, adapter_config, skip_models=skip_models)
+        if stubs:
+            check_model_limits(report, stubs, preflight_timeout(), skip_models)
+        return report
 
     # -- running -----------------------------------------------------------------------------
     def run_benchmark_matrix(
@@ -224,8 +230,13 @@ class BenchmarkExecutor:
         )  # fmt: skip
         check_artefacts([stub for stub, status in plan if status != COMPLETE]).raise_if_problems()
         if self.preflight and any(status != COMPLETE for _, status in plan):
-            report = self.preflight_matrix(model_names, benchmark_configs, adapter_config)
+            stubs = [stub for stub, _ in plan]
+            report = self.preflight_matrix(
+                model_names, benchmark_configs, adapter_config, stubs=stubs
+            )
             report.raise_if_problems()
+            for note in report.notes:
+                log.warning("preflight: %s", note)
             self._info(
                 "preflight: %d models and datasets found in %.1f s",
                 len(report.lines),

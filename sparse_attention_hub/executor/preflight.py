@@ -23,24 +23,28 @@ log = logging.getLogger(__name__)
 
 
 class PreflightError(ValueError):
-    """Models or datasets of the matrix cannot be had; ``problems`` lists each one."""
+    """Models or datasets of the matrix cannot be had, or settings do not fit a model's
+    config (:mod:`.model_limits`); ``problems`` lists each one."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
-            f"{len(self.problems)} model(s)/dataset(s) cannot be had, so no worker was "
-            f"started:\n{lines}\n(executor.preflight: false skips this check)"
+            f"{len(self.problems)} problem(s), so no worker was started (models or datasets "
+            f"that cannot be had, settings a model does not allow):\n{lines}\n"
+            "(executor.preflight: false skips this check)"
         )
 
 
 @dataclass
 class PreflightReport:
-    """One line per model and dataset checked, the problems among them, and the time taken."""
+    """One line per model and dataset checked, the problems among them, notes (settings
+    adjusted to a model, a config that could not be read), and the time taken."""
 
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     def raise_if_problems(self) -> None:
         if self.problems:

@@ -15,6 +15,7 @@ from sparse_attention_hub.executor.config import (
     MAX_NAME_BYTES,
     AdapterConfig,
     BenchmarkConfig,
+    folder_key,
     path_component_problem,
     sanitize_model_name,
 )
@@ -31,6 +32,9 @@ class ExecutorConfigError(ValueError):
 
 
 DENSE_NAME = "dense"
+#: The longest timeout_per_benchmark and progress_interval (one year): a finite number of
+#: seconds, so .inf and 1e300 (which overflow a wait) are refused.
+MAX_SECONDS = 365 * 24 * 3600
 
 
 def pickle_problem(label: str, value: Any) -> str | None:
@@ -79,11 +83,10 @@ def executor_settings_problems(
                     if count
                     else f"gpu_ids {missing} do not exist: no GPU is visible; use gpu_ids=None for CPU"
                 )
-    if timeout_per_benchmark is not None and (
-        not isinstance(timeout_per_benchmark, (int, float)) or timeout_per_benchmark <= 0
-    ):
+    if timeout_per_benchmark is not None and not _seconds(timeout_per_benchmark):
         problems.append(
-            f"timeout_per_benchmark={timeout_per_benchmark!r}: must be > 0 seconds or None"
+            f"timeout_per_benchmark={timeout_per_benchmark!r}: must be in (0, {MAX_SECONDS}] "
+            "seconds, or None for no limit"
         )
     if not isinstance(max_retries, int) or max_retries < 0:
         problems.append(f"max_retries={max_retries!r}: must be an int >= 0")
@@ -120,15 +123,17 @@ def _model_problems(model_names: Any) -> list[str]:
             continue
         folder = sanitize_model_name(model_identity(name))
         problem = path_component_problem("model name (sanitized)", folder)
+        key = folder_key(folder)
         if problem:
             problems.append(f"model name {name!r}: {problem}")
-        elif folder in seen:
+        elif key in seen:
             problems.append(
-                f"model names {seen[folder]!r} and {name!r} share the directory {folder!r}"
-                if seen[folder] != name
+                f"model names {seen[key]!r} and {name!r} share the directory {folder!r} "
+                "(on a case-insensitive file system when they differ only by case)"
+                if seen[key] != name
                 else f"model name {name!r} is listed twice"
             )
-        seen.setdefault(folder, name)
+        seen.setdefault(key, name)
     return problems
 
 
@@ -140,7 +145,7 @@ def normalize_sparse_configs(configs: Any) -> tuple[list[tuple[str, Any]], list[
         ]
     problems = []
     normalized: list[tuple[str, Any]] = []
-    names: set[str] = set()
+    names: dict[str, str] = {}  # folder key -> name
     for entry in configs:
         if not isinstance(entry, (list, tuple)) or len(entry) != 2:
             problems.append(f"sparse config entry {entry!r}: must be a (name, config or None) pair")
@@ -155,9 +160,14 @@ def normalize_sparse_configs(configs: Any) -> tuple[list[tuple[str, Any]], list[
                 f"sparse config {name!r} is not None: the name {DENSE_NAME!r} is kept for the "
                 "dense baseline (config None); give this config another name"
             )
-        if name in names:
+        if names.get(folder_key(name)) == name:
             problems.append(f"sparse config name {name!r} is listed twice")
-        names.add(name)
+        elif folder_key(name) in names:
+            problems.append(
+                f"sparse config names {names[folder_key(name)]!r} and {name!r} differ only by "
+                "case: on a case-insensitive file system (macOS, Windows) they share one folder"
+            )
+        names.setdefault(folder_key(name), name)
         try:
             config = _coerce_sparse_config(config)
         except (TypeError, ValueError) as exc:
@@ -290,15 +300,23 @@ def kwargs_problems(**kwargs: Any) -> list[str]:
 
 def shared_directory_problems(stubs: list[Any]) -> list[str]:
     """Cells whose names differ but whose directories are the same one (e.g. benchmark "a"
-    with subset "b_c" and benchmark "a_b" with subset "c")."""
-    seen: dict[str, str] = {}
+    with subset "b_c" and benchmark "a_b" with subset "c"), also on a case-insensitive file
+    system (macOS, Windows: subsets "A" and "a")."""
+    seen: dict[str, tuple[str, str]] = {}  # folder key -> (label, result_dir)
     problems = []
     for stub in stubs:
         label = f"{stub.model_name} / {stub.sparse_config_name} / {stub.benchmark_name}"
         label += "" if stub.subset is None else f" subset {stub.subset!r}"
-        if stub.result_dir in seen:
-            problems.append(f"cells {seen[stub.result_dir]} and {label} share {stub.result_dir!r}")
-        seen.setdefault(stub.result_dir, label)
+        key = folder_key(stub.result_dir)
+        if key in seen:
+            first, folder = seen[key]
+            problems.append(
+                f"cells {first} and {label} share {stub.result_dir!r}"
+                if folder == stub.result_dir
+                else f"cells {first} and {label} share one folder on a case-insensitive file "
+                f"system (macOS, Windows): {folder!r} and {stub.result_dir!r}"
+            )
+        seen.setdefault(key, (label, stub.result_dir))
     return problems
 
 
@@ -327,13 +345,18 @@ def run_option_problems(preflight: Any, progress_interval: Any) -> list[str]:
     problems = []
     if not isinstance(preflight, bool):
         problems.append(f"preflight={preflight!r}: must be True or False")
-    if (
-        isinstance(progress_interval, bool)
-        or not isinstance(progress_interval, (int, float))
-        or not progress_interval > 0
-    ):
-        problems.append(f"progress_interval={progress_interval!r}: must be > 0 seconds")
+    if not _seconds(progress_interval):
+        problems.append(
+            f"progress_interval={progress_interval!r}: must be in (0, {MAX_SECONDS}] seconds"
+        )
     return problems
+
+
+def _seconds(value: Any) -> bool:
+    """A number of seconds in (0, MAX_SECONDS] (not a bool, not NaN, not inf)."""
+    return (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value <= MAX_SECONDS
+    )
 
 
 def backend_problems(backend: Any, ray_address: Any) -> list[str]:

@@ -7,6 +7,7 @@ raises :class:`ExperimentError`. Nothing here knows the experiment schema; ``sch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,18 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     _construct_mapping,  # type: ignore[arg-type]
+)
+
+# Integers are decimal (``1024``, ``32_000``). YAML 1.1's other spellings (``0x10``, ``0o20``,
+# ``020`` = 16, ``0b10``, ``1:30`` = 90) are read as text, so a setting written that way is
+# refused where a number is expected instead of silently becoming another number.
+_INT_TAG = "tag:yaml.org,2002:int"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    _INT_TAG, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"), list("-+0123456789")
 )
 
 

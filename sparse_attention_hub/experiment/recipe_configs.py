@@ -25,6 +25,15 @@ def _is_swept(param: str, value: Any) -> bool:
     return isinstance(value, list)
 
 
+def recipe_count(value: dict[str, Any]) -> int:
+    """How many configs ``{recipe: <name>, ...}`` expands into (the product of its sweeps)."""
+    count = 1
+    for param, values in value.items():
+        if param != "recipe" and _is_swept(param, values):
+            count *= max(1, len(values))
+    return count
+
+
 def recipe_configs(
     name: str, value: dict[str, Any], path: str, src: Source
 ) -> list[tuple[str, MASKERS, list[int]]]:

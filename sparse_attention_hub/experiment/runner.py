@@ -80,9 +80,30 @@ def plan_experiment(spec: ExperimentSpec, executor: Any = None) -> list[tuple[An
     return list(executor.plan_matrix(**spec.matrix_kwargs()))
 
 
-def preflight_experiment(spec: ExperimentSpec, executor: Any = None) -> Any:
+def missing_gpus_note(spec: ExperimentSpec) -> str | None:
+    """For ``--dry-run``: a note when ``executor.gpus`` names GPUs this machine does not show
+    (a study written for a GPU server, checked on a laptop), else None. The run refuses them."""
+    if not spec.executor.gpus:
+        return None
+    from sparse_attention_hub.executor.validation import visible_gpu_count
+
+    count = visible_gpu_count()
+    missing = [gpu for gpu in spec.executor.gpus if gpu >= count]
+    if not missing:
+        return None
+    return (
+        f"note: executor.gpus {list(spec.executor.gpus)}: GPU(s) {missing} are not visible on "
+        f"this machine ({count} visible); the cells are listed all the same, but `sah run` "
+        "without --dry-run refuses to start here (run it where the GPUs are, or with --gpus cpu)"
+    )
+
+
+def preflight_experiment(
+    spec: ExperimentSpec, executor: Any = None, plan: list[tuple[Any, str]] | None = None
+) -> Any:
     """The executor's preflight report for the study (``--dry-run``); tiny models not built
-    yet are listed, not checked. Call after :func:`plan_experiment` (which validates)."""
+    yet are listed, not checked. Call after :func:`plan_experiment` (which validates); with
+    its ``plan``, the settings are checked against each model's config too."""
     executor = executor or make_executor(spec, verbose=False)
     skip = {
         path: f"tiny {tiny.arch} model, built when the run starts"
@@ -91,7 +112,11 @@ def preflight_experiment(spec: ExperimentSpec, executor: Any = None) -> Any:
     }
     kwargs = spec.matrix_kwargs()
     return executor.preflight_matrix(
-        kwargs["model_names"], kwargs["benchmark_configs"], kwargs["adapter_config"], skip
+        kwargs["model_names"],
+        kwargs["benchmark_configs"],
+        kwargs["adapter_config"],
+        skip,
+        stubs=[stub for stub, _ in plan or []],
     )
 
 
@@ -99,7 +124,8 @@ def format_preflight(report: Any) -> str:
     """``preflight (0.4 s): every model and dataset is there`` and one line per item."""
     head = f"{len(report.problems)} missing" if report.problems else "every model and dataset found"
     lines = [f"preflight ({report.seconds:.1f} s): {head}"]
-    return "\n".join(lines + [f"  {line}" for line in report.lines])
+    notes = [f"  note: {note}" for note in getattr(report, "notes", [])]
+    return "\n".join(lines + [f"  {line}" for line in report.lines] + notes)
 
 
 def count_statuses(plan: list[tuple[Any, str]]) -> dict[str, int]:

@@ -128,7 +128,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
-    sparse_configs, dense_layers = parse_sparse_configs(
+    sparse_configs, dense_layers, recipe_defaults = parse_sparse_configs(
         c.required(doc, "sparse_configs", "", src),
         src,
         c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
@@ -144,6 +144,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         local_model_paths=tuple(m for m in models if isinstance(m, str) and m in local_paths),
         sparse_configs=sparse_configs,
         dense_layers=dense_layers,
+        recipe_dense_layers=tuple(recipe_defaults),
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
         model_kwargs=adapter["model_kwargs"],
@@ -312,6 +313,11 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
     sampling = get(
         "sampling_factor", lambda v, p, s: c.number(v, p, s, low=0.0, high=1.0, low_open=True)
     )
+    from sparse_attention_hub.executor.validation import MAX_SECONDS
+
+    def seconds(v: Any, p: str, s: Source) -> float:
+        return c.number(v, p, s, low=0.0, high=MAX_SECONDS, low_open=True)
+
     resumability = get("enable_resumability", c.boolean)
     preflight = get("preflight", c.boolean)
     return ExecutorSpec(
@@ -319,18 +325,14 @@ def _executor(value: Any, src: Source) -> ExecutorSpec:
         max_concurrent_runs=get(
             "max_concurrent_runs", lambda v, p, s: c.integer(v, p, s, minimum=1)
         ),
-        timeout_per_benchmark=get(
-            "timeout_per_benchmark", lambda v, p, s: c.number(v, p, s, low=0.0, low_open=True)
-        ),
+        timeout_per_benchmark=get("timeout_per_benchmark", seconds),
         enabled_metrics=metrics or None,
         max_records=get("max_records", lambda v, p, s: c.integer(v, p, s, minimum=1)),
         sampling_factor=1.0 if sampling is None else sampling,
         max_retries=get("max_retries", lambda v, p, s: c.integer(v, p, s, minimum=0)),
         enable_resumability=True if resumability is None else resumability,
         preflight=True if preflight is None else preflight,
-        progress_interval=get(
-            "progress_interval", lambda v, p, s: c.number(v, p, s, low=0.0, low_open=True)
-        ),
+        progress_interval=get("progress_interval", seconds),
         **_backend(entry, src),
     )
 

@@ -7,13 +7,21 @@ sweep (``sweep.py``). Config names become folder names, so they are checked as s
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from sparse_attention_hub.experiment import checks as c
 from sparse_attention_hub.experiment.checks import Source
-from sparse_attention_hub.experiment.recipe_configs import recipe_configs
-from sparse_attention_hub.experiment.sweep import check_sweep_size, expand_config
+from sparse_attention_hub.experiment.recipe_configs import recipe_configs, recipe_count
+from sparse_attention_hub.experiment.sweep import (
+    MAX_SWEEP_CONFIGS,
+    check_sweep_size,
+    expand_config,
+    sweep_count,
+)
+
+log = logging.getLogger(__name__)
 
 DENSE = "dense"
 RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
@@ -23,17 +31,23 @@ CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
 def parse_sparse_configs(
     value: Any, src: Source, allow_large_sweep: bool = False
-) -> tuple[list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]]]:
+) -> tuple[
+    list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]], list[str]
+]:
     """The configs in file order, each masker list with list-valued parameters expanded into
-    one config per point of their product (``sweep.py``), and the dense layers by config name
-    (a swept config's points share its dense layers)."""
+    one config per point of their product (``sweep.py``), the dense layers by config name
+    (a swept config's points share its dense layers), and the names of the recipe configs
+    whose dense layers are the recipe's defaults (the file does not set ``dense_layers``)."""
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
     if not configs:
         raise src.error("sparse_configs", "needs at least one config (e.g. dense: dense)")
+    _check_count(configs, src, allow_large_sweep)
     out: list[tuple[str, list[dict[str, dict[str, Any]]] | None]] = []
     dense_layers: dict[str, list[int]] = {}
+    taken: dict[str, str] = {}  # folder key (case folded) -> config name
+    recipe_defaults: list[str] = []
     for name, maskers in configs.items():
         path = c.join("sparse_configs", name)
         if not CONFIG_NAME.match(name) or ".." in name:
@@ -51,10 +65,12 @@ def parse_sparse_configs(
             if name == DENSE:
                 raise src.error(path, "the name 'dense' is kept for the dense baseline")
             for point_name, point_maskers, point_layers in recipe_configs(name, maskers, path, src):
-                _check_generated_name(point_name, path, src, [n for n, _ in out])
+                _check_generated_name(point_name, path, src, taken)
                 out.append((point_name, point_maskers))
                 if point_layers:
                     dense_layers[point_name] = point_layers
+                    if "dense_layers" not in maskers:
+                        recipe_defaults.append(point_name)
             continue
         if isinstance(maskers, dict):
             maskers, layers = _with_dense_layers(maskers, path, src)
@@ -72,7 +88,7 @@ def parse_sparse_configs(
             raise src.error(path, str(exc)) from exc
         layers_of = dense_layers.pop(name, None)
         for full_name, maskers_of in expanded:
-            _check_generated_name(full_name, path, src, [n for n, _ in out])
+            _check_generated_name(full_name, path, src, taken)
             out.append((full_name, maskers_of))
             if layers_of:
                 dense_layers[full_name] = layers_of
@@ -80,7 +96,23 @@ def parse_sparse_configs(
         check_sweep_size(len(out), allow_large_sweep)
     except ValueError as exc:
         raise src.error("sparse_configs", str(exc)) from exc
-    return out, dense_layers
+    return out, dense_layers, recipe_defaults
+
+
+def _check_count(configs: dict[str, Any], src: Source, allow_large_sweep: bool) -> None:
+    """Refuse a sweep that is too large before expanding it; log the size of a large one."""
+    count = 0
+    for maskers in configs.values():
+        if isinstance(maskers, dict) and "recipe" in maskers:
+            count += recipe_count(maskers)
+        else:
+            count += sweep_count(maskers.get("maskers") if isinstance(maskers, dict) else maskers)
+    try:
+        check_sweep_size(count, allow_large_sweep)
+    except ValueError as exc:
+        raise src.error("sparse_configs", str(exc)) from exc
+    if count > MAX_SWEEP_CONFIGS:
+        log.info("%s: expanding the sweeps into %d sparse configs", src.name, count)
 
 
 def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[Any, list[int]]:
@@ -102,9 +134,20 @@ def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[A
     return value["maskers"], layers
 
 
-def _check_generated_name(name: str, path: str, src: Source, taken: list[str]) -> None:
-    if name in taken:
+def _check_generated_name(name: str, path: str, src: Source, taken: dict[str, str]) -> None:
+    """``name`` is a new folder name; ``taken`` (folder key -> config name) records it."""
+    from sparse_attention_hub.executor.config import folder_key
+
+    other = taken.get(folder_key(name))
+    if other == name:
         raise src.error(path, f"config name {name!r} is given twice (a sweep generates it too)")
+    if other is not None:
+        raise src.error(
+            path,
+            f"config names {other!r} and {name!r} differ only by case: on a case-insensitive "
+            "file system (macOS, Windows) they share one folder; rename one",
+        )
+    taken[folder_key(name)] = name
     if not CONFIG_NAME.match(name) or len(name.encode()) > MAX_NAME_BYTES:
         raise src.error(
             path, f"generated config name {name!r} is not a folder name of at most 255 bytes"

@@ -92,6 +92,9 @@ class ExperimentSpec:
     benchmarks: list[BenchmarkSpec]
     # config name -> layer indices that stay dense (``{dense_layers: [0, 1], maskers: [...]}``)
     dense_layers: dict[str, list[int]] = field(default_factory=dict)
+    # configs whose dense_layers are their recipe's defaults (a smaller model drops the layers
+    # it lacks, with a note, where a value the file gives beyond the model is refused)
+    recipe_dense_layers: tuple[str, ...] = ()
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     name: str | None = None
     description: str | None = None
@@ -143,17 +146,16 @@ class ExperimentSpec:
         """``[(name, ResearchAttentionConfig or None), ...]`` built from the masker lists."""
         from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
-        return [
-            (
-                name,
-                None
-                if maskers is None
-                else ResearchAttentionConfig.from_dict(
+        configs: list[tuple[str, Any]] = []
+        for name, maskers in self.sparse_configs:
+            config = None
+            if maskers is not None:
+                config = ResearchAttentionConfig.from_dict(
                     {"maskers": maskers, "dense_layers": self.dense_layers.get(name, [])}
-                ),
-            )
-            for name, maskers in self.sparse_configs
-        ]
+                )
+                config.dense_layers_from_recipe = name in self.recipe_dense_layers
+            configs.append((name, config))
+        return configs
 
     def matrix_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``BenchmarkExecutor.run_benchmark_matrix(...)``

@@ -10,7 +10,9 @@ product, in file order (the last list varies fastest)::
 
 The names are folder names (letters, digits and ``_ . + = -``), the same on every run. A
 parameter whose value is itself a list is swept by a list of lists (one inner list per config).
-A study of 1,000 configs or more is refused unless the file sets ``allow_large_sweep: true``.
+A study of 1,000 configs or more is refused unless the file sets ``allow_large_sweep: true``;
+one of more than 10,000 is refused even then. The count is the product of the list lengths,
+taken before anything is expanded, so a sweep of a million configs is refused at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 MASKERS = list[dict[str, dict[str, Any]]]
 MAX_SWEEP_CONFIGS = 999  # more configs than this need allow_large_sweep: true
+MAX_LARGE_SWEEP_CONFIGS = 10_000  # more configs than this are refused even then
 VALUE_TEXT = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
@@ -80,9 +83,27 @@ def expand_config(name: str, maskers: MASKERS | None) -> list[tuple[str, MASKERS
     return out
 
 
+def sweep_count(maskers: Any) -> int:
+    """How many configs a masker list expands into: the product of its list-valued
+    parameters' lengths (1 for anything that is not a masker list; checked later)."""
+    count = 1
+    for entry in maskers if isinstance(maskers, list) else []:
+        for params in entry.values() if isinstance(entry, dict) else []:
+            for value in params.values() if isinstance(params, dict) else []:
+                if isinstance(value, list):
+                    count *= max(1, len(value))
+    return count
+
+
 def check_sweep_size(count: int, allowed: bool) -> None:
     """ValueError when a study has more than :data:`MAX_SWEEP_CONFIGS` configs and the file
-    did not set ``allow_large_sweep: true``."""
+    did not set ``allow_large_sweep: true``, or more than :data:`MAX_LARGE_SWEEP_CONFIGS`."""
+    if count > MAX_LARGE_SWEEP_CONFIGS:
+        raise ValueError(
+            f"the sweeps expand to {count:,} sparse configs, more than the "
+            f"{MAX_LARGE_SWEEP_CONFIGS:,} allowed even with allow_large_sweep: true; "
+            "shorten the lists"
+        )
     if count > MAX_SWEEP_CONFIGS and not allowed:
         raise ValueError(
             f"the sweeps expand to {count} sparse configs (more than {MAX_SWEEP_CONFIGS}); "

@@ -53,6 +53,12 @@ def check_model_paths(spec: ExperimentSpec, src: Source) -> None:
             )
 
 
+#: YAML 1.1 spellings of numbers that the study loader reads as text (see checks.py).
+YAML11_NUMBER = re.compile(
+    r"^[-+]?(?:0[xXoObB][0-9a-fA-F_]+|0[0-9_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+)$"
+)
+
+
 def _masker_names() -> list[str]:
     from sparse_attention_hub.sparse_attention.maskers import describe_maskers
 
@@ -80,6 +86,8 @@ def check_masker(entry: dict[str, dict[str, Any]], path: str, src: Source) -> No
     except (ValueError, TypeError, KeyError) as exc:
         message = str(exc).strip().strip('"') or type(exc).__name__
         key = _field_in(message, params)
+        if key is not None and isinstance(params[key], str) and YAML11_NUMBER.match(params[key]):
+            message += " (integers in a study file are decimal: 0x10, 0o20, 020 and 1:30 are text)"
         raise src.error(join(join(path, name), key) if key else join(path, name), message) from None
 
 

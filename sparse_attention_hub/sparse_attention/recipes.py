@@ -16,6 +16,11 @@ recipe's parameters, and it returns the masker list as ``[{name: {param: value}}
 
 Masker names are resolved when the config is built, so a recipe may name a masker another
 module registers (``hashattention`` below).
+
+Default dense layers are the paper's, for the paper's model (magicpig's ``[0, 16]`` for a
+32-layer Llama). On a smaller model the executor's preflight clips them: the layers the model
+lacks are left out, with a note (``ResearchAttentionConfig.dense_layers_from_recipe``).
+``dense_layers`` given explicitly are the user's and are refused when the model lacks a layer.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ class ResearchAttentionConfig:
 
     ``dense_layers``: layer indices that keep full attention (an empty mask chain there, through
     the same masked-attention path), e.g. ``[0, 1]`` as Quest and Double Sparsity do.
+    ``dense_layers_from_recipe``: they are a recipe's defaults, not the user's: the executor's
+    preflight leaves out the layers a smaller model lacks (with a note) where it refuses a
+    user's value beyond the model. It is not part of ``to_dict()`` or equality.
 
     ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}`` (plus
     ``"dense_layers": [...]`` when there are any), which ``from_dict`` reads back
@@ -32,6 +35,7 @@ class ResearchAttentionConfig:
 
     masker_configs: list[MaskerConfig] = dataclasses.field(default_factory=list)
     dense_layers: list[int] = dataclasses.field(default_factory=list)
+    dense_layers_from_recipe: bool = dataclasses.field(default=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self.dense_layers = check_dense_layers(self.dense_layers)
@@ -88,7 +92,9 @@ class ResearchAttentionConfig:
         recipe's parameters)."""
         from sparse_attention_hub.sparse_attention.recipes import expand_recipe
 
-        return cls.from_dict(expand_recipe(name, params))
+        config = cls.from_dict(expand_recipe(name, params))
+        config.dense_layers_from_recipe = "dense_layers" not in params
+        return config
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_unpickle, (self.masker_names(), self.masker_configs, self.dense_layers))

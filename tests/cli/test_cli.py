@@ -93,8 +93,13 @@ def test_bad_gpus_flag(tmp_path, capsys) -> None:
 
 
 def test_gpus_that_do_not_exist_are_a_user_error(tmp_path, capsys) -> None:
+    """The run refuses them; --dry-run lists the cells with a note (a study for a GPU server,
+    checked on a laptop)."""
     path = write(tmp_path / "exp.yaml", EXPERIMENT)
-    assert main(["run", str(path), "--dry-run", "--gpus", "97"]) == 2
+    assert main(["-q", "run", str(path), "--dry-run", "--gpus", "97"]) == 0
+    out = capsys.readouterr().out
+    assert "6 cells: 6 pending" in out and "note: executor.gpus [97]: GPU(s) [97] are not" in out
+    assert main(["run", str(path), "--gpus", "97", "--result-dir", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"sah: error: {path}: ") and "97" in err and err.count("\n") == 1
     assert err.endswith("(on a machine without those GPUs: --gpus cpu, or executor.gpus: cpu)\n")

@@ -96,6 +96,26 @@ def test_a_sweep_of_1000_configs_needs_allow_large_sweep() -> None:
         parse("d: dense", extra="allow_large_sweep: 1\n")
 
 
+def test_a_sweep_is_counted_before_it_expands_and_capped_even_when_allowed(caplog) -> None:
+    import logging
+
+    values = list(range(1, 31))
+    sweep = (
+        f"big: [{{sink: {{sink_size: {values}}}}}, {{local: {{window_size: {values}}}}}, "
+        f"{{oracle_top_k: {{heavy_size: {values}}}}}]"
+    )
+    with pytest.raises(ExperimentError, match=r"27,000 sparse configs, more than the 10,000"):
+        parse(sweep, extra="allow_large_sweep: true\n")
+    recipe = f"qk: {{recipe: quest, heavy_size: {list(range(1, 102))}, page_size: {list(range(1, 101))}}}"
+    with pytest.raises(ExperimentError, match=r"10,100 sparse configs"):
+        parse(recipe, extra="allow_large_sweep: true\n")
+    sizes, windows = list(range(1, 41)), list(range(1, 26))
+    allowed = f"big: [{{sink: {{sink_size: {sizes}}}}}, {{local: {{window_size: {windows}}}}}]"
+    with caplog.at_level(logging.INFO, logger="sparse_attention_hub.experiment.schema_configs"):
+        assert len(parse(allowed, extra="allow_large_sweep: true\n").sparse_configs) == 1000
+    assert "exp.yaml: expanding the sweeps into 1000 sparse configs" in caplog.text
+
+
 def test_dry_run_lists_the_generated_configs(tmp_path, capsys) -> None:
     from sparse_attention_hub.cli import main
 

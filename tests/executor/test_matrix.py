@@ -329,6 +329,29 @@ def test_validation_of_names_devices_and_what_cannot_reach_a_worker(
             BenchmarkExecutor(gpu_ids, 2)
 
 
+def test_names_that_differ_only_by_case_are_refused(tmp_path: Path) -> None:
+    """On a case-insensitive file system (macOS, Windows) they would share one folder."""
+    from sparse_attention_hub.executor.validation import shared_directory_problems
+
+    executor = BenchmarkExecutor(None, 1, base_result_dir=str(tmp_path / "r"), verbose=False)
+    with pytest.raises(ExecutorConfigError) as info:
+        executor.plan_matrix(
+            model_names=["org/Model", "org/model"],
+            sparse_attention_configs=[("TopK", SINK_LOCAL), ("topk", SINK_LOCAL)],
+            benchmark_configs=[BenchmarkConfig(FAULT, ["ok"])],
+            adapter_config=AdapterConfig(),
+        )
+    text = str(info.value)
+    assert len(info.value.problems) == 2, text
+    assert "model names 'org/Model' and 'org/model' share the directory 'org_model'" in text
+    assert "sparse config names 'TopK' and 'topk' differ only by case" in text
+    clash = expand_matrix(
+        tmp_path, ["m"], [("dense", None)], [BenchmarkConfig("b", ["Sub", "sub"])], AdapterConfig()
+    )
+    (problem,) = shared_directory_problems(clash)
+    assert "share one folder on a case-insensitive file system" in problem
+
+
 def test_a_stale_cell_that_cannot_be_moved_fails_alone(tmp_path: Path) -> None:
     base = tmp_path / "runs"
     executor = BenchmarkExecutor(None, 1, base_result_dir=str(base), verbose=False)

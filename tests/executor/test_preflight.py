@@ -194,7 +194,7 @@ def test_sah_run_with_an_unreachable_hub_fails_before_any_worker(tmp_path: Path)
     done = sah(["run", str(path)], env)
     assert done.returncode == 2, done.stderr
     err = done.stderr
-    assert "2 model(s)/dataset(s) cannot be had, so no worker was started" in err
+    assert "2 problem(s), so no worker was started (models or datasets that cannot be had" in err
     assert "model org/some-8b-model: the hub is not reachable" in err
     assert "longbench: dataset THUDM/LongBench file data.zip: the hub is not reachable" in err
     assert "executor.preflight: false" in err
@@ -215,7 +215,7 @@ def test_dry_run_reports_each_item_and_preflight_false_skips_it(
         in captured.out
     )
     assert "preflight (" in captured.out and "2 missing" in captured.out
-    assert "2 model(s)/dataset(s) cannot be had" in captured.err
+    assert "2 problem(s), so no worker was started" in captured.err
     path = experiment(tmp_path, tiny_model_dir, second="{name: synthetic_ruler, subsets: [1024]}")
     assert main(["-q", "run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -248,4 +248,13 @@ def test_bad_preflight_and_progress_interval_values() -> None:
         BenchmarkExecutor(None, 1, preflight="yes", progress_interval=0)  # type: ignore[arg-type]
     text = str(info.value)
     assert "preflight='yes': must be True or False" in text
-    assert "progress_interval=0: must be > 0 seconds" in text
+    assert "progress_interval=0: must be in (0, 31536000] seconds" in text
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e300])
+def test_infinite_timeouts_and_progress_intervals_are_refused(value: float) -> None:
+    with pytest.raises(ExecutorConfigError) as info:
+        BenchmarkExecutor(None, 1, timeout_per_benchmark=value, progress_interval=value)
+    text = str(info.value)
+    assert f"timeout_per_benchmark={value!r}: must be in (0, 31536000] seconds" in text
+    assert f"progress_interval={value!r}: must be in (0, 31536000] seconds" in text

@@ -69,6 +69,32 @@ def test_bad_size_types_raise_type_error_naming_the_field(value):
         OracleTopKConfig(value)
 
 
+@pytest.mark.parametrize(
+    ("masker", "params", "field"),
+    [
+        ("oracle_top_k", {"heavy_size": 0}, "heavy_size"),
+        ("quest", {"token_budget": 0}, "token_budget"),
+        ("pq_cache", {"heavy_size": 0}, "heavy_size"),
+        ("double_sparsity", {"heavy_size": 0, "channel_file": "c.json"}, "heavy_size"),
+        ("hashattention", {"heavy_size": 0, "weights_file": "w.safetensors"}, "heavy_size"),
+    ],
+)
+def test_a_top_k_size_of_zero_is_refused(masker, params, field):
+    """A top-k that keeps no key is a config that only names a method: refused, with the range."""
+    with pytest.raises(ValueError, match=rf"{field} must be an int in \[1, 2\*\*31") as info:
+        masker_config_from_dict(masker, params)
+    assert "0 selects no key" in str(info.value)
+
+
+def test_sink_and_window_may_be_zero_but_no_size_exceeds_2_to_the_31():
+    assert SinkMaskerConfig(0).sink_size == 0 and LocalMaskerConfig(0).window_size == 0
+    assert SinkMaskerConfig(2**31).sink_size == 2**31
+    for factory in (lambda: SinkMaskerConfig(10**30), lambda: OracleTopKConfig(2**31 + 1)):
+        with pytest.raises(ValueError, match=r"\[0|\[1") as info:
+            factory()
+        assert "larger than any model's context" in str(info.value)
+
+
 def test_two_sampling_maskers_are_rejected():
     two = [RandomSamplingMaskerConfig(0.1), SinkMaskerConfig(1), RandomSamplingMaskerConfig(0.2)]
     with pytest.raises(ValueError, match="at most one sampling masker"):

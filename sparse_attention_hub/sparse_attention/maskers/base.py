@@ -8,7 +8,9 @@ Sizes (``sink_size``, ``window_size``, ``heavy_size``, ...) are given either as 
 a number of tokens, or as a ``float`` in (0, 1], a fraction of the key length K. A fraction is
 resolved on every call against the K of that call, rounded down but at least 1 token
 (position-based maskers resolve it against the sequence length ``inputs.sequence_length``,
-which is K on full-attention layers and more on sliding-window layers).
+which is K on full-attention layers and more on sliding-window layers). An int size is at
+most 2**31 tokens; the size a top-k method selects by (``heavy_size``, Quest's
+``token_budget``) is at least 1, since 0 would keep no key (sink and window sizes may be 0).
 """
 
 from __future__ import annotations
@@ -29,11 +31,17 @@ if TYPE_CHECKING:
 Size = int | float
 
 
-def check_size(config: object, field: str, value: object) -> None:
-    """Validate a size field: an int >= 0 (tokens) or a float in (0, 1] (fraction of K).
+#: The largest size in tokens: a larger one exceeds any model's context and is a mistake.
+MAX_SIZE_TOKENS = 2**31
+
+
+def check_size(config: object, field: str, value: object, minimum: int = 0) -> None:
+    """Validate a size field: an int in [minimum, 2**31] (tokens) or a float in (0, 1]
+    (fraction of K). ``minimum=1`` for the size a method selects by (a top-k's
+    ``heavy_size``): 0 would select no key, so the masker would add nothing.
 
     Raises:
-        TypeError / ValueError naming ``<ConfigClass>.<field>`` and the value.
+        TypeError / ValueError naming ``<ConfigClass>.<field>``, the value and what is allowed.
     """
     where = f"{type(config).__name__}.{field}"
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -41,8 +49,16 @@ def check_size(config: object, field: str, value: object) -> None:
             f"{where} must be an int (tokens) or a float in (0, 1] (fraction of K), "
             f"got {value!r} of type {type(value).__name__}"
         )
-    if isinstance(value, int) and value < 0:
-        raise ValueError(f"{where} must be >= 0 tokens, got {value}")
+    if isinstance(value, int) and not minimum <= value <= MAX_SIZE_TOKENS:
+        why = ""
+        if value == 0:
+            why = ": 0 selects no key, so the masker would add nothing (leave it out instead)"
+        elif value > MAX_SIZE_TOKENS:
+            why = ": larger than any model's context"
+        raise ValueError(
+            f"{where} must be an int in [{minimum}, 2**31 = {MAX_SIZE_TOKENS}] tokens or a "
+            f"float in (0, 1], got {value}{why}"
+        )
     if isinstance(value, float) and not 0.0 < value <= 1.0:
         raise ValueError(
             f"{where} as a float is a fraction of K and must lie in (0, 1], got {value}; "

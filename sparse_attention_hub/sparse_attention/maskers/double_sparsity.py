@@ -100,7 +100,7 @@ class DoubleSparsityConfig(MaskerConfig):
     artefact_fields: ClassVar[tuple[str, ...]] = ("channel_file",)
 
     def __post_init__(self) -> None:
-        check_size(self, "heavy_size", self.heavy_size)
+        check_size(self, "heavy_size", self.heavy_size, minimum=1)
         for field, low, high in (("group_factor", 1, None), ("label_bits", 1, 16)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int):

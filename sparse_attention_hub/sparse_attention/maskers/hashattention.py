@@ -93,7 +93,7 @@ class HashAttentionConfig(MaskerConfig):
     artefact_fields: ClassVar[tuple[str, ...]] = ("weights_file",)
 
     def __post_init__(self) -> None:
-        check_size(self, "heavy_size", self.heavy_size)
+        check_size(self, "heavy_size", self.heavy_size, minimum=1)
         if not isinstance(self.weights_file, str) or not self.weights_file:
             raise TypeError(
                 "HashAttentionConfig.weights_file must be a non-empty path string, got "

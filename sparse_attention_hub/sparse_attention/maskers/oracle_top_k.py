@@ -22,7 +22,7 @@ class OracleTopKConfig(MaskerConfig):
     heavy_size: Size
 
     def __post_init__(self) -> None:
-        check_size(self, "heavy_size", self.heavy_size)
+        check_size(self, "heavy_size", self.heavy_size, minimum=1)
 
 
 @register_masker("oracle_top_k", "The heavy_size inactive keys with the highest exact scores.")

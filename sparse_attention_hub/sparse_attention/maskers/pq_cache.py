@@ -103,7 +103,7 @@ class PQCacheConfig(MaskerConfig):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_size(self, "heavy_size", self.heavy_size)
+        check_size(self, "heavy_size", self.heavy_size, minimum=1)
         for field, low, high in (
             ("pq_subvectors", 1, None),
             ("pq_bits", 1, 16),

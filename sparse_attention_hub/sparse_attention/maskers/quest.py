@@ -107,7 +107,7 @@ class QuestConfig(MaskerConfig):
     revision: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
-        check_size(self, "token_budget", self.token_budget)
+        check_size(self, "token_budget", self.token_budget, minimum=1)
         for field, low, high in (("page_size", 1, None), ("label_bits", 1, 16)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int):
