@@ -237,7 +237,7 @@ def test_double_sparsity_example_is_the_papers_stack_with_dense_layers(tmp_path,
         in comment
     )
     channels.unlink()  # without the calibrated file the check before any worker names it
-    problems = configs["double_sparsity_1024"].masker_configs[2].artefact_problems()
+    problems = configs["double_sparsity_1024"].masker_configs[0].artefact_problems()
     assert problems and "channels/Llama-3.1-8B-Instruct.json" in problems[0]
 
 
