@@ -14,10 +14,8 @@ then these lines.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.executor.preflight import PreflightError
@@ -54,20 +52,11 @@ class ArtefactReport:
 def model_shape(name: str, revision: str | None = None) -> ModelShape | None:
     """The attention shape in the ``config.json`` of model ``name`` (a local folder, or the
     HuggingFace cache; nothing is downloaded), or None when it is not at hand."""
-    path: Path | None = Path(name) / "config.json"
-    if path is not None and not path.is_file():
-        try:
-            from huggingface_hub import try_to_load_from_cache
+    from sparse_attention_hub.executor.model_limits import read_model_config
 
-            cached = try_to_load_from_cache(name, "config.json", revision=revision)
-        except Exception:  # not a repository id, or no cache: the shape is unknown
-            return None
-        path = Path(cached) if isinstance(cached, str) else None
-    if path is None:
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_model_config(name, revision, timeout=0.0, download=False)
+    except Exception:  # not at hand (or not a repository id): the shape is unknown
         return None
     return ModelShape.from_config_dict(data) if isinstance(data, dict) else None
 

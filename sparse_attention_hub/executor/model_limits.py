@@ -46,9 +46,12 @@ def config_value(config: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     return None
 
 
-def read_model_config(name: str, revision: str | None, timeout: float) -> dict[str, Any]:
-    """``config.json`` of a local model folder or a hub model (the local cache first, then one
-    download). Raises OSError or ValueError (also the hub client's errors) when it cannot."""
+def read_model_config(
+    name: str, revision: str | None, timeout: float, download: bool = True
+) -> dict[str, Any]:
+    """``config.json`` of a local model folder or a hub model (the local cache first, then,
+    with ``download``, one download). Raises OSError or ValueError (also the hub client's
+    errors) when it cannot."""
     if is_local_model(name):
         path = str(Path(name).expanduser() / CONFIG_FILE)
     else:
@@ -59,8 +62,9 @@ def read_model_config(name: str, revision: str | None, timeout: float) -> dict[s
         )
         if isinstance(cached, str):
             path = cached
-        elif hub_offline():
-            raise OSError("it is not in the local cache and HF_HUB_OFFLINE is set")
+        elif hub_offline() or not download:
+            why = " and HF_HUB_OFFLINE is set" if download else ""
+            raise OSError(f"it is not in the local cache{why}")
         else:
             path = hf_hub_download(
                 name,
