@@ -132,7 +132,8 @@ def test_magicpig_is_deterministic_per_seed_and_adds_only_inactive_keys():
 
 def test_magicpig_state_extends_and_a_rollback_into_the_context_rebuilds_it():
     """Codes are appended for new keys; the centre is the context's middle keys' mean; a
-    rollback below the context end drops the centre and the next call rebuilds fresh."""
+    rollback below the context end drops the centre and the next call rebuilds fresh, as does
+    a context extended by keys the state never saw (a dense prefill)."""
     q, k, v = qkv(2, 2, 3, 40, d=8, seed=9)
     masker = create_masker(MagicPigConfig(lsh_k=2, lsh_l=6, sink_size=2, window_size=4))
     states = MaskerStates()
@@ -151,6 +152,9 @@ def test_magicpig_state_extends_and_a_rollback_into_the_context_rebuilds_it():
     assert states.entry(0, masker).value.centre is None  # type: ignore[union-attr]
     rebuilt = call(3, 25)  # the new context is 22 keys
     assert rebuilt.context_end == 22 and torch.allclose(rebuilt.centre, k[:, :, 2:18].mean(2))
+    states.truncate(22)  # the context end: the centre is kept ...
+    extended = call(3, 33)  # ... but a dense prefill extended the context to 30 keys
+    assert extended.context_end == 30 and torch.allclose(extended.centre, k[:, :, 2:26].mean(2))
 
 
 # ---------------------------------------------------------------------- vAttention
