@@ -4,10 +4,11 @@ Zhang et al., 2024, "PQCache: Product Quantization-based KVCache for Long Contex
 Inference" (SIGMOD 2025; official code HugoZHL/PQCache, ``vq_method/retrieval_based/
 pq_search.py``, the ``euc`` metric and GQA path of ``run_llama.sh``):
 
-- Once per layer per request, every KV head's keys after the first ``init_offset`` (32)
-  positions are cut into ``pq_subvectors`` (2) sub-vectors of D / M channels, and each
-  (KV head, sub-vector) gets its own k-means codebook of ``2**pq_bits`` (64) centroids,
-  ``kmeans_iter`` Lloyd iterations, seeded (``maskers/kmeans.py``, one batched computation).
+- Once per layer per context (see State below), every KV head's keys after the first
+  ``init_offset`` (32) positions are cut into ``pq_subvectors`` (2) sub-vectors of D / M
+  channels, and each (KV head, sub-vector) gets its own k-means codebook of ``2**pq_bits``
+  (64) centroids, ``kmeans_iter`` Lloyd iterations, seeded (``maskers/kmeans.py``, one
+  batched computation).
 - A key's code is its nearest centroid per sub-vector. New keys are assigned, never re-fitted.
 - A query head's PQ score of key j is sum_m q_m . c_m[code_m(j)] (one table of q . centroid
   per sub-vector, gathered by the codes). Each query head's scores go through a softmax with
@@ -16,8 +17,8 @@ pq_search.py``, the ``euc`` metric and GQA path of ``run_llama.sh``):
   shared by all query heads of the group.
 - Too few keys to fit the codebook (no more than ``2**pq_bits`` keys after ``init_offset``
   precede the call's queries, the official ``n_xb > cent_cnt`` test) gives the **full mask**
-  (dense attention) until the state is built again (a new request), as the official code
-  stays dense for a request whose prefill was too short.
+  (dense attention) until the state is built again (a new request or a partial rollback),
+  as the official code stays dense for a request whose prefill was too short.
 
 Budget. The official budget is split half top-k, half recent window (``recent_ratio`` 0.5),
 after ``sink_size`` = 32 sink tokens. The recipe writes that as sink + local + pq_cache
