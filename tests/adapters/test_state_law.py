@@ -1,5 +1,6 @@
 """The rollback law for every stateful masker: with state reuse and KV-cache rollback, answers
-and masks equal those of a fresh prefill and fresh state for every question.
+and masks equal those of a fresh prefill and fresh state for every question, and those of
+fresh state when the contexts of a request's questions share only a prefix (partial rollback).
 
 Parametrised over the registry (every registered stateful masker, through its configs in the
 shared example list, or for a masker that reads an artefact made for one model, through
@@ -18,6 +19,13 @@ import pytest
 import torch
 
 from sparse_attention_hub.adapters import ModelAdapterHF, Request
+from sparse_attention_hub.adapters.generation import GenerationSettings
+from sparse_attention_hub.adapters.prompting import (
+    EncodedPrompt,
+    RequestOptions,
+    common_prefix_length,
+    encode_request,
+)
 from sparse_attention_hub.sparse_attention import MaskerStates, ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
@@ -89,12 +97,18 @@ def _law(adapter: ModelAdapterHF, context: str) -> tuple[list[list[int]], list[A
         ids, masks = _run(adapter, Request(context, question))
         fresh_ids += ids
         fresh_masks += masks
-    assert reused_ids == fresh_ids
-    assert len(reused_masks) == len(fresh_masks)
-    for i, ((layer_a, a), (layer_b, b)) in enumerate(zip(reused_masks, fresh_masks, strict=True)):
+    _assert_same(reused_ids, reused_masks, fresh_ids, fresh_masks)
+    return reused_ids, reused_masks
+
+
+def _assert_same(
+    reused_ids: list[list[int]], reused_masks: list[Any], ids: list[list[int]], masks: list[Any]
+) -> None:
+    assert reused_ids == ids
+    assert len(reused_masks) == len(masks)
+    for i, ((layer_a, a), (layer_b, b)) in enumerate(zip(reused_masks, masks, strict=True)):
         assert layer_a == layer_b and a.shape == b.shape, i
         assert torch.equal(a, b), f"call {i} (layer {layer_a}): masks differ"
-    return reused_ids, reused_masks
 
 
 @pytest.mark.parametrize("entry", stateful_configs(), ids=repr)
@@ -145,6 +159,72 @@ def _check_law(
     monkeypatch.setattr(MaskerStates, "truncate", lambda self, length: None)
     with pytest.raises((ValueError, AssertionError)):
         _law(adapter, context)
+
+
+def _prompts_sharing_a_prefix(adapter: ModelAdapterHF) -> list[EncodedPrompt]:
+    """Four questions whose contexts share only a prefix with the one before (as when a
+    request's context tokenizes differently per question): C[:n-20]; C[:n-20] plus another
+    tail (a dense prefill extends the context the state was built on); C (a cut below the
+    second context's end, then its tail prefilled again); C[:n-10] (a cut into the context,
+    nothing to prefill)."""
+    tokenizer = adapter.tokenizer
+    prompts = encode_request(tokenizer, long_context(4), QUESTIONS, "", RequestOptions()).prompts
+    context = prompts[0].context_ids
+    n = len(context)
+    tail = tokenizer(" Other: the door is green; note 9.", add_special_tokens=False)["input_ids"]
+    contexts = [context[: n - 20], context[: n - 20] + tail, context, context[: n - 10]]
+    assert common_prefix_length(contexts[1], contexts[2]) == n - 20
+    questions = [p.question_ids for p in prompts] + [prompts[0].question_ids]
+    return [EncodedPrompt(c + q, len(c)) for c, q in zip(contexts, questions, strict=True)]
+
+
+def _run_prompts(
+    adapter: ModelAdapterHF, prompts: list[EncodedPrompt]
+) -> tuple[list[list[int]], list[Any], list[int]]:
+    """(generated ids, [(layer, dense mask)], prefill tokens) of one request's questions."""
+    settings = GenerationSettings.from_kwargs(GEN)
+    with adapter.research_attention.record_masks() as masks, torch.inference_mode():
+        _, metadata = adapter._answer_all(prompts, settings, request_index=0)
+    dense = [(layer, mask.to_dense()) for layer, mask in masks]
+    return [m["generated_ids"] for m in metadata], dense, [m["prefill_tokens"] for m in metadata]
+
+
+def _check_partial_rollback(
+    adapter: ModelAdapterHF, stateful: MaskerConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reused states equal states built fresh (cleared at every rollback) on the same cache.
+    The same cache, not a fresh prefill: keys prefilled on top of a kept prefix differ from
+    those of one whole prefill in the last bits, which no masker state can be blamed for."""
+    adapter.set_sparse_attention_config(
+        ResearchAttentionConfig([SinkMaskerConfig(2), LocalMaskerConfig(4), stateful])
+    )
+    prompts = _prompts_sharing_a_prefix(adapter)
+    ids, masks, prefilled = _run_prompts(adapter, prompts)
+    n = len(prompts[2].context_ids)
+    assert prefilled == [n - 20, prompts[1].context_end - (n - 20), 20, 0]  # partial rollbacks
+    monkeypatch.setattr(MaskerStates, "truncate", lambda self, length: self.clear())
+    fresh_ids, fresh_masks, _ = _run_prompts(adapter, prompts)
+    _assert_same(ids, masks, fresh_ids, fresh_masks)
+
+
+@pytest.mark.parametrize("entry", stateful_configs(), ids=repr)
+def test_the_law_when_contexts_share_only_a_prefix(
+    law_adapter: ModelAdapterHF,
+    entry: Any,
+    scratch_masker_registry: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _check_partial_rollback(law_adapter, _config(entry), monkeypatch)
+
+
+@pytest.mark.parametrize("name", sorted(ARTEFACT_EXAMPLES))
+def test_the_law_when_contexts_share_only_a_prefix_for_maskers_that_read_an_artefact(
+    law_adapter: ModelAdapterHF, name: str, tmp_path: Path
+) -> None:
+    configs = ARTEFACT_EXAMPLES[name](ModelShape.of(law_adapter.model.config), tmp_path)
+    for config in configs:
+        with pytest.MonkeyPatch.context() as patch:
+            _check_partial_rollback(law_adapter, config, patch)
 
 
 def test_a_stale_state_raises_naming_the_layer_and_both_lengths(

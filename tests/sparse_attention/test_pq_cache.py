@@ -188,7 +188,7 @@ def test_too_few_keys_for_the_codebook_give_the_full_mask_for_the_request():
     short = AttentionInputs(q, k[:, :, :11], v[:, :, :11])
     state = masker.build_state(short)
     assert state.centroids is None
-    assert masker.extend_state(state, AttentionInputs(q, k, v), 1) is state  # stays dense
+    assert masker.extend_state(state, AttentionInputs(q, k, v), 1).centroids is None  # dense
 
 
 def test_the_same_seed_gives_the_same_mask_and_ties_go_to_the_earlier_key():
@@ -222,7 +222,7 @@ def test_new_keys_are_assigned_to_the_existing_centroids_never_refit():
     state = masker.build_state(AttentionInputs(q, k[:, :, :60], v[:, :, :60]))
     far = k.clone()
     far[:, :, 60:] = far[:, :, 60:] * 100  # new keys far from every centroid
-    longer = masker.extend_state(state, AttentionInputs(q, far, v), 30)
+    longer = masker.extend_state(state, AttentionInputs(q.repeat(1, 1, 30, 1), far, v), 30)
     assert longer.centroids is state.centroids
     assert torch.equal(longer.codes[..., :60], state.codes)
     assert torch.equal(longer.codes[..., 60:], assign_codes(far[:, :, 60:], state.centroids))
@@ -253,10 +253,10 @@ def test_state_extends_truncates_and_rebuilds_like_the_rule():
 
     call(0, 20, n_q=4)  # the codebook: keys 2..15 (before the first query)
     call(0, 21)
-    call(0, 30, n_q=3)
+    call(0, 30, n_q=9)
     states.truncate(24)  # a rollback
-    call(0, 26)
-    call(5, 33)  # a sliding window dropped keys 0..4: sliced, same centroids
+    call(0, 26, n_q=2)
+    call(5, 33, n_q=7)  # a sliding window dropped keys 0..4: sliced, same centroids
     states.truncate(28)
     fitted.clear()
     call(1, 40, n_q=5)  # keys before the state's first: rebuilt, fitted on keys 2..34
@@ -271,6 +271,39 @@ def test_state_extends_truncates_and_rebuilds_like_the_rule():
     )
     entry = states.entry(0, masker)
     assert entry is not None and torch.equal(entry.value.codes, fresh.codes)
+
+
+def test_a_partial_rollback_fits_a_new_codebook_as_a_fresh_request_would():
+    """A later context that shares only a prefix with the fitted one drops the codebook: cut
+    below the fitted context's end, or extended by keys the state never saw before the call's
+    queries (a dense prefill). The next call's state equals a fresh build on that call."""
+    masker = create_masker(PQCacheConfig(3, pq_bits=2, init_offset=2))
+    g = torch.Generator().manual_seed(12)
+    keys = torch.randn(1, 2, 60, 16, generator=g)
+    other = torch.cat([keys[:, :, :20], torch.randn(1, 2, 40, 16, generator=g)], dim=2)
+    states = MaskerStates()
+
+    def question(k: torch.Tensor, context: int, n_q: int = 4, first: int = 0) -> AttentionInputs:
+        stop = context + n_q
+        q, kv = k[:, :, context:stop].repeat(1, 2, 1, 1), k[:, :, first:stop]
+        return AttentionInputs(q, kv, kv, layer_idx=0, query_start=context, key_start=first)
+
+    def assert_fresh(inputs: AttentionInputs) -> None:
+        state, fresh = states.read(masker, inputs), masker.build_state(inputs)
+        assert state.centroids is not None and fresh.centroids is not None
+        assert torch.equal(state.centroids, fresh.centroids)
+        assert torch.equal(state.codes, fresh.codes)
+
+    assert_fresh(question(keys, 30))  # the codebook: keys 2..29
+    states.read(masker, question(keys, 34, 1))  # a decode step
+    states.truncate(20)  # the next context shares 20 keys, then its own tail (20..39)
+    assert_fresh(question(other, 40))
+    states.truncate(30)  # a context that is a prefix of the last one: a cut, no new tail
+    assert_fresh(question(other, 30))
+    states.truncate(30)  # the context end: kept, but then extended by a dense prefill
+    assert_fresh(question(other, 45))
+    states.truncate(20)  # the same on a sliding window that dropped keys 0..4
+    assert_fresh(question(keys, 40, first=5))
 
 
 def test_config_errors_name_the_field():

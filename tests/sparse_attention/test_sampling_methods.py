@@ -134,7 +134,8 @@ def test_magicpig_state_extends_and_a_rollback_into_the_prompt_rebuilds_it():
     """Codes are appended for new keys; the centre is the mean of the prompt's middle keys
     [sink, P - window), the prompt being the first call's keys (context and question, as in
     the official code); a rollback into the prompt (to the context, before the next question)
-    drops the centre and the next call rebuilds it on its own prompt."""
+    drops the centre and the next call rebuilds it on its own prompt, as does a prompt
+    extended by keys the state never saw (a dense prefill)."""
     q, k, v = qkv(2, 2, 3, 40, d=8, seed=9)
     masker = create_masker(MagicPigConfig(lsh_k=2, lsh_l=6, sink_size=2, window_size=4))
     states = MaskerStates()
@@ -154,6 +155,8 @@ def test_magicpig_state_extends_and_a_rollback_into_the_prompt_rebuilds_it():
     rebuilt = call(2, 29)  # the next question: 2 keys on the same context
     assert rebuilt.prompt_end == 29 and torch.allclose(rebuilt.centre, k[:, :, 2:25].mean(2))
     assert rebuilt.index.size == 29
+    extended = call(3, 35)  # a dense prefill added keys 29..31 before the call's queries
+    assert extended.prompt_end == 35 and torch.allclose(extended.centre, k[:, :, 2:31].mean(2))
 
 
 # ---------------------------------------------------------------------- vAttention

@@ -61,8 +61,10 @@ counted over the matches only.
 State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
 key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
 and appended, a rollback or sliding window cuts the codes. A rollback into the prompt (the
-adapter's rollback to the context before each question) drops the centre: the next call, the
-next question, rebuilds the state on its own prompt as a fresh one would.
+adapter's rollback to the context before each question) drops the centre, and a prompt
+extended past the state's (a dense prefill of keys the state never saw before the call's
+queries) rebuilds it: the next call, the next question, builds the state on its own prompt as
+a fresh one would.
 """
 
 from __future__ import annotations
@@ -302,9 +304,11 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
     def extend_state(
         self, state: MagicPigState, inputs: AttentionInputs, new_keys: int
     ) -> MagicPigState:
-        """Hash the new keys and append them; a state without centre is rebuilt (padded at
-        the front to the length the caller expects, those keys are cut right after)."""
-        if state.centre is None:
+        """Hash the new keys and append them; a state without centre, or one whose context was
+        extended (keys it never saw precede the call's queries: a dense prefill), is rebuilt
+        (padded at the front to the length the caller expects, those keys are cut right after)."""
+        assert inputs.query_start is not None
+        if state.centre is None or inputs.query_start > state.end:
             fresh = self.build_state(inputs)
             missing = state.index.size + new_keys - fresh.index.size
             if missing <= 0:

@@ -4,10 +4,11 @@ Zhang et al., 2024, "PQCache: Product Quantization-based KVCache for Long Contex
 Inference" (SIGMOD 2025; official code HugoZHL/PQCache, ``vq_method/retrieval_based/
 pq_search.py``, the ``euc`` metric and GQA path of ``run_llama.sh``):
 
-- Once per layer per request, every KV head's keys after the first ``init_offset`` (32)
-  positions are cut into ``pq_subvectors`` (2) sub-vectors of D / M channels, and each
-  (KV head, sub-vector) gets its own k-means codebook of ``2**pq_bits`` (64) centroids,
-  ``kmeans_iter`` Lloyd iterations, seeded (``maskers/kmeans.py``, one batched computation).
+- Once per layer per context (see State below), every KV head's keys after the first
+  ``init_offset`` (32) positions are cut into ``pq_subvectors`` (2) sub-vectors of D / M
+  channels, and each (KV head, sub-vector) gets its own k-means codebook of ``2**pq_bits``
+  (64) centroids, ``kmeans_iter`` Lloyd iterations, seeded (``maskers/kmeans.py``, one
+  batched computation).
 - A key's code is its nearest centroid per sub-vector. New keys are assigned, never re-fitted.
 - A query head's PQ score of key j is sum_m q_m . c_m[code_m(j)] (one table of q . centroid
   per sub-vector, gathered by the codes). Each query head's scores go through a softmax with
@@ -16,8 +17,8 @@ pq_search.py``, the ``euc`` metric and GQA path of ``run_llama.sh``):
   shared by all query heads of the group.
 - Too few keys to fit the codebook (no more than ``2**pq_bits`` keys after ``init_offset``
   precede the call's queries, the official ``n_xb > cent_cnt`` test) gives the **full mask**
-  (dense attention) until the state is built again (a new request), as the official code
-  stays dense for a request whose prefill was too short.
+  (dense attention) until the state is built again (a new request or a partial rollback),
+  as the official code stays dense for a request whose prefill was too short.
 
 Budget. The official budget is split half top-k, half recent window (``recent_ratio`` 0.5),
 after ``sink_size`` = 32 sink tokens. The recipe writes that as sink + local + pq_cache
@@ -63,15 +64,21 @@ key first, so the same inputs always give the same mask.
 
 State (through the ``StatefulMasker`` contract): :class:`PQCacheState`, the centroids and one
 code per key of the call (keys before ``init_offset`` are coded too but never scored). New
-keys are assigned and appended; a rollback or a sliding window slices the codes and keeps the
-centroids. A state built again later (a new request, or a window that moved before the
-state's first key) fits on the keys that precede that call's queries.
+keys are assigned and appended; a sliding window slices the codes and keeps the centroids, and
+so does a rollback to the end of the context the codebook was fitted on (the next question on
+the same context). A **partial rollback** (a later context that shares only a prefix with that
+one: the cache is cut below the end of the fitted context, or a dense prefill adds context keys
+the state never saw before the next call's queries) drops the codebook: the next call fits a
+new one on the keys before its own queries, exactly as a fresh request would, at the cost of
+another k-means. A state built again later (a new request, or a window that moved before the
+state's first key) also fits on the keys that precede that call's queries.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 
@@ -101,6 +108,8 @@ class PQCacheConfig(MaskerConfig):
     kmeans_iter: int = 10
     init_offset: int = 32
     seed: int = 0
+    # 1: a partial rollback (contexts sharing a prefix) fits a new codebook
+    revision: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
         check_size(self, "heavy_size", self.heavy_size, minimum=1)
@@ -122,10 +131,16 @@ class PQCacheConfig(MaskerConfig):
 @dataclass(frozen=True)
 class PQCacheState:
     """``centroids`` (B, Hkv, M, C, D / M) fp32 and ``codes`` (B, Hkv, M, K) int64, one code
-    per key of the call; both None when too few keys were there to fit the codebook."""
+    per key of the call; both None when too few keys were there to fit the codebook.
+    ``context_end``: the absolute position of the first query of the call that built the
+    state (the codebook was fitted on the keys before it); [``start``, ``end``): the absolute
+    positions of the keys the state covers."""
 
     centroids: torch.Tensor | None
     codes: torch.Tensor | None
+    context_end: int
+    start: int
+    end: int
 
 
 def split_subvectors(keys: torch.Tensor, m: int) -> torch.Tensor:
@@ -218,28 +233,48 @@ class PQCacheMasker(StatefulMasker[PQCacheState]):
         first = min(n_keys, max(0, cfg.init_offset - offset))
         stop = min(n_keys, max(0, inputs.query_start - offset))
         count = 2**cfg.pq_bits
+        span = (inputs.query_start, offset, inputs.sequence_length)
         if stop - first <= count:
-            return PQCacheState(None, None)
+            return PQCacheState(None, None, *span)
         b, h_kv, _, _ = keys.shape
         fit = split_subvectors(keys[:, :, first:stop], cfg.pq_subvectors)  # (B*Hkv*M, n, D/M)
         centroids, _ = kmeans(fit, count, cfg.kmeans_iter, cfg.seed)
         centroids = centroids.reshape(b, h_kv, cfg.pq_subvectors, count, -1)  # (B,Hkv,M,C,D/M)
-        return PQCacheState(centroids, assign_codes(keys, centroids))
+        return PQCacheState(centroids, assign_codes(keys, centroids), *span)
 
     def extend_state(
         self, state: PQCacheState, inputs: AttentionInputs, new_keys: int
     ) -> PQCacheState:
-        """Assign the new keys to the existing centroids (never re-fit)."""
+        """Assign the new keys to the existing centroids (never re-fit), unless the context
+        the codebook was fitted on changed: a rollback cut into it, or keys the state never
+        saw precede the call's queries (a dense prefill extended the context). Then the state
+        is built again from this call, as a fresh request's (codes padded at the front to the
+        keys the caller expects; those keys are cut right after)."""
+        assert inputs.query_start is not None  # set in AttentionInputs.__post_init__
+        if state.end < state.context_end or inputs.query_start > state.end:
+            return self._rebuilt(state, inputs)
+        end = inputs.sequence_length
         if state.centroids is None or state.codes is None:
-            return state
+            return replace(state, end=end)
         new = assign_codes(inputs.keys[:, :, inputs.keys.shape[2] - new_keys :], state.centroids)
-        return PQCacheState(state.centroids, torch.cat([state.codes, new], dim=-1))
+        return replace(state, codes=torch.cat([state.codes, new], dim=-1), end=end)
+
+    def _rebuilt(self, state: PQCacheState, inputs: AttentionInputs) -> PQCacheState:
+        """A fresh state of ``inputs``, covering the keys from ``state.start`` on."""
+        fresh = self.build_state(inputs)
+        missing = fresh.start - state.start
+        if missing <= 0:
+            return fresh
+        if fresh.codes is None:
+            return replace(fresh, start=state.start)
+        pad = fresh.codes.new_zeros((*fresh.codes.shape[:3], missing))  # never scored
+        return replace(fresh, codes=torch.cat([pad, fresh.codes], dim=-1), start=state.start)
 
     def truncate_state(self, state: PQCacheState, start: int, stop: int) -> PQCacheState:
-        """Keep the codes of keys [start, stop) and the centroids."""
-        if state.codes is None:
-            return state
-        return PQCacheState(state.centroids, state.codes[..., start:stop])
+        """Keep the codes of keys [start, stop) and the centroids (the next extension builds
+        the state again when the cut went below ``context_end``)."""
+        codes = None if state.codes is None else state.codes[..., start:stop]
+        return replace(state, codes=codes, start=state.start + start, end=state.start + stop)
 
     # ------------------------------------------------------------------ selection
 
