@@ -20,6 +20,7 @@ from sparse_attention_hub.cell_store.atomic import (
 from sparse_attention_hub.cell_store.cell import (
     clear_error,
     drop_empty_files,
+    drop_temp_files,
     move_to_stale,
     read_config,
     read_resources,
@@ -90,6 +91,7 @@ __all__ = [
     "disk_error_line",
     "drop_empty_files",
     "drop_rows",
+    "drop_temp_files",
     "fingerprint_of",
     "is_disk_error",
     "json_default",

@@ -7,6 +7,9 @@ present is ``corrupt``: the executor re-runs such a cell, which re-scores it fro
 predictions or resumes the missing rows. A config.json that does not parse is ``corrupt`` too,
 but cannot be resumed (nothing says which config made the predictions): its files are moved
 to ``stale/``.
+A config.json without a fingerprint and no results (a cell that timed out or was stopped
+before it wrote its config) is not ``stale``: its execution record says ``failed`` or
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -101,7 +104,11 @@ def cell_status(
         reason = f"{root / CONFIG_FILE} is not a valid JSON object"
         return CellState(CORRUPT, reason, resumable=False)
     if fingerprint is not None and config.get("fingerprint") != fingerprint:
-        return CellState(STALE, f"{root} holds results of another config (fingerprint mismatch)")
+        if "fingerprint" in config or {PREDICTIONS_FILE, METRICS_FILE} & set(entries):
+            reason = f"{root} holds results of another config (fingerprint mismatch)"
+            return CellState(STALE, reason)
+        # no fingerprint and no results: only the record of a run that failed or was stopped
+        # before it started (a timeout during setup): nothing to move, it runs again
     if METRICS_FILE in entries:
         problem = metrics_problem(read_json(root / METRICS_FILE), config, root)
         missing = [name for name in required_files if not (root / name).is_file()]
