@@ -33,7 +33,7 @@ from sparse_attention_hub.cell_store.cell import (
     write_raw_results,
     write_resources,
 )
-from sparse_attention_hub.cell_store.metric_log import keep_requests
+from sparse_attention_hub.cell_store.metric_log import keep_requests, metric_log_problem
 from sparse_attention_hub.cell_store.names import (
     COMPLETE,
     CONFIG_FILE,
@@ -96,6 +96,7 @@ __all__ = [
     "is_disk_error",
     "json_default",
     "keep_requests",
+    "metric_log_problem",
     "metrics_problem",
     "move_to_stale",
     "read_config",

@@ -1,5 +1,6 @@
-"""Issue 30's cell store edges, on cells of the fault benchmark (no model): a cell that timed
-out during setup, a damaged micro-metrics file, a duplicated prediction line."""
+"""Issue 30's cell store edges on cells of the fault benchmark (no model): a cell that timed
+out during setup; what makes a micro-metrics file damaged. (Damaged logs of a real study and
+their repair are in test_cell_defects.py.)"""
 
 from __future__ import annotations
 
