@@ -20,6 +20,7 @@ from sparse_attention_hub.cell_store.atomic import (
 from sparse_attention_hub.cell_store.cell import (
     clear_error,
     drop_empty_files,
+    drop_temp_files,
     move_to_stale,
     read_config,
     read_resources,
@@ -32,7 +33,7 @@ from sparse_attention_hub.cell_store.cell import (
     write_raw_results,
     write_resources,
 )
-from sparse_attention_hub.cell_store.metric_log import keep_requests
+from sparse_attention_hub.cell_store.metric_log import keep_requests, metric_log_problem
 from sparse_attention_hub.cell_store.names import (
     COMPLETE,
     CONFIG_FILE,
@@ -90,10 +91,12 @@ __all__ = [
     "disk_error_line",
     "drop_empty_files",
     "drop_rows",
+    "drop_temp_files",
     "fingerprint_of",
     "is_disk_error",
     "json_default",
     "keep_requests",
+    "metric_log_problem",
     "metrics_problem",
     "move_to_stale",
     "read_config",

@@ -113,6 +113,36 @@ def drop_empty_files(cell_dir: str | os.PathLike[str]) -> list[str]:
     return dropped
 
 
+CELL_FILES = (
+    CONFIG_FILE,
+    PREDICTIONS_FILE,
+    MICRO_METRICS_FILE,
+    RAW_RESULTS_FILE,
+    METRICS_FILE,
+    RESOURCES_FILE,
+    ERROR_FILE,
+)
+
+
+def drop_temp_files(cell_dir: str | os.PathLike[str]) -> list[str]:
+    """Remove the temp files of atomic writes a kill interrupted (``.config.json.<x>.tmp``);
+    return their names. Only while no one writes the cell (the executor holds its lock)."""
+    root = Path(cell_dir)
+    try:
+        names = [p.name for p in root.iterdir() if p.name.startswith(".")]
+    except OSError:
+        return []
+    dropped = []
+    for name in names:
+        if name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in CELL_FILES):
+            try:
+                (root / name).unlink()
+            except OSError:
+                continue
+            dropped.append(name)
+    return dropped
+
+
 def recorded_seconds(cell_dir: str | os.PathLike[str]) -> float | None:
     """The seconds a cell's last run took, from the execution record in its config.json."""
     config = read_config(cell_dir) or {}

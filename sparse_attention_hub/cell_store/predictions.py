@@ -4,7 +4,8 @@ Records are appended per request and fsynced, so a crash loses at most the reque
 written. Reading tolerates damage: a torn last line (a kill mid-append) and lines that do not
 hold a record (garbage appended, a line cut by hand) are left out; on the resume path they are
 also cut from the file (``repair=True``), so later appends start clean and the dropped rows run
-again. A record is a JSON object with an int ``row_id``; a later record of a row wins.
+again. A record is a JSON object with an int ``row_id``; a later record of a row wins (and on
+the resume path the earlier ones are cut, so the log holds each row once).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,7 @@ class PredictionsScan:
 
 def _record(line: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(line)
+        value = json.loads(line.decode("utf-8"))  # not json.loads(bytes): it guesses UTF-16
     except ValueError:
         return None
     row_id = value.get("row_id") if isinstance(value, dict) else None
@@ -77,17 +79,33 @@ def scan_predictions(path: str | os.PathLike[str]) -> PredictionsScan:
 def read_predictions(path: str | os.PathLike[str], repair: bool = True) -> list[dict[str, Any]]:
     """The good records of the predictions log at ``path`` (see the module doc).
 
-    With ``repair`` (the resume path) bad lines are cut from the file, with a warning naming
-    them; readers that must not write (a results table built while cells run) pass False.
+    With ``repair`` (the resume path) bad lines are cut from the file and a row recorded more
+    than once keeps only its last record, with a warning naming them; readers that must not
+    write (a results table built while cells run) pass False.
     """
     target = Path(path)
     scan = scan_predictions(target)
-    if repair and scan.bad_lines:
+    if not repair or scan.intact:
+        return scan.records
+    if scan.bad_lines:
         what = "a torn last line" if scan.torn_tail else f"bad line(s) {scan.bad_lines}"
         logger.warning("%s: dropping %s; those rows run again", target, what)
-        payload = b"".join(line + b"\n" for line in scan.good_lines).decode("utf-8")
-        write_atomic(target, lambda handle: handle.write(payload))
-    return scan.records
+    kept = _last_of_each_row(scan.records)
+    if len(kept) < len(scan.records):
+        counts = Counter(int(record["row_id"]) for record in scan.records)
+        twice = sorted(row for row, count in counts.items() if count > 1)
+        logger.warning(
+            "%s: rows %s recorded twice or more; keeping the last of each", target, twice
+        )
+    payload = b"".join(scan.good_lines[i] + b"\n" for i in kept).decode("utf-8")
+    write_atomic(target, lambda handle: handle.write(payload))
+    return [scan.records[i] for i in kept]
+
+
+def _last_of_each_row(records: list[dict[str, Any]]) -> list[int]:
+    """Indices (in file order) of the last record of each row id: a later record wins."""
+    last = {int(record["row_id"]): index for index, record in enumerate(records)}
+    return sorted(last.values())
 
 
 def drop_rows(path: str | os.PathLike[str], row_ids: Iterable[int]) -> None:

@@ -1,12 +1,15 @@
 """The one status function of a cell directory (see names.py for the words).
 
 ``complete`` is verified, not presumed: metrics.json parses, has the expected keys, a finite
-``overall_score`` and the fingerprint of config.json, the required files exist, and the
-predictions log is intact with exactly ``num_rows`` rows. Anything less with metrics.json
-present is ``corrupt``: the executor re-runs such a cell, which re-scores it from intact
-predictions or resumes the missing rows. A config.json that does not parse is ``corrupt`` too,
-but cannot be resumed (nothing says which config made the predictions): its files are moved
-to ``stale/``.
+``overall_score`` and the fingerprint of config.json, the required files exist, the
+predictions log is intact with exactly ``num_rows`` rows, and the micro-metrics log (if any)
+is undamaged (``metric_log.metric_log_problem``). Anything less with metrics.json present is
+``corrupt``: the executor re-runs such a cell, which re-scores it from intact predictions
+(trimming a damaged micro-metrics log) or resumes the missing rows. A config.json that does
+not parse is ``corrupt`` too, but cannot be resumed (nothing says which config made the
+predictions): its files are moved to ``stale/``. A config.json without a fingerprint and no
+results (a cell that timed out or was stopped before it wrote its config) is not ``stale``:
+its execution record says ``failed`` or ``interrupted``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.cell_store.atomic import read_json
+from sparse_attention_hub.cell_store.metric_log import metric_log_problem
 from sparse_attention_hub.cell_store.names import (
     COMPLETE,
     CONFIG_FILE,
@@ -66,8 +70,10 @@ def metrics_problem(metrics: Any, config: dict[str, Any], cell: Path) -> str | N
         return f"{cell / METRICS_FILE} was written for another config (fingerprint mismatch)"
     scan = scan_predictions(cell / PREDICTIONS_FILE)
     if not scan.intact or len(scan.row_ids) != rows:
+        twice = len(scan.records) - len(scan.row_ids)
         return (
             f"{cell / PREDICTIONS_FILE} holds {len(scan.row_ids)} rows"
+            + (f" ({twice} recorded twice or more)" if twice else "")
             + (f" and bad line(s) {scan.bad_lines}" if scan.bad_lines else "")
             + f" where metrics.json counts {rows}"
         )
@@ -100,13 +106,18 @@ def cell_status(
     if config is None:
         reason = f"{root / CONFIG_FILE} is not a valid JSON object"
         return CellState(CORRUPT, reason, resumable=False)
-    if fingerprint is not None and config.get("fingerprint") != fingerprint:
+    # a config.json without a fingerprint or results records only a run that failed or was
+    # stopped before it wrote its config (a timeout during setup): nothing to move aside
+    identified = "fingerprint" in config or bool({PREDICTIONS_FILE, METRICS_FILE} & set(entries))
+    if fingerprint is not None and config.get("fingerprint") != fingerprint and identified:
         return CellState(STALE, f"{root} holds results of another config (fingerprint mismatch)")
     if METRICS_FILE in entries:
         problem = metrics_problem(read_json(root / METRICS_FILE), config, root)
         missing = [name for name in required_files if not (root / name).is_file()]
         if problem is None and missing:
             problem = f"{root} lacks {', '.join(missing)}"
+        if problem is None:
+            problem = metric_log_problem(root)
         return CellState(CORRUPT, problem) if problem else CellState(COMPLETE)
     execution = config.get("execution")
     status = execution.get("status") if isinstance(execution, dict) else None

@@ -59,7 +59,11 @@ from sparse_attention_hub.executor.config import (
 from sparse_attention_hub.executor.local_launcher import launch_local
 from sparse_attention_hub.executor.lock import BaseDirLock
 from sparse_attention_hub.executor.model_limits import check_model_limits
-from sparse_attention_hub.executor.planning import checked_stubs, move_stale_cells
+from sparse_attention_hub.executor.planning import (
+    checked_stubs,
+    drop_interrupted_writes,
+    move_stale_cells,
+)
 from sparse_attention_hub.executor.preflight import PreflightReport, preflight, preflight_timeout
 from sparse_attention_hub.executor.progress import DEFAULT_PROGRESS_INTERVAL, ProgressReporter
 from sparse_attention_hub.executor.protocol import WorkerSettings
@@ -265,6 +269,7 @@ class BenchmarkExecutor:
         self, plan: list[tuple[BenchmarkStub, CellState]], started_at: float, start: float
     ) -> ExecutionResults:
         skipped = [stub for stub, state in plan if state.status == COMPLETE]
+        drop_interrupted_writes([stub for stub, _ in plan])
         stale_moved, unmovable = move_stale_cells(plan)
         blocked = {task.stub.cell_id for task, _ in unmovable}
         to_run = [s for s, st in plan if st.status != COMPLETE and s.cell_id not in blocked]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sparse_attention_hub.cell_store import CORRUPT, STALE, CellState, is_disk_error, move_to_stale
+from sparse_attention_hub.cell_store import (
+    CORRUPT,
+    STALE,
+    CellState,
+    drop_temp_files,
+    is_disk_error,
+    move_to_stale,
+)
 from sparse_attention_hub.executor.config import (
     DISK,
     OTHER,
@@ -60,6 +67,15 @@ def checked_stubs(
     for stub in stubs:
         stub.estimated_cost = costs.get((stub.benchmark_name, stub.subset))
     return stubs
+
+
+def drop_interrupted_writes(stubs: list[BenchmarkStub]) -> None:
+    """Remove the temp files a kill left mid-write in the cells (``.config.json.<x>.tmp``);
+    called while the executor holds the results directory's lock."""
+    for stub in stubs:
+        dropped = drop_temp_files(stub.result_dir)
+        if dropped:
+            log.info("%s: removed %s left by an interrupted write", stub.cell_id, dropped)
 
 
 def moves_to_stale(state: CellState) -> bool:

@@ -47,8 +47,9 @@ def record_lost_cell(
     """error.txt and a failed execution record in config.json, written by the parent.
 
     The execution record the worker wrote (device, worker) is kept and updated; a cell that
-    never started gets its config.json (fingerprint and resolved config) here, so that the
-    results table lists it and a rerun runs it again.
+    never started (or whose worker was stopped before it wrote its config: a timeout during
+    setup) gets its fingerprint and resolved config here, so that the results table lists it
+    and a rerun runs it again as ``failed``, not as another config's ``stale`` files.
     """
     result_dir = Path(stub.result_dir)
     try:
@@ -56,11 +57,13 @@ def record_lost_cell(
         cell_store.write_error(
             result_dir, f"category: {category}\nattempt: {attempt}\n\n{message}\n{details}"
         )
-        if cell_store.read_config(result_dir) is None:  # never started (or unreadable)
-            cell_store.write_json_atomic(
-                result_dir / cell_store.CONFIG_FILE,
-                {"fingerprint": stub.fingerprint, "resolved_config": resolved_config(stub)},
-            )
+        config = cell_store.read_config(result_dir)
+        if config is None or "fingerprint" not in config:  # never started (or unreadable)
+            identity = {"fingerprint": stub.fingerprint, "resolved_config": resolved_config(stub)}
+            execution = (config or {}).get("execution")  # what a stopped worker wrote
+            if isinstance(execution, dict):
+                identity["execution"] = execution
+            cell_store.write_json_atomic(result_dir / cell_store.CONFIG_FILE, identity)
         fields: dict[str, Any] = {"status": "failed", "category": category, "attempt": attempt}
         if seconds is not None:
             fields["seconds"] = round(seconds, 3)

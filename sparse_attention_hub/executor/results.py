@@ -92,7 +92,7 @@ def mean_metrics(cell: Path) -> dict[str, float | None]:
     sums = {name: [0.0, 0] for name in MEAN_COLUMNS}
     path = cell / MICRO_METRICS_FILE
     if path.is_file():
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:  # damage: skipped
             for line in handle:
                 try:
                     record = json.loads(line)

@@ -305,8 +305,10 @@ class CellRunner:
                 result_dir,
                 f"category: {category}\nphase: {self.phase}\nattempt: {task.attempt}\n\n{text}",
             )
-            cell_store.update_config(
+            cell_store.update_config(  # the config too: a stop during setup came before it
                 result_dir,
+                fingerprint=task.stub.fingerprint,
+                resolved_config=resolved_config(task.stub),
                 execution=self._execution_record(
                     "failed" if category != "interrupted" else "interrupted",
                     seconds,

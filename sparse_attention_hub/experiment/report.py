@@ -97,7 +97,7 @@ def mean_logged(cell_dir: str | Path, metric: str) -> float | None:
     if not path.is_file():
         return None
     total, count = 0.0, 0
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:  # damage: skipped
         for line in handle:
             if metric not in line:
                 continue

@@ -61,3 +61,24 @@ def test_metric_log_keeps_only_saved_requests(tmp_path: Path) -> None:
         json.loads(line) for line in (tmp_path / "micro_metrics.jsonl").read_text().splitlines()
     ]
     assert [e["value"] for e in kept] == [0, 1]
+
+
+def test_a_damaged_micro_metrics_line_is_found(tmp_path: Path) -> None:
+    lines = [json.dumps({"metric": "m", "value": i}).encode() for i in range(3)]
+    (tmp_path / "micro_metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    assert cell_store.metric_log_problem(tmp_path) is None
+    lines[1] = lines[1][:-2] + b"\xc3}"  # a cut UTF-8 character
+    (tmp_path / "micro_metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    assert "damaged line(s) 2" in str(cell_store.metric_log_problem(tmp_path))
+    (tmp_path / "micro_metrics.jsonl").write_bytes(b"\n".join([*lines[:1], b"garbage"]))
+    assert "damaged line(s) 2 (a torn last line)" in str(cell_store.metric_log_problem(tmp_path))
+
+
+def test_a_row_recorded_twice_keeps_its_last_record_on_resume(tmp_path: Path) -> None:
+    log = tmp_path / "predictions.jsonl"
+    cell_store.append_predictions(log, [{"row_id": 0, "p": "a"}, {"row_id": 1, "p": "b"}])
+    cell_store.append_predictions(log, [{"row_id": 0, "p": "c"}])
+    assert not cell_store.scan_predictions(log).intact
+    assert [r["p"] for r in cell_store.read_predictions(log)] == ["b", "c"]
+    scan = cell_store.scan_predictions(log)
+    assert scan.intact and [r["p"] for r in scan.records] == ["b", "c"]

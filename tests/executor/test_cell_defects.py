@@ -168,6 +168,61 @@ def test_corrupt_config_json_is_reported_and_named_at_run_time(
 
 
 @pytest.mark.slow
+def test_non_utf8_bytes_in_a_micro_metrics_file_are_that_cells_problem(
+    baseline: Path,
+    tiny_model_dir: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 30, item 2: the cell is corrupt (its file named), the rest is reported, and a
+    rerun trims the log and re-scores the cell to an uninterrupted run's content."""
+    base = _copy(baseline, tmp_path)
+    sparse = _cells(base)["sink_local/mock_benchmark"]
+    log = sparse / "micro_metrics.jsonl"
+    with open(log, "ab") as handle:
+        handle.write(b"\xff\xfe")
+
+    with caplog.at_level(logging.WARNING):
+        table = build_results_table(base)
+    assert dict(zip(table["sparse_config"], table["status"], strict=True)) == {
+        "dense": "complete",
+        "sink_local": "corrupt",
+    }
+    assert f"{log} has damaged line(s)" in caplog.text
+    assert main(["report", str(base)]) == 0
+    assert "corrupt" in capsys.readouterr().out
+    assert main(["compare", str(baseline), str(base)]) == 0
+    plan = executor(str(base)).plan_matrix(**matrix(tiny_model_dir))
+    assert [status for _, status in plan] == ["complete", "corrupt"]
+
+    results = executor(str(base)).run_benchmark_matrix(**matrix(tiny_model_dir))
+    assert [r.stub.sparse_config_name for r in results.individual_results] == ["sink_local"]
+    assert content(sparse) == content(_cells(baseline)["sink_local/mock_benchmark"])
+    assert build_results_table(base)["status"].eq("complete").all()
+
+
+@pytest.mark.slow
+def test_a_duplicated_prediction_line_is_repaired_once(
+    baseline: Path, tiny_model_dir: str, tmp_path: Path
+) -> None:
+    """Issue 30, item 3: the rerun keeps one record per row and ends complete, for good."""
+    base = _copy(baseline, tmp_path)
+    sparse = _cells(base)["sink_local/mock_benchmark"]
+    lines = (sparse / "predictions.jsonl").read_text().splitlines(keepends=True)
+    with open(sparse / "predictions.jsonl", "a") as handle:
+        handle.write(lines[1])
+    assert list(build_results_table(base)["status"]) == ["complete", "corrupt"]
+
+    results = executor(str(base)).run_benchmark_matrix(**matrix(tiny_model_dir))
+    assert [r.stub.sparse_config_name for r in results.individual_results] == ["sink_local"]
+    assert content(sparse) == content(_cells(baseline)["sink_local/mock_benchmark"])
+    assert len((sparse / "predictions.jsonl").read_text().splitlines()) == len(lines)
+    again = executor(str(base)).run_benchmark_matrix(**matrix(tiny_model_dir))
+    assert len(again.skipped) == 2 and not again.individual_results
+
+
+@pytest.mark.slow
 def test_a_moved_results_dir_run_from_elsewhere_resumes(
     baseline: Path, tiny_model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from sparse_attention_hub.executor import results as results_module
 from sparse_attention_hub.executor.results import build_results_table, write_results_csv
@@ -56,8 +58,7 @@ def test_table_has_one_row_per_cell_with_scores_density_and_status(tmp_path: Pat
         tmp_path, "org/m", "sink", "mock_benchmark", None,
         metrics__json=metrics,
         micro_metrics__jsonl=_events("research_attention_density", [0.2, 0.4])
-        + _events("research_attention_output_error", [0.1])
-        + "{torn line\n",
+        + _events("research_attention_output_error", [0.1]),
     )  # fmt: skip
     _cell(tmp_path, "org/m", "dense", "mock_benchmark", None, metrics__json=metrics)
     _cell(
@@ -101,6 +102,24 @@ def test_table_has_one_row_per_cell_with_scores_density_and_status(tmp_path: Pat
     path = write_results_csv(tmp_path)
     assert path == tmp_path / "results.csv"
     assert len(pd.read_csv(path)) == 4
+
+
+def test_a_damaged_micro_metrics_line_makes_a_complete_cell_corrupt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The rerun trims the log; meanwhile the table names the file and keeps the means of the
+    sound lines."""
+    events = _events("research_attention_density", [0.2]) + "{torn line\n"
+    cell = _cell(
+        tmp_path, "org/m", "sink", "mock_benchmark", None,
+        metrics__json={"overall_score": 0.5, "num_rows": 1},
+        micro_metrics__jsonl=events + _events("research_attention_density", [0.4]),
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        (row,) = build_results_table(tmp_path).itertuples()
+    assert row.status == "corrupt" and pd.isna(row.overall_score)
+    assert math.isclose(row.mean_density, 0.3)
+    assert f"{cell / 'micro_metrics.jsonl'} has damaged line(s) 2" in caplog.text
 
 
 def _predictions(answers: dict[int, str], torn: str = "") -> str:

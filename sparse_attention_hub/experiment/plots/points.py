@@ -81,7 +81,7 @@ def _key_lengths(cell_dir: Path) -> list[int]:
     path = cell_dir / PREDICTIONS_FILE
     if not path.is_file():
         return lengths
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:  # damage: skipped
         for line in handle:
             try:
                 record = json.loads(line)
