@@ -38,6 +38,7 @@ class BackendSession:
 
     launcher: Launcher
     summary: Callable[[], dict[str, Any]] = field(default=lambda: {"name": "local"})
+    health: Callable[[], str | None] = field(default=lambda: None)
 
 
 def ray_gpu_share(gpu_ids: list[int], max_concurrent_runs: int) -> float:
@@ -89,6 +90,6 @@ def open_backend(
     with RunLease(base_dir):
         session = open_session(ray_address, base_dir, gpu_share)
         try:
-            yield BackendSession(session.launcher, session.summary)
+            yield BackendSession(session.launcher, session.summary, session.health)
         finally:
             close_session(session)

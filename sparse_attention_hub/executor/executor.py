@@ -51,6 +51,7 @@ from sparse_attention_hub.executor.config import (
     AdapterConfig,
     BenchmarkConfig,
     BenchmarkStub,
+    ClusterLostError,
     ExecutionInterrupted,
     ExecutionResults,
     WorkerStartupError,
@@ -167,6 +168,7 @@ class BenchmarkExecutor:
         self.ray_address = ray_address
         self._stop_signal: str | None = None
         self._startup_error: str | None = None
+        self._backend_error: str | None = None
         self._workers: list[WorkerSettings] = []
         self._session: BackendSession = BackendSession(launch_local)
 
@@ -250,6 +252,13 @@ class BenchmarkExecutor:
             raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
         if self._startup_error is not None:
             raise WorkerStartupError(results, self._startup_error)
+        if self._backend_error is not None:
+            unfinished = results.execution_summary["totals"]["not_run"]
+            raise ClusterLostError(
+                results,
+                f"{self._backend_error}; {unfinished} cell(s) unfinished: start the cluster "
+                "again and run the same command to resume",
+            )
         return results
 
     def _run_plan(
@@ -312,6 +321,7 @@ class BenchmarkExecutor:
             on_tick=progress.tick,
             required_files=self.required_result_files if self.result_file_validation else (),
             launcher=self._session.launcher,
+            health=self._session.health,
         )
         return scheduler.run()
 
@@ -329,6 +339,7 @@ class BenchmarkExecutor:
         start: float,
     ) -> ExecutionResults:
         self._startup_error = report.startup_error
+        self._backend_error = report.backend_error
         results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
         summary = build_summary(
@@ -346,7 +357,7 @@ class BenchmarkExecutor:
             model_loads=report.model_loads,
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
-            error=report.startup_error or report.disk_error,
+            error=report.startup_error or report.disk_error or report.backend_error,
             config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
             backend=self._session.summary(),
             scheduling=scheduling_stats(
