@@ -43,8 +43,10 @@ from sparse_attention_hub.cell_store import (
 )
 from sparse_attention_hub.executor.backend import (
     BackendSession,
+    crowding_warning,
     open_backend,
     ray_gpu_share,
+    usable_cores,
     worker_settings,
 )
 from sparse_attention_hub.executor.config import (
@@ -299,9 +301,13 @@ class BenchmarkExecutor:
             return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
 
     def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
+        count = max(1, min(self.max_concurrent_runs, num_cells))  # never more than the cells
+        warning = crowding_warning(self.max_concurrent_runs, count, self.gpu_ids, usable_cores())
+        if self.backend == "local" and warning is not None:
+            log.warning("%s", warning)
         return worker_settings(
             self.backend,
-            max(1, min(self.max_concurrent_runs, num_cells)),
+            count,
             self.gpu_ids,
             enabled_metrics=self.enabled_metrics,
             max_records=self.max_records,
