@@ -9,6 +9,11 @@ from sparse_attention_hub.cli.common import write
 
 
 def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    if not args.directory.strip():  # Path("") is the working directory: never write there
+        raise ValueError(
+            f"make-tiny-model: DIRECTORY {args.directory!r} is empty; give the folder to write "
+            "the model into (e.g. tiny_models/llama)"
+        )
     if args.trained:
         return _train(args)
     from sparse_attention_hub.testing import make_tiny_model

@@ -5,7 +5,7 @@
 Modules: ``config`` (dataclasses), ``matrix`` (expansion, fingerprints), ``validation``,
 ``planning`` (checked cells, stale moves), ``scheduling`` and ``worker``/``worker_cell``
 (processes; ``protocol`` holds the messages), ``backend`` (local processes or Ray actors:
-``local_launcher``, ``ray_launcher``, ``ray_actor``, ``ray_session``; the nodes' probe is ``sparse_attention_hub.node_probe``),
+``local_launcher``, ``ray_launcher``, ``ray_actor``, ``ray_session``, ``ray_health``; the nodes' probe is ``sparse_attention_hub.node_probe``),
 ``preflight`` and ``hub_check`` (models and data resolved before any worker starts),
 ``progress``, ``summary``, ``lock`` and ``lease`` (one run per results directory),
 ``signals``, ``results`` (the results table).
@@ -17,6 +17,7 @@ from sparse_attention_hub.executor.config import (
     BenchmarkFailure,
     BenchmarkResult,
     BenchmarkStub,
+    ClusterLostError,
     ExecutionInterrupted,
     ExecutionProgress,
     ExecutionResults,
@@ -34,6 +35,7 @@ __all__ = [
     "BenchmarkFailure",
     "BenchmarkResult",
     "BenchmarkStub",
+    "ClusterLostError",
     "ExecutionInterrupted",
     "ExecutionProgress",
     "ExecutionResults",

@@ -38,6 +38,7 @@ class BackendSession:
 
     launcher: Launcher
     summary: Callable[[], dict[str, Any]] = field(default=lambda: {"name": "local"})
+    health: Callable[[], str | None] = field(default=lambda: None)
 
 
 def ray_gpu_share(gpu_ids: list[int], max_concurrent_runs: int) -> float:
@@ -68,6 +69,32 @@ def worker_settings(
     ]
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the system tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+def crowding_warning(requested: int, workers: int, gpu_ids: list[int], cores: int) -> str | None:
+    """Why ``workers`` local worker processes (``requested`` was max_concurrent_runs) will
+    crowd this machine, or None: more than its CPU cores (every worker loads its own model, so
+    memory adds up, and CPU workers share the cores).
+
+    >>> "24 worker processes (one a cell) on 2 CPU cores" in crowding_warning(64, 24, [], 2)
+    True
+    >>> crowding_warning(4, 4, [0, 1], 8) is None
+    True
+    """
+    if workers <= cores:
+        return None
+    where = f"{len(gpu_ids)} GPU(s) and " if gpu_ids else ""
+    return (
+        f"max_concurrent_runs={requested}: {workers} worker processes (one a cell) on {where}"
+        f"{cores} CPU cores; each loads its own model and they share the cores: "
+        f"{min(cores, len(gpu_ids)) if gpu_ids else cores} or fewer would run faster"
+    )
+
+
 @contextlib.contextmanager
 def open_backend(
     backend: str,
@@ -89,6 +116,6 @@ def open_backend(
     with RunLease(base_dir):
         session = open_session(ray_address, base_dir, gpu_share)
         try:
-            yield BackendSession(session.launcher, session.summary)
+            yield BackendSession(session.launcher, session.summary, session.health)
         finally:
             close_session(session)

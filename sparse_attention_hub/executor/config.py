@@ -252,3 +252,10 @@ class WorkerStartupError(RuntimeError):
     def __init__(self, results: ExecutionResults, reason: str) -> None:
         super().__init__(reason)
         self.results = results
+
+
+class ClusterLostError(WorkerStartupError):
+    """Raised by run_benchmark_matrix when the Ray cluster is lost mid-run (its GCS stopped
+    answering), once the summary is written; the message says what was lost, how many cells
+    are unfinished and how to resume. A WorkerStartupError: the run could not go on.
+    """

@@ -44,14 +44,17 @@ from sparse_attention_hub.cell_store import (
 from sparse_attention_hub.executor.artefact_check import check_artefacts
 from sparse_attention_hub.executor.backend import (
     BackendSession,
+    crowding_warning,
     open_backend,
     ray_gpu_share,
+    usable_cores,
     worker_settings,
 )
 from sparse_attention_hub.executor.config import (
     AdapterConfig,
     BenchmarkConfig,
     BenchmarkStub,
+    ClusterLostError,
     ExecutionInterrupted,
     ExecutionResults,
     WorkerStartupError,
@@ -169,6 +172,7 @@ class BenchmarkExecutor:
         self.ray_address = ray_address
         self._stop_signal: str | None = None
         self._startup_error: str | None = None
+        self._backend_error: str | None = None
         self._workers: list[WorkerSettings] = []
         self._session: BackendSession = BackendSession(launch_local)
 
@@ -263,6 +267,13 @@ class BenchmarkExecutor:
             raise ExecutionInterrupted(results, self._stop_signal or "a stop request")
         if self._startup_error is not None:
             raise WorkerStartupError(results, self._startup_error)
+        if self._backend_error is not None:
+            unfinished = results.execution_summary["totals"]["not_run"]
+            raise ClusterLostError(
+                results,
+                f"{self._backend_error}; {unfinished} cell(s) unfinished: start the cluster "
+                "again and run the same command to resume",
+            )
         return results
 
     def _run_plan(
@@ -303,9 +314,13 @@ class BenchmarkExecutor:
             return self._collect(plan, skipped, stale_moved, report, progress, started_at, start)
 
     def _worker_settings(self, num_cells: int) -> list[WorkerSettings]:
+        count = max(1, min(self.max_concurrent_runs, num_cells))  # never more than the cells
+        warning = crowding_warning(self.max_concurrent_runs, count, self.gpu_ids, usable_cores())
+        if self.backend == "local" and warning is not None:
+            log.warning("%s", warning)
         return worker_settings(
             self.backend,
-            max(1, min(self.max_concurrent_runs, num_cells)),
+            count,
             self.gpu_ids,
             enabled_metrics=self.enabled_metrics,
             max_records=self.max_records,
@@ -325,6 +340,7 @@ class BenchmarkExecutor:
             on_tick=progress.tick,
             required_files=self.required_result_files if self.result_file_validation else (),
             launcher=self._session.launcher,
+            health=self._session.health,
         )
         return scheduler.run()
 
@@ -342,6 +358,7 @@ class BenchmarkExecutor:
         start: float,
     ) -> ExecutionResults:
         self._startup_error = report.startup_error
+        self._backend_error = report.backend_error
         results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
         summary = build_summary(
@@ -359,7 +376,7 @@ class BenchmarkExecutor:
             model_loads=report.model_loads,
             worker_crashes=report.crashes,
             interrupted=self._stop_signal,
-            error=report.startup_error or report.disk_error,
+            error=report.startup_error or report.disk_error or report.backend_error,
             config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
             backend=self._session.summary(),
             scheduling=scheduling_stats(

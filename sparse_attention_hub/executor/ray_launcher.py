@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing as mp
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sparse_attention_hub.executor.protocol import WorkerSettings
@@ -37,9 +38,12 @@ class ActorProcess:
     """One actor and its bridge thread, with the part of ``multiprocessing.Process`` the
     scheduler uses. ``facts`` holds the actor's node facts once it is ready."""
 
-    def __init__(self, actor: Any, settings: WorkerSettings) -> None:
+    def __init__(
+        self, actor: Any, settings: WorkerSettings, is_lost: Callable[[], bool] = lambda: False
+    ) -> None:
         self.actor = actor
         self.settings = settings
+        self.is_lost = is_lost  # the cluster is gone: ray.kill would only wait for it
         self.facts: dict[str, Any] | None = None
         self.exit_reason: str | None = None
         self.exitcode: int | None = None
@@ -69,6 +73,8 @@ class ActorProcess:
         import ray
 
         self._killed = self._killed or "killed by the driver"
+        if self.is_lost():
+            return
         with contextlib.suppress(Exception):
             ray.kill(self.actor, no_restart=True)
 
@@ -102,8 +108,9 @@ class ActorProcess:
                 record_stopped_cell(self._task.stub, self._task.attempt, seconds, why)
         finally:
             self.exitcode = 0 if self.exit_reason == "stopped" else -1
-            with contextlib.suppress(Exception):
-                ray.kill(self.actor, no_restart=True)
+            if not self.is_lost():
+                with contextlib.suppress(Exception):
+                    ray.kill(self.actor, no_restart=True)
             self._death.close()  # the scheduler's wait() now sees this worker as gone
 
     def _start(self, ray: Any) -> None:
@@ -161,6 +168,7 @@ class RayLauncher:
         self.environment = dict(environment or {})
         self.processes: list[ActorProcess] = []
         self._actor_class: Any = None
+        self.is_lost: Callable[[], bool] = lambda: False  # set by the session's GCS watch
 
     def __call__(self, settings: WorkerSettings) -> tuple[ActorProcess, Any]:
         import ray
@@ -176,7 +184,7 @@ class RayLauncher:
             "max_concurrency": 2,  # run and drain at once
         }
         actor = self._actor_class.options(**options).remote(settings, self.environment)
-        process = ActorProcess(actor, settings)
+        process = ActorProcess(actor, settings, self.is_lost)
         self.processes.append(process)
         return process, process.conn
 

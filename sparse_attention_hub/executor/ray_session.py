@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparse_attention_hub.executor.ray_health import GcsWatch
 from sparse_attention_hub.executor.ray_launcher import RayLauncher
 from sparse_attention_hub.executor.validation import ExecutorConfigError
 from sparse_attention_hub.node_probe import probe_storage, version_mismatches
@@ -53,6 +54,11 @@ class RaySession:
     launcher: RayLauncher
     nodes: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    watch: GcsWatch | None = None
+
+    def health(self) -> str | None:
+        """None while the cluster answers; one line once it is lost (see :mod:`.ray_health`)."""
+        return None if self.watch is None else self.watch()
 
     def summary(self) -> dict[str, Any]:
         """The ``backend`` entry of execution_summary.json: the cluster's nodes (from the
@@ -96,6 +102,11 @@ def open_session(address: str | None, result_dir: str, num_gpus: float) -> RaySe
     launcher = RayLauncher(num_gpus, 1.0, forwarded_environment())
     session = RaySession(address, started_here, launcher)
     try:
+        session.watch = GcsWatch(str(ray.get_runtime_context().gcs_address))
+    except (AttributeError, ValueError) as exc:  # an older Ray: no watch, Ray's own limit
+        log.warning("cannot watch the Ray cluster's GCS (%s)", exc)
+    launcher.is_lost = lambda: session.watch is not None and session.watch.lost is not None
+    try:
         resource_problems = missing_resources(ray.cluster_resources(), num_gpus, 1.0)
         if resource_problems:
             raise ExecutorConfigError(resource_problems)
@@ -129,7 +140,7 @@ def missing_resources(cluster: dict[str, float], num_gpus: float, num_cpus: floa
 
 def close_session(session: RaySession) -> None:
     """Disconnect if this session connected (actors are already gone: the scheduler kills them)."""
-    if session.started_here:
+    if session.started_here and session.health() is None:  # a lost GCS: shutdown would wait
         import ray
 
         ray.shutdown()

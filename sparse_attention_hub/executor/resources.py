@@ -174,3 +174,24 @@ def record_resources(
     figures = {**timing_figures(records), **memory, "resumed": resumed}
     cell_store.write_resources(cell_dir, figures)
     return figures
+
+
+def positions_warning(cell_dir: str | os.PathLike[str], max_positions: int) -> str | None:
+    """Why a cell's prompts outgrew its model, or None: the longest request (context, question
+    and answer tokens, from the predictions log) against the model's max_position_embeddings.
+    A model run past its positions answers without an error, and usually badly."""
+    records = cell_store.read_predictions(
+        Path(cell_dir) / cell_store.PREDICTIONS_FILE, repair=False
+    )
+    fields = ("context_tokens", "question_tokens", "generated_tokens")
+    longest = max(
+        (sum(int(r.get(f) or 0) for f in fields) for r in records if isinstance(r, dict)),
+        default=0,
+    )
+    if longest <= max_positions:
+        return None
+    return (
+        f"requests of up to {longest} tokens (context, question and answer) ran on a model of "
+        f"{max_positions} positions (max_position_embeddings); past them its answers are "
+        "unreliable: set request_kwargs.max_context_length below that"
+    )

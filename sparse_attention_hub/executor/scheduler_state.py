@@ -40,6 +40,7 @@ class SchedulerReport:
     interrupted: bool = False
     startup_error: str | None = None  # why the loop gave up starting workers
     disk_error: str | None = None  # a cell failed for lack of disk: nothing more is dispatched
+    backend_error: str | None = None  # the backend (a Ray cluster) was lost: the loop stopped
     # seconds since the loop started: when each worker became ready, and per finished cell
     # (cell_id, worker index, dispatched, finished) as seen by the parent
     ready_at: list[float] = field(default_factory=list)

@@ -17,6 +17,10 @@ says why; the executor still writes the summary, then raises.
 Choice of cell for an idle worker: the longest pending cell of the model it holds; else the
 longest of a model no other worker holds; else the longest overall.
 
+A backend that is lost as a whole (``health`` returns a line: a Ray cluster whose GCS stopped
+answering) stops the loop as a stop request does: running cells stay as they are on disk
+(``partial``, resumed by a rerun), ``SchedulerReport.backend_error`` says why.
+
 Where workers run is the launcher's business (:mod:`.local_launcher`: spawned processes on
 this machine; :mod:`.ray_launcher`: Ray actors on a cluster). The loop only needs a process
 (``sentinel``, ``is_alive``, ``terminate``, ``kill``, ``join``, ``exitcode``) and a pipe.
@@ -68,6 +72,7 @@ class Scheduler:
         on_progress: Callable[[str, int, int, float], None] | None = None,
         on_tick: Callable[[], None] | None = None,
         launcher: Launcher | None = None,
+        health: Callable[[], str | None] | None = None,
     ) -> None:
         self.pending = sorted(stubs, key=lambda s: -(s.estimated_cost or 0.0))
         self.settings = worker_settings
@@ -79,6 +84,7 @@ class Scheduler:
         self.on_progress = on_progress or (lambda cell, done, total, rate: None)
         self.on_tick = on_tick or (lambda: None)
         self.launch: Launcher = launcher or launch_local
+        self.health = health or (lambda: None)  # a lost backend (Ray cluster): one line
         self.workers: dict[int, WorkerHandle] = {}
         self.attempts: dict[str, int] = {}
         self.report = SchedulerReport()
@@ -322,6 +328,10 @@ class Scheduler:
                     self.report.interrupted = True
                     break
                 if self.report.startup_error is not None:
+                    break
+                if (lost := self.health()) is not None:
+                    self.report.backend_error = lost
+                    log.error("%s; stopping the run", lost)
                     break
                 self._dispatch()
                 self._step()

@@ -38,6 +38,7 @@ from sparse_attention_hub.executor.protocol import (
 from sparse_attention_hub.executor.resources import (
     MemoryMonitor,
     has_predictions,
+    positions_warning,
     record_resources,
 )
 
@@ -233,7 +234,21 @@ class CellRunner:
             record_resources(stub.result_dir, monitor.figures(), resumed)
         except (OSError, ValueError) as exc:
             log.warning("%s: resource figures not recorded (%s)", stub.cell_id, exc)
+        self._warn_positions(stub)
         return dict(metrics or {}), loaded
+
+    def _warn_positions(self, stub: BenchmarkStub) -> None:
+        """Warn (once per cell) when its requests were longer than the model's positions."""
+        config = getattr(getattr(self.adapter, "model", None), "config", None)
+        limit = getattr(config, "max_position_embeddings", None)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            return
+        try:
+            warning = positions_warning(stub.result_dir, limit)
+        except (OSError, ValueError):
+            return
+        if warning is not None:
+            log.warning("%s: %s", stub.cell_id, warning)
 
     def _set_phase(self, phase: str) -> None:
         """The run loop's phase report (``dataset`` while it loads rows, then ``run``)."""

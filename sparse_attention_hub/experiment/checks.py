@@ -37,9 +37,13 @@ class Source:
 
 
 def join(path: str, key: str | int) -> str:
-    """``join("a", "b") == "a.b"``; ``join("a", 1) == "a[1]"``; ``join("", "b") == "b"``."""
+    """``join("a", "b") == "a.b"``; ``join("a", 1) == "a[1]"``; ``join("", "b") == "b"``; a key
+    with characters that are not printable (an ANSI escape) is quoted: ``a['\\x1b[31m']``, so
+    an error message never writes them to the terminal."""
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isprintable():
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
 
 

@@ -280,6 +280,8 @@ def make_tiny_model(
     are built in a temporary sibling directory and moved in, so concurrent callers never see a
     half-written model.
     """
+    if not str(path).strip():  # Path("") is the working directory
+        raise ValueError(f"path {str(path)!r} is empty: give the directory to write the model to")
     resolved = _resolve_sizes(arch, sizes)
     _check_sliding_window(arch, sliding_window)
     directory = Path(path).expanduser().resolve()

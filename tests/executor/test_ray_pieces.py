@@ -112,3 +112,19 @@ def test_a_cluster_without_the_resources_the_actors_need_is_an_error_up_front() 
     assert missing_resources({}, 0.0, 1.0) == [
         "each actor asks for 1 CPU, but the Ray cluster has none"
     ]
+
+
+def test_the_gcs_watch_calls_a_cluster_lost_only_after_it_stays_silent() -> None:
+    from sparse_attention_hub.executor.ray_health import GcsWatch
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        watch = GcsWatch(address, interval=0.0, lost_after=0.05)
+        assert watch() is None  # it answers
+    assert watch() is None  # closed: silent, but not yet for lost_after
+    time.sleep(0.1)
+    lost = watch()
+    assert lost is not None and f"its GCS at {address} has not answered" in lost
+    assert watch() == lost  # once lost, for good
