@@ -113,3 +113,18 @@ def test_a_bad_model_argument_is_named(lm_eval, task_dir, tiny_model_dir, capsys
     )
     assert code == 2
     assert "no_such_recipe" in capsys.readouterr().err
+
+
+def test_without_lm_eval_the_command_names_the_extra_to_install():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['lm_eval'] = None\n"  # as if lm-eval were not installed
+        "import sparse_attention_hub.cli as cli, sparse_attention_hub.lm_eval as pkg\n"
+        "assert 'lm_eval.api' not in sys.modules\n"
+        "sys.exit(cli.main(['lm-eval', '--tasks', 'x']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert 'pip install "sparse-attention-hub[lm-eval]"' in done.stderr
