@@ -23,6 +23,13 @@ $(RAY_STAMP): $(STAMP)
 	$(PIP) -e ".[ray]"
 	touch $(RAY_STAMP)
 
+# lm-eval (the lm-eval model `sah` and lm-eval's `hf` baseline) likewise only for the tests,
+# which then must run (SAH_REQUIRE_LM_EVAL): elsewhere they skip without lm-eval.
+LM_EVAL_STAMP := $(VENV)/.installed-lm-eval-$(TORCH_VERSION)
+$(LM_EVAL_STAMP): $(STAMP)
+	$(PIP) -e ".[lm-eval]"
+	touch $(LM_EVAL_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -41,8 +48,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) $(RAY_STAMP)
-	$(BIN)/python -m pytest -q
+pytest: $(STAMP) $(RAY_STAMP) $(LM_EVAL_STAMP)
+	SAH_REQUIRE_LM_EVAL=1 $(BIN)/python -m pytest -q
 
 test: lint pytest
 

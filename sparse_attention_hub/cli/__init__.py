@@ -19,6 +19,7 @@ from sparse_attention_hub.cli import (
     compare,
     convert,
     list_cmd,
+    lm_eval_cmd,
     report,
     run,
     tiny_model,
@@ -39,6 +40,7 @@ _REGISTRARS: tuple[Callable[[Any], None], ...] = (
     calibrate.add_parser,
     train.add_parser,
     convert.add_parser,
+    lm_eval_cmd.add_parser,
 )
 
 
