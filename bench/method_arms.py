@@ -23,6 +23,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     PQCacheConfig,
     QuestConfig,
     RandomSamplingMaskerConfig,
+    SocketConfig,
     VAttentionConfig,
     available_maskers,
 )
@@ -84,6 +85,8 @@ METHOD_ARMS: dict[str, Arm] = {
     "pq_cache": Arm(lambda shape, workdir: [PQCacheConfig(heavy_size=0.05)]),
     "double_sparsity": Arm(_double_sparsity),
     "hashattention": Arm(lambda shape, workdir: [_hashattention(shape, workdir)]),
+    # the reference's (K, L, tau) = (12, 60, 0.3)
+    "socket": Arm(lambda shape, workdir: [SocketConfig(heavy_size=0.05)]),
 }
 
 

@@ -43,6 +43,7 @@ _BUILTIN: dict[str, str] = {
     "aime": "sparse_attention_hub.benchmarks.aime:Aime",
     "loogle": "sparse_attention_hub.benchmarks.loogle:LooGLE",
     "zero_scrolls": "sparse_attention_hub.benchmarks.zero_scrolls:ZeroScrolls",
+    "loft_rag": "sparse_attention_hub.benchmarks.loft_rag:LoftRag",
 }
 _BUILTIN_ALIASES: dict[str, str] = {
     "mock": "mock_benchmark",

@@ -331,6 +331,27 @@ def hashattention(
     ]
 
 
+@register_recipe(
+    "socket",
+    paper="Joshi et al., 2026, 'SOCKET: Soft Collision Kernel EsTimator for Sparse Attention' "
+    "(arXiv 2602.06283; the reference sparse-attention-hub's docs/baselines/Socket.md): "
+    "sink 128 + local 128 + top-k by soft collisions in 60 tables of 12 planes, tau 0.3.",
+)
+def socket(
+    heavy_size: Size = 0.2,
+    sink_size: Size = 128,
+    window_size: Size = 128,
+    lsh_k: int = 12,
+    lsh_l: int = 60,
+    tau: float = 0.3,
+) -> MaskerList:
+    return [
+        {"sink": {"sink_size": sink_size}},
+        {"local": {"window_size": window_size}},
+        {"socket": {"heavy_size": heavy_size, "lsh_k": lsh_k, "lsh_l": lsh_l, "tau": tau}},
+    ]
+
+
 __all__ = [
     "Recipe",
     "available_recipes",

@@ -32,6 +32,7 @@ KNOWN = [
     "hashattention",
     "magicpig",
     "vattention",
+    "socket",
 ]
 
 

@@ -28,6 +28,7 @@ RECIPES = [
     "pq_cache",
     "double_sparsity",
     "hashattention",
+    "socket",
 ]
 
 

@@ -2,8 +2,8 @@
 
 Importing this package registers the built-in maskers under their short names:
 ``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
-``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``. Maskers from
-outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
+``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``,
+``socket``. Maskers from outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
 """
@@ -58,6 +58,7 @@ from sparse_attention_hub.sparse_attention.maskers.vattention import (
     VAttentionConfig,
     VAttentionMasker,
 )
+from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig, SocketMasker
 
 # isort: on
 
@@ -85,6 +86,8 @@ __all__ = [
     "RandomSamplingMaskerConfig",
     "SinkMasker",
     "SinkMaskerConfig",
+    "SocketConfig",
+    "SocketMasker",
     "StatefulMasker",
     "TopKMasker",
     "VAttentionConfig",

@@ -32,6 +32,7 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.sink import SinkMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig
 from sparse_attention_hub.sparse_attention.maskers.vattention import VAttentionConfig
 
 
@@ -67,6 +68,9 @@ def example_masker_configs() -> list[MaskerConfig]:
         PQCacheConfig(heavy_size=4, pq_subvectors=2, pq_bits=2, init_offset=2),
         PQCacheConfig(heavy_size=0.25, pq_subvectors=1, pq_bits=1, kmeans_iter=3, init_offset=0),
         PQCacheConfig(heavy_size=10_000),
+        SocketConfig(heavy_size=3, lsh_k=3, lsh_l=4, tau=0.5),
+        SocketConfig(heavy_size=0.25, lsh_k=1, lsh_l=1),
+        SocketConfig(heavy_size=5, lsh_k=16, lsh_l=2, seed=0),
     ]
 
 
