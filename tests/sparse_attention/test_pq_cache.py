@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     SinkMaskerConfig,
     create_masker,
 )
+from sparse_attention_hub.sparse_attention.maskers import kmeans as kmeans_module
 from sparse_attention_hub.sparse_attention.maskers.kmeans import (
     cluster_sums,
     initial_indices,
@@ -98,6 +99,18 @@ def test_kmeans_converges_to_a_fixed_point_and_zero_iterations_keeps_the_seeded_
     assert torch.equal(start, points[:, chosen])  # the same seeded indices in every group
     with pytest.raises(ValueError, match="count=5"):
         kmeans(points[:, :4], 5, iterations=1, seed=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 64 * 7, 2**23])
+def test_nearest_centroids_in_blocks_of_points_equal_one_block(monkeypatch, chunk):
+    g = torch.Generator().manual_seed(2)
+    points, centroids = torch.randn(4, 300, 8, generator=g), torch.randn(4, 16, 8, generator=g)
+    distance = torch.cdist(points, centroids)  # (N, n, C)
+    whole = nearest_centroid(points, centroids)
+    monkeypatch.setattr(kmeans_module, "DISTANCE_CHUNK_ENTRIES", chunk)
+    assert torch.equal(nearest_centroid(points, centroids), whole)
+    near = distance.gather(-1, whole.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(near, distance.amin(-1), atol=1e-5)
 
 
 @pytest.mark.parametrize("scatter", [True, False])
