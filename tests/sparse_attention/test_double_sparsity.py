@@ -20,7 +20,7 @@ from sparse_attention_hub.sparse_attention import (
 )
 from sparse_attention_hub.sparse_attention.attention import masked_attention
 from sparse_attention_hub.sparse_attention.mask import Mask
-from sparse_attention_hub.sparse_attention.maskers import DoubleSparsityConfig, create_masker
+from sparse_attention_hub.sparse_attention.maskers import DoubleSparsityConfig, create_masker, topk
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity import (
     LabelCache,
     pseudo_quantize,
@@ -33,6 +33,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import ARTEFACT_EXAMPLES, ModelShape
 from tests.support.captured import oracle_top, question_calls
+from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -176,6 +177,28 @@ def test_top_k_earliest_on_a_hand_made_row():
     assert top_k_earliest(torch.tensor([[1.0, -math.inf, -math.inf]]), 2).tolist() == [
         [True, False, False]
     ]
+
+
+@pytest.mark.parametrize("chunk", [1, 40, 64, 2**22])
+def test_the_tie_rule_in_blocks_of_rows_equals_a_stable_sort(monkeypatch, chunk):
+    """Blocks of rows of at most ``chunk`` entries keep, per row, the first k finite keys of a
+    stable descending sort (ties to the earlier key)."""
+    monkeypatch.setattr(topk, "TIE_CHUNK_ELEMENTS", chunk)
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 4, (3, 5, 20), generator=g).float()  # many ties
+    scores[torch.rand(scores.shape, generator=g) < 0.3] = -math.inf
+    scores[0, 0] = -math.inf  # a row with nothing to keep
+    for k in (1, 5, 19):
+        order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]
+        want = torch.zeros_like(scores, dtype=torch.bool)
+        want.scatter_(-1, order, scores.gather(-1, order) > -math.inf)
+        assert torch.equal(top_k_earliest(scores, k), want)
+
+
+def test_a_decode_call_reads_nothing_from_the_device(channel_file):
+    """No host wait on a decode step: the tie rule runs without reading a flag back."""
+    config = DoubleSparsityConfig(16, channel_file(4, 2, 16), group_factor=4, label_bits=2)
+    assert decode_call_ops(config).host_reads() == {}
 
 
 def test_state_extends_truncates_and_slides_like_a_fresh_build(channel_file):

@@ -31,6 +31,7 @@ from sparse_attention_hub.sparse_attention.maskers.examples import (
     ARTEFACT_EXAMPLES,
     example_masker_configs,
 )
+from tests.support.host_reads import decode_call_ops
 
 
 def qkv(b, h, h_kv, q, k, d=4, seed=0):
@@ -142,8 +143,9 @@ def test_oracle_top_k_never_adds_keys_the_attention_mask_forbids(fill, dtype, he
 
 @pytest.mark.parametrize("top_p", [0.3, 0.6, 0.9, 0.999])
 @pytest.mark.parametrize("k_len", [30, 3000])  # 3000: the partial selection grows its k
-def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len):
-    b, h, q_len = 1, 2, 3
+@pytest.mark.parametrize("q_len", [1, 3])  # 1: a decode step sorts each row once
+def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len, q_len):
+    b, h = 1, 2
     q, k, v = qkv(b, h, h, q_len, k_len, d=8, seed=3)
     q = q * 2  # peakier distributions
     previous = add(SinkMaskerConfig(1), q, k, v, Mask.create_empty((b, h, q_len, k_len)))
@@ -160,6 +162,10 @@ def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len):
             assert row_p[chosen].sum() - smallest < top_p + 1e-6  # minimal
             if (~chosen).any():  # the most probable keys were taken
                 assert row_p[~chosen].max() <= smallest
+
+
+def test_an_oracle_top_p_decode_call_reads_nothing_from_the_device():
+    assert decode_call_ops(OracleTopPMaskerConfig(0.9), k_len=4096).host_reads() == {}
 
 
 def test_oracle_top_p_extremes():

@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     SinkMaskerConfig,
     create_masker,
 )
+from sparse_attention_hub.sparse_attention.maskers import kmeans as kmeans_module
 from sparse_attention_hub.sparse_attention.maskers.kmeans import (
     cluster_sums,
     initial_indices,
@@ -33,6 +34,7 @@ from sparse_attention_hub.sparse_attention.maskers.pq_cache import (
     pq_scores,
 )
 from tests.support.captured import oracle_top, question_calls
+from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv
 
 
@@ -97,6 +99,18 @@ def test_kmeans_converges_to_a_fixed_point_and_zero_iterations_keeps_the_seeded_
     assert torch.equal(start, points[:, chosen])  # the same seeded indices in every group
     with pytest.raises(ValueError, match="count=5"):
         kmeans(points[:, :4], 5, iterations=1, seed=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 64 * 7, 2**23])
+def test_nearest_centroids_in_blocks_of_points_equal_one_block(monkeypatch, chunk):
+    g = torch.Generator().manual_seed(2)
+    points, centroids = torch.randn(4, 300, 8, generator=g), torch.randn(4, 16, 8, generator=g)
+    distance = torch.cdist(points, centroids)  # (N, n, C)
+    whole = nearest_centroid(points, centroids)
+    monkeypatch.setattr(kmeans_module, "DISTANCE_CHUNK_ENTRIES", chunk)
+    assert torch.equal(nearest_centroid(points, centroids), whole)
+    near = distance.gather(-1, whole.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(near, distance.amin(-1), atol=1e-5)
 
 
 @pytest.mark.parametrize("scatter", [True, False])
@@ -214,6 +228,12 @@ def test_the_same_seed_gives_the_same_mask_and_ties_go_to_the_earlier_key():
 
 
 # ---------------------------------------------------------------------- state
+
+
+def test_a_decode_call_reads_nothing_from_the_device():
+    """No host wait on a decode step: the tie rule runs without reading a flag back."""
+    config = PQCacheConfig(heavy_size=16, pq_bits=3, init_offset=4)
+    assert decode_call_ops(config).host_reads() == {}
 
 
 def test_new_keys_are_assigned_to_the_existing_centroids_never_refit():

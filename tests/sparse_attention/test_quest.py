@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,7 @@ from sparse_attention_hub.sparse_attention import (
 )
 from sparse_attention_hub.sparse_attention.attention import masked_attention
 from sparse_attention_hub.sparse_attention.mask import Mask
-from sparse_attention_hub.sparse_attention.maskers import QuestConfig, create_masker
+from sparse_attention_hub.sparse_attention.maskers import QuestConfig, create_masker, quest
 from sparse_attention_hub.sparse_attention.maskers.quest import (
     fake_quantise,
     page_bounds,
@@ -56,6 +57,32 @@ def test_the_page_bound_is_an_upper_bound_of_every_score_in_the_page(
     # fp32 rounding scales with the terms' magnitudes, not the (possibly cancelled) score's
     magnitude = queries.abs() @ keys.abs().repeat_interleave(2, dim=1).transpose(-1, -2)
     assert torch.all(scores <= per_key + 1e-5 * (1 + magnitude))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("chunk", [4, 8, 64, 8192])
+def test_chunked_page_summaries_equal_the_padded_fp32_summaries(monkeypatch, dtype, chunk):
+    """Summaries built in chunks of whole pages, in the keys' dtype, equal the per-page min
+    and max of an fp32 copy of the keys padded with +-inf to whole pages."""
+    monkeypatch.setattr(quest, "SUMMARY_CHUNK_KEYS", chunk)
+    g = torch.Generator().manual_seed(0)
+    for n_keys in range(1, 45, 4):
+        for offset in (0, 1, 5, 8, 13):
+            for page in (1, 4, 8):
+                keys = torch.randn(2, 3, n_keys, 5, generator=g).to(dtype)
+                lead = offset % page
+                pages = -(-(lead + n_keys) // page)
+                tail = pages * page - lead - n_keys
+                low = F.pad(keys.float(), (0, 0, lead, tail), value=float("inf"))
+                high = F.pad(keys.float(), (0, 0, lead, tail), value=float("-inf"))
+                mins, maxs = page_summaries(keys, offset, page)
+                assert torch.equal(mins, low.reshape(2, 3, pages, page, 5).amin(3))
+                assert torch.equal(maxs, high.reshape(2, 3, pages, page, 5).amax(3))
+    assert page_summaries(torch.randn(2, 3, 0, 5).to(dtype), 5, 4)[0].shape == (2, 3, 0, 5)
+    strided = torch.randn(1, 2, 6, 40, generator=g).to(dtype).transpose(2, 3)  # not contiguous
+    assert torch.equal(
+        page_summaries(strided, 3, 4)[0], page_summaries(strided.contiguous(), 3, 4)[0]
+    )
 
 
 @pytest.mark.parametrize("h, h_kv", [(4, 4), (4, 2)])

@@ -30,7 +30,9 @@ from sparse_attention_hub.sparse_attention.maskers.magicpig import (
     inclusion_probability,
     pack_codes,
 )
+from sparse_attention_hub.sparse_attention.maskers.vattention import draw_without_replacement
 from tests.support.captured import question_calls
+from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -172,8 +174,9 @@ def vattention_stack(**params) -> list[MaskerConfig]:
     ]
 
 
-def test_vattention_denominator_is_unbiased_over_seeds_and_the_control_is_not():
-    q, k, v = qkv(4, 2, 2, 80, d=8, seed=4)
+@pytest.mark.parametrize("q_len", [1, 2])  # 1: a decode step, drawn by one sort per row
+def test_vattention_denominator_is_unbiased_over_seeds_and_the_control_is_not(q_len):
+    q, k, v = qkv(4, 2, q_len, 80, d=8, seed=4)
     inputs = AttentionInputs(q, k, v, layer_idx=1)
     weighted, unweighted = [], []
     for seed in range(300):
@@ -201,6 +204,28 @@ def test_vattention_samples_only_residual_keys_and_is_deterministic_per_seed():
     rate = torch.where(sampled, mask, 0.0).amax(-1)
     full = count == n
     assert torch.allclose(rate[~full], (count / n).float()[~full])
+
+
+@pytest.mark.parametrize("q_len", [1, 3])
+@pytest.mark.parametrize("share", [0.02, 0.3, 1.0])
+def test_a_draw_keeps_the_eligible_keys_with_the_smallest_uniform_draws(q_len, share):
+    """Both paths (one sort per row on a decode step, candidates under a cut otherwise) keep
+    exactly the eligible keys whose draw is at most the size-th smallest eligible draw."""
+    g = torch.Generator().manual_seed(7)
+    eligible = torch.rand(2, 3, q_len, 500, generator=g) < 0.8
+    n = eligible.sum(-1)
+    size = (n.double() * share).ceil().long().clamp(min=n.clamp(max=2), max=n)
+    drawn = draw_without_replacement(eligible, size, torch.Generator().manual_seed(5), n)
+    draws = torch.rand(eligible.shape, generator=torch.Generator().manual_seed(5))
+    ranked = torch.sort(draws.masked_fill(~eligible, 2.0), dim=-1).values
+    threshold = ranked.gather(-1, (size - 1).unsqueeze(-1))
+    assert torch.equal(drawn, eligible & (draws <= threshold))
+    assert torch.equal(drawn.sum(-1), size)
+
+
+def test_a_vattention_decode_call_reads_nothing_from_the_device():
+    config = VAttentionConfig(init_offset=4, local_offset=8)
+    assert decode_call_ops(config).host_reads() == {}
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,11 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
-from sparse_attention_hub.sparse_attention.maskers.topk import TopKMasker, budget_or_mask
+from sparse_attention_hub.sparse_attention.maskers.topk import (
+    TopKMasker,
+    budget_or_mask,
+    top_k_earliest,
+)
 
 if TYPE_CHECKING:
     from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
@@ -240,16 +244,6 @@ def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     return picked.reshape(b, h_c, n, r)  # (B, Hc, N, r)
 
 
-def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool (..., K): the ``k`` highest finite ``scores`` of each row, ties at the k-th value
-    broken by position (earliest first); a row with fewer finite scores keeps all of them."""
-    kth = torch.topk(scores, k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # (..., 1)
-    above = scores > kth
-    tied = (scores == kth) & (kth > float("-inf"))
-    room = k - above.sum(-1, keepdim=True)
-    return above | (tied & (tied.cumsum(-1) <= room))
-
-
 @register_masker(
     "double_sparsity",
     "Yang et al., 2024, 'Post-Training Sparse Attention with Double Sparsity' "
@@ -323,10 +317,10 @@ class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
         )
         q = q.reshape(b, h_c, (h // h_c) * n_q, r)  # (B, Hc, G' * Q, r)
         scores = (q @ labels.transpose(-1, -2)).reshape(b, h, n_q, -1)  # (B, H, Q, K)
-        scores = scores / math.sqrt(r)
+        scores = scores.div_(math.sqrt(r))
         allowed = inputs.allowed_keys()
         if allowed is not None:
-            scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = scores.masked_fill_(~allowed, float("-inf"))
         return scores
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
@@ -334,17 +328,12 @@ class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
         k, done = budget_or_mask(self.config.heavy_size, inputs, previous_mask)
         if done is not None:
             return done
-        scores = self.score(inputs)
+        scores = self.score(inputs)  # (B, H, Q, K), this call's own tensor
         active = previous_mask.active()
         if active is not None:
-            scores = scores.masked_fill(active, float("-inf"))  # (B, H, Q, K)
-        # One top-(k + 1): when the k-th and (k + 1)-th scores differ (or the k-th is -inf),
-        # the top-k set is unique and the tie rule has nothing to decide.
-        top = torch.topk(scores, k + 1, dim=-1, sorted=True)
-        kth, next_one = top.values[..., k - 1], top.values[..., k]  # (B, H, Q) each
-        if bool(((kth > next_one) | (kth == float("-inf"))).all()):
-            keep = top.values[..., :k] > float("-inf")  # (B, H, Q, k)
-            return previous_mask.with_active_indices(top.indices[..., :k], keep)
+            scores.masked_fill_(active, float("-inf"))
+        # No fast path for rows without a tie at the k-th place: telling them apart would
+        # read a flag from the device (a host wait on every decode step).
         return previous_mask.with_active(top_k_earliest(scores, k))
 
 

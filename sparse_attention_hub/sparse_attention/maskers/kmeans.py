@@ -13,16 +13,29 @@ from __future__ import annotations
 
 import torch
 
+#: Distance entries per step of :func:`nearest_centroid` (fp32): bounds its (N, n, C) table.
+DISTANCE_CHUNK_ENTRIES = 2**23
+
 
 def nearest_centroid(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centroid (Euclidean) of each point: (N, n) int64 for points
-    (N, n, d) and centroids (N, C, d). Equal distances go to the lower centroid index."""
+    (N, n, d) and centroids (N, C, d). Equal distances go to the lower centroid index.
+
+    The (N, n, C) distances are made for blocks of points of at most
+    ``DISTANCE_CHUNK_ENTRIES`` entries (each point's code depends on that point only)."""
     # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin.
     c = centroids.float()
-    distance = torch.baddbmm(
-        (c * c).sum(-1).unsqueeze(1), points.float(), c.transpose(1, 2), alpha=-2.0
-    )  # (N, n, C)
-    return distance.argmin(-1)
+    norms = (c * c).sum(-1).unsqueeze(1)  # (N, 1, C)
+    n_groups, n, _ = points.shape
+    step = max(1, DISTANCE_CHUNK_ENTRIES // max(1, n_groups * c.shape[1]))
+    codes = []
+    for first in range(0, n, step):
+        part = points[:, first : first + step].float()  # (N, step, d)
+        distance = torch.baddbmm(norms, part, c.transpose(1, 2), alpha=-2.0)  # (N, step, C)
+        codes.append(distance.argmin(-1))
+    if len(codes) == 1:
+        return codes[0]
+    return torch.cat(codes, dim=1) if codes else points.new_zeros((n_groups, 0), dtype=torch.long)
 
 
 def cluster_sums(
@@ -87,4 +100,10 @@ def kmeans(
     return centroids, codes
 
 
-__all__ = ["cluster_sums", "initial_indices", "kmeans", "nearest_centroid"]
+__all__ = [
+    "DISTANCE_CHUNK_ENTRIES",
+    "cluster_sums",
+    "initial_indices",
+    "kmeans",
+    "nearest_centroid",
+]

@@ -66,19 +66,21 @@ def _smallest_set(
     """Per row of (B, H, Q, K) ``probs``, the most probable keys until ``reached`` plus their
     mass reaches ``top_p``: (indices (B, H, Q, k), take (B, H, Q, k) bool).
 
-    A partial selection instead of a full sort: ``topk`` of a growing k (K / 32 first, then x4)
-    until every row has reached ``top_p`` or has nothing left with non-zero probability, so
-    the int64 indices cover k keys per row, not K, unless the rows are flat.
+    A decode step (one query row per head) sorts each row's keys once: no value is read to the
+    host. A call with several query rows makes a partial selection instead of a full sort:
+    ``topk`` of a growing k (K / 32 first, then x4) until every row has reached ``top_p`` or
+    has nothing left with non-zero probability, so the int64 indices cover k keys per row, not
+    K, unless the rows are flat; whether to grow k is read to the host once per round.
     """
     n_keys = probs.shape[-1]
-    k = min(n_keys, max(64, -(-n_keys // 32)))
+    k = n_keys if probs.shape[-2] == 1 else min(n_keys, max(64, -(-n_keys // 32)))
     while True:
         ranked, order = torch.topk(probs, k, dim=-1, sorted=True)  # (B, H, Q, k)
         before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each
         take = (before < top_p) & (ranked > 0)
         last = ranked[..., -1:]
         done = (before[..., -1:] + last >= top_p) | (last <= 0)  # (B, H, Q, 1)
-        if k == n_keys or bool(done.all()):
+        if k == n_keys or bool(done.all()):  # a decode step never reads ``done``
             return order, take
         del ranked, order, before, take
         k = min(n_keys, 4 * k)

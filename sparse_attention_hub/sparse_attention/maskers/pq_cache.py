@@ -92,7 +92,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
 from sparse_attention_hub.sparse_attention.maskers.kmeans import kmeans, nearest_centroid
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
-from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask
+from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask, top_k_earliest
 
 
 @dataclass(frozen=True)
@@ -184,24 +184,12 @@ def pq_scores(
 def group_probabilities(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """softmax(logits) over each query head's candidate keys, summed over the group:
     (B, Hkv, Q, K) for logits (B, Hkv, G, Q, K) and candidates (B, Hkv, Q, K) bool; -inf at
-    every non-candidate key."""
+    every non-candidate key. ``logits`` is overwritten (no third (B, H, Q, K) tensor)."""
     # The lowest finite value, not -inf: a row with no candidate stays finite (and is
     # discarded below), a row with one gets exactly 0 at the others.
     low = torch.finfo(logits.dtype).min
-    probs = torch.softmax(logits.masked_fill(~candidates.unsqueeze(2), low), dim=-1)
+    probs = torch.softmax(logits.masked_fill_(~candidates.unsqueeze(2), low), dim=-1)
     return probs.sum(2).masked_fill_(~candidates, float("-inf"))  # (B, Hkv, Q, K)
-
-
-def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool (..., K): the ``k`` highest finite scores of each row, ties at the k-th value going
-    to the earlier position; fewer than ``k`` when fewer are finite."""
-    kth = scores.topk(k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # (..., 1)
-    above = scores > kth  # fewer than k finite (k-th is -inf): every finite score
-    tie = scores == kth.masked_fill(kth == float("-inf"), float("nan"))  # NaN ties nothing
-    need = k - above.sum(-1, keepdim=True)
-    if bool((tie.sum(-1, keepdim=True) <= need).all()):  # no tie crosses the k-th place
-        return above.logical_or_(tie)
-    return above.logical_or_(tie.logical_and_(tie.cumsum(-1) <= need))
 
 
 @register_masker(

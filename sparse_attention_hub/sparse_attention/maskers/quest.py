@@ -132,25 +132,47 @@ class QuestState:
     end: int
 
 
+#: Keys summarised per step of :func:`page_summaries` (whole pages): bounds its temporaries.
+SUMMARY_CHUNK_KEYS = 8192
+
+
 def page_summaries(
     keys: torch.Tensor, first_position: int, page_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-page elementwise (min, max) of ``keys`` (B, Hkv, n, D) at absolute positions
     ``first_position ..``, pages aligned at position 0: two (B, Hkv, P, D) fp32 tensors for the
     pages ``first_position // page_size .. (first_position + n - 1) // page_size``; a partial
-    page is summarised from its keys only."""
+    page is summarised from its keys only.
+
+    Min and max are exact in the keys' dtype, so they are taken there and only the (P, D)
+    results are made fp32: whole pages in chunks of about ``SUMMARY_CHUNK_KEYS`` keys (a view
+    of contiguous keys; a copy of one chunk otherwise), the partial edge pages on their own.
+    No fp32 or padded copy of the keys is made."""
     b, h, n, d = keys.shape
+    pages = -(-(first_position % page_size + n) // page_size) if n else 0
+    mins = keys.new_empty((b, h, pages, d), dtype=torch.float32)  # (B, Hkv, P, D)
+    maxs = torch.empty_like(mins)
     if n == 0:
-        empty = keys.new_zeros((b, h, 0, d), dtype=torch.float32)
-        return empty, empty.clone()
-    lead = first_position % page_size
-    pages = -(-(lead + n) // page_size)
-    tail = pages * page_size - lead - n
-    k = keys.float()
-    low = F.pad(k, (0, 0, lead, tail), value=float("inf"))  # (B, Hkv, P * page, D)
-    high = F.pad(k, (0, 0, lead, tail), value=float("-inf"))
-    mins = low.reshape(b, h, pages, page_size, d).amin(3)  # (B, Hkv, P, D)
-    maxs = high.reshape(b, h, pages, page_size, d).amax(3)  # (B, Hkv, P, D)
+        return mins, maxs
+    head = min(n, (-first_position) % page_size)  # keys of a partial first page
+    page = 0
+    if head:
+        low, high = torch.aminmax(keys[:, :, :head], dim=2)  # (B, Hkv, D)
+        mins[:, :, 0], maxs[:, :, 0] = low, high
+        page = 1
+    whole = (n - head) // page_size  # whole pages after it
+    step = max(1, SUMMARY_CHUNK_KEYS // page_size)
+    for first in range(0, whole, step):
+        count = min(step, whole - first)
+        start = head + first * page_size
+        chunk = keys[:, :, start : start + count * page_size].reshape(b, h, count, page_size, d)
+        low, high = torch.aminmax(chunk, dim=3)  # (B, Hkv, count, D)
+        mins[:, :, page + first : page + first + count] = low
+        maxs[:, :, page + first : page + first + count] = high
+    rest = n - head - whole * page_size  # keys of a partial last page
+    if rest:
+        low, high = torch.aminmax(keys[:, :, n - rest :], dim=2)  # (B, Hkv, D)
+        mins[:, :, -1], maxs[:, :, -1] = low, high
     return mins, maxs
 
 

@@ -33,6 +33,32 @@ def budget_or_mask(
     return k, None
 
 
+#: Elements per step of the tie rule's running count in :func:`top_k_earliest` (int32).
+TIE_CHUNK_ELEMENTS = 2**22
+
+
+def top_k_earliest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool (..., K): the ``k`` highest finite ``scores`` of each row, ties at the k-th value
+    broken by position (earliest first); a row with fewer finite scores keeps all of them.
+
+    No host read (the same ops whether or not a tie crosses the k-th place), and no (..., K)
+    int64 temporary: the running count of the tied keys is int32, taken over blocks of rows of
+    at most ``TIE_CHUNK_ELEMENTS`` entries."""
+    kth = torch.topk(scores, k, dim=-1, sorted=False).values.amin(-1, keepdim=True)  # (..., 1)
+    keep = scores > kth  # (..., K)
+    tied = (scores == kth) & (kth > float("-inf"))  # (..., K)
+    room = k - keep.sum(-1, keepdim=True, dtype=torch.int32)  # (..., 1)
+    n_keys = scores.shape[-1]
+    rows_keep, rows_tied = keep.view(-1, n_keys), tied.view(-1, n_keys)  # (R, K)
+    rows_room = room.view(-1, 1)  # (R, 1)
+    step = max(1, TIE_CHUNK_ELEMENTS // max(1, n_keys))
+    for first in range(0, rows_keep.shape[0], step):
+        part = rows_tied[first : first + step]  # (r, K)
+        earliest = part.cumsum(-1, dtype=torch.int32) <= rows_room[first : first + step]
+        rows_keep[first : first + step] |= part & earliest
+    return keep
+
+
 class TopKMasker(Masker):
     """Base of top-k maskers: subclasses implement :meth:`score` and :meth:`size`."""
 

@@ -104,10 +104,13 @@ def draw_without_replacement(
     """Per row, ``size`` of the ``eligible`` keys uniformly without replacement: the keys with
     the ``size`` smallest of i.i.d. uniform draws.
 
-    Found without ranking all keys: the keys under a threshold a few standard deviations above
-    size / n are candidates, and the surplus largest candidates are dropped (a top-k of the
-    surplus only); a row with too few candidates falls back to the top-k of all keys. Either
-    way the result is exactly the ``size`` smallest draws.
+    A decode step (one query row per head) sorts each row's draws and keeps those up to the
+    ``size``-th smallest: no value is read to the host. A call with several query rows finds
+    them without ranking all keys, which needs the sizes on the host (a top-k's k is a host
+    int): the keys under a threshold a few standard deviations above size / n are candidates,
+    and the surplus largest candidates are dropped (a top-k of the surplus only); a row with
+    too few candidates falls back to the top-k of all keys. Every path keeps exactly the
+    eligible keys whose draw is at most the ``size``-th smallest eligible draw.
 
     Args:
         eligible: (B, H, Q, K) bool; size: (B, H, Q) int64, at most each row's eligible count;
@@ -116,6 +119,8 @@ def draw_without_replacement(
         (B, H, Q, K) bool, exactly ``size`` eligible keys per row.
     """
     keys = torch.rand(eligible.shape, generator=generator, device=eligible.device)
+    if eligible.shape[-2] == 1:
+        return _smallest_by_sort(keys, eligible, size)
     if not size.numel() or int(size.max()) == 0:
         return torch.zeros_like(eligible)
     n = eligible.sum(-1) if n is None else n  # (B, H, Q)
@@ -132,6 +137,18 @@ def draw_without_replacement(
     largest = torch.topk(ranked, int(surplus.max()) + 1, dim=-1, largest=True).values
     threshold = largest.gather(-1, surplus.unsqueeze(-1))  # (B, H, Q, 1): first one kept
     return candidates & (keys <= threshold) & (size > 0).unsqueeze(-1)
+
+
+def _smallest_by_sort(
+    keys: torch.Tensor, eligible: torch.Tensor, size: torch.Tensor
+) -> torch.Tensor:
+    """(B, H, Q, K) bool: the eligible keys whose draw ``keys`` (B, H, Q, K) in [0, 1) is at
+    most the ``size`` (B, H, Q)-th smallest eligible draw of the row; one sort per row, no
+    host read."""
+    ranked = keys.masked_fill(~eligible, 2.0)  # (B, H, Q, K)
+    ordered = torch.sort(ranked, dim=-1).values
+    threshold = ordered.gather(-1, (size - 1).clamp_min(0).unsqueeze(-1))  # (B, H, Q, 1)
+    return (ranked <= threshold) & (size > 0).unsqueeze(-1)
 
 
 def call_generator(seed: int, inputs: AttentionInputs) -> torch.Generator:
@@ -201,7 +218,7 @@ class VAttentionMasker(Masker):
         sigma = (spread / (base_size - 1).clamp_min(1).double()).sqrt()
         total = (deterministic.double() + n.double() * mean).clamp_min(1e-300)
         wanted = torch.ceil((cfg.z * sigma * n.double() / (cfg.epsilon * total)).square())
-        wanted = wanted.nan_to_num(nan=0.0, posinf=float(n.max()) if n.numel() else 0.0)
+        wanted = torch.minimum(wanted.nan_to_num(nan=0.0), n.double())  # +inf: every key
         return torch.minimum(torch.maximum(wanted.long(), base_size), n), n
 
     def add_mask(self, inputs: AttentionInputs, previous_mask: Mask) -> Mask:
