@@ -14,6 +14,7 @@ from sparse_attention_hub.cell_store.atomic import (
     json_default,
     read_json,
     update_json_file,
+    write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "update_config",
     "update_execution",
     "update_json_file",
+    "write_bytes_atomic",
     "write_error",
     "write_json_atomic",
     "write_metrics",

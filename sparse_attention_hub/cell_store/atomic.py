@@ -68,18 +68,39 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[str]], object]) -> None:
-    """Write ``path`` through ``write(handle)`` on a temp file, fsync, chmod, rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+def named_error(exc: OSError, target: Path) -> OSError:
+    """``exc`` (of the same class, errno and reason) naming ``target`` rather than a temp
+    file or nothing: the file the user asked for is the one to name."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(target))
+
+
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[Any]], object]) -> None:
+    """Write ``path`` through ``write(handle)`` on a temp file, fsync, chmod, rename. An
+    OSError names ``path`` (never the temp file)."""
+    _write_atomic(Path(path), write, binary=False)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write the bytes ``data`` to ``path`` atomically (see module doc)."""
+    _write_atomic(Path(path), lambda handle: handle.write(data), binary=True)
+
+
+def _write_atomic(target: Path, write: Callable[[IO[Any]], object], binary: bool) -> None:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise named_error(exc, target) from exc
+    try:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, FILE_MODE & ~current_umask())
         os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise named_error(exc, target) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

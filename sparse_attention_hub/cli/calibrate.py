@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.cli.common import add_quiet, positive_int_arg, write
+from sparse_attention_hub.cli.output_paths import check_output_file, disk_full_exit, is_disk_full
 
 
 def _cmd_double_sparsity(args: argparse.Namespace) -> int:
@@ -15,6 +16,7 @@ def _cmd_double_sparsity(args: argparse.Namespace) -> int:
         calibrate_double_sparsity,
     )
 
+    check_output_file("--out", args.out, "channels.json")  # before the calibration runs
     texts = None
     if args.texts is not None:
         try:
@@ -36,6 +38,8 @@ def _cmd_double_sparsity(args: argparse.Namespace) -> int:
             model_kwargs=model_kwargs,
         )
     except OSError as exc:  # a model that cannot be loaded, an output that cannot be written
+        if is_disk_full(exc):  # one line, exit 3, no partial file (it is written atomically)
+            return disk_full_exit(exc)
         raise ValueError(str(exc)) from exc
     write(f"wrote Double Sparsity channels of {args.model} to {path}")
     return 0

@@ -6,10 +6,21 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sparse_attention_hub.cli.common import add_quiet, count_arg, write
+from sparse_attention_hub.cli.output_paths import disk_full_exit, is_disk_full
 from sparse_attention_hub.cli.report_paths import check_output_paths, join_reports
+
+
+class ReportText(NamedTuple):
+    """The rendered report of one results directory, its cell count, and the error of a full
+    disk that kept results.csv from being rewritten (None when it was, or when the tree is
+    read-only: that only warns)."""
+
+    text: str
+    cells: int
+    unwritten: OSError | None = None
 
 
 def report_text(
@@ -19,10 +30,10 @@ def report_text(
     resamples: int = 1000,
     seed: int = 0,
     extra_columns: tuple[str, ...] = (),
-) -> tuple[str, int]:
+) -> ReportText:
     """Rebuild results.csv under ``result_dir`` (with confidence intervals unless
-    ``resamples`` is 0) and render the report; (text, cell count). Without ``config_order``
-    the configs follow the order of the last run (execution_summary.json)."""
+    ``resamples`` is 0) and render the report. Without ``config_order`` the configs follow
+    the order of the last run (execution_summary.json)."""
     from sparse_attention_hub.executor.results import build_results_table
     from sparse_attention_hub.experiment.cell_stats import add_intervals
     from sparse_attention_hub.experiment.report import recorded_config_order, render_report
@@ -32,13 +43,14 @@ def report_text(
         config_order = recorded_config_order(result_dir)
     if not table.empty and resamples:
         table = add_intervals(table, resamples, seed)
-    if not table.empty:
-        _write_results_csv(table, result_dir)
-    return render_report(table, fmt, config_order, extra_columns), len(table)
+    unwritten = _write_results_csv(table, result_dir) if not table.empty else None
+    text = render_report(table, fmt, config_order, extra_columns)
+    return ReportText(text, len(table), unwritten)
 
 
-def _write_results_csv(table: Any, result_dir: str) -> None:
-    """Write ``table`` as ``<result_dir>/results.csv`` atomically; a read-only tree only warns."""
+def _write_results_csv(table: Any, result_dir: str) -> OSError | None:
+    """Write ``table`` as ``<result_dir>/results.csv`` atomically; the error when the disk is
+    full (nothing half-written is left); a read-only tree only warns."""
     from sparse_attention_hub.cell_store.atomic import write_atomic
     from sparse_attention_hub.executor.results import RESULTS_CSV
 
@@ -46,16 +58,24 @@ def _write_results_csv(table: Any, result_dir: str) -> None:
     try:
         write_atomic(target, lambda handle: table.to_csv(handle, index=False))
     except OSError as exc:
-        from sparse_attention_hub.cell_store import is_disk_error
-
-        if is_disk_error(exc):  # `sah run` ends with one line about the disk
-            return
+        if is_disk_full(exc):
+            return exc
         logging.getLogger("sparse_attention_hub.cli").warning(
-            "could not write %s (%s); the report below is complete", target, exc
+            "could not write %s (%s); the report below is complete", target, exc.strerror or exc
         )
+    return None
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        return _report(args)
+    except OSError as exc:  # a full disk: one line, exit 3, no partial file
+        if not is_disk_full(exc):
+            raise
+        return disk_full_exit(exc)
+
+
+def _report(args: argparse.Namespace) -> int:
     import time
 
     from sparse_attention_hub.executor.results import results_dirs
@@ -80,12 +100,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "pass one of them"
         )
     started = time.time()
-    parts = [
-        (str(run), report_text(str(run), args.format, None, args.resamples, args.seed, extra)[0])
-        for run in runs  # each run alone: its own table, dense baseline and results.csv
+    reports = [  # each run alone: its own table, dense baseline and results.csv
+        (str(run), report_text(str(run), args.format, None, args.resamples, args.seed, extra))
+        for run in runs
     ]
+    parts = [(run, report.text) for run, report in reports]
     headed = len(runs) > 1 or runs[0] != Path(args.directory)
     write(join_reports(parts, args.format) if headed else parts[0][1])
+    unwritten = [report.unwritten for _, report in reports if report.unwritten is not None]
+    if unwritten:  # the report is shown; results.csv could not be rewritten
+        return disk_full_exit(unwritten[0])
     if args.plot or args.html:
         lines = _write_outputs(args, runs[0], started)
         if args.format in ("json", "csv"):  # stdout stays one parseable document
@@ -97,7 +121,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _write_outputs(args: argparse.Namespace, run: Path, started: float) -> str:
     """``--plot`` figures and the ``--html`` report of the results directory ``run``; the
-    lines naming the files written."""
+    lines naming the files written. Each file is written atomically: a full disk raises its
+    OSError and leaves no partial file; a path that cannot be written is a ValueError
+    naming it as the user gave it."""
     from sparse_attention_hub.experiment import report_outputs as outputs
     from sparse_attention_hub.experiment.report import recorded_config_order
 
@@ -106,8 +132,15 @@ def _write_outputs(args: argparse.Namespace, run: Path, started: float) -> str:
     plot_dir = (args.out or str(Path(run) / outputs.FIGURES_DIR)) if args.plot else None
     try:
         paths, page = outputs.write_outputs(run, table, plot_dir, args.html, order)
-    except OSError as exc:  # e.g. permission denied: one line naming the file
-        raise ValueError(f"could not write {exc.filename or plot_dir}: {exc.strerror}") from exc
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        if args.html is not None and exc.filename == str(Path(args.html)):
+            raise ValueError(f"--html {args.html}: {exc.strerror or exc}") from exc
+        flag = f"--out {args.out}: " if args.out else ""
+        raise ValueError(
+            f"{flag}could not write {exc.filename or plot_dir}: {exc.strerror or exc}"
+        ) from exc
     lines = [f"figure: {path}" for path in paths]
     if args.plot and not paths:
         lines.append("no figures: no complete cell with a score")

@@ -6,37 +6,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
+
+from sparse_attention_hub.cli.output_paths import check_output_file, check_output_folder
 
 RESULTS_DIR_KEY = "results_dir"
 
 
-def _blocking_file(path: Path) -> Path | None:
-    """The nearest existing ancestor of ``path`` when it is not a directory, else None."""
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
-
-
 def check_output_paths(html: str | None, out: str | None) -> None:
     """ValueError (one line, naming the path as given) when ``--html`` is a directory or
-    ``--out`` a file, or when a file stands where a folder above either would be made."""
+    ``--out`` a file, when a file stands where a folder above either would be made, or when
+    either cannot be written (see ``cli.output_paths``)."""
     if html is not None:
-        if Path(html).is_dir():
-            raise ValueError(
-                f"--html {html}: is a directory; give the file to write, e.g. "
-                f"{Path(html) / 'report.html'}"
-            )
-        blocking = _blocking_file(Path(html))
-        if blocking is not None:
-            raise ValueError(f"--html {html}: {blocking} is a file, not a directory")
+        check_output_file("--html", html, "report.html")
     if out is not None:
-        if Path(out).exists() and not Path(out).is_dir():
-            raise ValueError(f"--out {out}: is a file; give the folder of the figures")
-        blocking = _blocking_file(Path(out))
-        if blocking is not None:
-            raise ValueError(f"--out {out}: {blocking} is a file, not a directory")
+        check_output_folder("--out", out)
 
 
 def join_reports(parts: list[tuple[str, str]], fmt: str) -> str:

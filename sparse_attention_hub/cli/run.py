@@ -38,6 +38,7 @@ def _load_spec(path: str, args: argparse.Namespace) -> Any:
 
 
 def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
+    from sparse_attention_hub.cell_store import disk_error_line
     from sparse_attention_hub.experiment.runner import run_experiment
 
     start = time.monotonic()
@@ -51,11 +52,13 @@ def _run_and_report(spec: Any, args: argparse.Namespace, what: str) -> int:
         write(
             f"{what}: reusing {outcome.reused} finished cell(s) of {outcome.total} in {spec.result_dir}"
         )
-    text, _ = report_text(spec.result_dir, "table", [name for name, _ in spec.sparse_configs])
-    write(text)
+    report = report_text(spec.result_dir, "table", [name for name, _ in spec.sparse_configs])
+    write(report.text)
     write(f"{what}: {outcome.summary_line()} in {elapsed:.1f} s")
     write(f"results: {spec.result_dir} (results.csv, execution_summary.json, one folder per cell)")
     disk_error = getattr(outcome.results, "disk_error", None)
+    if not disk_error and report.unwritten is not None:  # results.csv: the disk filled up
+        disk_error = disk_error_line(report.unwritten)
     if outcome.failed and not disk_error:
         write(f"{what}: {len(outcome.failed)} cell(s) failed; see error.txt in:")
         for cell in outcome.failed:

@@ -6,7 +6,9 @@
 resolved config and execution record), metrics.json, when present micro_metrics.jsonl for the
 mean density, and predictions.jsonl (once per cell) for the agreement of a sparse config's
 answers with the dense config's. ``write_results_csv(base_dir)`` writes it to
-``<base>/results.csv``. Nothing is run.
+``<base>/results.csv``. Nothing is run. What the table cannot show in full (a cell without
+its config.json, a corrupt cell, NaN events, a cell without events) is said in its ``note``
+column (see result_notes.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sparse_attention_hub.cell_store import (
     METRICS_FILE,
     MICRO_METRICS_FILE,
     PREDICTIONS_FILE,
+    STALE,
     STALE_DIR,
     cell_status,
     read_json,
@@ -35,6 +38,15 @@ from sparse_attention_hub.cell_store import (
 )
 from sparse_attention_hub.cell_store.atomic import write_atomic
 from sparse_attention_hub.executor.resources import RESOURCE_COLUMNS
+from sparse_attention_hub.executor.result_notes import (
+    NOTE_COLUMN,
+    add_note,
+    folder_row,
+    name_from_siblings,
+    note_missing_events,
+    orphan_cells,
+    skipped_events_note,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +70,7 @@ BASE_COLUMNS = [
     "seconds",
     *RESOURCE_COLUMNS,
     "error_category",
+    NOTE_COLUMN,
     "result_dir",
 ]
 
@@ -89,7 +102,14 @@ def _task_columns(metrics: dict[str, Any]) -> dict[str, float]:
 
 def mean_metrics(cell: Path) -> dict[str, float | None]:
     """Means of the logged density and output error of a cell (None where none was logged)."""
+    return logged_means(cell)[0]
+
+
+def logged_means(cell: Path) -> tuple[dict[str, float | None], dict[str, tuple[int, int]]]:
+    """The means of :func:`mean_metrics`, and per metric ``(left out, of all)``: the events
+    whose value is NaN or not a number, which the means leave out."""
     sums = {name: [0.0, 0] for name in MEAN_COLUMNS}
+    seen = dict.fromkeys(MEAN_COLUMNS, 0)
     path = cell / MICRO_METRICS_FILE
     if path.is_file():
         with open(path, encoding="utf-8", errors="replace") as handle:  # damage: skipped
@@ -99,13 +119,17 @@ def mean_metrics(cell: Path) -> dict[str, float | None]:
                 except ValueError:
                     continue
                 metric = record.get("metric") if isinstance(record, dict) else None
-                number = _number(record.get("value")) if metric in sums else None
-                if metric in sums and number is not None:
+                if metric not in sums:
+                    continue
+                seen[metric] += 1
+                number = _number(record.get("value"))
+                if number is not None:
                     sums[metric][0] += number
                     sums[metric][1] += 1
-    return {
+    means = {
         MEAN_COLUMNS[m]: (total / count if count else None) for m, (total, count) in sums.items()
     }
+    return means, {m: (seen[m] - int(sums[m][1]), seen[m]) for m in MEAN_COLUMNS}
 
 
 def _resource_columns(cell: Path | None) -> dict[str, float | None]:
@@ -116,16 +140,17 @@ def _resource_columns(cell: Path | None) -> dict[str, float | None]:
 
 def _corrupt_row(cell: Path) -> dict[str, Any]:
     """The row of a cell whose config.json cannot be read: named after its folders."""
-    log.warning("%s is not a valid JSON object: the cell is listed as corrupt", cell / CONFIG_FILE)
-    return {
-        "model": cell.parent.parent.name,
-        "sparse_config": cell.parent.name,
-        "benchmark": cell.name,
-        "subset": None,
-        "status": CORRUPT,
-        "overall_score": None,
-        "result_dir": str(cell),
-    }
+    reason = f"{cell / CONFIG_FILE} is not a valid JSON object"
+    log.warning("%s: the cell is listed as corrupt", reason)
+    return folder_row(cell, CORRUPT, reason)
+
+
+def _orphan_row(cell: Path) -> dict[str, Any]:
+    """The row of a cell whose results remain but whose config.json is gone."""
+    state = cell_status(cell)
+    note = f"{state.reason}: the next run moves its files to stale/ and runs it again"
+    log.warning("%s", note)
+    return folder_row(cell, state.status, note)
 
 
 def cell_row(cell: Path) -> dict[str, Any] | None:
@@ -145,6 +170,7 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
     if state.status == CORRUPT:
         log.warning("%s: %s", cell, state.reason)
     metrics = (read_json(cell / METRICS_FILE) or {}) if state.status == COMPLETE else {}
+    means, skipped = logged_means(cell)
     row: dict[str, Any] = {
         "model": resolved.get("model") or resolved.get("model_name"),
         "sparse_config": resolved.get("sparse_config_name"),
@@ -152,13 +178,18 @@ def cell_row(cell: Path) -> dict[str, Any] | None:
         "subset": resolved.get("subset"),
         "status": state.status,
         "overall_score": _number(metrics.get("overall_score")),
-        **mean_metrics(cell),
+        **means,
         "seconds": _number(execution.get("seconds")),
         **_resource_columns(cell if state.status == COMPLETE else None),
         "error_category": execution.get("category"),
         "result_dir": str(cell),
     }
     row.update(_task_columns(metrics))
+    if state.status == CORRUPT:
+        add_note(row, state.reason)
+    note = skipped_events_note(skipped)
+    if note is not None:
+        add_note(row, note)
     return row
 
 
@@ -205,7 +236,8 @@ def add_dense_agreement(cells: list[tuple[Path, dict[str, Any]]]) -> None:
     for cell, row in cells:
         dense = dense_answers.get(_benchmark_key(row))
         is_sparse = row["sparse_config"] != DENSE_CONFIG
-        row[AGREEMENT_COLUMN] = agreement(_answers(cell), dense) if is_sparse and dense else None
+        ours = is_sparse and row["status"] != STALE  # a stale cell's answers are of no config
+        row[AGREEMENT_COLUMN] = agreement(_answers(cell), dense) if ours and dense else None
 
 
 def _walk_cells(base: Path) -> list[Path]:
@@ -259,12 +291,17 @@ def build_results_table(base_dir: str | os.PathLike[str]) -> pd.DataFrame:
     model, benchmark and subset whose predicted answers are identical; empty on dense rows and
     where there is no such cell or row), seconds, the resource figures of
     ``executor.resources.RESOURCE_COLUMNS`` (complete cells with a resources.json),
-    error_category, result_dir.
+    error_category, note (why a value is missing or was computed without some of its data,
+    see ``result_notes``; empty when nothing is), result_dir. A cell folder whose
+    config.json is gone while its results remain is listed too (``stale``).
     """
     base = Path(base_dir)
     if not base.is_dir():
         raise FileNotFoundError(f"results directory {str(base)!r} does not exist")
     cells = [(cell, row) for cell in _cell_dirs(base) if (row := cell_row(cell)) is not None]
+    cells += [(cell, _orphan_row(cell)) for cell in orphan_cells(base)]
+    name_from_siblings([row for _, row in cells])
+    note_missing_events([row for _, row in cells])
     add_dense_agreement(cells)
     frame = pd.DataFrame([row for _, row in cells])
     for column in BASE_COLUMNS:

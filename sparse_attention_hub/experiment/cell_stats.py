@@ -11,7 +11,8 @@
 
 Per-task scores (``score.<task>``) get ``score.<task>.ci_low`` and ``score.<task>.ci_high``
 (see task_stats.py). Cells whose rows or scorer cannot be read again (or whose rescored total differs from
-metrics.json) get empty columns.
+metrics.json) get empty columns; a rescored total that differs is said in the cell's
+``note``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CI_LOW, CI_HIGH = "score_ci_low", "score_ci_high"
 DELTA, DELTA_LOW, DELTA_HIGH = "delta_vs_dense", "delta_ci_low", "delta_ci_high"
 INTERVAL_COLUMNS = (CI_LOW, CI_HIGH, DELTA, DELTA_LOW, DELTA_HIGH)
 DENSE = "dense"
+NOTE = "note"  # the results table's column of what a cell's values lack (executor.results)
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -77,13 +79,25 @@ def paired_interval(
 
 def trusted_cell(row: dict[str, Any]) -> CellScores | None:
     """The cell's scores when it is complete and rescoring gives its recorded score."""
+    return checked_cell(row)[0]
+
+
+def checked_cell(row: dict[str, Any]) -> tuple[CellScores | None, str | None]:
+    """:func:`trusted_cell`, and a note when the cell's rows, rescored, do not give the score
+    its metrics.json records (the cell then has no interval: neither score is to be trusted)."""
     if row.get("status") != "complete" or not isinstance(row.get("result_dir"), str):
-        return None
+        return None, None
     recorded = row.get("overall_score")
     cell = load_cell(row["result_dir"])
     if cell is None or not isinstance(recorded, (int, float)):
-        return None
-    return cell if math.isclose(cell.overall, recorded, rel_tol=1e-6, abs_tol=1e-9) else None
+        return None, None
+    if math.isclose(cell.overall, recorded, rel_tol=1e-6, abs_tol=1e-9):
+        return cell, None
+    note = (
+        f"metrics.json records overall_score {recorded:.6g} but its rows (raw_results.csv) "
+        f"score {cell.overall:.6g}: no confidence interval"
+    )
+    return None, note
 
 
 def add_intervals(
@@ -98,7 +112,9 @@ def add_intervals(
     records: list[dict[str, Any]] = [
         {str(k): v for k, v in row.items()} for row in table.to_dict("records")
     ]
-    cells = [trusted_cell(row) for row in records]
+    checked = [checked_cell(row) for row in records]
+    cells = [cell for cell, _ in checked]
+    _add_notes(out, [note for _, note in checked])
     dense = {
         _key(row): cell
         for row, cell in zip(records, cells, strict=True)
@@ -118,3 +134,17 @@ def add_intervals(
         if delta is not None:
             out.loc[index, [DELTA, DELTA_LOW, DELTA_HIGH]] = [delta.estimate, delta.low, delta.high]
     return out
+
+
+def _add_notes(table: pd.DataFrame, notes: list[str | None]) -> None:
+    """Append each row's note (if any) to its ``note`` column (in place)."""
+    if not any(notes):
+        return
+    if NOTE not in table.columns:
+        table[NOTE] = pd.Series(None, index=table.index, dtype=object)
+    table[NOTE] = table[NOTE].astype(object)
+    for index, note in zip(table.index, notes, strict=True):
+        if note:
+            current = table.at[index, NOTE]
+            has = isinstance(current, str) and bool(current)
+            table.at[index, NOTE] = f"{current!s}; {note}" if has else note

@@ -21,7 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from sparse_attention_hub.experiment import report_notes
 from sparse_attention_hub.experiment.report_columns import column_notes, with_extra_columns
+from sparse_attention_hub.experiment.report_notes import cell_label as cell_label
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -69,13 +71,6 @@ DELTA_NOTE = (
 def stat_column(label: str, suffix: str) -> str:
     """The report column of one interval value of a benchmark column: ``label.ci_low``..."""
     return f"{label}.{suffix}"
-
-
-def cell_label(benchmark: str, subset: Any) -> str:
-    """``benchmark`` or ``benchmark_subset`` (the cell folder name)."""
-    if subset is None or (isinstance(subset, float) and math.isnan(subset)) or subset == "":
-        return str(benchmark)
-    return f"{benchmark}_{subset}"
 
 
 def _number(value: Any) -> float | None:
@@ -239,18 +234,23 @@ def render_report(
         return "[]" if fmt == "json" else "no result cells found"
     columns, rows = summarize(order_configs(with_output_error(cells), config_order or ["dense"]))
     columns, rows = with_extra_columns(columns, rows, cells, extra_columns)
+    columns, rows = report_notes.with_notes(columns, rows, cells)
     if fmt == "json":
         clean = [{k: (None if v == "-" else v) for k, v in row.items()} for row in rows]
         return json.dumps(clean, indent=2)
     if fmt == "csv":
+        texts = [{**r, report_notes.NOTES_COL: report_notes.csv_text(r.get("notes"))} for r in rows]
         frame = pd.DataFrame(
-            [{k: (None if v == "-" else v) for k, v in r.items()} for r in rows], columns=columns
+            [{k: (None if v == "-" else v) for k, v in r.items()} for r in texts], columns=columns
         )
         return frame.to_csv(index=False).rstrip("\n")
     headers, cells_text = display_cells(columns, rows)
     grid = format_grid(headers, cells_text, numeric_from=len(ROW_KEYS), markdown=fmt == "markdown")
+    gaps = report_notes.note_lines(rows)  # which cells lack data, and why: in both formats
+    if gaps:
+        grid += "\n\n" + "\n".join(gaps) if fmt == "markdown" else "\n" + "\n".join(gaps)
     notes = [text for col, text in LEGEND.items() if col in columns]
-    if len(headers) < len(columns):  # interval columns were folded into the text
+    if any(stat_column(col, "ci_low") in columns for col in headers):  # folded intervals
         notes = [
             CI_NOTE,
             *([DELTA_NOTE] if any(h.startswith("Δ ") for h in headers) else []),
@@ -288,7 +288,8 @@ def display_cells(
     columns: list[str], rows: list[dict[str, Any]]
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and text of the table/markdown formats: interval columns folded into
-    ``score ± h`` and a ``Δ <label>`` column (when some row has a Δ) after each benchmark."""
+    ``score ± h`` and a ``Δ <label>`` column (when some row has a Δ) after each benchmark;
+    a value with a note (``report_notes``) marked ``†``, the ``notes`` column left out."""
     folded = {
         stat_column(col, suffix)
         for col in columns
@@ -297,15 +298,16 @@ def display_cells(
     }
     headers: list[str] = []
     getters: list[Any] = []
+    mark = report_notes.marked
     for col in columns:
-        if col in folded:
+        if col in folded or col == report_notes.NOTES_COL:
             continue
         if stat_column(col, "ci_low") not in columns:
             headers.append(col)
-            getters.append(lambda row, col=col: _text(row[col]))
+            getters.append(lambda row, col=col: mark(row, col, _text(row[col])))
             continue
         headers.append(col)
-        getters.append(lambda row, col=col: _interval_text(row, col)[0])
+        getters.append(lambda row, col=col: mark(row, col, _interval_text(row, col)[0]))
         if any(isinstance(row.get(stat_column(col, "delta")), float) for row in rows):
             headers.append(f"Δ {col}")
             getters.append(lambda row, col=col: _interval_text(row, col)[1])

@@ -59,7 +59,6 @@ def write_outputs(
         if html_path is not None:
             page = Path(html_path)
             text = render_page(result_dir, table, figures, config_order)
-            page.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(page, text)
     finally:
         for figure in figures.values():

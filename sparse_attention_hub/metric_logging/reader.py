@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from itertools import pairwise
@@ -34,7 +35,8 @@ def load_micro_metrics(path: str | os.PathLike[str], include_stale: bool = False
     Columns: timestamp (pandas datetime, UTC), metric, value, location, then one column per
     metadata key (a key that clashes with a base column is prefixed ``metadata.``), then
     ``cell`` for a tree. Malformed lines (for example a line cut by a crash, even inside a
-    UTF-8 character) are skipped with a warning; an unreadable timestamp becomes NaT. An
+    UTF-8 character) are skipped with a warning; events whose value is NaN or infinite are kept,
+    with a warning counting them per file; an unreadable timestamp becomes NaT. An
     empty input gives an empty frame with the base columns.
     """
     root = Path(path)
@@ -66,8 +68,14 @@ def _is_stale(parts: tuple[str, ...]) -> bool:
     return any(a == STALE_DIR and _STAMP.match(b) for a, b in pairwise(parts))
 
 
+def _not_a_number(value: Any) -> bool:
+    """A float value that is NaN or infinite (other values are a metric's own business)."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _read_file(file: Path) -> list[dict[str, Any]]:
     records = []
+    bad_values = 0
     with open(file, encoding="utf-8", errors="replace") as handle:  # a torn tail may cut a char
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -79,6 +87,9 @@ def _read_file(file: Path) -> list[dict[str, Any]]:
                 continue
             if isinstance(record, dict):
                 records.append(record)
+                bad_values += _not_a_number(record.get("value"))
+    if bad_values:  # kept in the frame, but a mean over them leaves them out: say so
+        _LOG.warning("%d event(s) in %s have a NaN or infinite value", bad_values, file)
     return records
 
 

@@ -140,3 +140,14 @@ def test_tree_leaves_out_stale_runs_unless_asked(tmp_path: Path):
     frame = load_micro_metrics(tmp_path)
     assert sorted(frame["value"]) == [1, 4]
     assert sorted(load_micro_metrics(tmp_path, include_stale=True)["value"]) == [1, 2, 3, 4]
+
+
+def test_nan_values_are_kept_and_counted_in_a_warning(tmp_path: Path, caplog):
+    file = tmp_path / "micro_metrics.jsonl"
+    file.write_text(
+        '{"metric": "m", "value": NaN}\n{"metric": "m", "value": 0.5}\n'
+        '{"metric": "m", "value": Infinity}\n{"metric": "m", "value": [1, 2]}\n'
+    )
+    frame = load_micro_metrics(file)
+    assert len(frame) == 4
+    assert f"2 event(s) in {file} have a NaN or infinite value" in caplog.text

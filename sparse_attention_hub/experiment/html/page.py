@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from sparse_attention_hub.experiment import report
+from sparse_attention_hub.experiment import report, report_notes
 from sparse_attention_hub.experiment.html.samples import (
     CellSamples,
     Failure,
@@ -112,11 +112,12 @@ def setup_section(setup: StudySetup) -> str:
 def results_section(table: pd.DataFrame, config_order: list[str] | None) -> str:
     """The report's table (score ± CI half-width, Δ vs dense [CI]) with its notes."""
     ordered = report.order_configs(report.with_output_error(table), config_order or ["dense"])
-    columns, rows = report.summarize(ordered)
+    columns, rows = report_notes.with_notes(*report.summarize(ordered), ordered)
     headers, cells = report.display_cells(columns, rows)
     notes = [text for col, text in report.LEGEND.items() if col in columns]
-    if len(headers) < len(columns):
+    if any(report.stat_column(col, "ci_low") in columns for col in headers):
         notes = [report.CI_NOTE, report.DELTA_NOTE, *notes]
+    notes += report_notes.note_lines(rows)
     note_html = "".join(f"<li>{escape(n)}</li>" for n in notes)
     grid = _table(headers, cells, numeric_from=len(report.ROW_KEYS))
     return f'<h2>Results</h2><div class="wide">{grid}</div><ul class="notes">{note_html}</ul>'

@@ -10,6 +10,7 @@ backend (no display), so importing this module has no side effect.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -155,11 +156,16 @@ def panel_grid(
 
 
 def save(figure: Any, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``figure`` as ``<out_dir>/<stem>.png`` and ``.svg``; the paths written."""
+    """Write ``figure`` as ``<out_dir>/<stem>.png`` and ``.svg`` (each atomically: a full
+    disk leaves no partial file); the paths written."""
+    from sparse_attention_hub.cell_store import write_bytes_atomic
+
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in FORMATS:
         path = out_dir / f"{stem}.{fmt}"
-        figure.savefig(path, format=fmt, dpi=DPI, bbox_inches="tight")
+        buffer = io.BytesIO()  # drawn in memory, then written whole: never a torn file
+        figure.savefig(buffer, format=fmt, dpi=DPI, bbox_inches="tight")
+        write_bytes_atomic(path, buffer.getvalue())
         paths.append(path)
     return paths

@@ -136,18 +136,25 @@ def layer_channels(
 def write_channel_file(
     path: str | os.PathLike[str], table: Mapping[str, Sequence[Sequence[int]]]
 ) -> Path:
-    """Write ``table`` (official keys -> per-head channel lists) as JSON, atomically."""
+    """Write ``table`` (official keys -> per-head channel lists) as JSON, atomically; an
+    OSError names ``path`` (never the temp file)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    tmp = ""
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(
                 {key: [list(map(int, row)) for row in rows] for key, rows in table.items()}, handle
             )
         os.replace(tmp, target)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return target
 
