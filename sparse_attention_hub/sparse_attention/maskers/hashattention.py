@@ -60,6 +60,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     check_size,
 )
 from sparse_attention_hub.sparse_attention.maskers.hashattention_mlp import (
+    WORD_BITS,
     hamming_distance,
     key_logits,
     mlp_logits,
@@ -77,6 +78,16 @@ from sparse_attention_hub.sparse_attention.maskers.topk import budget_or_mask
 
 if TYPE_CHECKING:
     from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
+
+#: Default bytes of one key chunk's fp32 activations (B, H, chunk, hidden) in a state build:
+#: 512 keys at 32 heads and hidden 128; the build's peak is a few of these, not the keys'
+#: fp32 activations (about 2 GiB at 128k keys).
+BUILD_CHUNK_BYTES = 8 << 20
+
+
+def key_chunk(row_elements: int, budget_bytes: int) -> int:
+    """Keys per chunk of a build whose fp32 temporaries hold ``row_elements`` per key."""
+    return max(1, budget_bytes // max(1, 4 * row_elements))
 
 
 @dataclass(frozen=True)
@@ -175,11 +186,11 @@ def nearest_by_distance_then_position(
     One composite integer per key, distance * K + index, ranks both at once (smallest
     first); ineligible keys get distance bits + 1, above every eligible one."""
     n_k = distance.shape[-1]
-    if ineligible is not None:
-        distance = distance.masked_fill(ineligible, bits + 1)  # (B, H, Q, K), a new tensor
     dtype = torch.int32 if (bits + 2) * n_k < 2**31 else torch.int64
-    index = torch.arange(n_k, device=distance.device, dtype=dtype)
-    composite = torch.add(index, distance.to(dtype), alpha=n_k)  # (B, H, Q, K)
+    composite = distance.to(dtype, copy=True)  # (B, H, Q, K), filled in place below
+    if ineligible is not None:
+        composite.masked_fill_(ineligible, bits + 1)
+    composite.mul_(n_k).add_(torch.arange(n_k, device=distance.device, dtype=dtype))
     top = torch.topk(composite, k, dim=-1, largest=False, sorted=False)
     return top.indices, top.values < (bits + 1) * n_k
 
@@ -196,6 +207,8 @@ class HashAttentionMasker(StatefulMasker[torch.Tensor]):
 
     config_class = HashAttentionConfig
     config: HashAttentionConfig
+    #: Bytes of one key chunk's fp32 MLP activations (B, H, chunk, hidden) in a state build.
+    build_chunk_bytes: int = BUILD_CHUNK_BYTES
 
     def __init__(self, config: MaskerConfig) -> None:
         super().__init__(config)
@@ -235,9 +248,20 @@ class HashAttentionMasker(StatefulMasker[torch.Tensor]):
     # ------------------------------------------------------------------ state contract
 
     def key_signatures(self, inputs: AttentionInputs, keys: torch.Tensor) -> torch.Tensor:
-        """Packed signatures, word-major (B, H, words, N) int32, of ``keys`` (B, Hkv, N, D)."""
-        signs = pack_signs(key_logits(keys, self.layer_weights(inputs).key))  # (B, H, N, W)
-        return signs.transpose(-1, -2).contiguous()  # (B, H, W, N)
+        """Packed signatures, word-major (B, H, words, N) int32, of ``keys`` (B, Hkv, N, D),
+        hashed in chunks of :func:`key_chunk` keys (the fp32 MLP activations of all N keys
+        would be many times the size of the keys)."""
+        mlp = self.layer_weights(inputs).key
+        b, _, n, _ = keys.shape
+        heads = mlp[0][0].shape[0]
+        words = -(-mlp[-1][0].shape[-1] // WORD_BITS)
+        out = torch.empty(b, heads, words, n, dtype=torch.int32, device=keys.device)
+        step = key_chunk(b * heads * max(w.shape[-1] for w, _ in mlp), self.build_chunk_bytes)
+        for start in range(0, n, step):
+            chunk = keys[:, :, start : start + step]  # (B, Hkv, c, D)
+            signs = pack_signs(key_logits(chunk, mlp))  # (B, H, c, W)
+            out[..., start : start + step] = signs.transpose(-1, -2)  # (B, H, W, c)
+        return out
 
     def build_state(self, inputs: AttentionInputs) -> torch.Tensor:
         return self.key_signatures(inputs, inputs.keys)
@@ -281,6 +305,7 @@ __all__ = [
     "HashAttentionConfig",
     "HashAttentionMasker",
     "hamming_scores",
+    "key_chunk",
     "nearest_by_distance_then_position",
     "weights_shape_problems",
 ]

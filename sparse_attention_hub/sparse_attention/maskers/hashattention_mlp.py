@@ -68,19 +68,47 @@ def popcount_table(device: torch.device) -> torch.Tensor:
     return counts.to(torch.uint8).to(device)
 
 
+def popcount16(words: torch.Tensor) -> torch.Tensor:
+    """Set bits of each 16-bit word of ``words`` (any shape, int16 holding the bit pattern of
+    a word in [0, 2**16)), in place: the same tensor, each entry now in [0, 16].
+
+    The bit-parallel (SWAR) count: pairs, nibbles, bytes, then the two bytes. Arithmetic
+    shifts of a negative int16 fill with ones, but every fill lands in bits the following
+    mask clears. Two int16 tensors of ``words``' size are alive at once (a table lookup would
+    turn its index into int64: 4x the memory)."""
+    x = words
+    x -= (x >> 1) & 0x5555  # 2-bit fields: the count of each bit pair
+    low = x & 0x3333
+    x >>= 2
+    x &= 0x3333
+    x += low  # 4-bit fields
+    del low
+    x += x >> 4
+    x &= 0x0F0F  # 8-bit fields
+    x += x >> 8
+    x &= 0x1F
+    return x
+
+
 def hamming_distance(query_signs: torch.Tensor, key_signs: torch.Tensor) -> torch.Tensor:
     """Differing bits of packed signatures: queries (B, H, Q, W) and keys stored word-major
-    (B, H, W, K), int32 words -> (B, H, Q, K), uint8 up to 255 bits (int32 beyond). One xor,
-    one table lookup and W - 1 additions over contiguous (B, H, Q, K) slices."""
+    (B, H, W, K), int32 words -> (B, H, Q, K), uint8 up to 255 bits (int32 beyond).
+
+    One word at a time: an int16 xor of (B, H, Q, K), its popcount in place, added to the
+    total, so the temporaries are three (B, H, Q, K) int16 tensors whatever the word count
+    (no (B, H, Q, W, K) tensor)."""
     words = key_signs.shape[2]
-    xor = query_signs.unsqueeze(-1) ^ key_signs.unsqueeze(2)  # (B, H, Q, W, K)
-    counts = popcount_table(xor.device)[xor]  # (B, H, Q, W, K) uint8
-    total = counts[..., 0, :]
-    if words * WORD_BITS > 255:
-        total = total.int()
-    for w in range(1, words):
-        total = total + counts[..., w, :]  # (B, H, Q, K)
-    return total
+    total: torch.Tensor | None = None
+    for w in range(words):
+        query = query_signs[..., w : w + 1].to(torch.int16)  # (B, H, Q, 1), the bit pattern
+        key = key_signs[:, :, w].to(torch.int16).unsqueeze(2)  # (B, H, 1, K)
+        counts = popcount16(query ^ key)  # (B, H, Q, K) int16 in [0, 16]
+        total = counts if total is None else total.add_(counts)
+        del counts
+    if total is None:  # no word: no bit differs
+        shape = (*query_signs.shape[:-1], key_signs.shape[-1])
+        return torch.zeros(shape, dtype=torch.uint8, device=key_signs.device)
+    return total.to(torch.uint8 if words * WORD_BITS <= 255 else torch.int32)
 
 
 __all__ = [
@@ -90,5 +118,6 @@ __all__ = [
     "key_logits",
     "mlp_logits",
     "pack_signs",
+    "popcount16",
     "popcount_table",
 ]

@@ -8,6 +8,11 @@ are then counted over the matches only (about K * L / 2**lsh_k per query for spr
 :class:`CodeIndex` holds the sorted codes of the first keys and an unsorted tail of keys added
 since (compared one by one); the tail is merged into the sorted part once it grows past an
 eighth of it. Counts are exact either way, so the layout never changes a mask.
+
+No host wait when counting: the keys of a query's bucket are read as a fixed number of slots,
+``CodeIndex.width`` (a host-side bound of the largest bucket, measured once when the index is
+sorted and raised by the tail's length at a merge), the slots past the bucket's end counted
+into a discarded column. Temporaries are bounded by counting in chunks of tables.
 """
 
 from __future__ import annotations
@@ -18,17 +23,23 @@ import torch
 
 #: The tail is merged into the sorted part past this many keys (or an eighth of the sorted).
 MERGE_AT = 1024
+#: Bucket slots (B * Hkv * tables * R * width) read per chunk of tables (about 25 bytes each).
+SLOT_ELEMENTS = 1 << 21
+#: Code comparisons (B * Hkv * R * tables * tail) per chunk of tables against the tail (bool).
+TAIL_ELEMENTS = 1 << 24
 
 
 @dataclass(frozen=True)
 class CodeIndex:
     """Codes of n keys per (B, Hkv, table): ``sorted_codes`` (B, Hkv, L, s) ascending per
     table, ``order`` (B, Hkv, L, s) int64 the key index of each, ``tail`` (B, Hkv, L, t) the
-    codes of keys s .. s + t - 1 in key order."""
+    codes of keys s .. s + t - 1 in key order, ``width`` (host int) at least the number of
+    sorted keys that share one code in one table."""
 
     sorted_codes: torch.Tensor
     order: torch.Tensor
     tail: torch.Tensor
+    width: int
 
     @property
     def size(self) -> int:
@@ -36,10 +47,32 @@ class CodeIndex:
         return self.sorted_codes.shape[-1] + self.tail.shape[-1]
 
 
+def longest_run(sorted_codes: torch.Tensor) -> int:
+    """The most equal codes in one row of ``sorted_codes`` (..., s), ascending per row.
+
+    Reads one number back from the device: the width of every later count is a host int.
+    This runs where an index is sorted (a state build or rebuild: a new prompt), never when a
+    decode step counts or extends (a merge there raises the width by the tail's length)."""
+    s = sorted_codes.shape[-1]
+    if s == 0:
+        return 0
+    rows = sorted_codes.reshape(-1, s)  # (B * Hkv * L, s)
+    positions = torch.arange(s, device=rows.device)
+    best = torch.zeros((), dtype=torch.int64, device=rows.device)
+    step = max(1, SLOT_ELEMENTS // s)
+    for start in range(0, rows.shape[0], step):
+        part = rows[start : start + step]  # (r, s)
+        first = torch.ones_like(part, dtype=torch.bool)
+        first[:, 1:] = part[:, 1:] != part[:, :-1]  # a run starts here
+        run_start = torch.where(first, positions, 0).cummax(-1).values  # (r, s)
+        best = torch.maximum(best, (positions - run_start).amax())
+    return int(best) + 1
+
+
 def index_codes(codes: torch.Tensor) -> CodeIndex:
     """The index of ``codes`` (B, Hkv, L, n), every key sorted."""
     sorted_codes, order = torch.sort(codes, dim=-1, stable=True)
-    return CodeIndex(sorted_codes, order, codes[..., :0])
+    return CodeIndex(sorted_codes, order, codes[..., :0], longest_run(sorted_codes))
 
 
 def all_codes(index: CodeIndex) -> torch.Tensor:
@@ -51,22 +84,34 @@ def all_codes(index: CodeIndex) -> torch.Tensor:
 def append_codes(index: CodeIndex, codes: torch.Tensor) -> CodeIndex:
     """``index`` plus the keys of ``codes`` (B, Hkv, L, new) after its last key."""
     tail = torch.cat([index.tail, codes], -1)  # (B, Hkv, L, t + new)
-    if tail.shape[-1] > max(MERGE_AT, index.sorted_codes.shape[-1] // 8):
-        return index_codes(
-            torch.cat([all_codes(index)[..., : index.sorted_codes.shape[-1]], tail], -1)
-        )
-    return CodeIndex(index.sorted_codes, index.order, tail)
+    s = index.sorted_codes.shape[-1]
+    if tail.shape[-1] > max(MERGE_AT, s // 8):
+        merged = torch.cat([all_codes(index)[..., :s], tail], -1)  # (B, Hkv, L, s + t)
+        sorted_codes, order = torch.sort(merged, dim=-1, stable=True)
+        # no read-back: a bucket gains at most the tail's keys
+        width = min(index.width + tail.shape[-1], merged.shape[-1])
+        return CodeIndex(sorted_codes, order, tail[..., :0], width)
+    return CodeIndex(index.sorted_codes, index.order, tail, index.width)
 
 
 def cut_codes(index: CodeIndex, start: int, stop: int) -> CodeIndex:
-    """The index of keys [start, stop) only, renumbered from 0."""
+    """The index of keys [start, stop) only, renumbered from 0 (no host wait: each row keeps
+    the same number of keys, moved to the front by their rank among the kept)."""
     b, h, tables, s = index.sorted_codes.shape
-    keep = (index.order >= start) & (index.order < stop)  # (B, Hkv, L, s)
     kept = max(0, min(stop, s) - start)  # the same in every row: each row holds every key
-    sorted_codes = index.sorted_codes[keep].reshape(b, h, tables, kept)
-    order = (index.order[keep] - start).reshape(b, h, tables, kept)
+    keep = (index.order >= start) & (index.order < stop)  # (B, Hkv, L, s)
+    slot = torch.where(keep, keep.cumsum(-1) - 1, kept)  # (B, Hkv, L, s), kept: discarded
+    shape = (b, h, tables, kept + 1)
+    sorted_codes = index.sorted_codes.new_empty(shape).scatter_(-1, slot, index.sorted_codes)
+    order = index.order.new_empty(shape).scatter_(-1, slot, index.order - start)
     tail = index.tail[..., max(0, start - s) : max(0, stop - s)]
-    return CodeIndex(sorted_codes, order, tail)
+    sorted_codes, order = sorted_codes[..., :kept].contiguous(), order[..., :kept].contiguous()
+    return CodeIndex(sorted_codes, order, tail, min(index.width, kept))
+
+
+def count_dtype(tables: int) -> torch.dtype:
+    """The smallest dtype that counts up to ``tables`` collisions."""
+    return torch.uint8 if tables <= 255 else torch.int16 if tables < 2**15 else torch.int32
 
 
 def count_collisions(index: CodeIndex, query_codes: torch.Tensor) -> torch.Tensor:
@@ -75,25 +120,55 @@ def count_collisions(index: CodeIndex, query_codes: torch.Tensor) -> torch.Tenso
     Args:
         index: the key codes (n keys); query_codes: (B, Hkv, R, L).
     Returns:
-        (B, Hkv, R, n) int64 counts.
+        (B, Hkv, R, n) counts, uint8 up to 255 tables (:func:`count_dtype`).
     """
     b, h, rows, tables = query_codes.shape
-    s, n, device = index.sorted_codes.shape[-1], index.size, query_codes.device
+    s, n = index.sorted_codes.shape[-1], index.size
+    # one extra column collects the slots past a bucket's end
+    counts = query_codes.new_zeros((b, h, rows, n + 1), dtype=count_dtype(tables))
     queries = query_codes.transpose(2, 3).contiguous()  # (B, Hkv, L, R)
+    if s and index.width:
+        _count_sorted(index, queries, counts)
+    t = index.tail.shape[-1]
+    if t:
+        step = max(1, TAIL_ELEMENTS // max(1, b * h * rows * t))
+        for start in range(0, tables, step):
+            q = queries[:, :, start : start + step].transpose(2, 3).unsqueeze(-1)  # (B,Hkv,R,c,1)
+            same = q == index.tail[:, :, start : start + step].unsqueeze(2)  # (B, Hkv, R, c, t)
+            counts[..., s:n] += same.sum(3, dtype=counts.dtype)  # (B, Hkv, R, t)
+    return counts[..., :n]
+
+
+def _count_sorted(index: CodeIndex, queries: torch.Tensor, counts: torch.Tensor) -> None:
+    """Add to ``counts`` (B, Hkv, R, n + 1) the collisions of ``queries`` (B, Hkv, L, R) with
+    the sorted keys: ``index.width`` slots from each bucket's first key, those past its end
+    into the last column; chunks of tables keep the slot tensors under ``SLOT_ELEMENTS``."""
+    b, h, tables, rows = queries.shape
+    s, n, width = index.sorted_codes.shape[-1], index.size, index.width
     low = torch.searchsorted(index.sorted_codes, queries)  # (B, Hkv, L, R)
     high = torch.searchsorted(index.sorted_codes, queries, right=True)
-    matches = (high - low).flatten()  # one range per (b, h, table, r)
-    first = (low + torch.arange(b * h * tables, device=device).view(b, h, tables, 1) * s).flatten()
-    run = torch.repeat_interleave(torch.arange(matches.numel(), device=device), matches)
-    offset = torch.arange(run.numel(), device=device) - (torch.cumsum(matches, 0) - matches)[run]
-    keys = index.order.flatten()[first[run] + offset]  # (hits,) key indices
-    head, r = run // (tables * rows), run % rows
-    bins = (head * rows + r) * n + keys
-    counts = torch.bincount(bins, minlength=b * h * rows * n).view(b, h, rows, n)
-    if index.tail.shape[-1]:
-        same = queries.transpose(2, 3).unsqueeze(-1) == index.tail.unsqueeze(2)  # (B,Hkv,R,L,t)
-        counts[..., s:] += same.sum(3)
-    return counts
+    slots = torch.arange(width, device=queries.device)
+    step = max(1, SLOT_ELEMENTS // max(1, b * h * rows * width))
+    for start in range(0, tables, step):
+        stop = min(tables, start + step)
+        position = low[:, :, start:stop, :, None] + slots  # (B, Hkv, c, R, W)
+        past = position >= high[:, :, start:stop, :, None]
+        position.clamp_(max=s - 1)
+        flat = position.view(b, h, stop - start, rows * width)  # (B, Hkv, c, R * W)
+        keys = index.order[:, :, start:stop].gather(-1, flat).view(position.shape)
+        keys.masked_fill_(past, n)  # (B, Hkv, c, R, W)
+        target = keys.transpose(2, 3).reshape(b, h, rows, -1)  # (B, Hkv, R, c * W)
+        ones = counts.new_ones(()).expand(target.shape)
+        counts.scatter_add_(-1, target, ones)
 
 
-__all__ = ["CodeIndex", "all_codes", "append_codes", "count_collisions", "cut_codes", "index_codes"]
+__all__ = [
+    "CodeIndex",
+    "all_codes",
+    "append_codes",
+    "count_collisions",
+    "count_dtype",
+    "cut_codes",
+    "index_codes",
+    "longest_run",
+]

@@ -56,7 +56,11 @@ Differences from the official code, all written down here:
 
 Memory and time: no (B, H, Q, K, L) tensor is built; each table's key codes are kept sorted
 (``lsh_index``), so a query finds its colliding keys by binary search and collisions are
-counted over the matches only.
+counted over the matches only, into uint8 counts, without waiting for the device. A state
+build reads the keys in chunks (``build_chunk_bytes``; the centre is summed in float64, so the
+chunking never changes it); under a soft cap q . k is computed over key chunks, not on an fp32
+copy of the keys. u is evaluated at every entry on an accelerator (no host wait) and at the
+hits only on a CPU (``magicpig_hashing.sampled_probabilities``), over chunks of query rows.
 
 State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
 key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
@@ -69,7 +73,6 @@ a fresh one would.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -86,13 +89,22 @@ from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
     cut_codes,
     index_codes,
 )
+from sparse_attention_hub.sparse_attention.maskers.magicpig_hashing import (
+    code_dtype,
+    collision_counts,
+    grouped_dots,
+    inclusion_probability,
+    largest_norm,
+    mean_keys,
+    pack_codes,
+    sampled_probabilities,
+)
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 
-#: Elements of one chunk of the collision count (B * Hkv * G * Q * tables * K).
-CHUNK_ELEMENTS = 1 << 24
-#: Terms of the binomial upper tail used where u is small.
-TAIL_TERMS = 40
+#: Default bytes of one key chunk's fp32 projections (B, Hkv, chunk, L * K) in a state build
+#: (and of the fp32 keys of one chunk of q . k under a soft cap).
+BUILD_CHUNK_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -164,55 +176,6 @@ class MagicPigState:
     end: int
 
 
-def code_dtype(bits: int) -> torch.dtype:
-    """The smallest signed integer dtype that holds ``bits`` packed sign bits."""
-    return torch.int16 if bits <= 15 else torch.int32 if bits <= 31 else torch.int64
-
-
-def pack_codes(projected: torch.Tensor, lsh_k: int, lsh_l: int) -> torch.Tensor:
-    """Sign bits of ``projected`` (B, Hkv, n, L * K) packed per table: (B, Hkv, L, n)."""
-    b, h, n, _ = projected.shape
-    bits = (projected > 0).reshape(b, h, n, lsh_l, lsh_k).to(torch.int64)  # (B, Hkv, n, L, K)
-    weights = 2 ** torch.arange(lsh_k, device=projected.device, dtype=torch.int64)
-    packed = (bits * weights).sum(-1)  # (B, Hkv, n, L)
-    return packed.transpose(2, 3).to(code_dtype(lsh_k)).contiguous()  # (B, Hkv, L, n)
-
-
-def inclusion_probability(
-    cos: torch.Tensor, lsh_k: int, lsh_l: int, min_collisions: int
-) -> torch.Tensor:
-    """u = P(Binomial(lsh_l, p ** lsh_k) >= min_collisions), p = 1 - arccos(cos) / pi, in
-    float64 for a tensor of cosines of any shape (same shape)."""
-    p = 1.0 - torch.arccos(cos.double().clamp(-1.0, 1.0)) / math.pi
-    big_p = p**lsh_k
-    log_p = torch.log(big_p.clamp_min(1e-300))
-    log_q = torch.log1p(-big_p.clamp(max=1.0 - 1e-16))
-    below = torch.zeros_like(big_p)  # P(fewer than min_collisions)
-    for i in range(min_collisions):
-        below += math.comb(lsh_l, i) * torch.exp(i * log_p + (lsh_l - i) * log_q)
-    above = torch.zeros_like(big_p)  # the upper tail, term by term (accurate when small)
-    for i in range(min_collisions, min(lsh_l, min_collisions + TAIL_TERMS) + 1):
-        log_c = math.lgamma(lsh_l + 1) - math.lgamma(i + 1) - math.lgamma(lsh_l - i + 1)
-        above += torch.exp(log_c + i * log_p + (lsh_l - i) * log_q)
-    u = torch.where(below < 1.0 - 1e-4, 1.0 - below, above)
-    return torch.where(big_p >= 1.0, torch.ones_like(u), u.clamp(0.0, 1.0))
-
-
-def collision_counts(query_codes: torch.Tensor, key_codes: torch.Tensor) -> torch.Tensor:
-    """Tables in which each query code equals each key code: ``query_codes`` (B, Hkv, R, L),
-    ``key_codes`` (B, Hkv, L, n) -> (B, Hkv, R, n) int16, counted over chunks of tables."""
-    b, h, rows, tables = query_codes.shape
-    n = key_codes.shape[-1]
-    counts = torch.zeros(b, h, rows, n, dtype=torch.int16, device=key_codes.device)
-    chunk = max(1, CHUNK_ELEMENTS // max(1, b * h * rows * n))
-    for start in range(0, tables, chunk):
-        stop = min(tables, start + chunk)
-        q = query_codes[..., start:stop].unsqueeze(-1)  # (B, Hkv, R, c, 1)
-        k = key_codes[:, :, start:stop].unsqueeze(2)  # (B, Hkv, 1, c, n)
-        counts += (q == k).sum(3, dtype=torch.int16)  # (B, Hkv, R, n)
-    return counts
-
-
 @register_masker(
     "magicpig",
     "Chen et al., 2024, 'MagicPIG: LSH Sampling for Efficient LLM Generation': the sink, the "
@@ -226,6 +189,12 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
     config_class = MagicPigConfig
     config: MagicPigConfig
     is_sampling = True
+    #: Bytes of one key chunk's fp32 temporaries in a state build (see ``BUILD_CHUNK_BYTES``).
+    build_chunk_bytes: int = BUILD_CHUNK_BYTES
+
+    def key_chunk(self, row_elements: int) -> int:
+        """Keys per chunk of a build whose fp32 temporaries hold ``row_elements`` per key."""
+        return max(1, self.build_chunk_bytes // max(1, 4 * row_elements))
 
     # ------------------------------------------------------------------ hashing
 
@@ -254,19 +223,20 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         planes: torch.Tensor,
         mips_norm: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D), in chunks."""
-        codes, norms = [], []
+        """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D), in chunks
+        written into the outputs (no list of chunks to concatenate)."""
+        cfg = self.config
         b, h, n, _ = keys.shape
-        step = max(1, CHUNK_ELEMENTS // max(1, b * h * planes.shape[-1]))
+        codes = torch.empty(b, h, cfg.lsh_l, n, dtype=code_dtype(cfg.lsh_k), device=keys.device)
+        norms = torch.empty(b, h, n, device=keys.device)
+        step = self.key_chunk(b * h * planes.shape[-1])
         for start in range(0, n, step):
-            vectors, norm = self._key_features(keys[:, :, start : start + step], centre, mips_norm)
+            stop = min(n, start + step)
+            vectors, norm = self._key_features(keys[:, :, start:stop], centre, mips_norm)
             projected = vectors @ planes.unsqueeze(0)  # (B, Hkv, c, L * K)
-            codes.append(pack_codes(projected, self.config.lsh_k, self.config.lsh_l))
-            norms.append(norm)
-        if not codes:
-            empty = torch.zeros(b, h, self.config.lsh_l, 0, dtype=code_dtype(self.config.lsh_k))
-            return empty.to(keys.device), keys.new_zeros((b, h, 0), dtype=torch.float32)
-        return torch.cat(codes, -1), torch.cat(norms, -1)
+            codes[..., start:stop] = pack_codes(projected, cfg.lsh_k, cfg.lsh_l)
+            norms[..., start:stop] = norm
+        return codes, norms
 
     # ------------------------------------------------------------------ state contract
 
@@ -280,15 +250,16 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         if high <= low:  # a short prompt: the mean of all its keys
             low, high = 0, keys.shape[2]
         b, h, _, d = keys.shape
+        step = self.key_chunk(b * h * d)
         centre = (
-            keys[:, :, low:high].float().mean(2)
+            mean_keys(keys[:, :, low:high], step)
             if high > low
             else keys.new_zeros((b, h, d), dtype=torch.float32)
         )  # (B, Hkv, D)
         mips_norm = None
         if cfg.mips_transform:
-            context = keys[:, :, : max(1, high)].float() - centre.unsqueeze(2)
-            mips_norm = context.norm(dim=-1).amax(-1, keepdim=True).clamp_min(1e-6)  # (B, Hkv, 1)
+            context = keys[:, :, : max(1, high)]  # (B, Hkv, n, D)
+            mips_norm = largest_norm(context, centre, step).clamp_min(1e-6)  # (B, Hkv, 1)
         planes = self.planes(inputs.layer_idx, h, d + int(cfg.mips_transform)).to(keys.device)
         codes, norms = self._hash_keys(keys, centre, planes, mips_norm)
         return MagicPigState(
@@ -355,21 +326,18 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         projected = grouped @ state.planes.to(queries.device).unsqueeze(0)  # (B, Hkv, GQ, L*K)
         return pack_codes(projected, self.config.lsh_k, self.config.lsh_l).transpose(2, 3)
 
-    def _cosines(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
-        """(B, H, Q, K) fp32 cosine of each query with each centred key (q . (k - c) over
-        |q| times the key's state norm); q . k is read from the shared exact scores when no
-        soft cap hides it."""
+    def _centred_dots(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
+        """(B, H, Q, K) fp32 q . (k - c), a new tensor; q . k is read from the shared exact
+        scores when no soft cap hides it, else computed over key chunks."""
         assert state.centre is not None
         queries = inputs.queries.float()
         if inputs.softcap is None:
             dots = inputs.exact_scores() / float(inputs.scaling or 1.0)  # (B, H, Q, K)
         else:
-            keys = inputs.per_query_head(inputs.keys.float())  # (B, H, K, D)
-            dots = queries @ keys.transpose(-1, -2)  # (B, H, Q, K)
+            step = self.key_chunk(inputs.keys.shape[0] * inputs.keys.shape[1] * queries.shape[3])
+            dots = grouped_dots(queries, inputs.keys, step)  # (B, H, Q, K)
         centre = inputs.per_query_head(state.centre)  # (B, H, D)
-        dots = dots - (queries * centre.unsqueeze(2)).sum(-1, keepdim=True)  # (B, H, Q, K)
-        norms = inputs.per_query_head(state.norms).unsqueeze(2)  # (B, H, 1, K)
-        return dots / (queries.norm(dim=-1, keepdim=True) * norms).clamp_min(1e-12)
+        return dots.sub_((queries * centre.unsqueeze(2)).sum(-1, keepdim=True))
 
     def always_attended(self, inputs: AttentionInputs, state: MagicPigState) -> torch.Tensor:
         """(K,) bool: the keys of the dense split, at positions [0, sink_size), [P - window_size,
@@ -386,8 +354,9 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         if previous_mask.is_full_flag or shape[3] == 0:
             return previous_mask.merge(Mask.create_empty(shape, device=device))
         state = self.state(inputs)
-        counts = count_collisions(state.index, self._query_codes(inputs, state))
+        counts = count_collisions(state.index, self._query_codes(inputs, state))  # uint8
         hit = (counts >= cfg.min_collisions).reshape(shape)  # (B, H, Q, K)
+        del counts
         allowed = inputs.allowed_keys()
         if allowed is not None:
             hit &= allowed
@@ -396,10 +365,12 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             hit &= ~active
         fixed = self.always_attended(inputs, state)  # (K,)
         hit &= ~fixed
-        probs = torch.zeros(shape, dtype=torch.float32, device=device)
-        cos = self._cosines(inputs, state)[hit]  # (n_hit,)
-        u = inclusion_probability(cos, cfg.lsh_k, cfg.lsh_l, cfg.min_collisions) + cfg.u_offset
-        probs[hit] = u.clamp(1e-30, 1.0).float()
+        query_norms = inputs.queries.float().norm(dim=-1, keepdim=True)  # (B, H, Q, 1)
+        key_norms = inputs.per_query_head(state.norms).unsqueeze(2)  # (B, H, 1, K)
+        lsh = (cfg.lsh_k, cfg.lsh_l, cfg.min_collisions)
+        dots = self._centred_dots(inputs, state)  # (B, H, Q, K)
+        probs = sampled_probabilities(dots, query_norms, key_norms, hit, lsh, cfg.u_offset)
+        del dots, hit
         mask = previous_mask.merge(Mask.from_dense(probs, copy=False))
         causal = inputs.key_positions() <= inputs.query_positions().unsqueeze(-1)  # (Q, K)
         dense = fixed & causal
