@@ -155,8 +155,46 @@ def _dry_run_preflight(spec: Any, plan: list[tuple[Any, str]]) -> None:
     report.raise_if_problems()
 
 
+_STUDY_FLAGS = ("--model", "--config", "--benchmark", "--limit", "--print-yaml")
+
+
+def _study_flags_given(args: argparse.Namespace) -> list[str]:
+    values = (args.model, args.config, args.benchmark, args.limit, args.print_yaml or None)
+    return [flag for flag, value in zip(_STUDY_FLAGS, values, strict=True) if value is not None]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    return execute(_load_spec(args.experiment, args), args, "run")
+    given = _study_flags_given(args)
+    if args.experiment is not None:
+        if given:
+            raise ValueError(
+                f"{args.experiment}: {', '.join(given)} describe a study without a file; give "
+                "either a study file or --model/--config/--benchmark/--limit"
+            )
+        return execute(_load_spec(args.experiment, args), args, "run")
+    if not given:
+        raise ValueError(
+            "sah run needs a study file (sah run study.yaml) or flags: "
+            "--model M --benchmark B [--config C] [--limit N] (sah run --help)"
+        )
+    from sparse_attention_hub.experiment.from_flags import StudyFlags, spec_from_flags
+
+    flags = StudyFlags(
+        models=args.model or [],
+        benchmarks=args.benchmark or [],
+        configs=args.config or ["dense"],
+        limit=args.limit,
+        result_dir=args.result_dir,
+        gpus=args.gpus,
+        max_concurrent_runs=args.max_concurrent_runs,
+        backend=args.backend,
+        address=args.address,
+    )
+    spec, text = spec_from_flags(flags)
+    if args.print_yaml:
+        write(text)
+        return 0
+    return execute(spec, args, "run")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -204,8 +242,18 @@ def _demo_figure(result_dir: str, started: float) -> None:
 
 def add_run_parser(sub: Any) -> None:
     """Register ``sah run`` on the subparsers action ``sub``."""
-    p_run = sub.add_parser("run", help="run the study an experiment YAML file describes")
-    p_run.add_argument("experiment", help="the experiment file (see examples/)")
+    p_run = sub.add_parser(
+        "run",
+        help="run the study an experiment YAML file (or --model/--config/--benchmark) describes",
+        description="Run a study: an experiment YAML file, or one line of flags: "
+        "sah run --model M --config quest --benchmark synthetic_ruler:4096 --limit 20. "
+        "Repeated --model/--config/--benchmark make a matrix; --print-yaml writes the "
+        "equivalent file (the same cells).",
+    )
+    p_run.add_argument(
+        "experiment", nargs="?", help="the experiment file (see examples/); or use --model ..."
+    )
+    _add_study_flags(p_run)
     p_run.add_argument("--result-dir", type=result_dir_arg, help="overrides result_dir of the file")
     p_run.add_argument("--gpus", help='GPU ids like "0,1", or "cpu"; overrides executor.gpus')
     p_run.add_argument(
@@ -228,6 +276,40 @@ def add_run_parser(sub: Any) -> None:
     )
     add_quiet(p_run)
     p_run.set_defaults(func=_cmd_run)
+
+
+def _add_study_flags(p_run: argparse.ArgumentParser) -> None:
+    """The one-line study (no YAML file): ``experiment/from_flags.py``."""
+    p_run.add_argument(
+        "--model",
+        action="append",
+        metavar="M",
+        help="a hub id, a model folder, tiny:llama|qwen2|mistral or tiny:trained (repeatable)",
+    )
+    p_run.add_argument(
+        "--config",
+        action="append",
+        metavar="C",
+        help="dense, a recipe (quest or quest:heavy_size=0.05,page_size=32) or a JSON masker "
+        "list, optionally NAME=...; repeatable (default: dense)",
+    )
+    p_run.add_argument(
+        "--benchmark",
+        action="append",
+        metavar="B",
+        help="NAME or NAME:SUBSET[,SUBSET...], e.g. synthetic_ruler:4096 (repeatable)",
+    )
+    p_run.add_argument(
+        "--limit",
+        type=positive_int_arg,
+        metavar="N",
+        help="at most N requests per cell (request_kwargs.max_requests)",
+    )
+    p_run.add_argument(
+        "--print-yaml",
+        action="store_true",
+        help="write the flags' study as a YAML file to stdout; run nothing",
+    )
 
 
 def add_demo_parser(sub: Any) -> None:

@@ -151,7 +151,10 @@ def test_without_research_attention_the_previous_implementation_runs(
     torch.testing.assert_close(fallback, own)
 
 
-def test_unknown_attention_argument_names_the_model_class(llama_adapter: ModelAdapterHF) -> None:
+def test_attention_argument_we_do_not_handle_fails_loudly_naming_the_model_class(
+    llama_adapter: ModelAdapterHF,
+) -> None:
+    """An argument outside HANDLED_KWARGS/IGNORED_KWARGS is an error, never dropped."""
     llama_adapter.set_sparse_attention_config(small_window())
     q = torch.randn(1, 4, 2, 16)
     with (
@@ -161,3 +164,20 @@ def test_unknown_attention_argument_names_the_model_class(llama_adapter: ModelAd
         llama_adapter._switch.attention(
             llama_adapter.model.model.layers[0].self_attn, q, q, q, None, cu_seq_lens_k=[0, 2]
         )
+
+
+def test_a_transformers_release_passing_a_new_attention_argument_fails_loudly(
+    llama_adapter: ModelAdapterHF,
+) -> None:
+    """The guard behind pyproject's ``transformers<6``: a release whose model forward passes an
+    attention argument we do not handle fails here, through the model's own forward (its
+    ``**kwargs`` reach the attention function, as a new argument of a new release would)."""
+    llama_adapter.set_sparse_attention_config(small_window())
+    ids = torch.tensor([[1, 5, 9, 14, 3]])
+    with torch.no_grad():
+        llama_adapter.model(input_ids=ids, attention_argument_of_a_new_release=None)  # None: unused
+        with (
+            llama_adapter.enable_sparse_mode(),
+            pytest.raises(ValueError, match=r"\['attention_argument_of_a_new_release'\]"),
+        ):
+            llama_adapter.model(input_ids=ids, attention_argument_of_a_new_release=True)
