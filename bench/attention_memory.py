@@ -227,8 +227,8 @@ def measure_all(
         return run_jobs(jobs, k_len, device, timeout)
     records = []
     for job in jobs:
-        log.info("measuring %s at %s, K=%d", job[0], job[1], k_len)
         records += run_jobs([job], k_len, device, timeout)
+        log.info("K=%d %s", k_len, json.dumps(records[-1]))
     return records
 
 
