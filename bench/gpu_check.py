@@ -19,9 +19,9 @@ output goes to stderr):
 - ``total``: the whole run's seconds, target <= 480 on CUDA.
 
 The exit status is 1 when an enforced check misses its target or fails. ``--device cpu`` runs
-every check at small sizes (a minute or two, so CI keeps this script working): there the
-memory and speed targets are reported but not enforced (they are set for 128k on a GPU), the
-functional checks (k-means, the cells, Ray) are.
+every check at small sizes (a few minutes on 2 cores; a test runs it, so CI keeps this script
+working): there the memory and speed targets are reported but not enforced (they are set for
+128k on a GPU), the functional checks (k-means, the cells, Ray) are.
 
     .venv/bin/python bench/gpu_check.py [--device cuda|cpu] [--checks NAME ...]
 """
