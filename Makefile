@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install demo demo-figure test lint format pytest bench clean
+.PHONY: install demo demo-figure test lint format pytest bench gpu-check clean
 
 PIP := $(BIN)/python -m pip install --quiet
 
@@ -58,7 +58,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix sparse_attention_hub tests bench
 
 bench: $(STAMP)
-	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in bench/*.py; do case $$f in bench/gpu_check*) continue;; esac; \
+		echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The checks that wait for a GPU, one JSON line each (ARGS="--device cpu": small, on the CPU).
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -67,10 +67,16 @@ def median_ms(
 
 
 def measure(
-    k_len: int, repeats: int, device: torch.device, workdir: Path, methods: bool = True
+    k_len: int,
+    repeats: int,
+    device: torch.device,
+    workdir: Path,
+    methods: bool = True,
+    warmup: int = 3,
 ) -> dict[str, float]:
     """Best-of-two-rounds median ms of SDPA (both forms), both research arms and (with
-    ``methods``) every method arm at K=k_len; method artefacts are written under ``workdir``."""
+    ``methods``) every method arm at K=k_len, each after ``warmup`` untimed calls; method
+    artefacts are written under ``workdir``."""
     torch.manual_seed(0)
     b, h, h_kv, q_len, d = 1, 32, 8, 1, 128
     q = torch.randn(b, h, q_len, d, device=device)
@@ -106,19 +112,21 @@ def measure(
                     lambda: F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True),
                     repeats,
                     device,
+                    warmup,
                 ),
                 "sdpa_repeated_kv": median_ms(
                     lambda: F.scaled_dot_product_attention(q, k_rep, v_rep, scale=scale),
                     repeats,
                     device,
+                    warmup,
                 ),
-                "research_sparse": median_ms(run(sparse), repeats, device),
-                "research_empty": median_ms(run(dense), repeats, device),
+                "research_sparse": median_ms(run(sparse), repeats, device, warmup),
+                "research_empty": median_ms(run(dense), repeats, device, warmup),
             }
             for name, attn in arms.items():
                 # warm-up calls build the method's state; timed calls reuse it
-                rounds[f"research_{name}"] = median_ms(run(attn), repeats, device)
-                rounds.update(state_ms(name, attn, q, k, v, repeats, device))
+                rounds[f"research_{name}"] = median_ms(run(attn), repeats, device, warmup)
+                rounds.update(state_ms(name, attn, q, k, v, repeats, device, warmup))
             for name, ms in rounds.items():
                 timings[name] = min(ms, timings.get(name, float("inf")))
     return timings
@@ -132,6 +140,7 @@ def state_ms(
     v: torch.Tensor,
     repeats: int,
     device: torch.device,
+    warmup: int = 3,
 ) -> dict[str, float]:
     """Median ms of building the last masker's state of all K keys (once per layer per
     request) and of extending it by one decode token; nothing for a stateless masker."""
@@ -144,9 +153,11 @@ def state_ms(
         q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2), layer_idx=0
     )
     return {
-        f"{name}_state_build": median_ms(lambda: masker.build_state(inputs), repeats, device),
+        f"{name}_state_build": median_ms(
+            lambda: masker.build_state(inputs), repeats, device, warmup
+        ),
         f"{name}_state_extend": median_ms(
-            lambda: masker.extend_state(state, longer, 1), repeats, device
+            lambda: masker.extend_state(state, longer, 1), repeats, device, warmup
         ),
     }
 
@@ -176,6 +187,19 @@ def summary(timings: dict[str, float], k_len: int) -> dict[str, object]:
     }
 
 
+def targets() -> dict[str, float]:
+    """The ratio targets at the long K: the research arms and every method arm's."""
+    return {
+        "sparse_ratio": 1.2,
+        "empty_ratio": 1.1,
+        **{
+            f"{name}_ratio": arm.target
+            for name, arm in METHOD_ARMS.items()
+            if arm.target is not None
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -197,16 +221,7 @@ def main() -> None:
                 "shape": {"B": 1, "H": 32, "Hkv": 8, "Q": 1, "D": 128},
                 **long,
                 "short": short,
-                "targets": {
-                    "sparse_ratio": 1.2,
-                    "empty_ratio": 1.1,
-                    "short_sparse_ratio": 2.0,
-                    **{
-                        f"{name}_ratio": arm.target
-                        for name, arm in METHOD_ARMS.items()
-                        if arm.target is not None
-                    },
-                },
+                "targets": {**targets(), "short_sparse_ratio": 2.0},
                 "missing_arms": missing_arms(),
                 "device": str(device),
                 "threads": torch.get_num_threads(),

@@ -31,20 +31,31 @@ from sparse_attention_hub.sparse_attention.maskers import (
     SinkMaskerConfig,
 )
 
+#: The bench's model: hidden 512, 4 layers, GQA (8 query heads, 2 KV heads), head_dim 64.
+BENCH_SIZES: dict[str, int] = {
+    "hidden_size": 512,
+    "intermediate_size": 1408,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "vocab_size": 2048,
+}
 
-def build_model(context: int) -> Any:
-    config = LlamaConfig(
-        hidden_size=512,
-        intermediate_size=1408,
-        num_hidden_layers=4,
-        num_attention_heads=8,
-        num_key_value_heads=2,
-        head_dim=64,
-        vocab_size=2048,
-        max_position_embeddings=context + 1024,
-    )
+
+def build_model(
+    context: int,
+    sizes: dict[str, int] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
+) -> Any:
+    """A random-weight Llama of ``sizes`` (default :data:`BENCH_SIZES`) in ``dtype``, built
+    directly on ``device``, using the model's own sdpa."""
+    options: dict[str, Any] = {**(sizes or BENCH_SIZES), "max_position_embeddings": context + 1024}
+    config = LlamaConfig(**options)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).eval()
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
     model.set_attn_implementation("sdpa")
     return model
 
@@ -58,7 +69,7 @@ def decode(model: Any, cache: Any, first: int, tokens: int, switch: Any) -> floa
     for _ in range(tokens):
         if switch is not None:
             switch.query_start = cache.get_seq_length()
-        ids = torch.tensor([[token]])
+        ids = torch.tensor([[token]], device=model.device)
         logits = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache}).logits
         token = int(logits[0, -1].argmax())
     seconds = time.perf_counter() - start
@@ -66,23 +77,21 @@ def decode(model: Any, cache: Any, first: int, tokens: int, switch: Any) -> floa
     return seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--context", type=int, default=8192)
-    parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+def cache_kwarg(model: Any) -> str:
+    """The name of the model's KV-cache argument (transformers renamed it)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def measure(model: Any, context: int, tokens: int, rounds: int) -> dict[str, Any]:
+    """Prefill ``context`` random tokens once, then decode ``tokens`` tokens per arm (best of
+    ``rounds`` interleaved rounds); the result's times (s), ratios and targets."""
     from transformers import DynamicCache
 
-    model = build_model(args.context)
-    ids = torch.randint(0, model.config.vocab_size, (1, args.context), generator=None)
+    ids = torch.randint(0, model.config.vocab_size, (1, context), device=model.device)
     cache = DynamicCache(config=model.config)
     with torch.inference_mode():
         start = time.perf_counter()
-        name = (
-            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-        )
-        model(input_ids=ids, use_cache=True, logits_to_keep=1, **{name: cache})
+        model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_kwarg(model): cache})
         prefill = time.perf_counter() - start
         sparse_cfg = ResearchAttentionConfig(
             [SinkMaskerConfig(128), LocalMaskerConfig(512), OracleTopKConfig(0.1)]
@@ -94,34 +103,42 @@ def main() -> None:
             ),
         }
         times: dict[str, float] = {}
-        for _ in range(args.rounds):  # interleaved rounds, best of each arm
+        for _ in range(rounds):  # interleaved rounds, best of each arm
             times["sdpa"] = min(
-                times.get("sdpa", float("inf")), decode(model, cache, 1, args.tokens, None)
+                times.get("sdpa", float("inf")), decode(model, cache, 1, tokens, None)
             )
             for arm, switch in switches.items():
                 with switch.enable():
-                    seconds = decode(model, cache, 1, args.tokens, switch)
+                    seconds = decode(model, cache, 1, tokens, switch)
                 times[arm] = min(times.get(arm, float("inf")), seconds)
     base = times["sdpa"]
-    print(f"prefill {args.context} tokens: {prefill:.2f} s (model's own sdpa)")
-    for arm, seconds in times.items():
+    return {
+        "bench": "decode_throughput",
+        "context": context,
+        "tokens": tokens,
+        "prefill_s": round(prefill, 3),
+        "decode_s": {arm: round(s, 4) for arm, s in times.items()},
+        "dense_ratio": round(times["research_dense"] / base, 3),
+        "sparse_ratio": round(times["research_sparse"] / base, 3),
+        "targets": {"dense_ratio": 1.1, "sparse_ratio": 1.3},
+        "device": str(model.device),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--context", type=int, default=8192)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    result = measure(build_model(args.context), args.context, args.tokens, args.rounds)
+    print(f"prefill {args.context} tokens: {result['prefill_s']:.2f} s (model's own sdpa)")
+    base = result["decode_s"]["sdpa"]
+    for arm, seconds in result["decode_s"].items():
         per_token = seconds / args.tokens * 1e3
         print(f"{arm:>16}: {seconds:7.3f} s  {per_token:7.2f} ms/token  ({seconds / base:.2f}x)")
-    print(
-        json.dumps(
-            {
-                "bench": "decode_throughput",
-                "context": args.context,
-                "tokens": args.tokens,
-                "prefill_s": round(prefill, 3),
-                "decode_s": {arm: round(s, 4) for arm, s in times.items()},
-                "dense_ratio": round(times["research_dense"] / base, 3),
-                "sparse_ratio": round(times["research_sparse"] / base, 3),
-                "targets": {"dense_ratio": 1.1, "sparse_ratio": 1.3},
-                "threads": torch.get_num_threads(),
-            }
-        )
-    )
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

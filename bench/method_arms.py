@@ -5,6 +5,9 @@ Sink(128) + Local(128) before them) at the issue's 5 % budget. A method that nee
 offline artefact (a channel file, hash weights) writes one for ``shape`` under ``workdir``:
 its content does not change the timing, only its shape does. A new masker adds one entry to
 ``METHOD_ARMS``; ``missing_arms()`` names the registered maskers that have none.
+``method_configs(name, ...)`` gives the configs that cover any registered masker (its arm,
+oracle top-k at 5 %, nothing for sink and local, else the masker's config with its defaults),
+so a bench that walks the registry covers a new masker without a change.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sparse_attention_hub.sparse_attention.maskers import (
     SocketConfig,
     VAttentionConfig,
     available_maskers,
+    resolve_masker,
 )
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
     random_channel_table,
@@ -105,3 +109,27 @@ def _hashattention(shape: ArmShape, workdir: Path) -> MaskerConfig:
 def missing_arms() -> list[str]:
     """Registered built-in maskers with neither a method arm nor a fixed one."""
     return sorted(set(available_maskers()) - set(METHOD_ARMS) - BUILDING_BLOCKS)
+
+
+def method_configs(name: str, shape: ArmShape, workdir: Path) -> list[MaskerConfig]:
+    """The configs a stack puts after Sink + Local to cover the registered masker ``name``:
+    its method arm; OracleTopK(0.05) for oracle top-k; nothing for sink and local (the stack
+    is then sink + local); else the masker's config with every default.
+
+    Raises:
+        ValueError: an unknown masker, or one with no arm whose config needs arguments.
+    """
+    if name in METHOD_ARMS:
+        return METHOD_ARMS[name](shape, workdir)
+    if name == "oracle_top_k":
+        return [OracleTopKConfig(0.05)]
+    if name in ("sink", "local"):
+        return []
+    config_class = resolve_masker(name).config_class
+    try:
+        return [config_class()]
+    except TypeError as exc:
+        raise ValueError(
+            f"masker {name!r} has no arm in bench/method_arms.py METHOD_ARMS and its config "
+            f"{config_class.__name__} needs arguments ({exc}); add an arm for it"
+        ) from exc
