@@ -24,6 +24,7 @@ from sparse_attention_hub.cli import (
     run,
     tiny_model,
     train,
+    tune,
 )
 from sparse_attention_hub.cli.common import EXIT_DISK, one_line
 
@@ -39,6 +40,7 @@ _REGISTRARS: tuple[Callable[[Any], None], ...] = (
     run.add_demo_parser,
     calibrate.add_parser,
     train.add_parser,
+    tune.add_parser,
     convert.add_parser,
     lm_eval_cmd.add_parser,
 )

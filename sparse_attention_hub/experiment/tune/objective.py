@@ -1,0 +1,19 @@
+"""The searched value of a trial: lower is better."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def objective_of(figures: dict[str, Any], weights: dict[str, float]) -> float:
+    """``w_error * output_error - w_score * score`` (NaN where a figure with weight is NaN)."""
+    total = 0.0
+    for key, sign in (("output_error", 1.0), ("score", -1.0)):
+        weight = weights.get(key, 0.0)
+        if weight:
+            value = figures.get(key)
+            if value is None or not math.isfinite(value):
+                return math.nan
+            total += sign * weight * value
+    return total

@@ -1,0 +1,103 @@
+"""One trial: the cells of one sparse config (every model x benchmark x subset of the study),
+run with the executor's own cell runner (``CellRunner``, as a worker runs them) into the
+study's cell store. A complete cell is reused, never run again; a partial one resumes.
+
+The trial's figures are means over its cells: ``density`` (of the logged
+``research_attention_density``), ``output_error`` (``research_attention_output_error``) and
+``score`` (the overall scores).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sparse_attention_hub.experiment.spec import ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+DENSITY_METRIC = "research_attention_density"
+ERROR_METRIC = "research_attention_output_error"
+_RUNNERS: dict[Any, Any] = {}  # one CellRunner per process: the model stays loaded
+
+
+def trial_spec(study: ExperimentSpec, name: str, maskers: Any, layers: list[int]) -> ExperimentSpec:
+    """The study with one sparse config, logging density and output error."""
+    metrics = study.executor.enabled_metrics
+    if metrics != "all":
+        wanted = [*(metrics or []), DENSITY_METRIC, ERROR_METRIC]
+        metrics = list(dict.fromkeys(wanted))
+    executor = replace(study.executor, enabled_metrics=metrics)
+    return replace(
+        study, sparse_configs=[(name, maskers)], dense_layers={name: layers}, executor=executor
+    )
+
+
+def _runner(spec: ExperimentSpec) -> Any:
+    from sparse_attention_hub.executor.protocol import WorkerSettings
+    from sparse_attention_hub.executor.worker_cell import CellRunner
+
+    ex = spec.executor
+    key = (bool(ex.gpus), repr(ex.enabled_metrics), ex.max_records, ex.sampling_factor)
+    if key not in _RUNNERS:
+        settings = WorkerSettings(
+            worker_index=0,
+            gpu_id=0 if ex.gpus else None,  # the GPU Ray gave the trial
+            num_threads=None,
+            enabled_metrics=ex.enabled_metrics,
+            max_records=ex.max_records,
+            sampling_factor=ex.sampling_factor,
+        )
+        _RUNNERS.clear()
+        _RUNNERS[key] = CellRunner(settings)
+    return _RUNNERS[key]
+
+
+def run_trial_cells(spec: ExperimentSpec) -> dict[str, Any]:
+    """Run (or reuse) every cell of ``spec`` (one sparse config); the trial's figures."""
+    from sparse_attention_hub.cell_store import COMPLETE, cell_status
+    from sparse_attention_hub.executor.planning import drop_interrupted_writes, move_stale_cells
+    from sparse_attention_hub.executor.protocol import CellTask
+    from sparse_attention_hub.experiment.runner import make_executor
+
+    executor = make_executor(spec, verbose=False)
+    plan = executor.plan_matrix(**spec.matrix_kwargs())
+    counts = {"ran": 0, "reused": 0, "failed": 0}
+    for stub, status in plan:
+        if status == COMPLETE:
+            counts["reused"] += 1
+            continue
+        drop_interrupted_writes([stub])
+        move_stale_cells([(stub, cell_status(stub.result_dir, stub.fingerprint))])
+        outcome = _runner(spec).run(CellTask(stub))
+        counts["ran" if outcome.success else "failed"] += 1
+        if not outcome.success:
+            log.warning("%s failed: %s", stub.cell_id, outcome.error_message)
+    return {**cell_means([Path(stub.result_dir) for stub, _ in plan]), **counts}
+
+
+def cell_means(cells: list[Path]) -> dict[str, Any]:
+    """Means over complete cells of their density, output error and score (NaN if none)."""
+    from sparse_attention_hub.cell_store import COMPLETE
+    from sparse_attention_hub.executor.results import cell_row
+
+    rows = [row for cell in cells if (row := cell_row(cell)) and row["status"] == COMPLETE]
+    out: dict[str, Any] = {"cells": ";".join(str(c) for c in cells), "complete": len(rows)}
+    for key, column in (
+        ("density", "mean_density"),
+        ("output_error", "mean_output_error"),
+        ("score", "overall_score"),
+    ):
+        values = [row[column] for row in rows if row.get(column) is not None]
+        out[key] = sum(values) / len(values) if values and len(values) == len(cells) else math.nan
+    return out
+
+
+def tune_trainable(config: dict[str, Any], study: ExperimentSpec) -> dict[str, Any]:
+    """The Ray Tune function trainable: ``config["trial"]`` is one row of the trial plan."""
+    trial = config["trial"]
+    spec = trial_spec(study, trial["config_name"], trial["maskers"], trial["dense_layers"])
+    return run_trial_cells(spec)
