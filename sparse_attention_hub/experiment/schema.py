@@ -6,7 +6,8 @@ A file looks like ``examples/demo.yaml``::
     result_dir: ./demo_results      # relative to the working directory; ~ is expanded
     models:                         # hub ids, local paths, or {tiny_model: {arch: llama}}
       - meta-llama/Llama-3.1-8B-Instruct
-    sparse_configs:                 # name -> dense | list of maskers | {dense_layers, maskers}
+    sparse_configs:                 # name -> dense | list of maskers | {dense_layers, maskers,
+                                    #   score_budget_bytes} (research attention memory budget)
                                     #   | {recipe: <name>, <param>: value} (recipe_configs.py)
       dense: dense
       streaming:
@@ -128,7 +129,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
-    sparse_configs, dense_layers, recipe_defaults = parse_sparse_configs(
+    sparse_configs, dense_layers, recipe_defaults, budgets = parse_sparse_configs(
         c.required(doc, "sparse_configs", "", src),
         src,
         c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
@@ -145,6 +146,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         sparse_configs=sparse_configs,
         dense_layers=dense_layers,
         recipe_dense_layers=tuple(recipe_defaults),
+        score_budgets=budgets,
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
         model_kwargs=adapter["model_kwargs"],

@@ -1,6 +1,7 @@
 """The ``sparse_configs`` section of an experiment file (see ``schema.py``).
 
-Each entry is ``dense``, a masker list, ``{maskers: [...], dense_layers: [...]}`` or a recipe
+Each entry is ``dense``, a masker list, ``{maskers: [...], dense_layers: [...],
+score_budget_bytes: N}`` (both keys optional) or a recipe
 ``{recipe: <name>, <param>: value}`` (``recipe_configs.py``); list-valued masker parameters
 sweep (``sweep.py``). Config names become folder names, so they are checked as such.
 """
@@ -32,12 +33,16 @@ CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 def parse_sparse_configs(
     value: Any, src: Source, allow_large_sweep: bool = False
 ) -> tuple[
-    list[tuple[str, list[dict[str, dict[str, Any]]] | None]], dict[str, list[int]], list[str]
+    list[tuple[str, list[dict[str, dict[str, Any]]] | None]],
+    dict[str, list[int]],
+    list[str],
+    dict[str, int],
 ]:
     """The configs in file order, each masker list with list-valued parameters expanded into
     one config per point of their product (``sweep.py``), the dense layers by config name
-    (a swept config's points share its dense layers), and the names of the recipe configs
-    whose dense layers are the recipe's defaults (the file does not set ``dense_layers``)."""
+    (a swept config's points share its dense layers), the names of the recipe configs
+    whose dense layers are the recipe's defaults (the file does not set ``dense_layers``), and
+    the score budgets the file sets, by config name (shared by a sweep's points)."""
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
@@ -48,6 +53,7 @@ def parse_sparse_configs(
     dense_layers: dict[str, list[int]] = {}
     taken: dict[str, str] = {}  # folder key (case folded) -> config name
     recipe_defaults: list[str] = []
+    budgets: dict[str, int] = {}
     for name, maskers in configs.items():
         path = c.join("sparse_configs", name)
         if not CONFIG_NAME.match(name) or ".." in name:
@@ -72,7 +78,9 @@ def parse_sparse_configs(
                     if "dense_layers" not in maskers:
                         recipe_defaults.append(point_name)
             continue
+        budget = None
         if isinstance(maskers, dict):
+            budget = _score_budget(maskers, path, src)
             maskers, layers = _with_dense_layers(maskers, path, src)
             if layers:
                 dense_layers[name] = layers
@@ -92,11 +100,25 @@ def parse_sparse_configs(
             out.append((full_name, maskers_of))
             if layers_of:
                 dense_layers[full_name] = layers_of
+            if budget is not None:
+                budgets[full_name] = budget
     try:
         check_sweep_size(len(out), allow_large_sweep)
     except ValueError as exc:
         raise src.error("sparse_configs", str(exc)) from exc
-    return out, dense_layers, recipe_defaults
+    return out, dense_layers, recipe_defaults, budgets
+
+
+def _score_budget(value: dict[str, Any], path: str, src: Source) -> int | None:
+    """The checked ``score_budget_bytes`` of ``{maskers: [...], score_budget_bytes: N}``."""
+    from sparse_attention_hub.sparse_attention.research_config import check_score_budget
+
+    if value.get("score_budget_bytes") is None:
+        return None
+    try:
+        return check_score_budget(value["score_budget_bytes"])
+    except ValueError as exc:
+        raise src.error(c.join(path, "score_budget_bytes"), str(exc)) from None
 
 
 def _check_count(configs: dict[str, Any], src: Source, allow_large_sweep: bool) -> None:
@@ -119,12 +141,13 @@ def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[A
     """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers)."""
     from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
 
-    unknown = sorted(set(value) - {"maskers", "dense_layers"})
+    unknown = sorted(set(value) - {"maskers", "dense_layers", "score_budget_bytes"})
     if unknown or "maskers" not in value:
         raise src.error(
             path,
             "expected 'dense' or a list of maskers like [{sink: {sink_size: 128}}] (or a "
-            "mapping {maskers: [...], dense_layers: [0, 1]}), got a mapping with keys "
+            "mapping {maskers: [...], dense_layers: [0, 1], score_budget_bytes: N}), got a "
+            "mapping with keys "
             f"{', '.join(map(str, value)) or 'none'}",
         )
     try:

@@ -95,6 +95,8 @@ class ExperimentSpec:
     # configs whose dense_layers are their recipe's defaults (a smaller model drops the layers
     # it lacks, with a note, where a value the file gives beyond the model is refused)
     recipe_dense_layers: tuple[str, ...] = ()
+    # config name -> the research attention's score budget in bytes, where the file sets one
+    score_budgets: dict[str, int] = field(default_factory=dict)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     name: str | None = None
     description: str | None = None
@@ -150,9 +152,13 @@ class ExperimentSpec:
         for name, maskers in self.sparse_configs:
             config = None
             if maskers is not None:
-                config = ResearchAttentionConfig.from_dict(
-                    {"maskers": maskers, "dense_layers": self.dense_layers.get(name, [])}
-                )
+                data: dict[str, Any] = {
+                    "maskers": maskers,
+                    "dense_layers": self.dense_layers.get(name, []),
+                }
+                if name in self.score_budgets:
+                    data["score_budget_bytes"] = self.score_budgets[name]
+                config = ResearchAttentionConfig.from_dict(data)
                 config.dense_layers_from_recipe = name in self.recipe_dense_layers
             configs.append((name, config))
         return configs

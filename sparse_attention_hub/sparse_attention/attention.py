@@ -11,8 +11,10 @@ sampled keys with p < 1 get weight 1 / p, which makes numerator and denominator 
 
 GQA (H = G * Hkv) never repeats K/V: the G query heads that share a KV head are viewed as
 G * Q rows against that head, (B, Hkv, G * Q, D) @ (B, Hkv, D, K). Scores and sums are fp32;
-bf16/fp16 K and V are read in their dtype and upcast one chunk of :data:`KV_CHUNK` keys at a
-time (no whole fp32 copy of K or V, which at K=128k would be 512 MiB each per layer).
+bf16/fp16 K and V are upcast in chunks of at most ``chunk_bytes`` fp32 bytes (default
+:data:`KV_CHUNK_BYTES`; the research attention gives half its score budget): one chunk, so a
+fixed number of ops per call, whenever the fp32 copy fits, and never a whole fp32 copy of a K
+or V that does not (at K=128k one is 512 MiB per layer at Llama-3.1-8B's shape).
 """
 
 from __future__ import annotations
@@ -23,9 +25,15 @@ import torch
 
 from sparse_attention_hub.sparse_attention.mask import Mask
 
-#: Keys per chunk when K/V are not fp32: each chunk is upcast on its own, so the extra memory
-#: is one (B, Hkv, KV_CHUNK, D) fp32 chunk instead of a whole fp32 copy of K or V.
-KV_CHUNK = 1024
+#: Default fp32 bytes of one chunk of bf16/fp16 K or V: each chunk is upcast on its own, so
+#: the extra memory is one (B, Hkv, chunk, D) fp32 chunk instead of a whole fp32 copy.
+KV_CHUNK_BYTES = 64 * 2**20
+
+
+def kv_chunk_keys(tensor: torch.Tensor, chunk_bytes: int) -> int:
+    """Keys per fp32 chunk of ``tensor`` (B, Hkv, K, D) within ``chunk_bytes`` (at least 1)."""
+    b, heads, _, d = tensor.shape
+    return max(1, int(chunk_bytes) // max(1, b * heads * d * 4))
 
 
 def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
@@ -47,6 +55,7 @@ def attention_scores(
     scaling: float | None = None,
     attention_mask: torch.Tensor | None = None,
     softcap: float | None = None,
+    chunk_bytes: int = KV_CHUNK_BYTES,
 ) -> torch.Tensor:
     """Scaled (and soft-capped) fp32 scores plus the attention mask.
 
@@ -59,6 +68,7 @@ def attention_scores(
             dtype's minimum (``finfo.min``) count as forbidden, like False / -inf.
         softcap: None, or Gemma-2's logit cap c: scores become ``c * tanh(scores / c)``
             before the attention mask is added (as in the model's eager attention).
+        chunk_bytes: the most fp32 bytes of K upcast at once (bf16/fp16 keys).
 
     Returns:
         (B, H, Q, K) float32, a new tensor.
@@ -70,13 +80,14 @@ def attention_scores(
     # Scale the small query tensor rather than the (B, H, Q, K) scores.
     q32 = queries.to(torch.float32) * scale
     q32 = q32.reshape(b, kv_heads, group * q, d)  # (B, Hkv, G*Q, D)
-    if keys.dtype == torch.float32:
-        scores = torch.matmul(q32, keys.transpose(-1, -2))  # (B, Hkv, G*Q, K)
+    step = kv_chunk_keys(keys, chunk_bytes)
+    if keys.dtype == torch.float32 or step >= k:  # one op group, whatever K
+        scores = torch.matmul(q32, keys.to(torch.float32).transpose(-1, -2))  # (B, Hkv, G*Q, K)
     else:  # read K in its dtype, a chunk at a time: never a whole fp32 copy of K
         scores = torch.empty(b, kv_heads, group * q, k, dtype=torch.float32, device=keys.device)
-        for start in range(0, k, KV_CHUNK):
-            chunk = keys[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, D)
-            scores[..., start : start + KV_CHUNK] = torch.matmul(q32, chunk.transpose(-1, -2))
+        for start in range(0, k, step):
+            chunk = keys[:, :, start : start + step].to(torch.float32)  # (B, Hkv, C, D)
+            scores[..., start : start + step] = torch.matmul(q32, chunk.transpose(-1, -2))
             del chunk  # free before the next chunk is upcast
     scores = scores.view(b, h, q, k)  # (B, H, Q, K)
     if softcap is not None:
@@ -146,8 +157,10 @@ class ScoreCache:
         scaling: float | None,
         attention_mask: torch.Tensor | None,
         softcap: float | None = None,
+        chunk_bytes: int = KV_CHUNK_BYTES,
     ) -> torch.Tensor:
-        """(B, H, Q, K) fp32 scores for these exact tensors (recomputed if they differ)."""
+        """(B, H, Q, K) fp32 scores for these exact tensors (recomputed if they differ);
+        ``chunk_bytes`` bounds the fp32 chunk of K (it does not change the scores)."""
         inputs = (queries, keys, scaling, attention_mask, softcap)
         cached = self._inputs
         if (
@@ -158,7 +171,9 @@ class ScoreCache:
             or cached[3] is not attention_mask
             or cached[4] != softcap
         ):
-            self._scores = attention_scores(queries, keys, scaling, attention_mask, softcap)
+            self._scores = attention_scores(
+                queries, keys, scaling, attention_mask, softcap, chunk_bytes
+            )
             self._inputs = inputs
         return self._scores
 
@@ -192,6 +207,7 @@ def masked_attention(
     return_weights: bool = False,
     scores: torch.Tensor | None = None,
     softcap: float | None = None,
+    chunk_bytes: int = KV_CHUNK_BYTES,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Attention of ``queries`` over the keys ``mask`` selects, weighted by 1 / p.
 
@@ -209,6 +225,7 @@ def masked_attention(
         scores: precomputed :func:`attention_scores` (B, H, Q, K) fp32, read only.
         softcap: Gemma-2's logit cap (see :func:`attention_scores`); ignored when ``scores``
             is given (they already carry it).
+        chunk_bytes: the most fp32 bytes of bf16/fp16 K or V upcast at once.
 
     Returns:
         (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) in the query dtype or
@@ -222,13 +239,13 @@ def masked_attention(
             f"got {tuple(values.shape)}"
         )
     if scores is None:
-        scores = attention_scores(queries, keys, scaling, attention_mask, softcap)
+        scores = attention_scores(queries, keys, scaling, attention_mask, softcap, chunk_bytes)
     logits = _logits(scores, mask)
     weights = guarded_softmax(logits, sinks, in_place=logits is not scores)  # (B, H, Q, K)
     del logits
     if dropout > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout, training=True)
-    out = _weighted_values(weights, values, group)  # (B, H, Q, Dv)
+    out = _weighted_values(weights, values, group, chunk_bytes)  # (B, H, Q, Dv)
     out = out.transpose(1, 2).to(queries.dtype).contiguous()  # (B, Q, H, Dv)
     return out, weights.to(queries.dtype) if return_weights else None
 
@@ -258,17 +275,21 @@ def guarded_softmax(
     return weights.div_(denom.clamp_min_(torch.finfo(torch.float32).tiny))
 
 
-def _weighted_values(weights: torch.Tensor, values: torch.Tensor, group: int) -> torch.Tensor:
-    """(B, H, Q, K) weights times values (B, Hkv, K, Dv) -> (B, H, Q, Dv) fp32, no K/V repeat."""
+def _weighted_values(
+    weights: torch.Tensor, values: torch.Tensor, group: int, chunk_bytes: int
+) -> torch.Tensor:
+    """(B, H, Q, K) weights times values (B, Hkv, K, Dv) -> (B, H, Q, Dv) fp32, no K/V repeat;
+    bf16/fp16 V is upcast in chunks of at most ``chunk_bytes``."""
     b, h, q, k = weights.shape
     kv_heads, dv = values.shape[1], values.shape[3]
     grouped = weights.reshape(b, kv_heads, group * q, k)  # (B, Hkv, G*Q, K)
-    if values.dtype == torch.float32:
-        out = torch.matmul(grouped, values)  # (B, Hkv, G*Q, Dv)
+    step = kv_chunk_keys(values, chunk_bytes)
+    if values.dtype == torch.float32 or step >= k:  # one op group, whatever K
+        out = torch.matmul(grouped, values.to(torch.float32))  # (B, Hkv, G*Q, Dv)
     else:  # accumulate in fp32, reading V one chunk at a time in its own dtype
         out = torch.zeros(b, kv_heads, group * q, dv, dtype=torch.float32, device=values.device)
-        for start in range(0, k, KV_CHUNK):
-            chunk = values[:, :, start : start + KV_CHUNK].to(torch.float32)  # (B, Hkv, C, Dv)
-            out.add_(torch.matmul(grouped[..., start : start + KV_CHUNK], chunk))
+        for start in range(0, k, step):
+            chunk = values[:, :, start : start + step].to(torch.float32)  # (B, Hkv, C, Dv)
+            out.add_(torch.matmul(grouped[..., start : start + step], chunk))
             del chunk
     return out.view(b, h, q, dv)  # (B, H, Q, Dv)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from sparse_attention_hub.sparse_attention.attention import (
+    KV_CHUNK_BYTES,
     ScoreCache,
     allowed_keys,
     default_scaling,
@@ -65,6 +66,9 @@ class AttentionInputs:
     key_start: int | None = None
     """Absolute position of key 0; None means the keys end at the last query
     (``query_start + Q - K``, floored at 0). Set for a block of queries (:meth:`query_block`)."""
+    kv_chunk_bytes: int = KV_CHUNK_BYTES
+    """The most fp32 bytes of bf16/fp16 K or V the exact scores and the softmax upcast at once
+    (the research attention gives half its score budget); it never changes a result."""
 
     def __post_init__(self) -> None:
         if self.queries.dim() != 4 or self.keys.dim() != 4:
@@ -149,7 +153,12 @@ class AttentionInputs:
         """(B, H, Q, K) fp32 scaled, soft-capped scores plus the attention mask (forbidden = -inf),
         computed once per call and shared. Read only: never write into it."""
         return self.score_cache.get(
-            self.queries, self.keys, self.scaling, self.attention_mask, self.softcap
+            self.queries,
+            self.keys,
+            self.scaling,
+            self.attention_mask,
+            self.softcap,
+            self.kv_chunk_bytes,
         )
 
     @property

@@ -44,8 +44,10 @@ from sparse_attention_hub.sparse_attention.maskers import (
     create_masker,
 )
 from sparse_attention_hub.sparse_attention.research_config import (
+    DEFAULT_SCORE_BUDGET_BYTES,
     ResearchAttentionConfig,
     check_dense_layers,
+    check_score_budget,
 )
 
 DENSITY_METRIC = "research_attention_density"
@@ -89,10 +91,12 @@ IGNORED_KWARGS = frozenset(
     }
 )
 
-#: Default memory budget of one (B, H, block, K) fp32 score tensor: queries are processed in
-#: blocks of ``budget // (B * H * K * 4)`` rows (at least 1), so the peak of a call scales with
-#: block x K, not Q x K. 128 MiB is 32 query rows at 32 heads and K = 32k, 8 at K = 128k.
-DEFAULT_SCORE_BUDGET_BYTES = 128 * 2**20
+#: Bytes one block allocates per (B, H, block, K) entry at its peak on the shared path: the
+#: fp32 scores (4), one fp32 temporary of their size (a top-k's masked copy of the scores, then
+#: the logits: 4), the bool mask and a top-k's picks (about 2). Half the score budget goes to
+#: these, the other half to the fp32 chunk of K or V (``kv_chunk_bytes``), so a block's peak
+#: stays near the budget: at 128 MiB, 6 query rows at 32 heads and K = 32k, 1 at K = 128k.
+BLOCK_BYTES_PER_ENTRY = 10
 
 #: ``hook(inputs, mask)``, called with the mask of every ``custom_attention`` call.
 MaskHook = Callable[[AttentionInputs, Mask], None]
@@ -127,9 +131,11 @@ class ResearchAttention:
         maskers: the masker chain, in order.
         dense_layers: layer indices that get the full mask (dense attention, same path).
         states: the per-layer masker states of the current request.
-        score_budget_bytes: memory budget of one (B, H, block, K) fp32 score tensor; the
-            queries of a call are processed in blocks that fit it (one block when a stateful
-            masker is in the chain: its state advances once per call).
+        score_budget_bytes: the memory one block of queries may allocate: half for its
+            (B, H, block, K) tensors (:data:`BLOCK_BYTES_PER_ENTRY` bytes per entry), half for
+            the fp32 chunk of bf16/fp16 K or V. The queries of a call run in blocks that fit
+            it; the state of a stateful masker advances once per call, on the call's keys,
+            before the first block, and every block reads it.
     """
 
     def __init__(
@@ -138,14 +144,7 @@ class ResearchAttention:
         score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES,
         dense_layers: Sequence[int] = (),
     ) -> None:
-        if (
-            not isinstance(score_budget_bytes, int)
-            or isinstance(score_budget_bytes, bool)
-            or score_budget_bytes < 1
-        ):
-            raise ValueError(
-                f"score_budget_bytes must be a positive int, got {score_budget_bytes!r}"
-            )
+        check_score_budget(score_budget_bytes)
         check_one_sampling([type(m) for m in maskers])
         self.score_budget_bytes = score_budget_bytes
         self.maskers = list(maskers)
@@ -163,7 +162,9 @@ class ResearchAttention:
                 f"create_from_config needs a ResearchAttentionConfig, got {type(config).__name__}"
             )
         return cls(
-            [create_masker(c) for c in config.masker_configs], dense_layers=config.dense_layers
+            [create_masker(c) for c in config.masker_configs],
+            score_budget_bytes=config.score_budget_bytes,
+            dense_layers=config.dense_layers,
         )
 
     def new_request(self) -> MaskerStates:
@@ -188,23 +189,37 @@ class ResearchAttention:
         finally:
             handle.remove()
 
-    def build_mask(self, inputs: AttentionInputs) -> Mask:
+    def build_mask(self, inputs: AttentionInputs, states: dict[int, Any] | None = None) -> Mask:
         """The (B, H, Q, K) mask of the masker chain, starting from an empty mask.
 
         With no maskers, and on a layer in ``dense_layers``, it is the full mask (dense
-        attention). Stateful maskers get their state for this layer in ``inputs.state``.
+        attention). Stateful maskers get their state for this layer in ``inputs.state``: from
+        ``states`` (:meth:`advance_states` of the whole call, for a block of its queries), or
+        advanced on ``inputs`` here when None.
         """
         shape = inputs.mask_shape
         if not self.maskers or inputs.layer_idx in self.dense_layers:
             return Mask.create_full(shape, device=inputs.queries.device)
+        if states is None:
+            states = self.advance_states(inputs)
         mask = Mask.create_empty(shape, device=inputs.queries.device)
-        for masker in self.maskers:
+        for i, masker in enumerate(self.maskers):
             masker_inputs = inputs
-            if self._stateful and masker.is_stateful:
-                state = self.states.read(masker, inputs)  # type: ignore[arg-type]
-                masker_inputs = dataclasses.replace(inputs, state=state)
+            if i in states:
+                masker_inputs = dataclasses.replace(inputs, state=states[i])
             mask = masker.add_mask(masker_inputs, mask)
         return mask
+
+    def advance_states(self, inputs: AttentionInputs) -> dict[int, Any]:
+        """The state of every stateful masker (by its index in the chain) for this call: built,
+        extended or cut once, on the call's keys and first query (none on a dense layer)."""
+        if not self._stateful or inputs.layer_idx in self.dense_layers:
+            return {}
+        return {
+            i: self.states.read(masker, inputs)  # type: ignore[arg-type]
+            for i, masker in enumerate(self.maskers)
+            if masker.is_stateful
+        }
 
     def custom_attention(
         self,
@@ -245,17 +260,27 @@ class ResearchAttention:
         if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
             query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
         inputs = AttentionInputs(
-            query, key, value, attention_mask, scaling, dropout, layer_idx, query_start, kwargs
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling,
+            dropout,
+            layer_idx,
+            query_start,
+            kwargs,
+            kv_chunk_bytes=self.score_budget_bytes // 2,
         )
+        states = self.advance_states(inputs)  # once per call: every block sees the same keys
         q_len = query.shape[2]
         block = self.query_block_size(inputs)
-        if block >= q_len or self._stateful:
-            return self._attend(inputs, return_weights)
+        if block >= q_len:
+            return self._attend(inputs, return_weights, states)
         outs: list[torch.Tensor] = []
         all_weights: list[torch.Tensor] = []
         for start in range(0, q_len, block):
             out, weights = self._attend(
-                inputs.query_block(start, min(start + block, q_len)), return_weights
+                inputs.query_block(start, min(start + block, q_len)), return_weights, states
             )
             outs.append(out)  # (B, block, H, Dv)
             if weights is not None:
@@ -264,15 +289,17 @@ class ResearchAttention:
         return out, torch.cat(all_weights, dim=2) if return_weights else None
 
     def query_block_size(self, inputs: AttentionInputs) -> int:
-        """Query rows per block: one (B, H, rows, K) fp32 tensor fits the score budget."""
+        """Query rows per block: the block's (B, H, rows, K) tensors, at
+        :data:`BLOCK_BYTES_PER_ENTRY` bytes per entry, fit half the score budget (at least 1)."""
         b, h, _, k = inputs.mask_shape
-        return max(1, self.score_budget_bytes // max(1, b * h * k * 4))
+        per_row = max(1, b * h * k * BLOCK_BYTES_PER_ENTRY)
+        return max(1, (self.score_budget_bytes // 2) // per_row)
 
     def _attend(
-        self, inputs: AttentionInputs, return_weights: bool
+        self, inputs: AttentionInputs, return_weights: bool, states: dict[int, Any]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mask and attention of one block of queries: (B, Q, H, Dv), weights or None."""
-        mask = self.build_mask(inputs)
+        mask = self.build_mask(inputs, states)
         for hook in self._mask_hooks:
             hook(inputs, mask)
         out, weights = masked_attention(
@@ -284,6 +311,7 @@ class ResearchAttention:
             dropout=inputs.dropout,
             return_weights=return_weights,
             scores=inputs.exact_scores(),
+            chunk_bytes=inputs.kv_chunk_bytes,
         )
         self._log_metrics(mask, out, inputs)
         return out, weights

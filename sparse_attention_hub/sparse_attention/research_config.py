@@ -15,6 +15,14 @@ from sparse_attention_hub.sparse_attention.maskers import (
     resolve_masker,
 )
 
+#: The default memory budget of one block of queries of an attention call (128 MiB): at Q=1
+#: it holds the scores of K = 1M keys at 32 heads; longer questions run in blocks of rows.
+DEFAULT_SCORE_BUDGET_BYTES = 128 * 2**20
+#: The smallest budget accepted: below it every call runs one query per block anyway.
+MIN_SCORE_BUDGET_BYTES = 1
+#: The keys of ``to_dict()`` / ``from_dict``.
+CONFIG_KEYS = ("maskers", "dense_layers", "score_budget_bytes")
+
 
 @dataclasses.dataclass
 class ResearchAttentionConfig:
@@ -26,8 +34,14 @@ class ResearchAttentionConfig:
     preflight leaves out the layers a smaller model lacks (with a note) where it refuses a
     user's value beyond the model. It is not part of ``to_dict()`` or equality.
 
+    ``score_budget_bytes``: the memory one block of queries may allocate in a call (scores,
+    masks, a method's temporaries, an fp32 chunk of K/V); the research attention processes
+    the queries of a call in blocks that fit it (see ``ResearchAttention``). A larger budget
+    means fewer, larger blocks (fewer ops), a smaller one a lower peak.
+
     ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}`` (plus
-    ``"dense_layers": [...]`` when there are any), which ``from_dict`` reads back
+    ``"dense_layers": [...]`` when there are any and ``"score_budget_bytes"`` when it is not
+    the default, so fingerprints of default configs stay as they were), which ``from_dict`` reads back
     (JSON/YAML-able, used for fingerprints). Pickling keeps each
     masker's registry name, so a worker process resolves import-path and entry-point maskers
     again before it rebuilds the config.
@@ -36,9 +50,11 @@ class ResearchAttentionConfig:
     masker_configs: list[MaskerConfig] = dataclasses.field(default_factory=list)
     dense_layers: list[int] = dataclasses.field(default_factory=list)
     dense_layers_from_recipe: bool = dataclasses.field(default=False, compare=False, repr=False)
+    score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES
 
     def __post_init__(self) -> None:
         self.dense_layers = check_dense_layers(self.dense_layers)
+        self.score_budget_bytes = check_score_budget(self.score_budget_bytes)
         if isinstance(self.masker_configs, MaskerConfig) or not isinstance(
             self.masker_configs, Sequence
         ):
@@ -63,14 +79,17 @@ class ResearchAttentionConfig:
         data: dict[str, Any] = {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
         if self.dense_layers:
             data["dense_layers"] = list(self.dense_layers)
+        if self.score_budget_bytes != DEFAULT_SCORE_BUDGET_BYTES:
+            data["score_budget_bytes"] = self.score_budget_bytes
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ResearchAttentionConfig:
         """Inverse of :meth:`to_dict`; ValueError naming what is wrong."""
-        if not isinstance(data, Mapping) or set(data) - {"maskers", "dense_layers"}:
+        if not isinstance(data, Mapping) or set(data) - set(CONFIG_KEYS):
             raise ValueError(
-                f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}}, got {data!r}'
+                f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}} with the '
+                f"optional keys {list(CONFIG_KEYS[1:])}, got {data!r}"
             )
         entries = data.get("maskers") or []
         if not isinstance(entries, list):
@@ -83,7 +102,8 @@ class ResearchAttentionConfig:
                 )
             ((name, params),) = entry.items()
             configs.append(masker_config_from_dict(name, params))
-        return cls(configs, data.get("dense_layers") or [])
+        budget = data.get("score_budget_bytes", DEFAULT_SCORE_BUDGET_BYTES)
+        return cls(configs, data.get("dense_layers") or [], score_budget_bytes=budget)
 
     @classmethod
     def from_recipe(cls, name: str, **params: Any) -> ResearchAttentionConfig:
@@ -97,7 +117,10 @@ class ResearchAttentionConfig:
         return config
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_unpickle, (self.masker_names(), self.masker_configs, self.dense_layers))
+        return (
+            _unpickle,
+            (self.masker_names(), self.masker_configs, self.dense_layers, self.score_budget_bytes),
+        )
 
 
 def check_dense_layers(value: object) -> list[int]:
@@ -116,10 +139,27 @@ def check_dense_layers(value: object) -> list[int]:
     return sorted(int(v) for v in value)
 
 
+def check_score_budget(value: object) -> int:
+    """``value`` as a memory budget in bytes: an int of at least :data:`MIN_SCORE_BUDGET_BYTES`
+    (ValueError naming ``ResearchAttentionConfig.score_budget_bytes`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SCORE_BUDGET_BYTES:
+        raise ValueError(
+            "ResearchAttentionConfig.score_budget_bytes must be an int of at least "
+            f"{MIN_SCORE_BUDGET_BYTES} bytes (default {DEFAULT_SCORE_BUDGET_BYTES} = 128 MiB), "
+            f"got {value!r}"
+        )
+    return value
+
+
 def _unpickle(
-    names: list[str], configs: list[MaskerConfig], dense_layers: list[int] | None = None
+    names: list[str],
+    configs: list[MaskerConfig],
+    dense_layers: list[int] | None = None,
+    score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES,
 ) -> ResearchAttentionConfig:
     """Resolve every masker name in this process (import paths, entry points), then rebuild."""
     for name in names:
         resolve_masker(name)
-    return ResearchAttentionConfig(configs, dense_layers or [])
+    return ResearchAttentionConfig(
+        configs, dense_layers or [], score_budget_bytes=score_budget_bytes
+    )

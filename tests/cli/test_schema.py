@@ -305,3 +305,17 @@ def test_bad_gpu_list_in_a_file() -> None:
     assert "exp.yaml: executor.gpus: bad GPU id str 'gpu0'" in error_of(
         MINIMAL + "executor: {gpus: gpu0}"
     )
+
+
+def test_a_study_file_sets_the_score_budget_of_a_config() -> None:
+    base = "models: [m]\nbenchmarks: [b]\n"
+    spec = parse(
+        base + "sparse_configs:\n  small:\n    score_budget_bytes: 1048576\n"
+        "    maskers: [{oracle_top_k: {heavy_size: [0.1, 0.2]}}]\n"
+        "  plain: [{sink: {sink_size: 4}}]\n"
+    )
+    configs = dict(spec.sparse_attention_configs())
+    assert {c.score_budget_bytes for n, c in configs.items() if n != "plain"} == {2**20}
+    assert configs["plain"].score_budget_bytes == 128 * 2**20
+    msg = error_of(base + "sparse_configs: {s: {score_budget_bytes: 0, maskers: [sink]}}")
+    assert "sparse_configs.s.score_budget_bytes: ResearchAttentionConfig.score_budget_bytes" in msg

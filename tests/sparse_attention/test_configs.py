@@ -198,3 +198,22 @@ def test_describe_maskers_lists_every_masker_with_params():
 )
 def test_sizes_are_tokens_or_fractions_of_k(size, k, tokens):
     assert resolve_size(size, k) == tokens
+
+
+def test_score_budget_is_a_config_field_left_out_of_the_dict_at_its_default():
+    from sparse_attention_hub.sparse_attention.research_config import DEFAULT_SCORE_BUDGET_BYTES
+
+    default = ResearchAttentionConfig([OracleTopKConfig(0.1)])
+    assert default.score_budget_bytes == DEFAULT_SCORE_BUDGET_BYTES
+    assert "score_budget_bytes" not in default.to_dict()  # fingerprints stay as they were
+    small = ResearchAttentionConfig([OracleTopKConfig(0.1)], score_budget_bytes=2**20)
+    assert small.to_dict()["score_budget_bytes"] == 2**20
+    assert ResearchAttentionConfig.from_dict(small.to_dict()) == small
+    assert pickle.loads(pickle.dumps(small)) == small
+    assert small != default
+    assert ResearchAttention.create_from_config(small).score_budget_bytes == 2**20
+    for bad in (0, -1, 1.5, True, "128MiB"):
+        with pytest.raises(ValueError, match=r"ResearchAttentionConfig\.score_budget_bytes"):
+            ResearchAttentionConfig([], score_budget_bytes=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="score_budget_bytes"):
+        ResearchAttentionConfig.from_dict({"maskers": [], "score_budget_bytes": 0})

@@ -7,11 +7,13 @@ import torch.nn.functional as F
 import sparse_attention_hub.sparse_attention.research_attention as ra
 from sparse_attention_hub.metric_logging import MicroMetricLogger, load_micro_metrics
 from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.attention import masked_attention
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers import (
     LocalMaskerConfig,
     OracleTopKConfig,
     SinkMaskerConfig,
+    create_masker,
 )
 
 METRICS = [ra.DENSITY_METRIC, ra.OUTPUT_ERROR_METRIC]
@@ -183,11 +185,9 @@ def test_unknown_attention_argument_is_an_error_naming_it_and_the_module():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_query_blocks_and_kv_chunks_change_nothing(monkeypatch, dtype):
-    """Blocks of queries (a tiny score budget) and K/V read in chunks give the same outputs
-    and weights, also with the keys of a sliding layer starting past position 0."""
-    import sparse_attention_hub.sparse_attention.attention as attention_module
-
+def test_query_blocks_and_kv_chunks_change_nothing(dtype):
+    """Blocks of queries (a tiny score budget) give the same outputs and weights, also with
+    the keys of a sliding layer starting past position 0."""
     g = torch.Generator().manual_seed(3)
     q = torch.randn(1, 4, 7, 8, generator=g).to(dtype)
     k = torch.randn(1, 2, 20, 8, generator=g).to(dtype)
@@ -197,11 +197,11 @@ def test_query_blocks_and_kv_chunks_change_nothing(monkeypatch, dtype):
         [SinkMaskerConfig(sink_size=2), LocalMaskerConfig(window_size=3), OracleTopKConfig(4)]
     )
     whole = ResearchAttention.create_from_config(cfg)
-    blocked = ResearchAttention(whole.maskers, score_budget_bytes=4 * 4 * 20 * 2)  # 2 rows
+    budget = 2 * (2 * 4 * 20 * ra.BLOCK_BYTES_PER_ENTRY)  # 2 rows
+    blocked = ResearchAttention(whole.maskers, score_budget_bytes=budget)
     assert blocked.query_block_size(AttentionInputs(q, k, v)) == 2
     args = (None, q, k, v, causal, None, 0.0)
     ref, ref_w = whole.custom_attention(*args, query_start=30, output_attentions=True)
-    monkeypatch.setattr(attention_module, "KV_CHUNK", 3)
     with blocked.record_masks() as masks:
         out, w = blocked.custom_attention(*args, query_start=30, output_attentions=True)
     assert [m.shape[2] for _, m in masks] == [2, 2, 2, 1]
@@ -209,6 +209,62 @@ def test_query_blocks_and_kv_chunks_change_nothing(monkeypatch, dtype):
     torch.testing.assert_close(w, ref_w)
     with pytest.raises(ValueError, match="score_budget_bytes"):
         ResearchAttention([], score_budget_bytes=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kv_chunks_change_nothing(dtype):
+    q, k, v = (t.to(dtype) for t in qkv(q=3, k=21))
+    ref, _ = masked_attention(q, k, v)
+    for chunk_bytes in (1, 2 * 8 * 4 * 5, 2**20):  # 1, 5 and all keys per chunk
+        out, _ = masked_attention(q, k, v, chunk_bytes=chunk_bytes)
+        torch.testing.assert_close(out, ref)
+
+
+def test_kv_upcast_is_one_op_group_when_k_fits_the_budget():
+    """bf16 K/V that fit the chunk budget are upcast at once: the ops of a call do not grow
+    with K (a GPU would launch one group of kernels per chunk)."""
+    from tests.support.op_count import count_ops
+
+    counts = []
+    for k_len in (2048, 32768):
+        q, k, v = (t.to(torch.bfloat16) for t in qkv(q=1, k=k_len))
+        counts.append(count_ops(lambda: masked_attention(q, k, v)).total)  # noqa: B023
+    assert counts[0] == counts[1]
+
+
+def test_a_stateful_chain_runs_in_query_blocks_with_the_state_of_the_call():
+    """A chain with a stateful masker runs its queries in blocks like any other (its memory
+    is block x K, not Q x K): the state advances once per call, on the call's keys, and every
+    block reads it; outputs equal one whole block."""
+    from tests.support.maskers import KeyMaxTopK, KeyMaxTopKConfig
+
+    q, k, v = qkv(q=7, k=20)
+    maskers = [SinkMaskerConfig(2), LocalMaskerConfig(3)]
+    whole = ResearchAttention([*map(create_masker, maskers), KeyMaxTopK(KeyMaxTopKConfig(4))])
+    budget = 2 * (2 * 4 * 20 * ra.BLOCK_BYTES_PER_ENTRY)  # 2 query rows per block
+    blocked = ResearchAttention(whole.maskers, score_budget_bytes=budget)
+    builds = []
+    original = KeyMaxTopK.build_state
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            KeyMaxTopK, "build_state", lambda self, i: builds.append(1) or original(self, i)
+        )
+        ref, _ = whole.custom_attention(None, q, k, v, None, layer_idx=0)
+        with blocked.record_masks() as masks:
+            out, _ = blocked.custom_attention(None, q, k, v, None, layer_idx=0)
+    assert [m.shape[2] for _, m in masks] == [2, 2, 2, 1]
+    assert len(builds) == 2  # one per call, not one per block
+    torch.testing.assert_close(out, ref)
+
+
+def test_the_score_budget_bounds_the_block_not_only_its_scores():
+    """At the default budget a block's rows leave room for the masks, a temporary the size
+    of the scores and the K/V chunk: rows x H x K x 4 bytes is at most a fifth of the budget."""
+    q, k, v = qkv(b=1, h=32, h_kv=8, q=256, k=32768, d=2)
+    attn = sparse_attention()
+    rows = attn.query_block_size(AttentionInputs(q, k, v))
+    assert rows * 32 * 32768 * 4 <= attn.score_budget_bytes / 5
+    assert rows >= 1
 
 
 def test_dense_layers_get_full_attention_through_the_same_path_and_others_stay_sparse():
