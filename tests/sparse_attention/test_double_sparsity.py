@@ -33,7 +33,6 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
 )
 from sparse_attention_hub.sparse_attention.maskers.examples import ARTEFACT_EXAMPLES, ModelShape
 from tests.support.captured import oracle_top, question_calls
-from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -193,12 +192,6 @@ def test_the_tie_rule_in_blocks_of_rows_equals_a_stable_sort(monkeypatch, chunk)
         want = torch.zeros_like(scores, dtype=torch.bool)
         want.scatter_(-1, order, scores.gather(-1, order) > -math.inf)
         assert torch.equal(top_k_earliest(scores, k), want)
-
-
-def test_a_decode_call_reads_nothing_from_the_device(channel_file):
-    """No host wait on a decode step: the tie rule runs without reading a flag back."""
-    config = DoubleSparsityConfig(16, channel_file(4, 2, 16), group_factor=4, label_bits=2)
-    assert decode_call_ops(config).host_reads() == {}
 
 
 def test_state_extends_truncates_and_slides_like_a_fresh_build(channel_file):

@@ -31,7 +31,6 @@ from sparse_attention_hub.sparse_attention.maskers.examples import (
     ARTEFACT_EXAMPLES,
     example_masker_configs,
 )
-from tests.support.host_reads import decode_call_ops
 
 
 def qkv(b, h, h_kv, q, k, d=4, seed=0):
@@ -162,10 +161,6 @@ def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len, q_len):
             assert row_p[chosen].sum() - smallest < top_p + 1e-6  # minimal
             if (~chosen).any():  # the most probable keys were taken
                 assert row_p[~chosen].max() <= smallest
-
-
-def test_an_oracle_top_p_decode_call_reads_nothing_from_the_device():
-    assert decode_call_ops(OracleTopPMaskerConfig(0.9), k_len=4096).host_reads() == {}
 
 
 def test_oracle_top_p_extremes():

@@ -35,6 +35,15 @@ MAX_GROWTH = 2.0
 IDS = example_ids()
 
 
+@pytest.fixture(autouse=True)
+def accelerator_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count the path a GPU runs: MagicPIG evaluates u at its hits only on a CPU (a host read
+    that waits for nothing there), at every entry elsewhere."""
+    from sparse_attention_hub.sparse_attention.maskers import magicpig_hashing
+
+    monkeypatch.setattr(magicpig_hashing, "COMPACT_ON_CPU", False)
+
+
 @pytest.fixture(scope="module")
 def artefacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of the artefact maskers' example files (written once for the module)."""

@@ -34,7 +34,6 @@ from sparse_attention_hub.sparse_attention.maskers.pq_cache import (
     pq_scores,
 )
 from tests.support.captured import oracle_top, question_calls
-from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv
 
 
@@ -228,12 +227,6 @@ def test_the_same_seed_gives_the_same_mask_and_ties_go_to_the_earlier_key():
 
 
 # ---------------------------------------------------------------------- state
-
-
-def test_a_decode_call_reads_nothing_from_the_device():
-    """No host wait on a decode step: the tie rule runs without reading a flag back."""
-    config = PQCacheConfig(heavy_size=16, pq_bits=3, init_offset=4)
-    assert decode_call_ops(config).host_reads() == {}
 
 
 def test_new_keys_are_assigned_to_the_existing_centroids_never_refit():

@@ -32,7 +32,6 @@ from sparse_attention_hub.sparse_attention.maskers.magicpig import (
 )
 from sparse_attention_hub.sparse_attention.maskers.vattention import draw_without_replacement
 from tests.support.captured import question_calls
-from tests.support.host_reads import decode_call_ops
 from tests.support.tensors import random_qkv as qkv
 
 
@@ -221,11 +220,6 @@ def test_a_draw_keeps_the_eligible_keys_with_the_smallest_uniform_draws(q_len, s
     threshold = ranked.gather(-1, (size - 1).unsqueeze(-1))
     assert torch.equal(drawn, eligible & (draws <= threshold))
     assert torch.equal(drawn.sum(-1), size)
-
-
-def test_a_vattention_decode_call_reads_nothing_from_the_device():
-    config = VAttentionConfig(init_offset=4, local_offset=8)
-    assert decode_call_ops(config).host_reads() == {}
 
 
 @pytest.fixture(scope="module")
