@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 #: The attention-implementation name of the research attention, the same for every adapter.
 ATTENTION_NAME = "sah_research"
+#: The name under which the context prefill is observed (:meth:`SparseAttentionSwitch.observe`):
+#: the previous implementation's own mask and attention run, unchanged.
+OBSERVE_NAME = "sah_observe"
 
 _ACTIVE: contextvars.ContextVar[SparseAttentionSwitch | None] = contextvars.ContextVar(
     "sah_active_attention_switch", default=None
@@ -64,6 +67,8 @@ def _register_once() -> None:
 
         AttentionInterface.register(ATTENTION_NAME, _dispatch_attention)
         AttentionMaskInterface.register(ATTENTION_NAME, _materialised_sdpa_mask)
+        AttentionInterface.register(OBSERVE_NAME, _dispatch_observe)
+        AttentionMaskInterface.register(OBSERVE_NAME, _previous_mask)
         _registered = True
 
 
@@ -77,6 +82,32 @@ def _dispatch_attention(module: Any, *args: Any, **kwargs: Any) -> Any:
             "SparseAttentionSwitch.enable() block (use the adapter's enable_sparse_mode())"
         )
     return switch.attention(module, *args, **kwargs)
+
+
+def _active_switch(module: Any, name: str) -> SparseAttentionSwitch:
+    switch = _ACTIVE.get()
+    if switch is None:
+        owner = type(module).__name__ if module is not None else "a model"
+        raise RuntimeError(
+            f"{owner} runs the attention implementation {name!r} outside an active "
+            "SparseAttentionSwitch block (use the adapter's enable_sparse_mode())"
+        )
+    return switch
+
+
+def _dispatch_observe(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """The observing function: the research attention sees the call, the previous runs it."""
+    return _active_switch(module, OBSERVE_NAME).observe_attention(module, *args, **kwargs)
+
+
+def _previous_mask(*args: Any, **kwargs: Any) -> Any:
+    """The mask function of the active switch's previous implementation (unchanged masks)."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    previous = _active_switch(None, OBSERVE_NAME)._previous
+    if previous not in ALL_MASK_ATTENTION_FUNCTIONS:
+        return None
+    return ALL_MASK_ATTENTION_FUNCTIONS[previous](*args, **kwargs)
 
 
 class SparseAttentionSwitch:
@@ -121,22 +152,54 @@ class SparseAttentionSwitch:
         The previous implementation (e.g. "sdpa", of the model and of each sub-config) and the
         previously active switch are restored on exit, also after an exception.
         """
+        with self._switched(self.name):
+            yield
+
+    @contextmanager
+    def observe(self) -> Iterator[None]:
+        """Inside the ``with`` block every attention call is handed to the research
+        attention's ``observe_prefill`` and then computed by the previous implementation,
+        with its own mask and every argument, unchanged (the context prefill of an eviction
+        masker). Restored on exit like :meth:`enable`."""
+        with self._switched(OBSERVE_NAME):
+            yield
+
+    @contextmanager
+    def _switched(self, name: str) -> Iterator[None]:
         token = _ACTIVE.set(self)
         try:
             previous = self.model.config._attn_implementation
-            if previous == self.name:
+            if previous in (ATTENTION_NAME, OBSERVE_NAME):
                 yield
                 return
             # A single name would overwrite every sub-config: restore the whole tree instead.
             saved = _implementation_tree(self.model.config)
             self._previous = previous
-            self.model.set_attn_implementation(self.name)
+            self.model.set_attn_implementation(name)
             try:
                 yield
             finally:
                 self.model.set_attn_implementation(saved)
         finally:
             _ACTIVE.reset(token)
+
+    def observe_attention(
+        self, module: torch.nn.Module | None, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The function of :meth:`observe`: the research attention observes the call, then
+        the previous implementation computes it with the same arguments."""
+        from transformers import AttentionInterface
+
+        interface = AttentionInterface()
+        if self._previous not in interface:
+            raise RuntimeError(
+                f"the previous attention implementation {self._previous!r} is not in "
+                "transformers' AttentionInterface: the context prefill cannot be observed"
+            )
+        if self.research_attention is not None:
+            seen = dict(kwargs, query_start=self.query_start)
+            self.research_attention.observe_prefill(module, *args, **seen)
+        return interface[self._previous](module, *args, **kwargs)  # type: ignore[no-any-return]
 
     def attention(
         self, module: torch.nn.Module | None, *args: Any, **kwargs: Any

@@ -8,7 +8,9 @@ The decode loop, in named phases, for a request with questions q0..qn on one con
    context (``ContextCache.rollback``: ``DynamicCache.crop``, sliding-window layers included,
    and the masker states truncated to the context in the same step); only context ids that
    differ (rare BPE boundary effects) are prefilled again. A new request (a new cache) starts
-   with fresh masker states.
+   with fresh masker states. When a masker observes the prefill (KV-cache eviction), the
+   context runs with the model's own attention and mask, unchanged, and each layer's context
+   queries, keys and values are handed to it (``SparseAttentionSwitch.observe``).
 3. ``_answer`` (sparse mode): ``_run_question`` feeds the question ids, then
    ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention layer
    routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
@@ -263,9 +265,20 @@ class ModelAdapterHF(ModelAdapter):
         keep = context.rollback(context_ids)
         todo = context_ids[keep:]
         if todo:
-            self._forward(todo, context.cache)
+            with self._observing():
+                self._forward(todo, context.cache)
         context.prefilled(context_ids, keep)
         return len(todo)
+
+    @contextmanager
+    def _observing(self) -> Iterator[None]:
+        """The context prefill's attention calls handed to the maskers that observe them."""
+        research = self.research_attention
+        if research is None or not research.observes_prefill:
+            yield
+            return
+        with self._switch.observe():
+            yield
 
     def _answer(
         self, cache: Any, question_ids: list[int], settings: GenerationSettings

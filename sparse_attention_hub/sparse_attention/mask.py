@@ -296,6 +296,20 @@ class Mask:
         base = self._materialize(self.dtype)
         return Mask(self.shape, _DENSE, scatter_max_(base, indices, src))
 
+    def restricted(self, where: torch.Tensor) -> Mask:
+        """A new mask with every entry outside ``where`` (bool, broadcastable to (B, H, Q, K))
+        set to 0. Maskers only add; the research attention uses this for the keys an eviction
+        removed from the cache."""
+        where = as_4d(where, self.shape)
+        if self._kind == _EMPTY:
+            return self._copy()
+        if self._kind == _FULL:
+            return Mask(self.shape, _DENSE, where.to(torch.bool, copy=True), self.dtype)
+        assert self._dense is not None
+        if self.is_binary:
+            return Mask(self.shape, _DENSE, torch.logical_and(self._dense, where), self.dtype)
+        return Mask(self.shape, _DENSE, torch.where(where, self._dense, 0.0), self.dtype)
+
     def active(self) -> torch.Tensor | None:
         """A bool tensor broadcastable to (B, H, Q, K) of active entries (read only: it may be
         the stored tensor), or None for a full/empty flag."""

@@ -87,6 +87,13 @@ class MaskerStates:
         self._entries[key] = StateEntry(value, start, end)
         return value
 
+    def put(
+        self, masker: StateRules, layer_idx: int | None, value: Any, start: int, end: int
+    ) -> None:
+        """Set the state of ``masker`` on ``layer_idx`` to ``value``, covering the absolute key
+        positions ``[start, end)`` (a state made from an observed context prefill)."""
+        self._entries[(layer_idx, masker)] = StateEntry(value, start, end)
+
     def truncate(self, length: int) -> None:
         """Cut every state to the keys at absolute positions < ``length`` (a KV-cache rollback
         to ``length`` tokens); a state with no key left is dropped."""

@@ -19,6 +19,12 @@ when enabled:
 - ``research_attention_output_error``: ||out - dense|| / ||dense|| (relative L2); this costs a
   second, dense attention pass and is never computed otherwise.
 
+Eviction (``maskers.eviction``): maskers with ``observes_prefill`` get each layer's context
+prefill (:meth:`ResearchAttention.observe_prefill`, called by the adapter while the model's
+own attention computes it) and keep their decision as state; on every later call the keys a
+``restricts_keys`` masker's state evicted are forbidden in the attention mask all maskers and
+the softmax read, and are in no mask (:meth:`ResearchAttention.build_mask`).
+
 To see the masks a call used (to compare with another implementation without building them a
 second time, which would draw new random numbers for sampling maskers), register a hook:
 ``with attn.record_masks() as masks: ...`` collects ``(layer_idx, Mask)`` pairs.
@@ -34,7 +40,7 @@ from typing import Any
 import torch
 
 from sparse_attention_hub.metric_logging import MicroMetricLogger
-from sparse_attention_hub.sparse_attention.attention import masked_attention
+from sparse_attention_hub.sparse_attention.attention import ScoreCache, masked_attention
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.masker_state import MaskerStates
@@ -42,6 +48,10 @@ from sparse_attention_hub.sparse_attention.maskers import (
     Masker,
     check_one_sampling,
     create_masker,
+)
+from sparse_attention_hub.sparse_attention.maskers.eviction import (
+    restrict_attention_mask,
+    survivors,
 )
 from sparse_attention_hub.sparse_attention.research_config import (
     DEFAULT_SCORE_BUDGET_BYTES,
@@ -151,6 +161,7 @@ class ResearchAttention:
         self.dense_layers = frozenset(check_dense_layers(list(dense_layers)))
         self.states = MaskerStates()
         self._stateful = any(m.is_stateful for m in self.maskers)
+        self._observers = [m for m in self.maskers if m.observes_prefill]
         self._mask_hooks: list[MaskHook] = []
 
     @classmethod
@@ -195,20 +206,92 @@ class ResearchAttention:
         With no maskers, and on a layer in ``dense_layers``, it is the full mask (dense
         attention). Stateful maskers get their state for this layer in ``inputs.state``: from
         ``states`` (:meth:`advance_states` of the whole call, for a block of its queries), or
-        advanced on ``inputs`` here when None.
+        advanced on ``inputs`` here when None. Keys an eviction removed are in no mask.
         """
+        return self._build(inputs, states)[1]
+
+    def _build(
+        self, inputs: AttentionInputs, states: dict[int, Any] | None
+    ) -> tuple[AttentionInputs, Mask]:
+        """(the inputs the chain and the softmax read, the mask): see :meth:`build_mask`."""
         shape = inputs.mask_shape
         if not self.maskers or inputs.layer_idx in self.dense_layers:
-            return Mask.create_full(shape, device=inputs.queries.device)
+            return inputs, Mask.create_full(shape, device=inputs.queries.device)
         if states is None:
             states = self.advance_states(inputs)
+        inputs, allowed = self._evicted(inputs, states)
         mask = Mask.create_empty(shape, device=inputs.queries.device)
+        if all(m.restricts_keys for m in self.maskers):  # eviction only: dense over survivors
+            mask = Mask.create_full(shape, device=inputs.queries.device)
         for i, masker in enumerate(self.maskers):
             masker_inputs = inputs
             if i in states:
                 masker_inputs = dataclasses.replace(inputs, state=states[i])
             mask = masker.add_mask(masker_inputs, mask)
-        return mask
+        return inputs, mask if allowed is None else mask.restricted(allowed)
+
+    # ------------------------------------------------------------------ eviction
+    @property
+    def observes_prefill(self) -> bool:
+        """Whether a masker observes the context prefill (:meth:`observe_prefill`)."""
+        return bool(self._observers)
+
+    def _evicted(
+        self, inputs: AttentionInputs, states: dict[int, Any]
+    ) -> tuple[AttentionInputs, torch.Tensor | None]:
+        """``inputs`` with the keys the eviction states remove forbidden in their attention
+        mask (a new score cache), and those survivors (B, H, Q|1, K) bool; None: no eviction."""
+        evicting = [states[i] for i, m in enumerate(self.maskers) if m.restricts_keys]
+        allowed = survivors(inputs, evicting) if evicting else None
+        if allowed is None:
+            return inputs, None
+        restricted = restrict_attention_mask(inputs.attention_mask, allowed, inputs.keys.shape[2])
+        return dataclasses.replace(
+            inputs, attention_mask=restricted, score_cache=ScoreCache()
+        ), allowed
+
+    def observe_prefill(
+        self,
+        module: torch.nn.Module | None,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None = None,
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        """Hand one layer's context-prefill call (the attention-interface arguments: query
+        (B, H, Q, D), key, value (B, Hkv, K, D), ...) to the observing maskers; each one's
+        returned state becomes its state for the keys of the call. Computes no attention."""
+        layer_idx = kwargs.pop("layer_idx", None)
+        if layer_idx is None:
+            layer_idx = getattr(module, "layer_idx", None)
+        query_start = kwargs.pop("query_start", None)
+        kwargs.pop("output_attentions", None)
+        if not self._observers or layer_idx in self.dense_layers:
+            return
+        inputs = AttentionInputs(
+            query,
+            key,
+            value,
+            attention_mask,
+            scaling,
+            dropout,
+            layer_idx,
+            query_start,
+            kwargs,
+            kv_chunk_bytes=self.score_budget_bytes // 2,
+        )
+        for masker in self._observers:
+            state = masker.observe_prefill(inputs)  # type: ignore[attr-defined]
+            self.states.put(
+                masker,  # type: ignore[arg-type]
+                layer_idx,
+                state,
+                inputs.key_offset,
+                inputs.sequence_length,
+            )
 
     def advance_states(self, inputs: AttentionInputs) -> dict[int, Any]:
         """The state of every stateful masker (by its index in the chain) for this call: built,
@@ -299,7 +382,7 @@ class ResearchAttention:
         self, inputs: AttentionInputs, return_weights: bool, states: dict[int, Any]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Mask and attention of one block of queries: (B, Q, H, Dv), weights or None."""
-        mask = self.build_mask(inputs, states)
+        inputs, mask = self._build(inputs, states)
         for hook in self._mask_hooks:
             hook(inputs, mask)
         out, weights = masked_attention(

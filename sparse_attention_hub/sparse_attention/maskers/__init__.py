@@ -3,7 +3,9 @@
 Importing this package registers the built-in maskers under their short names:
 ``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
 ``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``,
-``socket``. Maskers from outside the package are named by import path or found as entry points (see ``registry``). Sizes given as an
+``socket``, and the KV-cache eviction maskers ``snapkv``, ``knorm``, ``tova`` (see
+``eviction``). Maskers from outside the package are named by import path or found as entry
+points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
 """
@@ -16,6 +18,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     check_size,
     resolve_size,
 )
+from sparse_attention_hub.sparse_attention.maskers.eviction import EvictionConfig, EvictionMasker
 from sparse_attention_hub.sparse_attention.maskers.registry import (
     ENTRY_POINT_GROUP,
     available_maskers,
@@ -59,6 +62,9 @@ from sparse_attention_hub.sparse_attention.maskers.vattention import (
     VAttentionMasker,
 )
 from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig, SocketMasker
+from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig, SnapKVMasker
+from sparse_attention_hub.sparse_attention.maskers.knorm import KNormConfig, KNormMasker
+from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig, TOVAMasker
 
 # isort: on
 
@@ -66,8 +72,12 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "DoubleSparsityConfig",
     "DoubleSparsityMasker",
+    "EvictionConfig",
+    "EvictionMasker",
     "HashAttentionConfig",
     "HashAttentionMasker",
+    "KNormConfig",
+    "KNormMasker",
     "LocalMasker",
     "LocalMaskerConfig",
     "MagicPigConfig",
@@ -86,9 +96,13 @@ __all__ = [
     "RandomSamplingMaskerConfig",
     "SinkMasker",
     "SinkMaskerConfig",
+    "SnapKVConfig",
+    "SnapKVMasker",
     "SocketConfig",
     "SocketMasker",
     "StatefulMasker",
+    "TOVAConfig",
+    "TOVAMasker",
     "TopKMasker",
     "VAttentionConfig",
     "VAttentionMasker",

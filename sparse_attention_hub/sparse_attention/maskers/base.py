@@ -155,6 +155,10 @@ class Masker(ABC):
     is_sampling: ClassVar[bool] = False
     #: True for maskers with per-layer state (``StatefulMasker``).
     is_stateful: ClassVar[bool] = False
+    #: True for maskers that observe the context prefill (``EvictionMasker.observe_prefill``).
+    observes_prefill: ClassVar[bool] = False
+    #: True for maskers whose state removes keys for the whole chain (``EvictionMasker``).
+    restricts_keys: ClassVar[bool] = False
 
     def __init__(self, config: MaskerConfig) -> None:
         if not isinstance(config, self.config_class):

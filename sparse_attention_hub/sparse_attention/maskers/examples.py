@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     random_channel_table,
     write_channel_file,
 )
+from sparse_attention_hub.sparse_attention.maskers.knorm import KNormConfig
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
 from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
@@ -32,7 +33,9 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
 )
 from sparse_attention_hub.sparse_attention.maskers.sink import SinkMaskerConfig
+from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig
 from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig
+from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig
 from sparse_attention_hub.sparse_attention.maskers.vattention import VAttentionConfig
 
 
@@ -71,6 +74,11 @@ def example_masker_configs() -> list[MaskerConfig]:
         SocketConfig(heavy_size=3, lsh_k=3, lsh_l=4, tau=0.5),
         SocketConfig(heavy_size=0.25, lsh_k=1, lsh_l=1),
         SocketConfig(heavy_size=5, lsh_k=16, lsh_l=2, seed=0),
+        SnapKVConfig(compression_ratio=0.5, window_size=8, kernel_size=3),
+        SnapKVConfig(compression_ratio=0.75, window_size=4, query_aware=True),
+        KNormConfig(compression_ratio=0.5),
+        TOVAConfig(compression_ratio=0.6),
+        TOVAConfig(compression_ratio=0.5, query_aware=True),
     ]
 
 
