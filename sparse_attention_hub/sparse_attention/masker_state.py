@@ -12,6 +12,10 @@ absolute key positions ``[start, end)`` every state covers:
   called by the adapter in the same step as the cache crop) and when a sliding window drops
   old keys (the state then covers exactly the call's keys again).
 
+A masker with ``state_keeps_front = True`` (an eviction decision, which cannot be rebuilt
+from the keys) is never cut at the front: its state keeps covering the keys a sliding window
+dropped, so a rollback that brings them back reuses it.
+
 A state that covers more keys than the call has (the cache was rolled back, the state was not)
 is an error naming the layer and both lengths: it is never silently reused.
 """
@@ -82,8 +86,10 @@ class MaskerStates:
             value = entry.value
             if entry.end < end:
                 value = masker.extend_state(value, inputs, end - entry.end)
-            if start > entry.start:  # a sliding window dropped old keys
+            if start > entry.start and not getattr(masker, "state_keeps_front", False):
                 value = masker.truncate_state(value, start - entry.start, end - entry.start)
+            elif start > entry.start:  # the state keeps the keys the window dropped
+                start = entry.start
         self._entries[key] = StateEntry(value, start, end)
         return value
 

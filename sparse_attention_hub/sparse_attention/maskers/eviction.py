@@ -114,6 +114,8 @@ class EvictionMasker(StatefulMasker[EvictionState]):
     observes_prefill: ClassVar[bool] = True
     #: The research attention forbids the keys this masker's state evicts, for the whole chain.
     restricts_keys: ClassVar[bool] = True
+    #: A decision cannot be rebuilt from the keys: a sliding window never cuts its front.
+    state_keeps_front: ClassVar[bool] = True
 
     @abstractmethod
     def context_scores(
@@ -168,8 +170,13 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         self, state: EvictionState, inputs: AttentionInputs, new_keys: int
     ) -> EvictionState:
         """New keys are kept; a query-aware state decides now, on its window + this call."""
-        if state.context_end is None:
-            return self.build_state(inputs)
+        if state.context_end is None:  # a rollback cut into the context: decide again
+            built = self.build_state(inputs)
+            return dataclasses.replace(
+                built,
+                keep=_pad_front(built.keep, inputs.key_offset - state.first),
+                first=state.first,
+            )
         if state.keep is None:  # query-aware: the question's tokens join the observation
             assert state.window is not None and inputs.query_start is not None
             w = self.observed_queries()
@@ -177,7 +184,9 @@ class EvictionMasker(StatefulMasker[EvictionState]):
             start = inputs.query_start + inputs.queries.shape[2] - queries.shape[2]
             keep = self.decide(inputs, queries, start, state.context_end)
             return dataclasses.replace(
-                state, keep=keep, first=inputs.key_offset, active_from=inputs.sequence_length
+                state,
+                keep=_pad_front(keep, inputs.key_offset - state.first),
+                active_from=inputs.sequence_length,
             )
         new = torch.ones(
             *state.keep.shape[:2], new_keys, dtype=torch.bool, device=state.keep.device
@@ -203,6 +212,15 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         )
 
 
+def _pad_front(keep: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """(B, Hkv, n + K): ``n`` kept keys (the state's keys a sliding window dropped from this
+    call) before ``keep`` (B, Hkv, K), so the state starts where its entry does."""
+    if keep is None or n <= 0:
+        return keep
+    front = torch.ones(*keep.shape[:2], n, dtype=torch.bool, device=keep.device)
+    return torch.cat([front, keep], dim=2)
+
+
 def _log_ratio(kept: torch.Tensor, layer_idx: int | None) -> None:
     """Log the realized ratio of a (B, Hkv, n) context decision (only when enabled)."""
     logger = MicroMetricLogger()
@@ -212,7 +230,7 @@ def _log_ratio(kept: torch.Tensor, layer_idx: int | None) -> None:
 
 def survivors(inputs: AttentionInputs, states: list[EvictionState]) -> torch.Tensor | None:
     """Bool, broadcastable to (B, H, Q, K): the keys the eviction ``states`` (each covering
-    exactly the call's keys) leave to each query; None when nothing is evicted for this call.
+    the call's keys, and maybe keys before them that a sliding window dropped) leave to each query; None when nothing is evicted for this call.
 
     A state evicts for the queries at or after its ``active_from`` only (a query-aware
     question attends densely). No device read: the choice depends on host ints only."""
@@ -222,7 +240,8 @@ def survivors(inputs: AttentionInputs, states: list[EvictionState]) -> torch.Ten
     for state in states:
         if state.keep is None or inputs.query_start + q_len <= state.active_from:
             continue
-        keep = inputs.per_query_head(state.keep)[:, :, None, :]  # (B, H, 1, K)
+        own = state.keep[:, :, inputs.key_offset - state.first :]  # (B, Hkv, K)
+        keep = inputs.per_query_head(own)[:, :, None, :]  # (B, H, 1, K)
         if inputs.query_start < state.active_from:  # the rows before active_from keep all
             early = inputs.query_positions() < state.active_from  # (Q,)
             keep = keep | early[None, None, :, None]  # (B, H, Q, K)
