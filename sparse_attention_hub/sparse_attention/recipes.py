@@ -352,6 +352,51 @@ def socket(
     ]
 
 
+# ---------------------------------------------------------------------- KV-cache eviction
+
+
+@register_recipe(
+    "snapkv",
+    paper="Li et al., 2024, 'SnapKV: LLM Knows What You are Looking for Before Generation' "
+    "(as kvpress's SnapKVPress): observation window 64, pooling kernel 5; compression_ratio "
+    "of the context's KV pairs removed per layer and KV head.",
+)
+def snapkv(
+    compression_ratio: float = 0.5,
+    query_aware: bool = False,
+    window_size: int = 64,
+    kernel_size: int = 5,
+) -> MaskerList:
+    return [
+        {
+            "snapkv": {
+                "compression_ratio": compression_ratio,
+                "query_aware": query_aware,
+                "window_size": window_size,
+                "kernel_size": kernel_size,
+            }
+        }
+    ]
+
+
+@register_recipe(
+    "knorm",
+    paper="Devoto et al., 2024, 'A Simple and Effective L2 Norm-Based Strategy for KV Cache "
+    "Compression' (as kvpress's KnormPress): the keys of smallest L2 norm kept.",
+)
+def knorm(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerList:
+    return [{"knorm": {"compression_ratio": compression_ratio, "query_aware": query_aware}}]
+
+
+@register_recipe(
+    "tova",
+    paper="Oren et al., 2024, 'Transformers are Multi-State RNNs' (TOVA, as kvpress's "
+    "TOVAPress): the last query's attention averaged over heads.",
+)
+def tova(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerList:
+    return [{"tova": {"compression_ratio": compression_ratio, "query_aware": query_aware}}]
+
+
 __all__ = [
     "Recipe",
     "available_recipes",

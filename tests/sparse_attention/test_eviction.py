@@ -217,3 +217,12 @@ def test_an_eviction_masker_adds_no_entry_itself():
 def test_bad_configs_are_refused_naming_the_field(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+@pytest.mark.parametrize("name", ["snapkv", "knorm", "tova"])
+def test_eviction_recipes_build_their_masker_with_the_papers_defaults(name):
+    config = ResearchAttentionConfig.from_recipe(name, compression_ratio=0.25, query_aware=True)
+    (masker,) = config.masker_configs
+    assert masker.compression_ratio == 0.25 and masker.query_aware is True
+    if name == "snapkv":
+        assert (masker.window_size, masker.kernel_size) == (64, 5)
