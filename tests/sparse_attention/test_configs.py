@@ -33,6 +33,9 @@ KNOWN = [
     "magicpig",
     "vattention",
     "socket",
+    "snapkv",
+    "knorm",
+    "tova",
 ]
 
 
