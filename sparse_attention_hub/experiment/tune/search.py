@@ -55,17 +55,23 @@ def choose(rows: list[dict[str, Any]], search: SearchSpec) -> dict[tuple[str, fl
 
 
 def run_tune(spec: TuneSpec, address: str | None = None) -> TuneOutcome:
-    """Plan, run the trials on Ray Tune, choose; the outcome's rows carry every trial."""
+    """Plan, hold the results directory, preflight, run the trials on Ray Tune, choose; the
+    outcome's rows carry every trial. A killed search run again reuses its complete cells
+    (and resumes a partial one); the plan is fixed by the seed, so it ends with the choices
+    of an uninterrupted search."""
     from sparse_attention_hub.experiment.runner import build_tiny_models
+    from sparse_attention_hub.experiment.tune.guard import hold_result_dir, preflight_study
 
     plan = plan_trials(spec.search)
     for reason, n in sorted(plan.rejected.items()):
         log.info("rejected %d point(s): %s", n, reason)
     if not plan.rows:
         raise ValueError("every point of the search was rejected: " + str(dict(plan.rejected)))
-    for note in build_tiny_models(spec.study):
-        log.info("%s", note)
-    figures = _run_on_ray(spec, plan, address)
+    with hold_result_dir(spec.study.result_dir, address):
+        for note in build_tiny_models(spec.study):
+            log.info("%s", note)
+        preflight_study(spec.study)
+        figures = _run_on_ray(spec, plan, address)
     rows = []
     for row in plan.rows:
         merged = {**row, **figures.get(row["config_name"], {})}
