@@ -4,7 +4,8 @@ Ray Tune runs one trial per distinct config (``tune.grid_search`` over the plann
 :mod:`.plan`); each trial runs or reuses its cells (:mod:`.trial`). Ray is started locally
 (``address`` None) or joined (``auto``, ``host:port``), as the executor's Ray backend does.
 The chosen config of a method and target has the lowest objective among its trials whose
-realized density (the mean logged ``research_attention_density``) lies within the tolerance.
+realized density (the mean logged ``research_attention_density`` of the decode phase,
+:mod:`.density`) lies within the tolerance.
 """
 
 from __future__ import annotations
@@ -131,4 +132,7 @@ def _run_on_ray(spec: TuneSpec, plan: TrialPlan, address: str | None) -> dict[st
     return figures
 
 
-_FIGURES = ("density", "output_error", "score", "ran", "reused", "failed", "complete", "cells")
+_FIGURES = (
+    "density", "prefill_density", "output_error", "score",
+    "ran", "reused", "failed", "complete", "cells",
+)  # fmt: skip
