@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +32,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from sparse_attention_hub.executor.lock import BaseDirLocked
+    from sparse_attention_hub.executor.preflight import PreflightError
     from sparse_attention_hub.experiment.tune import load_tune, run_tune
     from sparse_attention_hub.experiment.tune.outputs import tuned_name, write_outputs
 
@@ -42,7 +45,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     raw = {**spec.raw_study, "result_dir": os.path.join(result_dir, "tuned")}
     spec = replace(spec, raw_study=raw)
     address = args.address or spec.study.executor.address
-    outcome = run_tune(spec, address=address)
+    try:
+        outcome = run_tune(spec, address=address)
+    except PreflightError as exc:  # the list is the message: one item per line
+        sys.stderr.write(f"sah: error: {spec.study.source}: {exc}\n")
+        return 2
+    except BaseDirLocked as exc:  # another sah tune or sah run on the same result_dir
+        raise ValueError(f"{spec.study.source}: {exc}") from exc
     paths = write_outputs(result_dir, spec, outcome)
     write(
         f"sah tune: {len({r['config_name'] for r in outcome.rows})} trials "

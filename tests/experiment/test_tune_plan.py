@@ -107,3 +107,36 @@ def test_bad_file_exits_2_before_any_work(
     assert main(["tune", str(path)]) == 2
     assert "search.targets: missing (this key is required)" in capsys.readouterr().err
     assert not (tmp_path / "res").exists()
+
+
+def test_a_held_result_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two ``sah tune`` (or a ``sah tune`` and a ``sah run``) on one directory: the second is
+    refused, as a second ``sah run`` is, before any trial starts."""
+    from sparse_attention_hub.executor.lock import BaseDirLock
+
+    res = tmp_path / "res"
+    res.mkdir()
+    path = tmp_path / "tune.yaml"
+    data = {**_search(methods=["quest"]), "result_dir": str(res)}
+    path.write_text(yaml.safe_dump(data))
+    with BaseDirLock(res):  # what a running sah run or sah tune holds
+        assert main(["tune", str(path)]) == 2
+    assert "another BenchmarkExecutor" in capsys.readouterr().err
+    assert sorted(p.name for p in res.iterdir()) == [".sah_executor.lock"]  # no trial, no model
+
+
+def test_missing_model_fails_the_preflight(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model or dataset that cannot be had: exit 2 listing it, before any trial starts."""
+    path = tmp_path / "tune.yaml"
+    data = {
+        **_search(methods=["quest"]),
+        "models": ["sah-test-missing/no_such_model"],
+        "result_dir": str(tmp_path / "res"),
+    }
+    path.write_text(yaml.safe_dump(data))
+    assert main(["tune", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "problem(s), so no worker was started" in err and "no_such_model" in err
+    assert not (tmp_path / "res" / "ray_tune").exists()

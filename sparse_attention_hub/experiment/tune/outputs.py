@@ -19,8 +19,8 @@ from sparse_attention_hub.experiment.tune.search import TuneOutcome
 from sparse_attention_hub.experiment.tune.spec import TuneSpec
 
 CSV_COLUMNS = (
-    "method", "target", "config_name", "density", "output_error", "score", "objective",
-    "within_tolerance", "chosen", "ran", "reused", "failed", "params", "cells",
+    "method", "target", "config_name", "density", "prefill_density", "output_error", "score",
+    "objective", "within_tolerance", "chosen", "ran", "reused", "failed", "params", "cells",
 )  # fmt: skip
 
 

@@ -4,7 +4,8 @@ Ray Tune runs one trial per distinct config (``tune.grid_search`` over the plann
 :mod:`.plan`); each trial runs or reuses its cells (:mod:`.trial`). Ray is started locally
 (``address`` None) or joined (``auto``, ``host:port``), as the executor's Ray backend does.
 The chosen config of a method and target has the lowest objective among its trials whose
-realized density (the mean logged ``research_attention_density``) lies within the tolerance.
+realized density (the mean logged ``research_attention_density`` of the decode phase,
+:mod:`.density`) lies within the tolerance.
 """
 
 from __future__ import annotations
@@ -55,17 +56,23 @@ def choose(rows: list[dict[str, Any]], search: SearchSpec) -> dict[tuple[str, fl
 
 
 def run_tune(spec: TuneSpec, address: str | None = None) -> TuneOutcome:
-    """Plan, run the trials on Ray Tune, choose; the outcome's rows carry every trial."""
+    """Plan, hold the results directory, preflight, run the trials on Ray Tune, choose; the
+    outcome's rows carry every trial. A killed search run again reuses its complete cells
+    (and resumes a partial one); the plan is fixed by the seed, so it ends with the choices
+    of an uninterrupted search."""
     from sparse_attention_hub.experiment.runner import build_tiny_models
+    from sparse_attention_hub.experiment.tune.guard import hold_result_dir, preflight_study
 
     plan = plan_trials(spec.search)
     for reason, n in sorted(plan.rejected.items()):
         log.info("rejected %d point(s): %s", n, reason)
     if not plan.rows:
         raise ValueError("every point of the search was rejected: " + str(dict(plan.rejected)))
-    for note in build_tiny_models(spec.study):
-        log.info("%s", note)
-    figures = _run_on_ray(spec, plan, address)
+    with hold_result_dir(spec.study.result_dir, address):
+        for note in build_tiny_models(spec.study):
+            log.info("%s", note)
+        preflight_study(spec.study)
+        figures = _run_on_ray(spec, plan, address)
     rows = []
     for row in plan.rows:
         merged = {**row, **figures.get(row["config_name"], {})}
@@ -125,4 +132,7 @@ def _run_on_ray(spec: TuneSpec, plan: TrialPlan, address: str | None) -> dict[st
     return figures
 
 
-_FIGURES = ("density", "output_error", "score", "ran", "reused", "failed", "complete", "cells")
+_FIGURES = (
+    "density", "prefill_density", "output_error", "score",
+    "ran", "reused", "failed", "complete", "cells",
+)  # fmt: skip

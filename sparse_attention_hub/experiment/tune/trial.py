@@ -2,9 +2,9 @@
 run with the executor's own cell runner (``CellRunner``, as a worker runs them) into the
 study's cell store. A complete cell is reused, never run again; a partial one resumes.
 
-The trial's figures are means over its cells: ``density`` (of the logged
-``research_attention_density``), ``output_error`` (``research_attention_output_error``) and
-``score`` (the overall scores).
+The trial's figures are means over its cells: ``density`` (the decode phase's logged
+``research_attention_density``) and ``prefill_density`` apart (:mod:`.density`),
+``output_error`` (``research_attention_output_error``) and ``score`` (the overall scores).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from sparse_attention_hub.experiment.spec import ExperimentSpec
+from sparse_attention_hub.experiment.tune.density import mean_phase_densities
+
+_NO_DENSITY = {"density": math.nan, "prefill_density": math.nan}
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +83,21 @@ def run_trial_cells(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def cell_means(cells: list[Path]) -> dict[str, Any]:
-    """Means over complete cells of their density, output error and score (NaN if none)."""
+    """Means over complete cells of their decode and prefill densities, output error and
+    score (NaN unless every cell is complete and logged it)."""
     from sparse_attention_hub.cell_store import COMPLETE
     from sparse_attention_hub.executor.results import cell_row
 
     rows = [row for cell in cells if (row := cell_row(cell)) and row["status"] == COMPLETE]
     out: dict[str, Any] = {"cells": ";".join(str(c) for c in cells), "complete": len(rows)}
     for key, column in (
-        ("density", "mean_density"),
         ("output_error", "mean_output_error"),
         ("score", "overall_score"),
     ):
         values = [row[column] for row in rows if row.get(column) is not None]
         out[key] = sum(values) / len(values) if values and len(values) == len(cells) else math.nan
+    done = [Path(row["result_dir"]) for row in rows]
+    out.update(mean_phase_densities(done) if len(done) == len(cells) else _NO_DENSITY)
     return out
 
 
