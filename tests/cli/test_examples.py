@@ -256,3 +256,26 @@ def test_hashattention_example_is_the_papers_stack() -> None:
         hat = {"hashattention": {"heavy_size": heavy, "weights_file": weights}}
         assert configs[name] == rac(sink, local, hat)
     assert configs["oracle_top_k_8x"] == rac(sink, local, {"oracle_top_k": {"heavy_size": 0.125}})
+
+
+def test_eviction_demo_compares_every_method_at_the_same_kept_keys() -> None:
+    """Per compression ratio r: the eviction methods remove r of the context, and the sparse
+    references (StreamingLLM's window, oracle top-k) keep 1 - r of the keys."""
+    spec = load_experiment(EXAMPLES / "eviction_demo.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs.pop("dense") is None
+    for percent in (50, 75):
+        ratio, kept = percent / 100, 1 - percent / 100
+        for method, extra in [
+            ("snapkv", {}),
+            ("snapkv_qa", {"query_aware": True}),
+            ("knorm", {}),
+            ("tova", {}),
+        ]:
+            name = method.removesuffix("_qa")
+            expected = rac({name: {"compression_ratio": ratio, **extra}})
+            assert configs.pop(f"{method}_{percent}") == expected
+        streaming = rac({"sink": {"sink_size": 4}}, {"local": {"window_size": kept}})
+        assert configs.pop(f"streaming_{percent}") == streaming
+        assert configs.pop(f"oracle_top_k_{percent}") == rac({"oracle_top_k": {"heavy_size": kept}})
+    assert configs == {}
