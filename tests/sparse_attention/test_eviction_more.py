@@ -61,7 +61,7 @@ def test_pyramidkv_budgets_shrink_with_depth_and_keep_the_total():
 
 def test_pyramidkv_refuses_a_layer_past_num_layers():
     attn = _attn(PyramidKVConfig(0.5, num_layers=2))
-    with pytest.raises(ValueError, match="PyramidKVConfig.num_layers=2 but layer 2"):
+    with pytest.raises(ValueError, match=r"PyramidKVConfig.num_layers=2 but layer 2"):
         prefill(attn, *qkv(2, 2, 20, 20, seed=0), layer=2)
 
 

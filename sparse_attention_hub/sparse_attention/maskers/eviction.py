@@ -207,7 +207,8 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         if state.keep is None:  # query-aware: the question's tokens join the observation
             assert state.window is not None and inputs.query_start is not None
             w = self.observed_queries()
-            queries = torch.cat([state.window, inputs.queries], dim=2)[:, :, -w:]  # (B,H,w,D)
+            queries = torch.cat([state.window, inputs.queries], dim=2)  # (B, H, W, D)
+            queries = queries[:, :, max(0, queries.shape[2] - w) :]  # the last w
             start = inputs.query_start + inputs.queries.shape[2] - queries.shape[2]
             keep = self.decide(inputs, queries, start, state.context_end)
             return dataclasses.replace(
