@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sparse_attention_hub.sparse_attention.maskers.base import Size
+from sparse_attention_hub.sparse_attention.recipes_eviction import EVICTION_RECIPES
 
 MaskerList = list[dict[str, dict[str, Any]]]
 HEAVY_PARTS = ("oracle_top_k", "hashattention")
@@ -395,6 +396,10 @@ def knorm(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerLi
 )
 def tova(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerList:
     return [{"tova": {"compression_ratio": compression_ratio, "query_aware": query_aware}}]
+
+
+for _name, _paper, _build in EVICTION_RECIPES:  # h2o, pyramidkv, adakv (recipes_eviction)
+    register_recipe(_name, _paper)(_build)
 
 
 __all__ = [

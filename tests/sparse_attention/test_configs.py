@@ -36,6 +36,8 @@ KNOWN = [
     "snapkv",
     "knorm",
     "tova",
+    "h2o",
+    "pyramidkv",
 ]
 
 

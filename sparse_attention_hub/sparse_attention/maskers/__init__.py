@@ -3,8 +3,8 @@
 Importing this package registers the built-in maskers under their short names:
 ``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
 ``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``,
-``socket``, and the KV-cache eviction maskers ``snapkv``, ``knorm``, ``tova`` (see
-``eviction``). Maskers from outside the package are named by import path or found as entry
+``socket``, and the KV-cache eviction maskers ``snapkv``, ``knorm``, ``tova``, ``h2o``,
+``pyramidkv`` (see ``eviction``; Ada-KV is their ``head_budget: adaptive``). Maskers from outside the package are named by import path or found as entry
 points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
@@ -65,6 +65,11 @@ from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketCon
 from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig, SnapKVMasker
 from sparse_attention_hub.sparse_attention.maskers.knorm import KNormConfig, KNormMasker
 from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig, TOVAMasker
+from sparse_attention_hub.sparse_attention.maskers.h2o import H2OConfig, H2OMasker
+from sparse_attention_hub.sparse_attention.maskers.pyramidkv import (
+    PyramidKVConfig,
+    PyramidKVMasker,
+)
 
 # isort: on
 
@@ -74,6 +79,8 @@ __all__ = [
     "DoubleSparsityMasker",
     "EvictionConfig",
     "EvictionMasker",
+    "H2OConfig",
+    "H2OMasker",
     "HashAttentionConfig",
     "HashAttentionMasker",
     "KNormConfig",
@@ -90,6 +97,8 @@ __all__ = [
     "OracleTopPMaskerConfig",
     "PQCacheConfig",
     "PQCacheMasker",
+    "PyramidKVConfig",
+    "PyramidKVMasker",
     "QuestConfig",
     "QuestMasker",
     "RandomSamplingMasker",

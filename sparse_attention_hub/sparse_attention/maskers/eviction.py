@@ -27,6 +27,9 @@ Called without an observed prefill (a direct ``add_mask``, or after a rollback i
 context) the state is decided from the call itself: its keys are the context, its queries the
 observation, and its own queries already see only the survivors.
 
+``head_budget: adaptive`` (Ada-KV, see :mod:`.adakv`) spreads a layer's budget over its KV
+heads: one top-k across the heads, each head keeping at least ``alpha_safeguard`` of its share.
+
 The realized ratio (evicted context keys / context keys, averaged over batch and heads) is
 logged per layer as the micro metric ``eviction_compression_ratio`` when a decision is made.
 """
@@ -42,6 +45,7 @@ import torch
 from sparse_attention_hub.metric_logging import MicroMetricLogger
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
+from sparse_attention_hub.sparse_attention.maskers.adakv import HEAD_BUDGETS, adaptive_keep
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
 from sparse_attention_hub.sparse_attention.maskers.topk import top_k_earliest
@@ -53,10 +57,14 @@ MicroMetricLogger.register_metric(RATIO_METRIC, float)
 @dataclasses.dataclass(frozen=True)
 class EvictionConfig(MaskerConfig):
     """``compression_ratio`` in [0, 1): fraction of the context's KV pairs removed, per layer
-    and KV head; ``query_aware``: the question joins the observation (see module)."""
+    and KV head; ``query_aware``: the question joins the observation (see module);
+    ``head_budget``: ``uniform`` (the same count per KV head) or ``adaptive`` (Ada-KV, with
+    ``alpha_safeguard`` of each head's share kept in every head)."""
 
     compression_ratio: float = 0.5
     query_aware: bool = False
+    head_budget: str = "uniform"
+    alpha_safeguard: float = 0.2
 
     def __post_init__(self) -> None:
         ratio = self.compression_ratio
@@ -73,6 +81,17 @@ class EvictionConfig(MaskerConfig):
         if not isinstance(self.query_aware, bool):
             raise TypeError(
                 f"{type(self).__name__}.query_aware must be a bool, got {self.query_aware!r}"
+            )
+        if self.head_budget not in HEAD_BUDGETS:
+            raise ValueError(
+                f"{type(self).__name__}.head_budget must be one of {list(HEAD_BUDGETS)}, got "
+                f"{self.head_budget!r}"
+            )
+        alpha = self.alpha_safeguard
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha <= 1:
+            raise ValueError(
+                f"{type(self).__name__}.alpha_safeguard is the fraction of a head's share every "
+                f"head keeps and must lie in [0, 1], got {alpha!r}"
             )
 
 
@@ -125,6 +144,10 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         context), higher = keep, from the observed ``queries`` (B, H, W, D) at absolute
         positions ``query_start ..``, which attend causally to the keys of ``inputs``."""
 
+    def kept_keys(self, n_context: int, layer_idx: int | None) -> int:
+        """Keys kept per KV head of ``n_context`` in layer ``layer_idx`` (PyramidKV varies it)."""
+        return n_kept(n_context, float(self.config.compression_ratio))
+
     def observed_queries(self) -> int:
         """Query rows a query-aware state keeps from the context (SnapKV's window)."""
         return 1
@@ -139,10 +162,14 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         b, kv_heads, k = inputs.keys.shape[:3]
         n_context = max(0, min(k, context_end - inputs.key_offset))
         keep = torch.ones(b, kv_heads, k, dtype=torch.bool, device=inputs.keys.device)
-        kept = n_kept(n_context, float(self.config.compression_ratio))
+        kept = self.kept_keys(n_context, inputs.layer_idx)
         if 0 < kept < n_context:
-            scores = self.context_scores(inputs, queries, query_start, n_context)
-            keep[:, :, :n_context] = top_k_earliest(scores.float(), kept)
+            scores = self.context_scores(inputs, queries, query_start, n_context).float()
+            if self.config.head_budget == "adaptive":
+                alpha = float(self.config.alpha_safeguard)
+                keep[:, :, :n_context] = adaptive_keep(scores, kept, alpha)
+            else:
+                keep[:, :, :n_context] = top_k_earliest(scores, kept)
         _log_ratio(keep[:, :, :n_context], inputs.layer_idx)
         return keep
 
@@ -180,7 +207,8 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         if state.keep is None:  # query-aware: the question's tokens join the observation
             assert state.window is not None and inputs.query_start is not None
             w = self.observed_queries()
-            queries = torch.cat([state.window, inputs.queries], dim=2)[:, :, -w:]  # (B,H,w,D)
+            queries = torch.cat([state.window, inputs.queries], dim=2)  # (B, H, W, D)
+            queries = queries[:, :, max(0, queries.shape[2] - w) :]  # the last w
             start = inputs.query_start + inputs.queries.shape[2] - queries.shape[2]
             keep = self.decide(inputs, queries, start, state.context_end)
             return dataclasses.replace(

@@ -21,6 +21,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     random_channel_table,
     write_channel_file,
 )
+from sparse_attention_hub.sparse_attention.maskers.h2o import H2OConfig
 from sparse_attention_hub.sparse_attention.maskers.knorm import KNormConfig
 from sparse_attention_hub.sparse_attention.maskers.local import LocalMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
@@ -28,6 +29,7 @@ from sparse_attention_hub.sparse_attention.maskers.model_shape import ModelShape
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_k import OracleTopKConfig
 from sparse_attention_hub.sparse_attention.maskers.oracle_top_p import OracleTopPMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.pq_cache import PQCacheConfig
+from sparse_attention_hub.sparse_attention.maskers.pyramidkv import PyramidKVConfig
 from sparse_attention_hub.sparse_attention.maskers.quest import QuestConfig
 from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
     RandomSamplingMaskerConfig,
@@ -79,6 +81,11 @@ def example_masker_configs() -> list[MaskerConfig]:
         KNormConfig(compression_ratio=0.5),
         TOVAConfig(compression_ratio=0.6),
         TOVAConfig(compression_ratio=0.5, query_aware=True),
+        H2OConfig(compression_ratio=0.5),
+        H2OConfig(compression_ratio=0.7, recent_ratio=0.25, query_aware=True),
+        PyramidKVConfig(compression_ratio=0.5, window_size=2, kernel_size=3, num_layers=64, beta=2),
+        SnapKVConfig(compression_ratio=0.5, window_size=4, head_budget="adaptive"),
+        KNormConfig(compression_ratio=0.6, head_budget="adaptive", alpha_safeguard=0.5),
     ]
 
 
