@@ -143,7 +143,7 @@ def test_oracle_top_k_never_adds_keys_the_attention_mask_forbids(fill, dtype, he
 @pytest.mark.parametrize("top_p", [0.3, 0.6, 0.9, 0.999])
 @pytest.mark.parametrize("k_len", [30, 3000])  # 3000: the partial selection grows its k
 @pytest.mark.parametrize("q_len", [1, 3])  # 1: a decode step sorts each row once
-def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len, q_len):
+def test_oracle_top_p_reaches_the_mass_with_a_minimal_set(top_p, k_len, q_len, device_path):
     b, h = 1, 2
     q, k, v = qkv(b, h, h, q_len, k_len, d=8, seed=3)
     q = q * 2  # peakier distributions

@@ -37,11 +37,11 @@ IDS = example_ids()
 
 @pytest.fixture(autouse=True)
 def accelerator_paths(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Count the path a GPU runs: MagicPIG evaluates u at its hits only on a CPU (a host read
-    that waits for nothing there), at every entry elsewhere."""
-    from sparse_attention_hub.sparse_attention.maskers import magicpig_hashing
+    """Count the path a GPU runs: on a CPU, where a host read waits for nothing, some maskers
+    take a cheaper data-dependent path (``maskers.device_paths``)."""
+    from sparse_attention_hub.sparse_attention.maskers import device_paths
 
-    monkeypatch.setattr(magicpig_hashing, "COMPACT_ON_CPU", False)
+    monkeypatch.setattr(device_paths, "CPU_READS_FREE", False)
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def vattention_stack(**params) -> list[MaskerConfig]:
 
 
 @pytest.mark.parametrize("q_len", [1, 2])  # 1: a decode step, drawn by one sort per row
-def test_vattention_denominator_is_unbiased_over_seeds_and_the_control_is_not(q_len):
+def test_vattention_denominator_is_unbiased_over_seeds_and_the_control_is_not(q_len, device_path):
     q, k, v = qkv(4, 2, q_len, 80, d=8, seed=4)
     inputs = AttentionInputs(q, k, v, layer_idx=1)
     weighted, unweighted = [], []
@@ -207,7 +207,7 @@ def test_vattention_samples_only_residual_keys_and_is_deterministic_per_seed():
 
 @pytest.mark.parametrize("q_len", [1, 3])
 @pytest.mark.parametrize("share", [0.02, 0.3, 1.0])
-def test_a_draw_keeps_the_eligible_keys_with_the_smallest_uniform_draws(q_len, share):
+def test_a_draw_keeps_the_eligible_keys_with_the_smallest_uniform_draws(q_len, share, device_path):
     """Both paths (one sort per row on a decode step, candidates under a cut otherwise) keep
     exactly the eligible keys whose draw is at most the size-th smallest eligible draw."""
     g = torch.Generator().manual_seed(7)

@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from sparse_attention_hub.sparse_attention.maskers.device_paths import host_reads_free
+
 #: Elements of one chunk of the collision count (B * Hkv * G * Q * tables * K).
 CHUNK_ELEMENTS = 1 << 24
 #: Terms of the binomial upper tail used where u is small.
@@ -106,11 +108,6 @@ def grouped_dots(queries: torch.Tensor, keys: torch.Tensor, step: int) -> torch.
     return out.view(b, h, q_len, n)  # (B, H, Q, K)
 
 
-#: Evaluate u at the hits only on a CPU (see :func:`sampled_probabilities`); the op-count
-#: test turns it off to check, on a CPU, the path an accelerator runs.
-COMPACT_ON_CPU = True
-
-
 def sampled_probabilities(
     dots: torch.Tensor,
     query_norms: torch.Tensor,
@@ -133,7 +130,7 @@ def sampled_probabilities(
     probs = torch.zeros(b, h, q_len, n, device=dots.device)
     step = max(1, ROW_ELEMENTS // max(1, b * h * n))
     if compact is None:
-        compact = COMPACT_ON_CPU and dots.device.type == "cpu"
+        compact = host_reads_free(dots)
     for start in range(0, q_len, step):
         rows = slice(start, start + step)
         cos = dots[:, :, rows] / (query_norms[:, :, rows] * key_norms).clamp_min(1e-12)

@@ -19,6 +19,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     MaskerConfig,
     check_probability,
 )
+from sparse_attention_hub.sparse_attention.maskers.device_paths import host_reads_free
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 
 
@@ -66,14 +67,16 @@ def _smallest_set(
     """Per row of (B, H, Q, K) ``probs``, the most probable keys until ``reached`` plus their
     mass reaches ``top_p``: (indices (B, H, Q, k), take (B, H, Q, k) bool).
 
-    A decode step (one query row per head) sorts each row's keys once: no value is read to the
-    host. A call with several query rows makes a partial selection instead of a full sort:
+    A decode step (one query row per head) on an accelerator sorts each row's keys once: no
+    value is read to the host. A call with several query rows, and a decode step on a CPU
+    (where a host read waits for nothing, ``device_paths``), makes a partial selection instead:
     ``topk`` of a growing k (K / 32 first, then x4) until every row has reached ``top_p`` or
     has nothing left with non-zero probability, so the int64 indices cover k keys per row, not
     K, unless the rows are flat; whether to grow k is read to the host once per round.
     """
     n_keys = probs.shape[-1]
-    k = n_keys if probs.shape[-2] == 1 else min(n_keys, max(64, -(-n_keys // 32)))
+    one_pass = probs.shape[-2] == 1 and not host_reads_free(probs)
+    k = n_keys if one_pass else min(n_keys, max(64, -(-n_keys // 32)))
     while True:
         ranked, order = torch.topk(probs, k, dim=-1, sorted=True)  # (B, H, Q, k)
         before = torch.cumsum(ranked, dim=-1).sub_(ranked).add_(reached)  # mass before each

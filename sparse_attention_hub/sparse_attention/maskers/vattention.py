@@ -54,6 +54,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     check_size,
     resolve_size,
 )
+from sparse_attention_hub.sparse_attention.maskers.device_paths import host_reads_free
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 
 Z_RULES = ("two_sided", "one_sided")
@@ -104,8 +105,10 @@ def draw_without_replacement(
     """Per row, ``size`` of the ``eligible`` keys uniformly without replacement: the keys with
     the ``size`` smallest of i.i.d. uniform draws.
 
-    A decode step (one query row per head) sorts each row's draws and keeps those up to the
-    ``size``-th smallest: no value is read to the host. A call with several query rows finds
+    A decode step (one query row per head) on an accelerator sorts each row's draws and keeps
+    those up to the ``size``-th smallest: no value is read to the host. A call with several
+    query rows, and a decode step on a CPU (where a host read waits for nothing,
+    ``device_paths``), finds
     them without ranking all keys, which needs the sizes on the host (a top-k's k is a host
     int): the keys under a threshold a few standard deviations above size / n are candidates,
     and the surplus largest candidates are dropped (a top-k of the surplus only); a row with
@@ -119,7 +122,7 @@ def draw_without_replacement(
         (B, H, Q, K) bool, exactly ``size`` eligible keys per row.
     """
     keys = torch.rand(eligible.shape, generator=generator, device=eligible.device)
-    if eligible.shape[-2] == 1:
+    if eligible.shape[-2] == 1 and not host_reads_free(eligible):
         return _smallest_by_sort(keys, eligible, size)
     if not size.numel() or int(size.max()) == 0:
         return torch.zeros_like(eligible)

@@ -1,0 +1,25 @@
+"""Which path a masker takes where reading a value back to the host costs nothing.
+
+On an accelerator a value read to the host (``.item()``, a boolean-mask index, ``nonzero``,
+a top-k whose k depends on the data) makes the host wait for the device every layer and step,
+so the decode path of every masker avoids them there, at the price of more work (a full sort
+of each row instead of a top-k of the size it needs). On a CPU such a read waits for nothing
+and the data-dependent path is the cheaper one. Maskers ask :func:`host_reads_free`; the
+op-count test (``tests/sparse_attention/test_op_counts.py``) turns :data:`CPU_READS_FREE` off to
+check, on a CPU, the path an accelerator runs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Take the data-dependent (host-reading) path on a CPU.
+CPU_READS_FREE = True
+
+
+def host_reads_free(tensor: torch.Tensor) -> bool:
+    """Whether reading values of ``tensor`` to the host costs no wait (a CPU tensor)."""
+    return CPU_READS_FREE and tensor.device.type == "cpu"
+
+
+__all__ = ["CPU_READS_FREE", "host_reads_free"]
