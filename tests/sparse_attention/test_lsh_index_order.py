@@ -33,3 +33,15 @@ def test_the_key_order_is_int16_up_to_2_15_keys_and_int32_past_and_counts_exactl
     cut = lsh_index.cut_codes(index, 5, n - 2)
     expected = collision_counts(queries, codes[..., 5 : n - 2])
     assert torch.equal(lsh_index.count_collisions(cut, queries), expected)
+
+
+def test_an_index_sorted_in_place_equals_a_sorted_copy_and_keeps_no_unsorted_codes():
+    g = torch.Generator().manual_seed(2)
+    codes = torch.randint(0, 9, (1, 2, 5, 70), generator=g, dtype=torch.int16)
+    copy = lsh_index.index_codes(codes)
+    assert copy.tail.untyped_storage().data_ptr() != codes.untyped_storage().data_ptr()
+    owned = codes.clone()
+    in_place = lsh_index.index_codes(owned, in_place=True)
+    assert in_place.sorted_codes.data_ptr() == owned.data_ptr()  # no second (B,Hkv,L,n) tensor
+    assert torch.equal(in_place.sorted_codes, copy.sorted_codes)
+    assert torch.equal(in_place.order, copy.order) and in_place.width == copy.width

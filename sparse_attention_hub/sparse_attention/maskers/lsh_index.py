@@ -41,12 +41,13 @@ def as_index(order: torch.Tensor) -> torch.Tensor:
     return order.int() if order.dtype == torch.int16 else order
 
 
-def sort_codes(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sort_codes(codes: torch.Tensor, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Each table of ``codes`` (B, Hkv, L, n) sorted ascending (stable): the sorted codes and
     the key index of each, :func:`order_dtype` (not int64), sorted per chunk of tables of at
-    most ``SORT_ELEMENTS`` codes so the sort's int64 indices stay one chunk's."""
+    most ``SORT_ELEMENTS`` codes so the sort's int64 indices stay one chunk's. ``in_place``:
+    the sorted codes are written over ``codes`` (a tensor the caller owns and drops)."""
     b, h, tables, n = codes.shape
-    sorted_codes = torch.empty_like(codes)
+    sorted_codes = codes if in_place else torch.empty_like(codes)
     order = torch.empty(codes.shape, dtype=order_dtype(n), device=codes.device)
     step = max(1, SORT_ELEMENTS // max(1, b * h * n))
     for start in range(0, tables, step):
@@ -96,10 +97,12 @@ def longest_run(sorted_codes: torch.Tensor) -> int:
     return int(best) + 1
 
 
-def index_codes(codes: torch.Tensor) -> CodeIndex:
-    """The index of ``codes`` (B, Hkv, L, n), every key sorted."""
-    sorted_codes, order = sort_codes(codes)
-    return CodeIndex(sorted_codes, order, codes[..., :0], longest_run(sorted_codes))
+def index_codes(codes: torch.Tensor, in_place: bool = False) -> CodeIndex:
+    """The index of ``codes`` (B, Hkv, L, n), every key sorted (``in_place``: over ``codes``,
+    which the caller owns and drops)."""
+    tail = codes[..., :0].clone()
+    sorted_codes, order = sort_codes(codes, in_place)
+    return CodeIndex(sorted_codes, order, tail, longest_run(sorted_codes))
 
 
 def all_codes(index: CodeIndex) -> torch.Tensor:
@@ -115,7 +118,7 @@ def append_codes(index: CodeIndex, codes: torch.Tensor) -> CodeIndex:
     s = index.sorted_codes.shape[-1]
     if tail.shape[-1] > max(MERGE_AT, s // 8):
         merged = torch.cat([all_codes(index)[..., :s], tail], -1)  # (B, Hkv, L, s + t)
-        sorted_codes, order = sort_codes(merged)
+        sorted_codes, order = sort_codes(merged, in_place=True)  # merged: a new tensor
         # no read-back: a bucket gains at most the tail's keys
         width = min(index.width + tail.shape[-1], merged.shape[-1])
         return CodeIndex(sorted_codes, order, tail[..., :0], width)
@@ -184,8 +187,9 @@ def _count_sorted(index: CodeIndex, queries: torch.Tensor, counts: torch.Tensor)
         past = position >= high[:, :, start:stop, :, None]
         position.clamp_(max=s - 1)
         flat = position.view(b, h, stop - start, rows * width)  # (B, Hkv, c, R * W)
-        order = as_index(index.order[:, :, start:stop])  # (B, Hkv, c, s)
-        keys = order.gather(-1, flat).view(position.shape)
+        # the order is gathered in its own dtype (a copy of it would be (B, Hkv, c, s)), then
+        # widened: the discard column n may not fit int16
+        keys = index.order[:, :, start:stop].gather(-1, flat).view(position.shape).long()
         keys.masked_fill_(past, n)  # (B, Hkv, c, R, W)
         target = keys.transpose(2, 3).reshape(b, h, rows, -1)  # (B, Hkv, R, c * W)
         ones = counts.new_ones(()).expand(target.shape)
