@@ -14,10 +14,14 @@ from __future__ import annotations
 import torch
 
 #: Distance entries per step of :func:`nearest_centroid` (fp32): bounds its (N, n, C) table.
-DISTANCE_CHUNK_ENTRIES = 2**23
+DISTANCE_CHUNK_ENTRIES = 2**21
 #: Point entries per step of :func:`kmeans`'s centroid update (fp32): bounds the fp32 copy of
 #: the points (and the one-hot table of the matmul path) to one block of points.
-POINT_CHUNK_ENTRIES = 2**22
+POINT_CHUNK_ENTRIES = 2**21
+#: Past the chunk sizes above, a pass over the points takes this many blocks whatever n (so
+#: the ops of a fit do not grow with the keys): a block's fp32 temporaries stay a fixed
+#: fraction of the points' own size (about 0.6x bf16 keys at PQCache's defaults).
+BLOCKS_PER_PASS = 16
 
 
 def point_block(points: torch.Tensor, first: int, stop: int) -> torch.Tensor:
@@ -29,8 +33,9 @@ def point_block(points: torch.Tensor, first: int, stop: int) -> torch.Tensor:
 
 def _step(points: torch.Tensor, per_point: int, entries: int) -> int:
     """Points per block so that one block of ``points`` (*G, n, d) has at most ``entries``
-    entries of ``per_point`` each (at least one point)."""
+    entries of ``per_point`` each, or n / ``BLOCKS_PER_PASS`` points if more (at least one)."""
     groups = points[..., 0, 0].numel()
+    entries = max(entries, points.numel() * per_point // max(1, points.shape[-1] * BLOCKS_PER_PASS))
     return max(1, entries // max(1, groups * per_point))
 
 
@@ -147,6 +152,7 @@ def kmeans(
 
 
 __all__ = [
+    "BLOCKS_PER_PASS",
     "DISTANCE_CHUNK_ENTRIES",
     "POINT_CHUNK_ENTRIES",
     "blocked_cluster_sums",
