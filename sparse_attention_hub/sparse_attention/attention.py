@@ -189,9 +189,12 @@ def _logits(scores: torch.Tensor, mask: Mask | None) -> torch.Tensor:
         return torch.full_like(scores, float("-inf"))
     if p.dtype == torch.bool:  # every active p is 1: log p = 0
         return torch.where(p, scores, float("-inf"))
-    # p may be broadcastable (size-1 dimensions): build the full tensor out of place.
-    logits = torch.sub(scores, torch.log(p.to(torch.float32)))  # +inf / nan where p == 0
-    return logits.masked_fill_(p == 0, float("-inf"))
+    # One fp32 (B, H, Q, K) tensor, everything in place (p may be broadcastable: size-1
+    # dimensions). -log p + s equals s - log p bit for bit; p == 0 gives -log p = +inf, so
+    # +inf (or nan where s = -inf) marks exactly the keys p excludes: -inf there.
+    logits = torch.empty_like(scores, dtype=torch.float32).copy_(p)
+    logits.log_().neg_().add_(scores)
+    return logits.nan_to_num_(nan=float("-inf"), posinf=float("-inf"), neginf=float("-inf"))
 
 
 def masked_attention(

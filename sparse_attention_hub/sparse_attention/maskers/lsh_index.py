@@ -27,12 +27,40 @@ MERGE_AT = 1024
 SLOT_ELEMENTS = 1 << 21
 #: Code comparisons (B * Hkv * R * tables * tail) per chunk of tables against the tail (bool).
 TAIL_ELEMENTS = 1 << 24
+#: Codes (B * Hkv * tables * n) sorted per chunk of tables: bounds the sort's int64 indices.
+SORT_ELEMENTS = 1 << 22
+
+
+def order_dtype(n: int) -> torch.dtype:
+    """The smallest dtype of the key indices 0 .. n - 1 (int16 up to 2**15 keys, else int32)."""
+    return torch.int16 if n <= 2**15 else torch.int32
+
+
+def as_index(order: torch.Tensor) -> torch.Tensor:
+    """``order`` as a gather / scatter index (int16 is not one: int32)."""
+    return order.int() if order.dtype == torch.int16 else order
+
+
+def sort_codes(codes: torch.Tensor, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each table of ``codes`` (B, Hkv, L, n) sorted ascending (stable): the sorted codes and
+    the key index of each, :func:`order_dtype` (not int64), sorted per chunk of tables of at
+    most ``SORT_ELEMENTS`` codes so the sort's int64 indices stay one chunk's. ``in_place``:
+    the sorted codes are written over ``codes`` (a tensor the caller owns and drops)."""
+    b, h, tables, n = codes.shape
+    sorted_codes = codes if in_place else torch.empty_like(codes)
+    order = torch.empty(codes.shape, dtype=order_dtype(n), device=codes.device)
+    step = max(1, SORT_ELEMENTS // max(1, b * h * n))
+    for start in range(0, tables, step):
+        part, index = torch.sort(codes[:, :, start : start + step], dim=-1, stable=True)
+        sorted_codes[:, :, start : start + step] = part
+        order[:, :, start : start + step] = index
+    return sorted_codes, order
 
 
 @dataclass(frozen=True)
 class CodeIndex:
     """Codes of n keys per (B, Hkv, table): ``sorted_codes`` (B, Hkv, L, s) ascending per
-    table, ``order`` (B, Hkv, L, s) int64 the key index of each, ``tail`` (B, Hkv, L, t) the
+    table, ``order`` (B, Hkv, L, s) the key index of each (int16 up to 2**15 keys, else int32), ``tail`` (B, Hkv, L, t) the
     codes of keys s .. s + t - 1 in key order, ``width`` (host int) at least the number of
     sorted keys that share one code in one table."""
 
@@ -69,15 +97,18 @@ def longest_run(sorted_codes: torch.Tensor) -> int:
     return int(best) + 1
 
 
-def index_codes(codes: torch.Tensor) -> CodeIndex:
-    """The index of ``codes`` (B, Hkv, L, n), every key sorted."""
-    sorted_codes, order = torch.sort(codes, dim=-1, stable=True)
-    return CodeIndex(sorted_codes, order, codes[..., :0], longest_run(sorted_codes))
+def index_codes(codes: torch.Tensor, in_place: bool = False) -> CodeIndex:
+    """The index of ``codes`` (B, Hkv, L, n), every key sorted (``in_place``: over ``codes``,
+    which the caller owns and drops)."""
+    tail = codes[..., :0].clone()
+    sorted_codes, order = sort_codes(codes, in_place)
+    return CodeIndex(sorted_codes, order, tail, longest_run(sorted_codes))
 
 
 def all_codes(index: CodeIndex) -> torch.Tensor:
     """(B, Hkv, L, n) codes in key order."""
-    codes = torch.empty_like(index.sorted_codes).scatter_(-1, index.order, index.sorted_codes)
+    order = as_index(index.order)
+    codes = torch.empty_like(index.sorted_codes).scatter_(-1, order, index.sorted_codes)
     return torch.cat([codes, index.tail], -1)
 
 
@@ -87,7 +118,7 @@ def append_codes(index: CodeIndex, codes: torch.Tensor) -> CodeIndex:
     s = index.sorted_codes.shape[-1]
     if tail.shape[-1] > max(MERGE_AT, s // 8):
         merged = torch.cat([all_codes(index)[..., :s], tail], -1)  # (B, Hkv, L, s + t)
-        sorted_codes, order = torch.sort(merged, dim=-1, stable=True)
+        sorted_codes, order = sort_codes(merged, in_place=True)  # merged: a new tensor
         # no read-back: a bucket gains at most the tail's keys
         width = min(index.width + tail.shape[-1], merged.shape[-1])
         return CodeIndex(sorted_codes, order, tail[..., :0], width)
@@ -100,7 +131,8 @@ def cut_codes(index: CodeIndex, start: int, stop: int) -> CodeIndex:
     b, h, tables, s = index.sorted_codes.shape
     kept = max(0, min(stop, s) - start)  # the same in every row: each row holds every key
     keep = (index.order >= start) & (index.order < stop)  # (B, Hkv, L, s)
-    slot = torch.where(keep, keep.cumsum(-1) - 1, kept)  # (B, Hkv, L, s), kept: discarded
+    rank = keep.cumsum(-1, dtype=torch.int32) - 1
+    slot = torch.where(keep, rank, kept)  # (B, Hkv, L, s) int32, kept: discarded
     shape = (b, h, tables, kept + 1)
     sorted_codes = index.sorted_codes.new_empty(shape).scatter_(-1, slot, index.sorted_codes)
     order = index.order.new_empty(shape).scatter_(-1, slot, index.order - start)
@@ -155,7 +187,9 @@ def _count_sorted(index: CodeIndex, queries: torch.Tensor, counts: torch.Tensor)
         past = position >= high[:, :, start:stop, :, None]
         position.clamp_(max=s - 1)
         flat = position.view(b, h, stop - start, rows * width)  # (B, Hkv, c, R * W)
-        keys = index.order[:, :, start:stop].gather(-1, flat).view(position.shape)
+        # the order is gathered in its own dtype (a copy of it would be (B, Hkv, c, s)), then
+        # widened: the discard column n may not fit int16
+        keys = index.order[:, :, start:stop].gather(-1, flat).view(position.shape).long()
         keys.masked_fill_(past, n)  # (B, Hkv, c, R, W)
         target = keys.transpose(2, 3).reshape(b, h, rows, -1)  # (B, Hkv, R, c * W)
         ones = counts.new_ones(()).expand(target.shape)
@@ -166,9 +200,12 @@ __all__ = [
     "CodeIndex",
     "all_codes",
     "append_codes",
+    "as_index",
     "count_collisions",
     "count_dtype",
     "cut_codes",
     "index_codes",
     "longest_run",
+    "order_dtype",
+    "sort_codes",
 ]

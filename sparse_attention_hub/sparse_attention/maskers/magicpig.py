@@ -265,7 +265,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         return MagicPigState(
             centre,
             planes,
-            index_codes(codes),
+            index_codes(codes, in_place=True),  # codes: this build's own
             norms,
             mips_norm,
             prompt_end,
@@ -289,7 +289,9 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             norms = fresh.norms.new_ones((*fresh.norms.shape[:2], missing))
             return replace(
                 fresh,
-                index=index_codes(torch.cat([pad, codes], -1)),  # (B, Hkv, L, missing + n)
+                index=index_codes(
+                    torch.cat([pad, codes], -1), in_place=True
+                ),  # (B, Hkv, L, missing + n)
                 norms=torch.cat([norms, fresh.norms], -1),  # (B, Hkv, missing + n)
             )
         keys = inputs.keys[:, :, inputs.keys.shape[2] - new_keys :]  # (B, Hkv, new, D)

@@ -150,12 +150,19 @@ def split_subvectors(keys: torch.Tensor, m: int) -> torch.Tensor:
     return sub.reshape(b * h * m, n, d // m)
 
 
+def subvector_view(keys: torch.Tensor, m: int) -> torch.Tensor:
+    """Keys (B, Hkv, n, D) as a (B, Hkv, M, n, D / M) view of sub-vectors (no copy): the
+    k-means reads it in fp32 blocks of keys (``maskers/kmeans.py``)."""
+    d = keys.shape[-1]
+    return keys.unflatten(-1, (m, d // m)).permute(0, 1, 3, 2, 4)  # (B, Hkv, M, n, D / M)
+
+
 def assign_codes(keys: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Nearest-centroid codes (B, Hkv, M, n) int64 of keys (B, Hkv, n, D) for centroids
     (B, Hkv, M, C, D / M)."""
     b, h, m, c, sub_d = centroids.shape
     codes = nearest_centroid(
-        split_subvectors(keys, m), centroids.reshape(b * h * m, c, sub_d)
+        subvector_view(keys, m), centroids.reshape(b * h * m, c, sub_d)
     )  # (B * Hkv * M, n)
     return codes.reshape(b, h, m, keys.shape[2])
 
@@ -225,7 +232,7 @@ class PQCacheMasker(StatefulMasker[PQCacheState]):
         if stop - first <= count:
             return PQCacheState(None, None, *span)
         b, h_kv, _, _ = keys.shape
-        fit = split_subvectors(keys[:, :, first:stop], cfg.pq_subvectors)  # (B*Hkv*M, n, D/M)
+        fit = subvector_view(keys[:, :, first:stop], cfg.pq_subvectors)  # (B,Hkv,M,n,D/M)
         centroids, _ = kmeans(fit, count, cfg.kmeans_iter, cfg.seed)
         centroids = centroids.reshape(b, h_kv, cfg.pq_subvectors, count, -1)  # (B,Hkv,M,C,D/M)
         return PQCacheState(centroids, assign_codes(keys, centroids), *span)
@@ -310,5 +317,6 @@ __all__ = [
     "group_probabilities",
     "pq_scores",
     "split_subvectors",
+    "subvector_view",
     "top_k_earliest",
 ]

@@ -61,4 +61,11 @@ class RandomSamplingMasker(Masker):
         if active is not None:
             drawn &= ~active
         sampled = drawn.to(previous_mask.dtype).mul_(rate)
+        del drawn
+        if previous_mask.is_binary:
+            # No draw at an active key: the merge's p is 1 there and the draw elsewhere, so it
+            # is made in place (not two more (B, H, Q, K) float tensors for the sum).
+            if active is not None:
+                sampled.masked_fill_(active, 1.0)
+            return Mask.from_dense(sampled, copy=False)
         return previous_mask.merge(Mask.from_dense(sampled, copy=False))
