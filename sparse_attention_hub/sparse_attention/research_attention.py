@@ -233,14 +233,39 @@ class ResearchAttention:
         """Hand one layer's context-prefill call (the attention-interface arguments: query
         (B, H, Q, D), key, value (B, Hkv, K, D), ...) to the observing maskers; each one's
         returned state becomes its state for the keys of the call. Computes no attention."""
+        kwargs.pop("output_attentions", None)
+        inputs = self._inputs(module, query, key, value, attention_mask, scaling, dropout, kwargs)
+        layer_idx = inputs.layer_idx
+        if not self._observers or layer_idx in self.dense_layers:
+            return
+        for masker in self._observers:
+            state = masker.observe_prefill(inputs)  # type: ignore[attr-defined]
+            self.states.put(
+                masker,  # type: ignore[arg-type]
+                layer_idx,
+                state,
+                inputs.key_offset,
+                inputs.sequence_length,
+            )
+
+    def _inputs(
+        self,
+        module: torch.nn.Module | None,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        scaling: float | None,
+        dropout: float,
+        kwargs: dict[str, Any],
+    ) -> AttentionInputs:
+        """One call's :class:`AttentionInputs`; pops ``layer_idx`` (else ``module.layer_idx``)
+        and ``query_start`` from ``kwargs``, whose rest become the extras."""
         layer_idx = kwargs.pop("layer_idx", None)
         if layer_idx is None:
             layer_idx = getattr(module, "layer_idx", None)
         query_start = kwargs.pop("query_start", None)
-        kwargs.pop("output_attentions", None)
-        if not self._observers or layer_idx in self.dense_layers:
-            return
-        inputs = AttentionInputs(
+        return AttentionInputs(
             query,
             key,
             value,
@@ -252,15 +277,6 @@ class ResearchAttention:
             kwargs,
             kv_chunk_bytes=self.score_budget_bytes // 2,
         )
-        for masker in self._observers:
-            state = masker.observe_prefill(inputs)  # type: ignore[attr-defined]
-            self.states.put(
-                masker,  # type: ignore[arg-type]
-                layer_idx,
-                state,
-                inputs.key_offset,
-                inputs.sequence_length,
-            )
 
     def advance_states(self, inputs: AttentionInputs) -> dict[int, Any]:
         """The state of every stateful masker (by its index in the chain) for this call: built,
@@ -303,26 +319,13 @@ class ResearchAttention:
             (output (B, Q, H, D) in the query dtype, weights (B, H, Q, K) or None).
         """
         return_weights = bool(kwargs.pop("output_attentions", False))
-        layer_idx = kwargs.pop("layer_idx", None)
-        if layer_idx is None:
-            layer_idx = getattr(module, "layer_idx", None)
-        query_start = kwargs.pop("query_start", None)
-        check_attention_kwargs(kwargs, module)
-        positions = kwargs.get("position_ids")
-        if query_start is None and isinstance(positions, torch.Tensor) and positions.numel():
-            query_start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
-        inputs = AttentionInputs(
-            query,
-            key,
-            value,
-            attention_mask,
-            scaling,
-            dropout,
-            layer_idx,
-            query_start,
-            kwargs,
-            kv_chunk_bytes=self.score_budget_bytes // 2,
-        )
+        check_attention_kwargs(kwargs, module)  # layer_idx and query_start are handled
+        inputs = self._inputs(module, query, key, value, attention_mask, scaling, dropout, kwargs)
+        if inputs.query_start is None:
+            positions = kwargs.get("position_ids")
+            if isinstance(positions, torch.Tensor) and positions.numel():
+                start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
+                inputs = dataclasses.replace(inputs, query_start=start)
         states = self.advance_states(inputs)  # once per call: every block sees the same keys
         q_len = query.shape[2]
         block = self.query_block_size(inputs)
