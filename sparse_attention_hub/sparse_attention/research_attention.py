@@ -320,12 +320,11 @@ class ResearchAttention:
         """
         return_weights = bool(kwargs.pop("output_attentions", False))
         check_attention_kwargs(kwargs, module)  # layer_idx and query_start are handled
+        positions = kwargs.get("position_ids")
+        if kwargs.get("query_start") is None and isinstance(positions, torch.Tensor):
+            # reading the first position waits for the device: callers pass query_start
+            kwargs["query_start"] = int(positions.reshape(-1)[0]) if positions.numel() else None
         inputs = self._inputs(module, query, key, value, attention_mask, scaling, dropout, kwargs)
-        if inputs.query_start is None:
-            positions = kwargs.get("position_ids")
-            if isinstance(positions, torch.Tensor) and positions.numel():
-                start = int(positions.reshape(-1)[0])  # waits for the device: pass query_start
-                inputs = dataclasses.replace(inputs, query_start=start)
         states = self.advance_states(inputs)  # once per call: every block sees the same keys
         q_len = query.shape[2]
         block = self.query_block_size(inputs)
