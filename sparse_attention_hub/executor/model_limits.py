@@ -6,6 +6,8 @@
   chosen for 32-layer models; ``ResearchAttentionConfig.dense_layers_from_recipe``) are
   clipped on a smaller model instead: the layers it lacks never run, so they are left out,
   and a note says so.
+- ``num_layers`` of a ``pyramidkv`` masker (its budget schedule's length) must be the model's
+  number of layers, or the ratio would not hold for the whole cache.
 - ``generation_kwargs.max_new_tokens`` must be at most the model's maximum number of
   positions (``max_position_embeddings``).
 
@@ -28,6 +30,7 @@ from sparse_attention_hub.executor.hub_check import (
     is_local_model,
     redact,
 )
+from sparse_attention_hub.sparse_attention.maskers.pyramidkv import PyramidKVConfig
 
 #: Where a config.json gives the number of layers and of positions (the first found; a
 #: multimodal config's ``text_config`` is searched too).
@@ -101,6 +104,21 @@ def dense_layer_problem(
     ), None
 
 
+def pyramid_layer_problem(
+    config_name: str, sparse_config: Any, model: str, num_layers: int
+) -> str | None:
+    """The problem of a ``pyramidkv`` masker of ``sparse_config`` whose ``num_layers`` is not
+    the model's ``num_layers`` (None when every one matches)."""
+    for masker in getattr(sparse_config, "masker_configs", None) or []:
+        if isinstance(masker, PyramidKVConfig) and masker.num_layers != num_layers:
+            return (
+                f"sparse config {config_name!r}: pyramidkv's num_layers={masker.num_layers} but "
+                f"model {model} has {num_layers} layers; set num_layers: {num_layers} (the "
+                f"budget schedule spans the model's layers)"
+            )
+    return None
+
+
 def _found(report: Any, model: str) -> bool:
     """Whether the preflight looked the model up and found it."""
     return any(line.startswith("ok ") and f"model {model}: " in line for line in report.lines)
@@ -125,7 +143,8 @@ def check_model_limits(
             report.notes.append(
                 redact(
                     f"model {model}: could not read its config.json ({type(exc).__name__}: "
-                    f"{first}); dense_layers and max_new_tokens are not checked against it"
+                    f"{first}); dense_layers, pyramidkv's num_layers and max_new_tokens are "
+                    "not checked against it"
                 )
             )
             continue
@@ -142,8 +161,10 @@ def _check_model(report: Any, model: str, config: dict[str, Any], cells: list[An
         problem, note = dense_layer_problem(
             stub.sparse_config_name, stub.sparse_attention_config, model, num_layers
         )
-        if problem:
-            report.problems.append(problem)
+        pyramid = pyramid_layer_problem(
+            stub.sparse_config_name, stub.sparse_attention_config, model, num_layers
+        )
+        report.problems += [text for text in (problem, pyramid) if text]
         if note:
             report.notes.append(note)
     positions = config_value(config, POSITION_KEYS)

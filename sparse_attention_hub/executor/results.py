@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
-MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
+COMPRESSION_METRIC = "eviction_compression_ratio"  # maskers.eviction.RATIO_METRIC
+MEAN_COLUMNS = {
+    DENSITY_METRIC: "mean_density",
+    COMPRESSION_METRIC: "mean_compression_ratio",
+    OUTPUT_ERROR_METRIC: "mean_output_error",
+}
 CELL_DEPTH = 3  # a cell is <results dir>/<model>/<config>/<benchmark[_subset]>
 DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
 AGREEMENT_COLUMN = "dense_agreement"
@@ -65,6 +70,7 @@ BASE_COLUMNS = [
     "status",
     "overall_score",
     "mean_density",
+    "mean_compression_ratio",
     "mean_output_error",
     AGREEMENT_COLUMN,
     "seconds",
@@ -101,7 +107,8 @@ def _task_columns(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def mean_metrics(cell: Path) -> dict[str, float | None]:
-    """Means of the logged density and output error of a cell (None where none was logged)."""
+    """Means of the logged density, realized eviction ratio and output error of a cell (None
+    where none was logged)."""
     return logged_means(cell)[0]
 
 

@@ -3,8 +3,8 @@
 Input: the per-cell table (one row per model x config x benchmark x subset, the columns of
 ``results.csv``). Output: one row per model x sparse config, one column per benchmark[_subset]
 holding its overall score, then the row's mean score and, where it was logged, the mean
-attention density (and output error), and where a dense baseline ran, the fraction of answers
-identical to the dense config's.
+attention density (the realized eviction ratio, the output error), and where a dense baseline
+ran, the fraction of answers identical to the dense config's.
 
 >>> print(render_report(cells, "markdown"))     # doctest: +SKIP
 | model | config | mock_benchmark | synthetic_ruler_1024 | mean | density |
@@ -35,6 +35,7 @@ SUBSET = "subset"
 STATUS = "status"
 SCORE = "overall_score"
 DENSITY = "mean_density"
+COMPRESSION = "mean_compression_ratio"
 OUTPUT_ERROR = "mean_output_error"
 AGREEMENT = "dense_agreement"
 RESULT_DIR = "result_dir"
@@ -53,12 +54,20 @@ STAT_SOURCES = (
 ROW_KEYS = ("model", "config")
 MEAN_COL = "mean"
 DENSITY_COL = "density"
+COMPRESSION_COL = "compression_ratio"
 ERROR_COL = "output_error"
 AGREEMENT_COL = "agreement"
-SUMMARY_SOURCES = ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR), (AGREEMENT_COL, AGREEMENT))
+SUMMARY_SOURCES = (
+    (DENSITY_COL, DENSITY),
+    (COMPRESSION_COL, COMPRESSION),
+    (ERROR_COL, OUTPUT_ERROR),
+    (AGREEMENT_COL, AGREEMENT),
+)
 LEGEND = {
     MEAN_COL: "mean: the row's overall scores averaged over its complete cells",
     DENSITY_COL: "density: mean fraction of keys each query attends to (sparse configs only)",
+    COMPRESSION_COL: "compression_ratio: realized fraction of the context's KV pairs evicted "
+    "(eviction configs only)",
     ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",
     AGREEMENT_COL: "agreement: fraction of answers identical to the dense config's, per row",
 }
@@ -138,7 +147,8 @@ def summarize(cells: pd.DataFrame) -> tuple[list[str], list[dict[str, Any]]]:
     """The report as ``(columns, rows)``; each row maps a column to a value.
 
     Score cells hold a float, or the cell's status (``failed``, ``pending``...) when it has no
-    score. ``mean`` averages the row's scores; ``density``/``output_error``/``agreement``
+    score. ``mean`` averages the row's scores; ``density``/``compression_ratio``/
+    ``output_error``/``agreement``
     average the per-cell values (each benchmark weighs the same); all use complete cells only.
     A summary column appears when some cell has a value for it. Rows and columns keep the
     order in which they first appear in ``cells``. Where ``cells`` holds confidence intervals

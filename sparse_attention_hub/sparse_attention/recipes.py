@@ -398,7 +398,7 @@ def tova(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerLis
     return [{"tova": {"compression_ratio": compression_ratio, "query_aware": query_aware}}]
 
 
-for _name, _paper, _build in EVICTION_RECIPES:  # h2o, pyramidkv, adakv (recipes_eviction)
+for _name, _paper, _build in EVICTION_RECIPES:  # h2o, ..., streaming_llm_eviction
     register_recipe(_name, _paper)(_build)
 
 

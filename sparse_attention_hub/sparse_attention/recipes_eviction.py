@@ -66,6 +66,10 @@ def adakv(
     ]
 
 
+def streaming_llm_eviction(compression_ratio: float = 0.5, n_sink: int = 4) -> MaskerList:
+    return [{"streaming_eviction": {"compression_ratio": compression_ratio, "n_sink": n_sink}}]
+
+
 #: (name, paper, builder) of each recipe, in registration order.
 EVICTION_RECIPES: list[tuple[str, str, Callable[..., MaskerList]]] = [
     (
@@ -89,5 +93,12 @@ EVICTION_RECIPES: list[tuple[str, str, Callable[..., MaskerList]]] = [
         "Allocation' (Ada-SnapKV, as kvpress's AdaKVPress(SnapKVPress)): one top-k across the "
         "KV heads of a layer, alpha_safeguard 0.2.",
         adakv,
+    ),
+    (
+        "streaming_llm_eviction",
+        "Xiao et al., 2024, 'Efficient Streaming Language Models with Attention Sinks' "
+        "(eviction form, as kvpress's StreamingLLMPress): the first 4 context keys and the "
+        "last ones kept, fixed at the context end (streaming_llm is the sliding form).",
+        streaming_llm_eviction,
     ),
 ]

@@ -123,3 +123,18 @@ def test_config_values_are_found_in_a_text_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps([1]))
     with pytest.raises(ValueError, match="JSON object"):
         read_model_config(str(tmp_path), None, 1.0)
+
+
+def test_pyramidkv_num_layers_other_than_the_models_is_refused_before_any_worker(
+    tiny_model_dir: str, tmp_path: Path
+) -> None:
+    wrong = ResearchAttentionConfig.from_recipe("pyramidkv")  # num_layers 32, the model has 2
+    right = ResearchAttentionConfig.from_recipe("pyramidkv", num_layers=2)
+    report, executor, kwargs = preflight_of(tmp_path, tiny_model_dir, [("p", wrong), ("q", right)])
+    assert report.problems == [
+        f"sparse config 'p': pyramidkv's num_layers=32 but model {tiny_model_dir} has 2 layers; "
+        "set num_layers: 2 (the budget schedule spans the model's layers)"
+    ]
+    with pytest.raises(PreflightError, match="num_layers"):
+        executor.run_benchmark_matrix(**kwargs)
+    assert not (tmp_path / "execution_summary.json").exists()

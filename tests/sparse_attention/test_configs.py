@@ -38,6 +38,7 @@ KNOWN = [
     "tova",
     "h2o",
     "pyramidkv",
+    "streaming_eviction",
 ]
 
 

@@ -4,7 +4,7 @@ Importing this package registers the built-in maskers under their short names:
 ``sink``, ``local``, ``oracle_top_k``, ``oracle_top_p``, ``random_sampling``, ``quest``,
 ``pq_cache``, ``double_sparsity``, ``hashattention``, ``magicpig``, ``vattention``,
 ``socket``, and the KV-cache eviction maskers ``snapkv``, ``knorm``, ``tova``, ``h2o``,
-``pyramidkv`` (see ``eviction``; Ada-KV is their ``head_budget: adaptive``). Maskers from outside the package are named by import path or found as entry
+``pyramidkv``, ``streaming_eviction`` (see ``eviction``; Ada-KV is their ``head_budget: adaptive``). Maskers from outside the package are named by import path or found as entry
 points (see ``registry``). Sizes given as an
 ``int`` are tokens; as a ``float`` in (0, 1] they are a fraction of the key length K, resolved
 on every call (at least 1 token).
@@ -70,6 +70,10 @@ from sparse_attention_hub.sparse_attention.maskers.pyramidkv import (
     PyramidKVConfig,
     PyramidKVMasker,
 )
+from sparse_attention_hub.sparse_attention.maskers.streaming_eviction import (
+    StreamingEvictionConfig,
+    StreamingEvictionMasker,
+)
 
 # isort: on
 
@@ -110,6 +114,8 @@ __all__ = [
     "SocketConfig",
     "SocketMasker",
     "StatefulMasker",
+    "StreamingEvictionConfig",
+    "StreamingEvictionMasker",
     "TOVAConfig",
     "TOVAMasker",
     "TopKMasker",

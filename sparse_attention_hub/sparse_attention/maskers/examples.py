@@ -37,6 +37,9 @@ from sparse_attention_hub.sparse_attention.maskers.random_sampling import (
 from sparse_attention_hub.sparse_attention.maskers.sink import SinkMaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig
 from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig
+from sparse_attention_hub.sparse_attention.maskers.streaming_eviction import (
+    StreamingEvictionConfig,
+)
 from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig
 from sparse_attention_hub.sparse_attention.maskers.vattention import VAttentionConfig
 
@@ -86,6 +89,8 @@ def example_masker_configs() -> list[MaskerConfig]:
         PyramidKVConfig(compression_ratio=0.5, window_size=2, kernel_size=3, num_layers=64, beta=2),
         SnapKVConfig(compression_ratio=0.5, window_size=4, head_budget="adaptive"),
         KNormConfig(compression_ratio=0.6, head_budget="adaptive", alpha_safeguard=0.5),
+        StreamingEvictionConfig(compression_ratio=0.5, n_sink=2),
+        StreamingEvictionConfig(compression_ratio=0.75, query_aware=True),
     ]
 
 
