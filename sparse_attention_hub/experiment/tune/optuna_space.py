@@ -56,7 +56,7 @@ def distribution(param: ParamSpace, target: float) -> Any:
         return CategoricalDistribution(tuple(param.choices))
     if param.integer:
         low_i, high_i = _int_bounds(param, target)
-        return IntDistribution(low_i, high_i, log=param.log and low_i > 0)
+        return IntDistribution(low_i, high_i, log=param.log and low_i >= 1)
     low, high = _bounds(param, target)
     return FloatDistribution(low, high, log=param.log)
 
