@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) -e ".[dev]"
 	touch $(STAMP)
 
-# Ray (the executor's Ray backend) only for the tests: `make demo` does not wait for it.
+# Ray (the executor's Ray backend, sah tune) and Optuna (sah tune's optuna searcher) only for
+# the tests: `make demo` does not wait for them.
 RAY_STAMP := $(VENV)/.installed-ray-$(TORCH_VERSION)
 $(RAY_STAMP): $(STAMP)
-	$(PIP) -e ".[ray]"
+	$(PIP) -e ".[ray,tune-optuna]"
 	touch $(RAY_STAMP)
 
 # lm-eval (the lm-eval model `sah` and lm-eval's `hf` baseline) likewise only for the tests,

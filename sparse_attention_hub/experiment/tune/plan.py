@@ -56,7 +56,7 @@ def plan_trials(search: SearchSpec) -> TrialPlan:
             for point in _points(method, target, search):
                 if search.searcher == "random" and len(names) == search.trials:
                     break
-                row = _row(method, target, point, plan.rejected)
+                row = trial_row(method, target, point, plan.rejected)
                 if row is None:
                     continue
                 if row["config_name"] in names:
@@ -67,9 +67,11 @@ def plan_trials(search: SearchSpec) -> TrialPlan:
     return plan
 
 
-def _row(
+def trial_row(
     method: MethodSpec, target: float, point: dict[str, Any], rejected: Counter[str]
 ) -> dict[str, Any] | None:
+    """The plan row of ``point`` (its config built and named), or None: invalid, the reason
+    counted in ``rejected``."""
     reason = invalid_reason({**method.fixed, **point})
     if reason is None:
         try:

@@ -16,8 +16,8 @@
       targets: [0.02, 0.05, 0.1]              # realized densities
       tolerance: 0.01                         # |realized - target| allowed
       objective: output_error                 # or score, or {output_error: 1, score: 0.5}
-      trials: 8                               # per method and target (random searcher)
-      searcher: random                        # or grid
+      trials: 8                               # per method and target (random, optuna)
+      searcher: random                        # or grid, or optuna (the tune-optuna extra)
       seed: 0
       max_concurrent_trials: 1
 
@@ -102,6 +102,8 @@ def parse_search(value: Any, src: Source) -> SearchSpec:
     for i, method in enumerate(methods):
         _check_buildable(method, targets[0], c.join("search.methods", i), src)
     searcher = c.string(entry.get("searcher", "random"), "search.searcher", src, SEARCHERS)
+    if searcher == "optuna":
+        _check_optuna(src)
     return SearchSpec(
         methods=methods,
         targets=targets,
@@ -114,6 +116,19 @@ def parse_search(value: Any, src: Source) -> SearchSpec:
             entry.get("max_concurrent_trials", 1), "search.max_concurrent_trials", src, minimum=1
         ),
     )
+
+
+def _check_optuna(src: Source) -> None:
+    """``searcher: optuna`` without Optuna (or Ray Tune) installed: an error before any work."""
+    import importlib.util
+
+    missing = [m for m in ("optuna", "ray") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise src.error(
+            "search.searcher",
+            f"optuna needs {' and '.join(missing)}, not installed here: "
+            'pip install "sparse-attention-hub[tune-optuna]"',
+        )
 
 
 def _targets(value: Any, src: Source) -> tuple[float, ...]:

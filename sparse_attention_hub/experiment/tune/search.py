@@ -1,7 +1,8 @@
 """Run a tune file's trials on Ray Tune and choose one config per method and target.
 
 Ray Tune runs one trial per distinct config (``tune.grid_search`` over the planned trials,
-:mod:`.plan`); each trial runs or reuses its cells (:mod:`.trial`). Ray is started locally
+:mod:`.plan`; ``searcher: optuna``: Ray Tune's OptunaSearch suggests them, :mod:`.adaptive`);
+each trial runs or reuses its cells (:mod:`.trial`). Ray is started locally
 (``address`` None) or joined (``auto``, ``host:port``), as the executor's Ray backend does.
 The chosen config of a method and target has the lowest objective among its trials whose
 realized density (the mean logged ``research_attention_density`` of the decode phase,
@@ -10,17 +11,20 @@ realized density (the mean logged ``research_attention_density`` of the decode p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sparse_attention_hub.experiment.tune.objective import objective_of
 from sparse_attention_hub.experiment.tune.plan import TrialPlan, plan_trials
 from sparse_attention_hub.experiment.tune.spec import SearchSpec, TuneSpec
+from sparse_attention_hub.experiment.tune.trial import FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +62,27 @@ def choose(rows: list[dict[str, Any]], search: SearchSpec) -> dict[tuple[str, fl
 def run_tune(spec: TuneSpec, address: str | None = None) -> TuneOutcome:
     """Plan, hold the results directory, preflight, run the trials on Ray Tune, choose; the
     outcome's rows carry every trial. A killed search run again reuses its complete cells
-    (and resumes a partial one); the plan is fixed by the seed, so it ends with the choices
-    of an uninterrupted search."""
+    (and resumes a partial one); the plan is fixed by the seed (``searcher: optuna``: the
+    search replays its finished trials, :mod:`.adaptive`), so it ends with the choices of an
+    uninterrupted search."""
     from sparse_attention_hub.experiment.runner import build_tiny_models
     from sparse_attention_hub.experiment.tune.guard import hold_result_dir, preflight_study
 
-    plan = plan_trials(spec.search)
-    for reason, n in sorted(plan.rejected.items()):
-        log.info("rejected %d point(s): %s", n, reason)
-    if not plan.rows:
+    adaptive = spec.search.searcher == "optuna"
+    plan = TrialPlan() if adaptive else plan_trials(spec.search)
+    _log_rejected(plan.rejected)
+    if not adaptive and not plan.rows:
         raise ValueError("every point of the search was rejected: " + str(dict(plan.rejected)))
     with hold_result_dir(spec.study.result_dir, address):
         for note in build_tiny_models(spec.study):
             log.info("%s", note)
         preflight_study(spec.study)
-        figures = _run_on_ray(spec, plan, address)
+        if adaptive:
+            plan.rows, plan.rejected = _run_adaptive(spec, address)
+            _log_rejected(plan.rejected)
+            figures = {}
+        else:
+            figures = _run_on_ray(spec, plan, address)
     rows = []
     for row in plan.rows:
         merged = {**row, **figures.get(row["config_name"], {})}
@@ -82,13 +92,67 @@ def run_tune(spec: TuneSpec, address: str | None = None) -> TuneOutcome:
     return TuneOutcome(rows=rows, chosen=choose(rows, spec.search), rejected=plan.rejected)
 
 
+def _log_rejected(rejected: Counter[str]) -> None:
+    for reason, n in sorted(rejected.items()):
+        log.info("rejected %d point(s): %s", n, reason)
+
+
 def _run_on_ray(spec: TuneSpec, plan: TrialPlan, address: str | None) -> dict[str, Any]:
     """config name -> the trial's figures, run through ``tune.Tuner``."""
     from ray import tune
 
-    from sparse_attention_hub.executor.ray_session import forwarded_environment, import_ray
     from sparse_attention_hub.experiment.tune.progress import ProgressLog
-    from sparse_attention_hub.experiment.tune.trial import tune_trainable
+
+    trials = plan.unique_trials()
+    with _ray_session(address):
+        results = _fit(
+            spec,
+            param_space={"trial": tune.grid_search(trials)},
+            tune_config=tune.TuneConfig(max_concurrent_trials=spec.search.max_concurrent_trials),
+            callbacks=[ProgressLog(plan, spec.search)],
+            name=time.strftime("search-%Y%m%d-%H%M%S"),
+        )
+    figures: dict[str, Any] = {}
+    for index in range(len(results)):
+        result = results[index]
+        if result.error is not None:
+            log.warning("a trial failed: %s", result.error)
+            continue
+        config, metrics = result.config or {}, result.metrics or {}
+        figures[config["trial"]["config_name"]] = {k: metrics.get(k) for k in FIGURES}
+    return figures
+
+
+def _run_adaptive(spec: TuneSpec, address: str | None) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """``searcher: optuna``: one Ray Tune search per method and target (:mod:`.adaptive`);
+    the finished trials' rows (in order) and the rejected points' reasons."""
+    from ray import tune
+
+    from sparse_attention_hub.experiment.tune.adaptive import GuardedSearch
+
+    rows: list[dict[str, Any]] = []
+    rejected: Counter[str] = Counter()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with _ray_session(address):
+        for method in spec.search.methods:
+            for i, target in enumerate(spec.search.targets):
+                searcher = GuardedSearch(method, target, spec.search)
+                tune_config = tune.TuneConfig(
+                    search_alg=searcher,
+                    num_samples=spec.search.trials,
+                    max_concurrent_trials=spec.search.max_concurrent_trials,
+                )
+                name = f"optuna-{stamp}-{method.name}-{i}"
+                _fit(spec, param_space={}, tune_config=tune_config, callbacks=[], name=name)
+                rows.extend(searcher.rows)
+                rejected.update(searcher.rejected)
+    return rows, rejected
+
+
+@contextlib.contextmanager
+def _ray_session(address: str | None) -> Iterator[None]:
+    """Ray started locally (``address`` None) or joined, and shut down if started here."""
+    from sparse_attention_hub.executor.ray_session import forwarded_environment, import_ray
 
     ray = import_ray()
     started = not ray.is_initialized()
@@ -98,7 +162,19 @@ def _run_on_ray(spec: TuneSpec, plan: TrialPlan, address: str | None) -> dict[st
             include_dashboard=False,
             runtime_env={"env_vars": forwarded_environment()},
         )
-    trials = plan.unique_trials()
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _fit(spec: TuneSpec, param_space: Any, tune_config: Any, callbacks: Any, name: str) -> Any:
+    """``tune.Tuner(...).fit()`` of the trial trainable; its ResultGrid."""
+    from ray import tune
+
+    from sparse_attention_hub.experiment.tune.trial import tune_trainable
+
     gpus = spec.study.executor.gpus
     resources: dict[str, float] = {"cpu": 1.0, "gpu": 1.0} if gpus else {"cpu": 1.0}
     trainable = tune.with_resources(
@@ -107,32 +183,8 @@ def _run_on_ray(spec: TuneSpec, plan: TrialPlan, address: str | None) -> dict[st
     storage = os.path.abspath(os.path.join(spec.study.result_dir, "ray_tune"))
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=spec.search.max_concurrent_trials),
-        run_config=tune.RunConfig(
-            storage_path=storage,
-            name=time.strftime("search-%Y%m%d-%H%M%S"),
-            verbose=0,
-            callbacks=[ProgressLog(plan, spec.search)],
-        ),
+        param_space=param_space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(storage_path=storage, name=name, verbose=0, callbacks=callbacks),
     )
-    try:
-        results = tuner.fit()
-    finally:
-        if started:
-            ray.shutdown()
-    figures: dict[str, Any] = {}
-    for index in range(len(results)):
-        result = results[index]
-        if result.error is not None:
-            log.warning("a trial failed: %s", result.error)
-            continue
-        config, metrics = result.config or {}, result.metrics or {}
-        figures[config["trial"]["config_name"]] = {k: metrics.get(k) for k in _FIGURES}
-    return figures
-
-
-_FIGURES = (
-    "density", "prefill_density", "output_error", "score",
-    "ran", "reused", "failed", "complete", "cells",
-)  # fmt: skip
+    return tuner.fit()

@@ -8,7 +8,7 @@ from typing import Any
 from sparse_attention_hub.experiment.spec import ExperimentSpec
 
 OBJECTIVES = ("output_error", "score")  # the metrics a weighted objective mixes
-SEARCHERS = ("random", "grid")
+SEARCHERS = ("random", "grid", "optuna")  # optuna: the tune-optuna extra
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 DENSITY_METRIC = "research_attention_density"
 ERROR_METRIC = "research_attention_output_error"
+# what a trial reports to Ray Tune, kept in the trial's row
+FIGURES = (
+    "density", "prefill_density", "output_error", "score",
+    "ran", "reused", "failed", "complete", "cells",
+)  # fmt: skip
 _RUNNERS: dict[Any, Any] = {}  # one CellRunner per process: the model stays loaded
 
 
