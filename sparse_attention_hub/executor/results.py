@@ -53,7 +53,12 @@ log = logging.getLogger(__name__)
 RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
-MEAN_COLUMNS = {DENSITY_METRIC: "mean_density", OUTPUT_ERROR_METRIC: "mean_output_error"}
+PREFILL_DENSITY_METRIC = "prefill_density"
+MEAN_COLUMNS = {
+    DENSITY_METRIC: "mean_density",
+    OUTPUT_ERROR_METRIC: "mean_output_error",
+    PREFILL_DENSITY_METRIC: "mean_prefill_density",
+}
 CELL_DEPTH = 3  # a cell is <results dir>/<model>/<config>/<benchmark[_subset]>
 DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
 AGREEMENT_COLUMN = "dense_agreement"
@@ -65,6 +70,7 @@ BASE_COLUMNS = [
     "status",
     "overall_score",
     "mean_density",
+    "mean_prefill_density",
     "mean_output_error",
     AGREEMENT_COLUMN,
     "seconds",

@@ -55,10 +55,18 @@ MEAN_COL = "mean"
 DENSITY_COL = "density"
 ERROR_COL = "output_error"
 AGREEMENT_COL = "agreement"
-SUMMARY_SOURCES = ((DENSITY_COL, DENSITY), (ERROR_COL, OUTPUT_ERROR), (AGREEMENT_COL, AGREEMENT))
+PREFILL_DENSITY_COL = "prefill_density"
+SUMMARY_SOURCES = (
+    (DENSITY_COL, DENSITY),
+    (PREFILL_DENSITY_COL, "mean_prefill_density"),
+    (ERROR_COL, OUTPUT_ERROR),
+    (AGREEMENT_COL, AGREEMENT),
+)
 LEGEND = {
     MEAN_COL: "mean: the row's overall scores averaged over its complete cells",
     DENSITY_COL: "density: mean fraction of keys each query attends to (sparse configs only)",
+    PREFILL_DENSITY_COL: "prefill_density: mean fraction of causal pairs the sparse prefill "
+    "computes (configs with prefill_maskers only)",
     ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",
     AGREEMENT_COL: "agreement: fraction of answers identical to the dense config's, per row",
 }

@@ -105,14 +105,14 @@ class SparsePrefill:
         block_mask, full, partial = build_block_mask(selections, geometry, query.device)
         sinks = kwargs.get("s_aux")
         sinks = kwargs.get("sinks") if sinks is None else sinks
-        out = flex_prefill(
-            query, key, value, block_mask, inputs.scaling, inputs.softcap, sinks
-        )
+        out = flex_prefill(query, key, value, block_mask, inputs.scaling, inputs.softcap, sinks)
         logger = MicroMetricLogger()
         density = error = None
         if logger.is_metric_enabled(PREFILL_DENSITY_METRIC):
             assert block_mask.mask_mod is not None
-            density = computed_pairs(geometry, full, partial, block_mask.mask_mod, self.budget_bytes)
+            density = computed_pairs(
+                geometry, full, partial, block_mask.mask_mod, self.budget_bytes
+            )
         if logger.is_metric_enabled(PREFILL_OUTPUT_ERROR_METRIC):
             error = output_error(
                 out, query, key, value, geometry, inputs.scaling, inputs.softcap, sinks

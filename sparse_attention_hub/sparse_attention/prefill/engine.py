@@ -91,8 +91,7 @@ def _run(compiled: bool, *args: Any, **kwargs: Any) -> Any:
     if not _compile_logged:
         _compile_logged = True
         logger.info(
-            "sparse prefill: first compiled flex_attention call (compilation included) took "
-            "%.1f s",
+            "sparse prefill: first compiled flex_attention call (compilation included) took %.1f s",
             time.perf_counter() - start,
         )
     return result

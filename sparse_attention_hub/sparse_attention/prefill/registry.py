@@ -120,3 +120,19 @@ def prefill_config_to_dict(config: PrefillMaskerConfig) -> dict[str, dict[str, A
     """``{name: {param: value}}`` for a config instance."""
     cls = prefill_masker_class(config)
     return {cls.name: {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}}
+
+
+def describe_prefill_maskers() -> list[tuple[str, str, str]]:
+    """``(name, parameters, description)`` of every prefill masker (``sah list prefill``);
+    the parameters one ``field = default`` per line (``field`` alone when required)."""
+    rows = []
+    for name in available_prefill_maskers():
+        cls = _BY_NAME[name]
+        params = []
+        for field in dataclasses.fields(cls.config_class):
+            if field.default is not dataclasses.MISSING:
+                params.append(f"{field.name} = {field.default!r}")
+            else:
+                params.append(field.name)
+        rows.append((name, "\n".join(params), cls.description))
+    return rows

@@ -30,7 +30,9 @@ def _eager(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_full_block_mask_gives_the_models_own_prefill(arch: str, tmp_path: Any) -> None:
     window = None if arch == "llama" else WINDOW
     path = make_tiny_model(tmp_path / "m", arch=arch, num_key_value_heads=2, sliding_window=window)
-    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        path, attn_implementation="eager", dtype=torch.float32
+    )
     model.eval()
     ids = torch.randint(10, 300, (1, SEQ), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -76,7 +78,9 @@ def test_a_sparse_prefill_changes_the_logits_and_questions_still_run(
     adapter.set_sparse_attention_config(sparse_config)
     sparse = _prefill_logits(adapter, ids)
     assert (sparse - dense).abs().max() > 1e-3
-    response = adapter.process_request(Request(context, ["Which key?", "Why?"]), {"max_new_tokens": 3})
+    response = adapter.process_request(
+        Request(context, ["Which key?", "Why?"]), {"max_new_tokens": 3}
+    )
     assert len(response.responses) == 2
     assert all(m["generated_tokens"] >= 1 for m in response.metadata)
     assert adapter.model.config._attn_implementation == "sdpa"
