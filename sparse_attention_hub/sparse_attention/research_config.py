@@ -111,7 +111,9 @@ class ResearchAttentionConfig:
         if self.score_budget_bytes != DEFAULT_SCORE_BUDGET_BYTES:
             data["score_budget_bytes"] = self.score_budget_bytes
         if self.prefill_masker_configs:
-            data["prefill_maskers"] = [prefill_config_to_dict(c) for c in self.prefill_masker_configs]
+            data["prefill_maskers"] = [
+                prefill_config_to_dict(c) for c in self.prefill_masker_configs
+            ]
         if self.prefill_block_size != DEFAULT_PREFILL_BLOCK_SIZE:
             data["prefill_block_size"] = self.prefill_block_size
         return data
@@ -174,7 +176,9 @@ def _entries(value: object, key: str) -> list[tuple[str, Any]]:
     pairs = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, Mapping) or len(entry) != 1:
-            raise ValueError(f"{key}[{i}] must be a one-key mapping {{name: params}}, got {entry!r}")
+            raise ValueError(
+                f"{key}[{i}] must be a one-key mapping {{name: params}}, got {entry!r}"
+            )
         ((name, params),) = entry.items()
         pairs.append((name, params))
     return pairs
