@@ -38,6 +38,9 @@ ATTENTION_NAME = "sah_research"
 #: The name under which the context prefill is observed (:meth:`SparseAttentionSwitch.observe`):
 #: the previous implementation's own mask and attention run, unchanged.
 OBSERVE_NAME = "sah_observe"
+#: The name under which the context prefill runs sparse (:meth:`SparseAttentionSwitch.prefill`):
+#: the research attention's ``prefill_attention`` (FlexAttention), with no (Q, K) mask built.
+PREFILL_NAME = "sah_prefill"
 
 _ACTIVE: contextvars.ContextVar[SparseAttentionSwitch | None] = contextvars.ContextVar(
     "sah_active_attention_switch", default=None
@@ -69,6 +72,8 @@ def _register_once() -> None:
         AttentionMaskInterface.register(ATTENTION_NAME, _materialised_sdpa_mask)
         AttentionInterface.register(OBSERVE_NAME, _dispatch_observe)
         AttentionMaskInterface.register(OBSERVE_NAME, _previous_mask)
+        AttentionInterface.register(PREFILL_NAME, _dispatch_prefill)
+        AttentionMaskInterface.register(PREFILL_NAME, _no_mask)
         _registered = True
 
 
@@ -98,6 +103,16 @@ def _active_switch(module: Any, name: str) -> SparseAttentionSwitch:
 def _dispatch_observe(module: Any, *args: Any, **kwargs: Any) -> Any:
     """The observing function: the research attention sees the call, the previous runs it."""
     return _active_switch(module, OBSERVE_NAME).observe_attention(module, *args, **kwargs)
+
+
+def _dispatch_prefill(module: Any, *args: Any, **kwargs: Any) -> Any:
+    """The sparse-prefill function: the research attention's ``prefill_attention``."""
+    return _active_switch(module, PREFILL_NAME).prefill_attention(module, *args, **kwargs)
+
+
+def _no_mask(*args: Any, **kwargs: Any) -> None:
+    """The sparse prefill builds no (Q, K) mask: causality and windows come from positions."""
+    return None
 
 
 def _previous_mask(*args: Any, **kwargs: Any) -> Any:
@@ -165,11 +180,19 @@ class SparseAttentionSwitch:
             yield
 
     @contextmanager
+    def prefill(self) -> Iterator[None]:
+        """Inside the ``with`` block every attention call runs the research attention's
+        sparse prefill (``prefill_attention``: observing maskers observe first, then
+        FlexAttention on the prefill maskers' blocks). Restored on exit like :meth:`enable`."""
+        with self._switched(PREFILL_NAME):
+            yield
+
+    @contextmanager
     def _switched(self, name: str) -> Iterator[None]:
         token = _ACTIVE.set(self)
         try:
             previous = self.model.config._attn_implementation
-            if previous in (ATTENTION_NAME, OBSERVE_NAME):
+            if previous in (ATTENTION_NAME, OBSERVE_NAME, PREFILL_NAME):
                 yield
                 return
             # A single name would overwrite every sub-config: restore the whole tree instead.
@@ -200,6 +223,23 @@ class SparseAttentionSwitch:
             seen = dict(kwargs, query_start=self.query_start)
             self.research_attention.observe_prefill(module, *args, **seen)
         return interface[self._previous](module, *args, **kwargs)  # type: ignore[no-any-return]
+
+    def prefill_attention(
+        self, module: torch.nn.Module | None, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The function of :meth:`prefill`: the research attention's ``prefill_attention``
+        with ``query_start``."""
+        from sparse_attention_hub.sparse_attention.research_attention import (
+            check_attention_kwargs,
+        )
+
+        if self.research_attention is None:
+            raise RuntimeError("the sparse prefill needs a research attention (a sparse config)")
+        check_attention_kwargs(kwargs, module, self.model)  # names the model class
+        kwargs.setdefault("query_start", self.query_start)
+        return self.research_attention.prefill_attention(  # type: ignore[no-any-return]
+            module, *args, **kwargs
+        )
 
     def attention(
         self, module: torch.nn.Module | None, *args: Any, **kwargs: Any

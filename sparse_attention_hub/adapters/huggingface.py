@@ -10,7 +10,9 @@ The decode loop, in named phases, for a request with questions q0..qn on one con
    differ (rare BPE boundary effects) are prefilled again. A new request (a new cache) starts
    with fresh masker states. When a masker observes the prefill (KV-cache eviction), the
    context runs with the model's own attention and mask, unchanged, and each layer's context
-   queries, keys and values are handed to it (``SparseAttentionSwitch.observe``).
+   queries, keys and values are handed to it (``SparseAttentionSwitch.observe``). With
+   ``prefill_maskers`` the context prefill is sparse (``SparseAttentionSwitch.prefill``:
+   FlexAttention on the blocks they select; the KV cache stays whole).
 3. ``_answer`` (sparse mode): ``_run_question`` feeds the question ids, then
    ``_decode_tokens`` calls ``_decode_one`` per generated token, with every attention layer
    routed through the research attention. Greedy unless ``do_sample``; stops at EOS or
@@ -272,8 +274,14 @@ class ModelAdapterHF(ModelAdapter):
 
     @contextmanager
     def _observing(self) -> Iterator[None]:
-        """The context prefill's attention calls handed to the maskers that observe them."""
+        """The context prefill's attention: sparse (``SparseAttentionSwitch.prefill``) when the
+        config has prefill maskers (observing maskers observe there too), else the model's
+        own, handed to the maskers that observe it."""
         research = self.research_attention
+        if research is not None and research.sparse_prefill:
+            with self._switch.prefill():
+                yield
+            return
         if research is None or not research.observes_prefill:
             yield
             return

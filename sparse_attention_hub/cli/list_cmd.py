@@ -1,4 +1,4 @@
-"""``sah list maskers|benchmarks|recipes``."""
+"""``sah list maskers|prefill|benchmarks|recipes``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
         from sparse_attention_hub.sparse_attention.maskers import describe_maskers
 
         rows = describe_maskers()
+    elif args.what == "prefill":
+        from sparse_attention_hub.sparse_attention.prefill.registry import (
+            describe_prefill_maskers,
+        )
+
+        rows = describe_prefill_maskers()
     elif args.what == "recipes":
         from sparse_attention_hub.sparse_attention.recipes import describe_recipes
 
@@ -30,6 +36,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any) -> None:
     """Register ``sah list`` on the subparsers action ``sub``."""
-    p_list = sub.add_parser("list", help="list maskers, benchmarks or recipes")
-    p_list.add_argument("what", choices=["maskers", "benchmarks", "recipes"])
+    p_list = sub.add_parser("list", help="list maskers, prefill maskers, benchmarks or recipes")
+    p_list.add_argument("what", choices=["maskers", "prefill", "benchmarks", "recipes"])
     p_list.set_defaults(func=_cmd_list)

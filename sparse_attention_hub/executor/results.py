@@ -54,10 +54,12 @@ RESULTS_CSV = "results.csv"
 DENSITY_METRIC = "research_attention_density"
 OUTPUT_ERROR_METRIC = "research_attention_output_error"
 COMPRESSION_METRIC = "eviction_compression_ratio"  # maskers.eviction.RATIO_METRIC
+PREFILL_DENSITY_METRIC = "prefill_density"
 MEAN_COLUMNS = {
     DENSITY_METRIC: "mean_density",
     COMPRESSION_METRIC: "mean_compression_ratio",
     OUTPUT_ERROR_METRIC: "mean_output_error",
+    PREFILL_DENSITY_METRIC: "mean_prefill_density",
 }
 CELL_DEPTH = 3  # a cell is <results dir>/<model>/<config>/<benchmark[_subset]>
 DENSE_CONFIG = "dense"  # the executor's name for the model's own attention: the baseline
@@ -70,6 +72,7 @@ BASE_COLUMNS = [
     "status",
     "overall_score",
     "mean_density",
+    "mean_prefill_density",
     "mean_compression_ratio",
     "mean_output_error",
     AGREEMENT_COLUMN,

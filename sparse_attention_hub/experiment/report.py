@@ -57,8 +57,10 @@ DENSITY_COL = "density"
 COMPRESSION_COL = "compression_ratio"
 ERROR_COL = "output_error"
 AGREEMENT_COL = "agreement"
+PREFILL_DENSITY_COL = "prefill_density"
 SUMMARY_SOURCES = (
     (DENSITY_COL, DENSITY),
+    (PREFILL_DENSITY_COL, "mean_prefill_density"),
     (COMPRESSION_COL, COMPRESSION),
     (ERROR_COL, OUTPUT_ERROR),
     (AGREEMENT_COL, AGREEMENT),
@@ -66,6 +68,8 @@ SUMMARY_SOURCES = (
 LEGEND = {
     MEAN_COL: "mean: the row's overall scores averaged over its complete cells",
     DENSITY_COL: "density: mean fraction of keys each query attends to (sparse configs only)",
+    PREFILL_DENSITY_COL: "prefill_density: mean fraction of causal pairs the sparse prefill "
+    "computes (configs with prefill_maskers only)",
     COMPRESSION_COL: "compression_ratio: realized fraction of the context's KV pairs evicted "
     "(eviction configs only)",
     ERROR_COL: "output_error: mean relative L2 error of the attention output against dense",

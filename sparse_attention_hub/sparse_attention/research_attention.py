@@ -58,6 +58,9 @@ from sparse_attention_hub.sparse_attention.maskers.eviction import (
     restrict_attention_mask,
     survivors,
 )
+from sparse_attention_hub.sparse_attention.prefill.attention import SparsePrefill
+from sparse_attention_hub.sparse_attention.prefill.registry import create_prefill_masker
+from sparse_attention_hub.sparse_attention.prefill.research import PrefillAttentionMixin
 from sparse_attention_hub.sparse_attention.research_config import (
     DEFAULT_SCORE_BUDGET_BYTES,
     ResearchAttentionConfig,
@@ -103,7 +106,7 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
-class ResearchAttention:
+class ResearchAttention(PrefillAttentionMixin):
     """Simulated sparse attention: maskers build a mask, masked attention applies it.
 
     Attributes:
@@ -115,6 +118,7 @@ class ResearchAttention:
             the fp32 chunk of bf16/fp16 K or V. The queries of a call run in blocks that fit
             it; the state of a stateful masker advances once per call, on the call's keys,
             before the first block, and every block reads it.
+        prefill: the sparse context prefill (``prefill_attention``; no maskers: dense).
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class ResearchAttention:
         maskers: Sequence[Masker],
         score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES,
         dense_layers: Sequence[int] = (),
+        prefill: SparsePrefill | None = None,
     ) -> None:
         check_score_budget(score_budget_bytes)
         check_one_sampling([type(m) for m in maskers])
@@ -132,6 +137,7 @@ class ResearchAttention:
         self._stateful = any(m.is_stateful for m in self.maskers)
         self._observers = [m for m in self.maskers if m.observes_prefill]
         self._mask_hooks: list[MaskHook] = []
+        self.prefill = prefill or SparsePrefill([], 128, score_budget_bytes)
 
     @classmethod
     def create_from_config(cls, config: ResearchAttentionConfig) -> ResearchAttention:
@@ -145,6 +151,11 @@ class ResearchAttention:
             [create_masker(c) for c in config.masker_configs],
             score_budget_bytes=config.score_budget_bytes,
             dense_layers=config.dense_layers,
+            prefill=SparsePrefill(
+                [create_prefill_masker(c) for c in config.prefill_masker_configs],
+                config.prefill_block_size,
+                config.score_budget_bytes,
+            ),
         )
 
     def new_request(self) -> MaskerStates:

@@ -14,6 +14,13 @@ from sparse_attention_hub.sparse_attention.maskers import (
     masker_config_to_dict,
     resolve_masker,
 )
+from sparse_attention_hub.sparse_attention.prefill.base import PrefillMaskerConfig
+from sparse_attention_hub.sparse_attention.prefill.registry import (
+    prefill_config_from_dict,
+    prefill_config_to_dict,
+    prefill_masker_class,
+    resolve_prefill_masker,
+)
 
 #: The default memory budget of one block of queries of an attention call (128 MiB): at Q=1
 #: it holds the scores of K = 1M keys at 32 heads; longer questions run in blocks of rows.
@@ -21,7 +28,15 @@ DEFAULT_SCORE_BUDGET_BYTES = 128 * 2**20
 #: The smallest budget accepted: below it every call runs one query per block anyway.
 MIN_SCORE_BUDGET_BYTES = 1
 #: The keys of ``to_dict()`` / ``from_dict``.
-CONFIG_KEYS = ("maskers", "dense_layers", "score_budget_bytes")
+CONFIG_KEYS = (
+    "maskers",
+    "dense_layers",
+    "score_budget_bytes",
+    "prefill_maskers",
+    "prefill_block_size",
+)
+#: The default block size of the sparse prefill's ``BlockMask`` (FlexAttention's default tile).
+DEFAULT_PREFILL_BLOCK_SIZE = 128
 
 
 @dataclasses.dataclass
@@ -39,6 +54,11 @@ class ResearchAttentionConfig:
     the queries of a call in blocks that fit it (see ``ResearchAttention``). A larger budget
     means fewer, larger blocks (fewer ops), a smaller one a lower peak.
 
+    ``prefill_maskers``: the sparse-prefill methods (``sparse_attention.prefill``, their own
+    registry) that choose which (query block, key block) pairs of the context prefill are
+    computed; empty (the default) is the model's own dense prefill. ``prefill_block_size``:
+    the block size of the engine's FlexAttention ``BlockMask`` (default 128).
+
     ``to_dict()`` gives ``{"maskers": [{"sink": {"sink_size": 128}}, ...]}`` (plus
     ``"dense_layers": [...]`` when there are any and ``"score_budget_bytes"`` when it is not
     the default, so fingerprints of default configs stay as they were), which ``from_dict`` reads back
@@ -51,10 +71,14 @@ class ResearchAttentionConfig:
     dense_layers: list[int] = dataclasses.field(default_factory=list)
     dense_layers_from_recipe: bool = dataclasses.field(default=False, compare=False, repr=False)
     score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES
+    prefill_masker_configs: list[PrefillMaskerConfig] = dataclasses.field(default_factory=list)
+    prefill_block_size: int = DEFAULT_PREFILL_BLOCK_SIZE
 
     def __post_init__(self) -> None:
         self.dense_layers = check_dense_layers(self.dense_layers)
         self.score_budget_bytes = check_score_budget(self.score_budget_bytes)
+        self.prefill_masker_configs = check_prefill_configs(self.prefill_masker_configs)
+        self.prefill_block_size = check_prefill_block_size(self.prefill_block_size)
         if isinstance(self.masker_configs, MaskerConfig) or not isinstance(
             self.masker_configs, Sequence
         ):
@@ -74,13 +98,24 @@ class ResearchAttentionConfig:
         """The registry name of each masker, in order."""
         return [masker_class(c).name for c in self.masker_configs]
 
+    def prefill_masker_names(self) -> list[str]:
+        """The registry name of each prefill masker, in order."""
+        return [prefill_masker_class(c).name for c in self.prefill_masker_configs]
+
     def to_dict(self) -> dict[str, Any]:
-        """``{"maskers": [{name: {param: value}}, ...]}``, plus ``"dense_layers"`` if any."""
+        """``{"maskers": [{name: {param: value}}, ...]}``, plus ``"dense_layers"`` if any,
+        ``"prefill_maskers"`` if any and the other keys where they are not the default."""
         data: dict[str, Any] = {"maskers": [masker_config_to_dict(c) for c in self.masker_configs]}
         if self.dense_layers:
             data["dense_layers"] = list(self.dense_layers)
         if self.score_budget_bytes != DEFAULT_SCORE_BUDGET_BYTES:
             data["score_budget_bytes"] = self.score_budget_bytes
+        if self.prefill_masker_configs:
+            data["prefill_maskers"] = [
+                prefill_config_to_dict(c) for c in self.prefill_masker_configs
+            ]
+        if self.prefill_block_size != DEFAULT_PREFILL_BLOCK_SIZE:
+            data["prefill_block_size"] = self.prefill_block_size
         return data
 
     @classmethod
@@ -91,19 +126,21 @@ class ResearchAttentionConfig:
                 f'a sparse attention config is {{"maskers": [{{name: params}}, ...]}} with the '
                 f"optional keys {list(CONFIG_KEYS[1:])}, got {data!r}"
             )
-        entries = data.get("maskers") or []
-        if not isinstance(entries, list):
-            raise ValueError(f'"maskers" must be a list, got {type(entries).__name__}')
-        configs = []
-        for i, entry in enumerate(entries):
-            if not isinstance(entry, Mapping) or len(entry) != 1:
-                raise ValueError(
-                    f"maskers[{i}] must be a one-key mapping {{name: params}}, got {entry!r}"
-                )
-            ((name, params),) = entry.items()
-            configs.append(masker_config_from_dict(name, params))
-        budget = data.get("score_budget_bytes", DEFAULT_SCORE_BUDGET_BYTES)
-        return cls(configs, data.get("dense_layers") or [], score_budget_bytes=budget)
+        configs = [
+            masker_config_from_dict(name, params)
+            for name, params in _entries(data.get("maskers"), "maskers")
+        ]
+        prefill = [
+            prefill_config_from_dict(name, params)
+            for name, params in _entries(data.get("prefill_maskers"), "prefill_maskers")
+        ]
+        return cls(
+            configs,
+            data.get("dense_layers") or [],
+            score_budget_bytes=data.get("score_budget_bytes", DEFAULT_SCORE_BUDGET_BYTES),
+            prefill_masker_configs=prefill,
+            prefill_block_size=data.get("prefill_block_size", DEFAULT_PREFILL_BLOCK_SIZE),
+        )
 
     @classmethod
     def from_recipe(cls, name: str, **params: Any) -> ResearchAttentionConfig:
@@ -119,8 +156,62 @@ class ResearchAttentionConfig:
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _unpickle,
-            (self.masker_names(), self.masker_configs, self.dense_layers, self.score_budget_bytes),
+            (
+                self.masker_names(),
+                self.masker_configs,
+                self.dense_layers,
+                self.score_budget_bytes,
+                self.prefill_masker_names(),
+                self.prefill_masker_configs,
+                self.prefill_block_size,
+            ),
         )
+
+
+def _entries(value: object, key: str) -> list[tuple[str, Any]]:
+    """The ``(name, params)`` pairs of a ``[{name: params}, ...]`` list under ``key``."""
+    entries = value or []
+    if not isinstance(entries, list):
+        raise ValueError(f'"{key}" must be a list, got {type(entries).__name__}')
+    pairs = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, Mapping) or len(entry) != 1:
+            raise ValueError(
+                f"{key}[{i}] must be a one-key mapping {{name: params}}, got {entry!r}"
+            )
+        ((name, params),) = entry.items()
+        pairs.append((name, params))
+    return pairs
+
+
+def check_prefill_configs(value: object) -> list[PrefillMaskerConfig]:
+    """``value`` as a list of registered prefill masker configs; TypeError naming
+    ``ResearchAttentionConfig.prefill_masker_configs`` otherwise."""
+    where = "ResearchAttentionConfig.prefill_masker_configs"
+    if isinstance(value, PrefillMaskerConfig | str | bytes | Mapping) or not isinstance(
+        value, Sequence
+    ):
+        raise TypeError(f"{where} must be a list of prefill masker configs, got {value!r}")
+    configs = list(value)
+    for config in configs:
+        if not isinstance(config, PrefillMaskerConfig):
+            raise TypeError(
+                f"{where} must hold prefill masker configs (sparse_attention.prefill), got "
+                f"{type(config).__name__}"
+            )
+        prefill_masker_class(config)  # TypeError for an unregistered config type
+    return configs
+
+
+def check_prefill_block_size(value: object) -> int:
+    """``value`` as the engine's BlockMask block size: an int >= 1 (ValueError naming
+    ``ResearchAttentionConfig.prefill_block_size`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            "ResearchAttentionConfig.prefill_block_size must be an int >= 1 (tokens per block "
+            f"of the prefill BlockMask; default {DEFAULT_PREFILL_BLOCK_SIZE}), got {value!r}"
+        )
+    return value
 
 
 def check_dense_layers(value: object) -> list[int]:
@@ -156,10 +247,19 @@ def _unpickle(
     configs: list[MaskerConfig],
     dense_layers: list[int] | None = None,
     score_budget_bytes: int = DEFAULT_SCORE_BUDGET_BYTES,
+    prefill_names: list[str] | None = None,
+    prefill_configs: list[PrefillMaskerConfig] | None = None,
+    prefill_block_size: int = DEFAULT_PREFILL_BLOCK_SIZE,
 ) -> ResearchAttentionConfig:
     """Resolve every masker name in this process (import paths, entry points), then rebuild."""
     for name in names:
         resolve_masker(name)
+    for name in prefill_names or []:
+        resolve_prefill_masker(name)
     return ResearchAttentionConfig(
-        configs, dense_layers or [], score_budget_bytes=score_budget_bytes
+        configs,
+        dense_layers or [],
+        score_budget_bytes=score_budget_bytes,
+        prefill_masker_configs=prefill_configs or [],
+        prefill_block_size=prefill_block_size,
     )

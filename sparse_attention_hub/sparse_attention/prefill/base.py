@@ -64,6 +64,9 @@ class PrefillInputs:
         sliding_window: the layer's window in tokens, or None (full attention).
         budget_bytes: the memory a method's temporaries may take at once (its scores are
             computed in query chunks that fit it: at 128k, Q x K scores never exist whole).
+        block_size: the engine's ``BlockMask`` block size (a selection at this size without a
+            ``mask_mod`` becomes whole blocks, the cheapest form).
+        softcap: Gemma-2's logit cap (scores are ``softcap * tanh(s / softcap)``), or None.
     """
 
     queries: torch.Tensor
@@ -74,6 +77,8 @@ class PrefillInputs:
     layer_idx: int | None = None
     sliding_window: int | None = None
     budget_bytes: int = 128 * 2**20
+    block_size: int = 128
+    softcap: float | None = None
 
     @property
     def num_heads(self) -> int:

@@ -17,7 +17,7 @@ from sparse_attention_hub.sparse_attention.prefill.base import PrefillMasker, Pr
 
 #: The modules of the built-in prefill maskers, imported on the first lookup (registration
 #: order = this order).
-BUILTIN_MODULES: tuple[str, ...] = ("flexprefill",)
+BUILTIN_MODULES: tuple[str, ...] = ("sink", "local", "block_top_k", "flexprefill")
 
 _BY_NAME: dict[str, type[PrefillMasker]] = {}
 _BY_CONFIG: dict[type[PrefillMaskerConfig], type[PrefillMasker]] = {}
@@ -120,3 +120,19 @@ def prefill_config_to_dict(config: PrefillMaskerConfig) -> dict[str, dict[str, A
     """``{name: {param: value}}`` for a config instance."""
     cls = prefill_masker_class(config)
     return {cls.name: {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}}
+
+
+def describe_prefill_maskers() -> list[tuple[str, str, str]]:
+    """``(name, parameters, description)`` of every prefill masker (``sah list prefill``);
+    the parameters one ``field = default`` per line (``field`` alone when required)."""
+    rows = []
+    for name in available_prefill_maskers():
+        cls = _BY_NAME[name]
+        params = []
+        for field in dataclasses.fields(cls.config_class):
+            if field.default is not dataclasses.MISSING:
+                params.append(f"{field.name} = {field.default!r}")
+            else:
+                params.append(field.name)
+        rows.append((name, "\n".join(params), cls.description))
+    return rows

@@ -1,0 +1,143 @@
+"""The sparse prefill's attention: ``flex_attention`` over one ``BlockMask``, compiled.
+
+``flex_attention`` is compiled once per process (``torch.compile(..., dynamic=False)``; torch
+caches a kernel per shape and mask structure, and reuses it across calls and layers: the
+block tables and positions are tensors, not constants). The first compiled call's time is
+logged once (``logging``). Where compilation fails (no C compiler, an unsupported backend) the
+engine falls back to eager ``flex_attention`` for the rest of the process with one warning: the
+eager path materialises the (B, H, Q, K) scores. ``SAH_FLEX_EAGER=1`` forces eager (tests on
+tiny shapes).
+
+Model arguments: ``scale``; Gemma-2's ``softcap`` as a ``score_mod`` (``softcap * tanh(s /
+softcap)`` of the scaled score); GPT-OSS's per-head sink logits from the log-sum-exp (``out *
+sigmoid(lse - sink)``, the renormalisation of a softmax with one more logit per head and no
+value); GQA with ``enable_gqa`` (K/V are not repeated). Compiled flex on CPU does not return
+the log-sum-exp, so a CPU call with sinks runs eager (logged once). The prefill is inference
+only: it runs under ``torch.no_grad``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.nn.attention.flex_attention import AuxRequest, BlockMask, flex_attention
+
+logger = logging.getLogger(__name__)
+
+#: Set to 1 to run flex_attention eagerly (no compilation), e.g. for tests on tiny shapes.
+EAGER_ENV = "SAH_FLEX_EAGER"
+
+_compiled: Callable[..., Any] | None = None
+_compile_failed = False
+_compile_logged = False
+_eager_sinks_logged = False
+
+
+def _compiled_flex() -> Callable[..., Any]:
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(flex_attention, dynamic=False)
+    return _compiled
+
+
+def _is_compile_error(exc: Exception) -> bool:
+    return type(exc).__module__.startswith(("torch._dynamo", "torch._inductor"))
+
+
+def _eager(*args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():  # flex warns on every eager call: we warned once
+        warnings.simplefilter("ignore", UserWarning)
+        return flex_attention(*args, **kwargs)
+
+
+def use_compiled(device: torch.device, needs_lse: bool) -> bool:
+    """Whether this call runs the compiled kernel (see the module doc)."""
+    global _eager_sinks_logged
+    if _compile_failed or os.environ.get(EAGER_ENV, "") == "1":
+        return False
+    if needs_lse and device.type == "cpu":
+        if not _eager_sinks_logged:
+            logger.info("sparse prefill: compiled flex on CPU has no log-sum-exp; sinks run eager")
+            _eager_sinks_logged = True
+        return False
+    return True
+
+
+def _run(compiled: bool, *args: Any, **kwargs: Any) -> Any:
+    """One flex_attention call, compiled (falling back to eager for good on a compile error)."""
+    global _compile_failed, _compile_logged
+    if not compiled:
+        return _eager(*args, **kwargs)
+    start = time.perf_counter()
+    try:
+        result = _compiled_flex()(*args, **kwargs)
+    except Exception as exc:
+        if not _is_compile_error(exc):
+            raise
+        _compile_failed = True
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning(
+            "sparse prefill: flex_attention could not be compiled (%s); using eager flex, which "
+            "materialises the (B, H, Q, K) scores",
+            first_line[:200],
+        )
+        return _eager(*args, **kwargs)
+    if not _compile_logged:
+        _compile_logged = True
+        logger.info(
+            "sparse prefill: first compiled flex_attention call (compilation included) took %.1f s",
+            time.perf_counter() - start,
+        )
+    return result
+
+
+def softcap_score_mod(softcap: float) -> Callable[..., torch.Tensor]:
+    """``score_mod``: Gemma-2's ``softcap * tanh(score / softcap)`` of the scaled score."""
+
+    def score_mod(
+        score: torch.Tensor, b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor
+    ) -> torch.Tensor:
+        return torch.tanh(score / softcap) * softcap
+
+    return score_mod
+
+
+def flex_prefill(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    block_mask: BlockMask,
+    scale: float,
+    softcap: float | None = None,
+    sinks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Attention of query (B, H, Q, D) over key (B, Hkv, K, D), value (B, Hkv, K, Dv) on the
+    pairs of ``block_mask``: (B, Q, H, Dv) in the query dtype. ``sinks`` (H,) per-head logits.
+    A row with no computed pair gives 0 (and only its sink with sinks)."""
+    needs_lse = sinks is not None
+    compiled = use_compiled(query.device, needs_lse)
+    kwargs: dict[str, Any] = {
+        "score_mod": None if softcap is None else softcap_score_mod(float(softcap)),
+        "block_mask": block_mask,
+        "scale": float(scale),
+        "enable_gqa": key.shape[1] != query.shape[1],
+    }
+    if needs_lse:
+        kwargs["return_aux"] = AuxRequest(lse=True)
+    with torch.no_grad():
+        result = _run(compiled, query, key, value.to(query.dtype), **kwargs)
+        if needs_lse:
+            assert sinks is not None
+            out, aux = result
+            lse = aux.lse.float()  # (B, H, Q), natural log
+            weight = torch.sigmoid(lse - sinks.float().reshape(1, -1, 1))  # (B, H, Q)
+            out = (out.float() * weight[..., None]).to(query.dtype)
+        else:
+            out = result
+    return out.transpose(1, 2)  # (B, Q, H, Dv)

@@ -1,0 +1,95 @@
+"""Prefill metrics against brute force; the config's prefill fields (round trip, errors,
+pickling, a study file)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from sparse_attention_hub.metric_logging import MicroMetricLogger, load_micro_metrics
+from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention.prefill import engine
+from sparse_attention_hub.sparse_attention.prefill.metrics import (
+    PREFILL_DENSITY_METRIC,
+    PREFILL_OUTPUT_ERROR_METRIC,
+    sample_rows,
+)
+from sparse_attention_hub.sparse_attention.prefill.sink import SinkPrefillConfig
+
+from .reference import allowed_pairs, dense_masked
+
+METRICS = [PREFILL_DENSITY_METRIC, PREFILL_OUTPUT_ERROR_METRIC]
+CONFIG = {
+    "maskers": [],
+    "prefill_maskers": [{"sink": {"sink_size": 3}}, {"local": {"window_size": 6}}],
+    "prefill_block_size": 8,
+}
+
+
+@pytest.fixture
+def metric_logger():
+    logger = MicroMetricLogger()
+    registry = MicroMetricLogger.get_registered_metrics()
+    yield logger
+    MicroMetricLogger._reset_for_tests(registry={**registry, **{m: float for m in METRICS}})
+
+
+def test_density_and_error_equal_brute_force(metric_logger, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(engine.EAGER_ENV, "1")
+    metric_logger.configure_logging(tmp_path, enabled_metrics=METRICS)
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 4, 150, 16, generator=gen)  # more rows than the error sample
+    k = torch.randn(1, 2, 170, 16, generator=gen)
+    v = torch.randn(1, 2, 170, 16, generator=gen)
+    attn = ResearchAttention.create_from_config(ResearchAttentionConfig.from_dict(CONFIG))
+    kwargs = {"layer_idx": 2, "query_start": 20, "sliding_window": 40, "softcap": 4.0}
+    out, _ = attn.prefill_attention(None, q, k, v, None, 0.25, 0.0, **kwargs)
+    metric_logger.flush()
+    frame = load_micro_metrics(tmp_path)
+    values = dict(zip(frame["metric"], frame["value"], strict=True))
+    assert list(frame["layer_idx"]) == [2, 2]
+    allowed = allowed_pairs(150, 170, 20, 0, 40)
+    pos_q = torch.arange(150)[:, None] + 20
+    pos_k = torch.arange(170)[None, :]
+    kept = allowed & ((pos_k < 3) | (pos_q - pos_k < 6))
+    assert values[PREFILL_DENSITY_METRIC] == pytest.approx(float(kept.sum() / allowed.sum()))
+    rows = sample_rows(150)
+    assert len(rows) == 64 and int(rows[-1]) == 149
+    dense = dense_masked(q, k, v, allowed.expand(1, 4, 150, 170), 0.25, softcap=4.0)
+    sparse = dense_masked(q, k, v, kept.expand(1, 4, 150, 170), 0.25, softcap=4.0)
+    torch.testing.assert_close(out, sparse, rtol=1e-5, atol=1e-5)
+    expected = (sparse[:, rows] - dense[:, rows]).norm() / dense[:, rows].norm()
+    assert values[PREFILL_OUTPUT_ERROR_METRIC] == pytest.approx(float(expected), rel=1e-4)
+    assert float(expected) > 0.1
+
+
+def test_prefill_fields_round_trip_and_keep_old_fingerprints() -> None:
+    config = ResearchAttentionConfig.from_dict(CONFIG)
+    assert config.to_dict() == CONFIG
+    assert ResearchAttentionConfig.from_dict(config.to_dict()) == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    assert config.prefill_masker_configs[0] == SinkPrefillConfig(3)
+    assert ResearchAttentionConfig([]).to_dict() == {"maskers": []}  # unchanged default form
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"prefill_maskers": {"sink": {}}}, '"prefill_maskers" must be a list'),
+        ({"prefill_maskers": [{"nope": {}}]}, "unknown prefill masker 'nope'"),
+        ({"prefill_maskers": [{"sink": {"size": 3}}]}, "unknown parameter"),
+        ({"prefill_block_size": 0}, "ResearchAttentionConfig.prefill_block_size"),
+    ],
+)
+def test_bad_prefill_fields_are_named(data: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ResearchAttentionConfig.from_dict({"maskers": [], **data})
+
+
+def test_decode_configs_are_refused_as_prefill_maskers() -> None:
+    from sparse_attention_hub.sparse_attention.maskers import SinkMaskerConfig
+
+    with pytest.raises(TypeError, match="prefill_masker_configs"):
+        ResearchAttentionConfig([], prefill_masker_configs=[SinkMaskerConfig(4)])
