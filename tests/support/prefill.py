@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -81,3 +82,21 @@ class LargestTensor(TorchDispatchMode):
             if isinstance(leaf, torch.Tensor) and leaf.numel() > self.largest:
                 self.largest, self.op = leaf.numel(), str(func)
         return out
+
+
+def with_heavy_keys(inputs: PrefillInputs, fraction: float = 0.05, seed: int = 0) -> PrefillInputs:
+    """``inputs`` with attention concentrated on a ``fraction`` of the keys in runs of 16 at
+    random places (every query and those keys share a direction), so that threshold and top-k
+    selections are sparse."""
+    gen = torch.Generator().manual_seed(seed)
+    b, hkv, k_len, d = inputs.keys.shape
+    u = torch.randn(d, generator=gen)
+    u = u / u.norm() * 2.0 * d**0.5
+    starts = torch.rand(b, hkv, k_len, generator=gen) < fraction / 16
+    heavy = torch.zeros(b, hkv, k_len + 16)
+    for shift in range(16):
+        heavy[:, :, shift : shift + k_len] += starts.float()
+    heavy = (heavy[:, :, :k_len] > 0).float()[..., None]  # (B, Hkv, K, 1)
+    keys = inputs.keys + heavy * u
+    queries = inputs.queries + u / 2.0
+    return dataclasses.replace(inputs, queries=queries, keys=keys)

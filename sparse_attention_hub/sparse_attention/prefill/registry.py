@@ -17,7 +17,7 @@ from sparse_attention_hub.sparse_attention.prefill.base import PrefillMasker, Pr
 
 #: The modules of the built-in prefill maskers, imported on the first lookup (registration
 #: order = this order).
-BUILTIN_MODULES: tuple[str, ...] = ("vertical_slash",)
+BUILTIN_MODULES: tuple[str, ...] = ("vertical_slash", "xattention")
 
 _BY_NAME: dict[str, type[PrefillMasker]] = {}
 _BY_CONFIG: dict[type[PrefillMaskerConfig], type[PrefillMasker]] = {}
