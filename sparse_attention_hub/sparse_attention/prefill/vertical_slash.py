@@ -12,7 +12,8 @@ MInference's best_pattern JSON, see ``vs_patterns.py``):
 - ``a_shape`` (the file's ``stream_llm``): the first ``n_init`` keys and the ``n_local`` most
   recent positions (``0 <= q_pos - k_pos < n_local``), at token level.
 - ``block_sparse``: per 64-row query block, the ``min(top_k, K // 64)`` causal key blocks of
-  highest mean-pooled ``q . k`` (pooled over the zero-padded block of 64, as the official).
+  highest mean-pooled ``q . k`` (pooled over the zero-padded block of 64, as the official), at
+  least one (official: none when K < 64, an empty softmax).
 
 The selection has ``block_size`` 64 (the kernel's); ``mask_mod`` is ``full[b, h] |
 verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1]`` over (B, H), (B, H, K) and (B, H, Q + K)
@@ -106,8 +107,8 @@ class VerticalSlashConfig(PrefillMaskerConfig):
 
 
 def _block_sparse_blocks(inputs: PrefillInputs, heads: list[int], top_k: int) -> torch.Tensor:
-    """(B, h', nq, nk) bool: per query block, the ``min(top_k, K // 64)`` causal key blocks of
-    highest pooled score (all causal blocks when fewer)."""
+    """(B, h', nq, nk) bool: per query block, the ``max(1, min(top_k, K // 64))`` causal key
+    blocks of highest pooled score (all causal blocks when fewer)."""
     idx = torch.tensor(heads, device=inputs.queries.device)
     scores = pooled_block_scores(
         inputs.queries[:, idx], inputs.keys_per_head()[:, idx], VS_BLOCK
@@ -120,7 +121,7 @@ def _block_sparse_blocks(inputs: PrefillInputs, heads: list[int], top_k: int) ->
         VS_BLOCK,
         scores.device,
     )
-    k = min(top_k, inputs.key_length // VS_BLOCK)
+    k = max(1, min(top_k, inputs.key_length // VS_BLOCK))
     sizes = torch.full((scores.shape[1] * scores.shape[2],), k, dtype=torch.int64)
     b, h, nq, nk = scores.shape
     flat = scores.masked_fill(~causal, float("-inf")).reshape(b, h * nq, nk)

@@ -337,3 +337,9 @@ def test_no_query_by_key_tensor_at_16k() -> None:
         selection = masker.select(inputs)
     assert selection.blocks.shape == (1, 2, 256, 256)
     assert mode.largest <= 4 * 64 * length, (mode.largest, mode.op)  # (Q, K) is 16384x that
+
+
+def test_block_sparse_keeps_a_block_below_64_keys() -> None:
+    inputs = make_inputs(40, 40, heads=2, kv_heads=1)
+    pairs = _pairs(VerticalSlashConfig(pattern="block_sparse"), inputs)
+    assert torch.equal(pairs, causal_pairs(inputs).expand(1, 2, 40, 40))
