@@ -32,7 +32,8 @@ Deviations from the official code:
   unspecified) earlier keys and smaller offsets are kept first; otherwise a stable sort.
 - Calls with Q < K (``query_start > 0``): offsets are position differences, the estimate reads
   the call's last queries, counts are capped by the causal candidates (official: Q = K only).
-  On a sliding-window layer the estimate also hides the pairs outside the window.
+  On a sliding-window layer the estimate also hides the pairs outside the window, and blocks
+  wholly outside it are dropped.
 - Heads a pattern file lacks are an error here (official: the default ``vertical_and_slash``
   1000 / 6096); ``minference_ratio`` is not read.
 """
@@ -191,10 +192,10 @@ def vertical_slash_selection(
         bs_blocks[:, sparse] = _block_sparse_blocks(inputs, sparse, top_k)
         full[:, sparse] = True
     causal = causal_any_blocks(
-        q_len, k_len, inputs.query_start, inputs.key_offset, VS_BLOCK, device
+        q_len, k_len, inputs.query_start, inputs.key_offset, VS_BLOCK, device, inputs.sliding_window
     )
     blocks = vertical_slash_blocks(verticals, diagonals, q_len, VS_BLOCK, inputs.budget_bytes)
-    blocks = (blocks & causal) | bs_blocks
+    blocks = (blocks | bs_blocks) & causal
     mask_mod = None if len(sparse) == h else _table_mask_mod(full, verticals, diagonals)
     return PrefillSelection(blocks=blocks, block_size=VS_BLOCK, mask_mod=mask_mod)
 

@@ -143,14 +143,26 @@ def forced_slash_scores(slash: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 def causal_any_blocks(
-    q_len: int, k_len: int, query_start: int, key_offset: int, block: int, device: torch.device
+    q_len: int,
+    k_len: int,
+    query_start: int,
+    key_offset: int,
+    block: int,
+    device: torch.device,
+    sliding_window: int | None = None,
 ) -> torch.Tensor:
     """(nq, nk) bool: the block pairs that hold at least one causal pair (key block's first
-    position <= the query block's last position)."""
+    position <= the query block's last position) and, with ``sliding_window``, one pair inside
+    the window (query block's first position - key block's last position < window)."""
     nq, nk = math.ceil(q_len / block), math.ceil(k_len / block)
+    first_q = torch.arange(nq, device=device) * block + query_start
     last_q = torch.clamp(torch.arange(1, nq + 1, device=device) * block, max=q_len) - 1
-    first_k = torch.arange(nk, device=device) * block
-    return (first_k[None, :] + key_offset) <= (last_q[:, None] + query_start)
+    first_k = torch.arange(nk, device=device) * block + key_offset
+    last_k = torch.clamp(torch.arange(1, nk + 1, device=device) * block, max=k_len) - 1
+    out = first_k[None, :] <= (last_q[:, None] + query_start)
+    if sliding_window is not None:
+        out &= (first_q[:, None] - (last_k[None, :] + key_offset)) < sliding_window
+    return out
 
 
 def vertical_slash_blocks(

@@ -32,7 +32,9 @@ Deviations from the official code:
   are not offered (official defaults: 1, 1, off).
 - Calls with Q < K: queries sit at their positions (official: aligned to the end of the keys in
   units of its chunk); a group sees a key group when the key group's first position is at or
-  before the query group's last one; key groups wholly past K are hidden. The official torch
+  before the query group's last one; key groups wholly past K are hidden. On a sliding-window
+  layer the estimate ignores the window (the official has none) and the blocks wholly outside
+  it are dropped after the selection. The official torch
   path's hiding of every column when K is a multiple of its chunk size (``[-0:]``) is not
   reproduced (its triton path does not have it).
 - When the first block is the diagonal block, the official cumulative sum is shifted by one
@@ -178,6 +180,16 @@ def xattention_selection(
         rows = slice(i0, min(nq, i0 + chunk))
         sums = antidiagonal_block_sums(inputs, rk, stride, block, rows)
         blocks[:, :, rows] = threshold_blocks(sums, forced[rows], causal[rows], threshold)
+    if inputs.sliding_window is not None:
+        blocks &= causal_any_blocks(
+            q_len,
+            k_len,
+            inputs.query_start,
+            inputs.key_offset,
+            block,
+            device,
+            inputs.sliding_window,
+        )
     return PrefillSelection(blocks=blocks, block_size=block)
 
 

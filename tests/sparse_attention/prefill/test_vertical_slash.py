@@ -65,14 +65,23 @@ def _reference_vs(
     return causal & (is_col | torch.isin(diff, torch.tensor(diags)))
 
 
+WINDOWED = {"query_start": 200, "key_offset": 50, "sliding_window": 150}
+
+
 @pytest.mark.parametrize(
-    ("q_len", "k_len", "sizes"),
-    [(300, 300, (40, 150)), (300, 300, (35, 60)), (200, 300, (40, 120)), (40, 300, (31, 130))],
+    ("q_len", "k_len", "sizes", "where"),
+    [
+        (300, 300, (40, 150), {}),
+        (300, 300, (35, 60), {}),
+        (200, 300, (40, 120), {}),
+        (40, 300, (31, 130), {}),
+        (100, 250, (40, 110), WINDOWED),
+    ],
 )
 def test_vertical_and_slash_matches_a_full_matrix_reference(
-    q_len: int, k_len: int, sizes: tuple[int, int]
+    q_len: int, k_len: int, sizes: tuple[int, int], where: dict[str, int]
 ) -> None:
-    inputs = make_inputs(q_len, k_len, heads=4, kv_heads=2)
+    inputs = make_inputs(q_len, k_len, heads=4, kv_heads=2, **where)
     config = VerticalSlashConfig(vertical_size=sizes[0], slash_size=sizes[1])
     pairs = _pairs(config, inputs)
     for h in range(4):
@@ -343,3 +352,22 @@ def test_block_sparse_keeps_a_block_below_64_keys() -> None:
     inputs = make_inputs(40, 40, heads=2, kv_heads=1)
     pairs = _pairs(VerticalSlashConfig(pattern="block_sparse"), inputs)
     assert torch.equal(pairs, causal_pairs(inputs).expand(1, 2, 40, 40))
+
+
+def test_mask_mod_builds_a_flex_attention_block_mask_of_the_selected_blocks() -> None:
+    flex = pytest.importorskip("torch.nn.attention.flex_attention")
+    inputs = make_inputs(200, 200, heads=2, kv_heads=1)
+    selection = create_prefill_masker(VerticalSlashConfig(vertical_size=35, slash_size=60)).select(
+        inputs
+    )
+    mod = selection.mask_mod
+    assert mod is not None
+
+    def causal_mod(
+        b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
+    ) -> torch.Tensor:
+        return mod(b, h, q_idx, kv_idx) & (q_idx >= kv_idx)
+
+    block_mask = flex.create_block_mask(causal_mod, 1, 2, 200, 200, device="cpu", BLOCK_SIZE=64)
+    dense = block_mask.to_dense().bool()[..., :4, :4]
+    assert torch.equal(dense, pairs_to_blocks(selection_pairs(selection, inputs), 64))

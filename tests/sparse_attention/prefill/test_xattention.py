@@ -17,7 +17,13 @@ from sparse_attention_hub.sparse_attention.prefill.registry import (
     prefill_config_from_dict,
 )
 from sparse_attention_hub.sparse_attention.prefill.xattention import XAttentionConfig
-from tests.support.prefill import LargestTensor, make_inputs, with_heavy_keys
+from tests.support.prefill import (
+    LargestTensor,
+    causal_pairs,
+    make_inputs,
+    pairs_to_blocks,
+    with_heavy_keys,
+)
 
 
 def _select(inputs: PrefillInputs, **params: object) -> torch.Tensor:
@@ -79,16 +85,26 @@ def _reference(
         (300, 300, {"stride": 4, "block_size": 32, "threshold": 0.6}),
         (250, 600, {"stride": 8, "block_size": 64, "threshold": 0.8}),
         (100, 333, {"stride": 16, "block_size": 64, "threshold": 0.95}),
+        (100, 250, {"stride": 8, "block_size": 64, "threshold": 0.9, "key_offset": 30}),
+        (200, 400, {"stride": 8, "block_size": 64, "threshold": 0.9, "sliding_window": 150}),
     ],
 )
 def test_blocks_match_a_full_matrix_reference(
     q_len: int, k_len: int, params: dict[str, float]
 ) -> None:
-    inputs = with_heavy_keys(make_inputs(q_len, k_len, heads=4, kv_heads=2, seed=1), 0.03)
+    params = dict(params)
+    window = params.pop("sliding_window", None)
+    where = {"key_offset": int(params.pop("key_offset", 0))}
+    where["query_start"] = k_len - q_len + where["key_offset"] - 7  # not block-aligned
+    inputs = make_inputs(q_len, k_len, heads=4, kv_heads=2, seed=1, **where)
+    inputs = dataclasses.replace(inputs, sliding_window=None if window is None else int(window))
+    inputs = with_heavy_keys(inputs, 0.03)
     blocks = _select(inputs, **params)
     stride, block, thr = int(params["stride"]), int(params["block_size"]), params["threshold"]
+    windowed = pairs_to_blocks(causal_pairs(inputs)[None, None], block)[0, 0]
     for h in range(4):
-        assert torch.equal(blocks[0, h], _reference(inputs, h, stride, block, thr)), h
+        expected = _reference(inputs, h, stride, block, thr) & windowed
+        assert torch.equal(blocks[0, h], expected), h
     causal = torch.stack([_reference(inputs, h, stride, block, 1.0) for h in range(4)])
     assert 0 < int(blocks.sum()) < int(causal.sum())  # the threshold dropped causal blocks
 
