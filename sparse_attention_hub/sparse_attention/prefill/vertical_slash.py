@@ -16,22 +16,30 @@ MInference's best_pattern JSON, see ``vs_patterns.py``):
   least one (official: none when K < 64, an empty softmax).
 
 The selection has ``block_size`` 64 (the kernel's); ``mask_mod`` is ``full[b, h] |
-verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1]`` over (B, H), (B, H, K) and (B, H, Q + K)
-tables (``full`` marks block-sparse heads).
+verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1] | ranges(q // 64, kv)`` over (B, H),
+(B, H, K) and (B, H, Q + K) tables (``full`` marks block-sparse heads; ``diagonals`` holds the
+A-shape's local window and, with ``slash_cover: diagonals``, the slashes).
+
+``slash_cover`` says which pairs a slash computes. ``ranges`` (the default) follows the kernel
+(``convert_vertical_slash_indexes``): in the 64-row block ending at key index ``E``, slash ``d``
+computes the keys ``[E - d - 64, E - d)`` (``[0, 64)`` when ``E - d < 64``), i.e. a 64-wide
+band along the diagonal, read in the mask_mod from a prefix sum of the (B, H, Q + K) slash
+table. ``diagonals`` computes the exact diagonals the paper draws (much sparser: on random
+inputs at L = 2048 with 400 slashes, 0.29 of the causal pairs against the kernel's 1.0).
 
 Deviations from the official code:
 
-- Slashes are computed as exact diagonals. The official kernel
-  (``convert_vertical_slash_indexes``) covers each slash, per 64-row block, with the 64-key range
-  ``[end - d - 64, end - d)`` (merged ranges rounded up to 64-key steps, clamped at key 0), so it
-  also computes pairs next to each diagonal; emulating those ranges exactly needs per-(row
-  block, slash) state (hundreds of millions of entries at 128k), so the simulation computes the
-  pattern the paper describes, a subset of the kernel's pairs (tested against a port of the
-  kernel's index conversion).
+- ``slash_cover: ranges`` does not reproduce the kernel's rounding of merged ranges: when a
+  slash's range ends less than 64 keys past the current merged range, the kernel extends that
+  range by a whole 64 keys (up to 63 keys past the slash's range are computed too); emulating
+  it needs a sequential merge per (row block, slash). The pairs here are a
+  subset of the kernel's (tested against a line-by-line port of the index conversion; e.g.
+  0.57 against 0.66 of the causal pairs on a structured input at L = 2048).
 - Ties: among forced entries (``inf`` in the official code, where ``torch.topk``'s order is
   unspecified) earlier keys and smaller offsets are kept first; otherwise a stable sort.
 - Calls with Q < K (``query_start > 0``): offsets are position differences, the estimate reads
-  the call's last queries, counts are capped by the causal candidates (official: Q = K only).
+  the call's last queries, counts are capped by the causal candidates, the ranges' row blocks
+  are the call's 64-row blocks (official: Q = K only).
   On a sliding-window layer the estimate also hides the pairs outside the window, and blocks
   wholly outside it are dropped.
 - Heads a pattern file lacks are an error here (official: the default ``vertical_and_slash``
@@ -63,15 +71,19 @@ from sparse_attention_hub.sparse_attention.prefill.vs_select import (
     MIN_VERTICALS,
     VS_BLOCK,
     causal_any_blocks,
+    diagonal_prefix,
     forced_slash_scores,
     forced_vertical_scores,
     keep_top,
     last_q_vertical_slash_scores,
     pooled_block_scores,
+    range_blocks,
+    range_cover,
     vertical_slash_blocks,
 )
 
 PATTERNS = ("vertical_and_slash", "a_shape", "block_sparse")
+SLASH_COVERS = ("ranges", "diagonals")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +91,8 @@ class VerticalSlashConfig(PrefillMaskerConfig):
     """MInference's patterns. Defaults: the official default head pattern (``vertical_and_slash``
     with 1000 verticals and 6096 slashes, used for heads without a searched pattern), 64 estimate
     queries, the A-shape's ``n_init = 128``, ``n_local = 3968`` and the block-sparse kernel's
-    ``top_k = 100`` blocks of 64."""
+    ``top_k = 100`` blocks of 64; ``slash_cover`` ``ranges`` (the kernel's 64-key ranges per
+    slash) or ``diagonals`` (exact diagonals)."""
 
     pattern: str = "vertical_and_slash"
     vertical_size: int = 1000
@@ -89,10 +102,15 @@ class VerticalSlashConfig(PrefillMaskerConfig):
     n_local: int = 3968
     top_k: int = 100
     pattern_file: str | None = None
+    slash_cover: str = "ranges"
 
     def __post_init__(self) -> None:
         if self.pattern not in PATTERNS:
             raise ValueError(f"pattern must be one of {list(PATTERNS)}, got {self.pattern!r}")
+        if self.slash_cover not in SLASH_COVERS:
+            raise ValueError(
+                f"slash_cover must be one of {list(SLASH_COVERS)}, got {self.slash_cover!r}"
+            )
         minimum = {"vertical_size": 0, "slash_size": 0, "last_q": 1, "n_init": 0}
         minimum.update({"n_local": 1, "top_k": 1})
         for name, low in minimum.items():
@@ -162,49 +180,70 @@ def _vs_tables(
 
 
 def vertical_slash_selection(
-    inputs: PrefillInputs, patterns: Sequence[HeadPattern], last_q: int, top_k: int
+    inputs: PrefillInputs,
+    patterns: Sequence[HeadPattern],
+    last_q: int,
+    top_k: int,
+    slash_cover: str = "ranges",
 ) -> PrefillSelection:
     """The selection of per-head ``patterns`` (one per query head) on ``inputs``' call.
 
     Returns blocks (B, H, ceil(Q / 64), ceil(K / 64)) and a mask_mod over (B, H) / (B, H, K) /
-    (B, H, Q + K) tables (see the module doc).
+    (B, H, Q + K) tables (see the module doc). ``slash_cover`` says how the vertical-and-slash
+    heads' slashes are computed: ``ranges`` (the kernel's per-row-block key ranges) or
+    ``diagonals`` (exact).
     """
     b, h = inputs.queries.shape[:2]
     q_len, k_len = inputs.query_length, inputs.key_length
     device = inputs.queries.device
     verticals = torch.zeros(b, h, k_len, dtype=torch.bool, device=device)
-    diagonals = torch.zeros(b, h, q_len + k_len, dtype=torch.bool, device=device)
+    exact = torch.zeros(b, h, q_len + k_len, dtype=torch.bool, device=device)
+    ranged = torch.zeros(b, h, q_len + k_len, dtype=torch.bool, device=device)
     full = torch.zeros(b, h, dtype=torch.bool, device=device)
     nq, nk = inputs.num_blocks(VS_BLOCK)
-    bs_blocks = torch.zeros(b, h, nq, nk, dtype=torch.bool, device=device)
+    blocks = torch.zeros(b, h, nq, nk, dtype=torch.bool, device=device)
     vs = [i for i, p in enumerate(patterns) if p.pattern == "vertical_and_slash"]
     if vs:
         sizes = [(patterns[i].first, patterns[i].second) for i in vs]
-        verticals[:, vs], diagonals[:, vs] = _vs_tables(inputs, vs, sizes, last_q)
-    shift = inputs.query_start - inputs.key_offset - (k_len - 1)
+        slashes = ranged if slash_cover == "ranges" else exact
+        verticals[:, vs], slashes[:, vs] = _vs_tables(inputs, vs, sizes, last_q)
+    shift = inputs.query_start - inputs.key_offset - (k_len - 1)  # d = t + shift
     d = torch.arange(q_len + k_len, device=device) + shift
     for i, p in enumerate(patterns):
         if p.pattern == "a_shape":
             verticals[:, i, : p.first] = True
-            diagonals[:, i] = (d >= 0) & (d < p.second) & (d - shift <= q_len + k_len - 2)
+            exact[:, i] = (d >= 0) & (d < p.second) & (d - shift <= q_len + k_len - 2)
     sparse = [i for i, p in enumerate(patterns) if p.pattern == "block_sparse"]
     if sparse:
-        bs_blocks[:, sparse] = _block_sparse_blocks(inputs, sparse, top_k)
+        blocks[:, sparse] = _block_sparse_blocks(inputs, sparse, top_k)
         full[:, sparse] = True
-    causal = causal_any_blocks(
+    ends_offset = inputs.query_start - inputs.key_offset
+    blocks |= vertical_slash_blocks(verticals, exact, q_len, VS_BLOCK, inputs.budget_bytes)
+    use_ranges = bool(vs) and slash_cover == "ranges"
+    if use_ranges:
+        blocks |= range_blocks(ranged, q_len, ends_offset, shift, inputs.budget_bytes)
+    blocks &= causal_any_blocks(
         q_len, k_len, inputs.query_start, inputs.key_offset, VS_BLOCK, device, inputs.sliding_window
     )
-    blocks = vertical_slash_blocks(verticals, diagonals, q_len, VS_BLOCK, inputs.budget_bytes)
-    blocks = (blocks | bs_blocks) & causal
-    mask_mod = None if len(sparse) == h else _table_mask_mod(full, verticals, diagonals)
+    if len(sparse) == h:
+        return PrefillSelection(blocks=blocks, block_size=VS_BLOCK)
+    prefix = diagonal_prefix(ranged) if use_ranges else None
+    mask_mod = _table_mask_mod(full, verticals, exact, prefix, ends_offset, shift)
     return PrefillSelection(blocks=blocks, block_size=VS_BLOCK, mask_mod=mask_mod)
 
 
 def _table_mask_mod(
-    full: torch.Tensor, verticals: torch.Tensor, diagonals: torch.Tensor
+    full: torch.Tensor,
+    verticals: torch.Tensor,
+    diagonals: torch.Tensor,
+    prefix: torch.Tensor | None,
+    ends_offset: int,
+    shift: int,
 ) -> MaskMod:
-    """``full[b, h] | verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1]`` (indices clamped
-    into the tables, so padded indices of a partial block read a valid entry)."""
+    """``full[b, h] | verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1]``, or'ed with the
+    kernel's slash ranges of row block ``q // 64`` read from ``prefix`` (B, H, Q + K + 1) when
+    given (:func:`range_cover`). Indices are clamped into the tables, so padded indices of a
+    partial block read a valid entry."""
     k_len = verticals.shape[-1]
     t_max = diagonals.shape[-1] - 1
 
@@ -213,7 +252,11 @@ def _table_mask_mod(
     ) -> torch.Tensor:
         kv = kv_idx.clamp(0, k_len - 1)
         t = (q_idx - kv_idx + (k_len - 1)).clamp(0, t_max)
-        return full[b, h] | verticals[b, h, kv] | diagonals[b, h, t]
+        out = full[b, h] | verticals[b, h, kv] | diagonals[b, h, t]
+        if prefix is not None:
+            ends = ends_offset + (q_idx // VS_BLOCK + 1) * VS_BLOCK
+            out = out | range_cover(prefix, b, h, ends, kv, kv, shift)
+        return out
 
     return mask_mod
 
@@ -253,4 +296,5 @@ class VerticalSlash(PrefillMasker):
         """The pairs MInference computes for ``inputs``' call."""
         cfg = self.config
         assert isinstance(cfg, VerticalSlashConfig)
-        return vertical_slash_selection(inputs, self.head_patterns(inputs), cfg.last_q, cfg.top_k)
+        patterns = self.head_patterns(inputs)
+        return vertical_slash_selection(inputs, patterns, cfg.last_q, cfg.top_k, cfg.slash_cover)

@@ -215,3 +215,88 @@ def pooled_block_scores(queries: torch.Tensor, keys: torch.Tensor, block: int) -
     qm = qp.reshape(b, h, nq, block, d).sum(-2) / block  # (B, H, nq, D)
     km = kp.reshape(b, h, nk, block, d).sum(-2) / block  # (B, H, nk, D)
     return torch.matmul(qm, km.transpose(-1, -2))  # (B, H, nq, nk)
+
+
+def diagonal_prefix(diagonals: torch.Tensor) -> torch.Tensor:
+    """(B, H, Q + K) bool -> (B, H, Q + K + 1) int32: ``cs[x]`` = selected diagonals ``t < x``."""
+    return torch.nn.functional.pad(diagonals.to(torch.int32).cumsum(-1, dtype=torch.int32), (1, 0))
+
+
+def count_offsets(
+    prefix: torch.Tensor,
+    b: torch.Tensor | slice,
+    h: torch.Tensor | slice,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    shift: int,
+) -> torch.Tensor:
+    """How many selected offsets ``d`` lie in ``[lo, hi]`` (elementwise; > 0 iff any; <= 0 when
+    ``lo > hi``), read from ``prefix`` (:func:`diagonal_prefix`) at ``t = d - shift``."""
+    top = prefix.shape[-1] - 1
+    upper = prefix[b, h, (hi - shift + 1).clamp(0, top)]
+    lower = prefix[b, h, (lo - shift).clamp(0, top)]
+    return upper - lower
+
+
+def range_cover(
+    prefix: torch.Tensor,
+    b: torch.Tensor | slice,
+    h: torch.Tensor | slice,
+    ends: torch.Tensor,
+    k_lo: torch.Tensor,
+    k_hi: torch.Tensor,
+    shift: int,
+) -> torch.Tensor:
+    """Whether the kernel's slash ranges of a row block cover some key in ``[k_lo, k_hi]``.
+
+    ``convert_vertical_slash_indexes`` gives slash ``d`` in the row block that ends (exclusive,
+    in key indices) at ``E = ends`` the keys ``[E - d - 64, E - d)`` when ``E - d >= 64``, else
+    ``[0, 64)``, and skips ``d >= E``. So keys ``[k_lo, k_hi]`` are covered iff some ``d`` lies in
+    ``[E - k_hi - 64, min(E - k_lo - 1, E - 64)]``, or ``k_lo < 64`` and some ``d`` in
+    ``[E - 63, E - 1]``. All arguments broadcast elementwise.
+    """
+    band = count_offsets(
+        prefix,
+        b,
+        h,
+        ends - k_hi - VS_BLOCK,
+        torch.minimum(ends - k_lo - 1, ends - VS_BLOCK),
+        shift,
+    )
+    clamped = count_offsets(prefix, b, h, ends - (VS_BLOCK - 1), ends - 1, shift)
+    return (band > 0) | ((k_lo < VS_BLOCK) & (clamped > 0))
+
+
+def range_blocks(
+    diagonals: torch.Tensor, q_len: int, ends_offset: int, shift: int, budget_bytes: int
+) -> torch.Tensor:
+    """(B, H, nq, nk) bool: the blocks the kernel's slash ranges touch (64-row blocks whose end
+    in key indices is ``ends_offset + (i + 1) * 64``; see :func:`range_cover`).
+
+    Args:
+        diagonals: (B, H, Q + K) bool, index ``t = d - shift``.
+    """
+    b, h, n_t = diagonals.shape
+    k_len = n_t - q_len
+    nq, nk = math.ceil(q_len / VS_BLOCK), math.ceil(k_len / VS_BLOCK)
+    device = diagonals.device
+    prefix = diagonal_prefix(diagonals)
+    k0 = torch.arange(nk, device=device) * VS_BLOCK
+    k1 = torch.clamp(k0 + VS_BLOCK, max=k_len) - 1
+    out = torch.empty(b, h, nq, nk, dtype=torch.bool, device=device)
+    rows = max(1, budget_bytes // max(1, 32 * b * h * nk))
+    for i0 in range(0, nq, rows):
+        ends = ends_offset + (torch.arange(i0, min(nq, i0 + rows), device=device) + 1) * VS_BLOCK
+        grid_e, grid_k0 = torch.broadcast_tensors(ends[:, None], k0[None, :])  # (rows, nk)
+        grid_k1 = k1[None, :].expand_as(grid_e)
+        cover = range_cover(
+            prefix,
+            slice(None),
+            slice(None),
+            grid_e.reshape(-1),
+            grid_k0.reshape(-1),
+            grid_k1.reshape(-1),
+            shift,
+        )  # (B, H, rows*nk)
+        out[:, :, i0 : i0 + ends.shape[0]] = cover.reshape(b, h, ends.shape[0], nk)
+    return out

@@ -37,37 +37,62 @@ def _pairs(config: VerticalSlashConfig, inputs: PrefillInputs) -> torch.Tensor:
     return pairs
 
 
-def _reference_vs(
+def _reference_sets(
     inputs: PrefillInputs, head: int, vertical_size: int, slash_size: int, last_q: int = 64
-) -> torch.Tensor:
-    """(Q, K) bool, written plainly: full scores, softmax of the last rows, column and diagonal
-    sums, forced first 30 columns and offsets 0..99 (earlier / smaller first), then the top."""
+) -> tuple[list[int], list[int]]:
+    """(columns, offsets), written plainly: full scores, softmax of the last rows, column and
+    diagonal sums, forced first 30 columns and offsets 0..99 (earlier / smaller first), then the
+    top ones."""
     q = inputs.queries[0, head].double()
     k = inputs.keys[0, head // inputs.group_size].double()
     causal = causal_pairs(inputs)
     scores = (q @ k.T * inputs.scaling).masked_fill(~causal, float("-inf"))
     n = min(last_q, inputs.query_length)
     p = torch.softmax(scores[-n:], dim=-1)
-    q_pos = torch.arange(inputs.query_length) + inputs.query_start
-    k_pos = torch.arange(inputs.key_length) + inputs.key_offset
-    diff = q_pos[:, None] - k_pos[None, :]
+    diff = _diff(inputs)
     d_max = int(diff.max())
     col = p.sum(0).tolist()
     diag = [float(p[diff[-n:] == d].sum()) for d in range(d_max + 1)]
-    n_cols = int((k_pos <= q_pos[-1]).sum())
+    last_pos = inputs.query_start + inputs.query_length - 1
+    n_cols = int((torch.arange(inputs.key_length) + inputs.key_offset <= last_pos).sum())
     forced_cols = list(range(min(30, n_cols)))
     rest = sorted(set(range(n_cols)) - set(forced_cols), key=lambda c: -col[c])
     cols = (forced_cols + rest)[: min(n_cols, max(vertical_size, 30))]
     forced_d = list(range(min(100, d_max + 1)))
     rest_d = sorted(set(range(d_max + 1)) - set(forced_d), key=lambda d: -diag[d])
-    diags = (forced_d + rest_d)[: min(d_max + 1, max(slash_size, 50))]
+    return cols, (forced_d + rest_d)[: min(d_max + 1, max(slash_size, 50))]
+
+
+def _diff(inputs: PrefillInputs) -> torch.Tensor:
+    """(Q, K): position differences q_pos - k_pos."""
+    q_pos = torch.arange(inputs.query_length) + inputs.query_start
+    k_pos = torch.arange(inputs.key_length) + inputs.key_offset
+    return q_pos[:, None] - k_pos[None, :]
+
+
+def _exact_pairs(inputs: PrefillInputs, cols: list[int], offsets: list[int]) -> torch.Tensor:
     is_col = torch.isin(torch.arange(inputs.key_length), torch.tensor(cols))[None, :]
-    return causal & (is_col | torch.isin(diff, torch.tensor(diags)))
+    return causal_pairs(inputs) & (is_col | torch.isin(_diff(inputs), torch.tensor(offsets)))
+
+
+def _range_pairs(inputs: PrefillInputs, cols: list[int], offsets: list[int]) -> torch.Tensor:
+    """The kernel's cover without its rounding of merged ranges: per 64-row block ending at E
+    (key index), slash d < E covers keys [E - d - 64, E - d), clamped to [0, 64)."""
+    pairs = torch.zeros(inputs.query_length, inputs.key_length, dtype=torch.bool)
+    for start in range(0, inputs.query_length, 64):
+        end = inputs.query_start - inputs.key_offset + start + 64
+        for d in offsets:
+            if d < end:
+                right = max(end - d, 64)
+                pairs[start : start + 64, max(0, right - 64) : right] = True
+    pairs[:, cols] = True
+    return pairs & causal_pairs(inputs)
 
 
 WINDOWED = {"query_start": 200, "key_offset": 50, "sliding_window": 150}
 
 
+@pytest.mark.parametrize("cover", ["diagonals", "ranges"])
 @pytest.mark.parametrize(
     ("q_len", "k_len", "sizes", "where"),
     [
@@ -79,13 +104,14 @@ WINDOWED = {"query_start": 200, "key_offset": 50, "sliding_window": 150}
     ],
 )
 def test_vertical_and_slash_matches_a_full_matrix_reference(
-    q_len: int, k_len: int, sizes: tuple[int, int], where: dict[str, int]
+    q_len: int, k_len: int, sizes: tuple[int, int], where: dict[str, int], cover: str
 ) -> None:
     inputs = make_inputs(q_len, k_len, heads=4, kv_heads=2, **where)
-    config = VerticalSlashConfig(vertical_size=sizes[0], slash_size=sizes[1])
+    config = VerticalSlashConfig(vertical_size=sizes[0], slash_size=sizes[1], slash_cover=cover)
     pairs = _pairs(config, inputs)
+    build = _exact_pairs if cover == "diagonals" else _range_pairs
     for h in range(4):
-        assert torch.equal(pairs[0, h], _reference_vs(inputs, h, *sizes)), h
+        assert torch.equal(pairs[0, h], build(inputs, *_reference_sets(inputs, h, *sizes))), h
 
 
 def test_batch_rows_are_selected_apart() -> None:
@@ -175,24 +201,24 @@ def _official_kernel_pairs(v_idx: list[int], s_idx: list[int], n_ctx: int) -> to
 def test_indexes_match_the_official_selection_and_lie_inside_the_kernel_pairs() -> None:
     inputs = make_inputs(333, 333, heads=2, kv_heads=1, dim=32, seed=3)
     sizes = (45, 140)
-    selection = create_prefill_masker(
-        VerticalSlashConfig(vertical_size=sizes[0], slash_size=sizes[1])
-    ).select(inputs)
-    pairs = selection_pairs(selection, inputs)
-    assert selection.mask_mod is not None
+    pairs = {
+        cover: _pairs(
+            VerticalSlashConfig(vertical_size=sizes[0], slash_size=sizes[1], slash_cover=cover),
+            inputs,
+        )
+        for cover in ("diagonals", "ranges")
+    }
     for h in range(2):
         q, k = inputs.queries[:, h : h + 1], inputs.keys[:, :1]
         v_top, s_top = _official_vs_indexes(q, k, *sizes)
-        v_set, s_set = set(v_top.flatten().tolist()), set(s_top.flatten().tolist())
-        diff = torch.arange(333)[:, None] - torch.arange(333)[None, :]
-        expected = causal_pairs(inputs) & (
-            torch.isin(torch.arange(333), torch.tensor(sorted(v_set)))[None, :]
-            | torch.isin(diff, torch.tensor(sorted(s_set)))
-        )
-        assert torch.equal(pairs[0, h], expected)
-        kernel = _official_kernel_pairs(sorted(v_set), sorted(s_set), 333)
-        assert bool((kernel | ~pairs[0, h]).all())  # every pair here the kernel computes too
-        assert int(kernel.sum()) > int(pairs[0, h].sum())  # the kernel's ranges add neighbours
+        cols, offsets = sorted(set(v_top.flatten().tolist())), sorted(set(s_top.flatten().tolist()))
+        assert torch.equal(pairs["diagonals"][0, h], _exact_pairs(inputs, cols, offsets))
+        assert torch.equal(pairs["ranges"][0, h], _range_pairs(inputs, cols, offsets))
+        kernel = _official_kernel_pairs(cols, offsets, 333)
+        ranges, exact = pairs["ranges"][0, h], pairs["diagonals"][0, h]
+        assert bool((kernel | ~ranges).all())  # every pair here the kernel computes too
+        assert bool((ranges | ~exact).all())
+        assert int(kernel.sum()) >= int(ranges.sum()) > int(exact.sum())
 
 
 def _official_block_sparse(q: torch.Tensor, k: torch.Tensor, top_k: int) -> torch.Tensor:
@@ -324,6 +350,7 @@ def test_pattern_file_missing_or_without_layer_idx(tmp_path: Path) -> None:
         ("n_local", 0),
         ("top_k", True),
         ("pattern_file", ""),
+        ("slash_cover", "band"),
     ],
 )
 def test_config_rejects_bad_values(field: str, value: object) -> None:
