@@ -187,7 +187,7 @@ def vertical_slash_blocks(
     k0 = torch.arange(nk, device=device) * block
     k1 = torch.clamp(k0 + block, max=k_len) - 1
     out = torch.empty(b, h, nq, nk, dtype=torch.bool, device=device)
-    rows = max(1, budget_bytes // max(1, 16 * b * h * nk))
+    rows = max(1, budget_bytes // max(1, (16 * b * h + 32) * nk))  # gathers + indices
     for i0 in range(0, nq, rows):
         r0 = torch.arange(i0, min(nq, i0 + rows), device=device) * block
         r1 = torch.clamp(r0 + block, max=q_len) - 1
@@ -284,7 +284,7 @@ def range_blocks(
     k0 = torch.arange(nk, device=device) * VS_BLOCK
     k1 = torch.clamp(k0 + VS_BLOCK, max=k_len) - 1
     out = torch.empty(b, h, nq, nk, dtype=torch.bool, device=device)
-    rows = max(1, budget_bytes // max(1, 32 * b * h * nk))
+    rows = max(1, budget_bytes // max(1, (32 * b * h + 64) * nk))  # gathers + indices
     for i0 in range(0, nq, rows):
         ends = ends_offset + (torch.arange(i0, min(nq, i0 + rows), device=device) + 1) * VS_BLOCK
         grid_e, grid_k0 = torch.broadcast_tensors(ends[:, None], k0[None, :])  # (rows, nk)
