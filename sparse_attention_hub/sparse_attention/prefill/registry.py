@@ -17,7 +17,14 @@ from sparse_attention_hub.sparse_attention.prefill.base import PrefillMasker, Pr
 
 #: The modules of the built-in prefill maskers, imported on the first lookup (registration
 #: order = this order).
-BUILTIN_MODULES: tuple[str, ...] = ("sink", "local", "block_top_k", "flexprefill")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "sink",
+    "local",
+    "block_top_k",
+    "vertical_slash",
+    "flexprefill",
+    "xattention",
+)
 
 _BY_NAME: dict[str, type[PrefillMasker]] = {}
 _BY_CONFIG: dict[type[PrefillMaskerConfig], type[PrefillMasker]] = {}
