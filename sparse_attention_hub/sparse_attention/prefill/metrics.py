@@ -1,10 +1,10 @@
 """The sparse prefill's micro metrics, per layer, each computed only when enabled:
 
 - ``prefill_density``: computed causal pairs / causal pairs (in-window pairs on a
-  sliding-window layer) of the call, over every batch row and head. Exact: the token mask of
-  the BlockMask (full blocks, and the combined ``mask_mod`` on the partial blocks) is evaluated
-  on every query row, in row chunks under the budget (O(Q x K) elementwise work, bounded
-  memory; no attention).
+  sliding-window layer) of the call, over every batch row and head. Exact: a full block of
+  the BlockMask counts all its pairs, the combined ``mask_mod`` is evaluated on the partial
+  blocks only, in chunks under the budget (O(partial blocks x bs^2) elementwise work, bounded
+  memory; no attention), the causal pairs in closed form.
 - ``prefill_output_error``: ||out - dense|| / ||dense|| (relative L2, the definition of the
   decode ``research_attention_output_error``) on a sample of at most
   :data:`ERROR_SAMPLE_ROWS` query rows, evenly spaced, the last row included, against exact
@@ -41,28 +41,37 @@ def computed_pairs(
     budget_bytes: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(computed pairs, causal pairs), 0-dim int64 over (B, H): ``full`` and ``partial``
-    (B, H, nq, nk) bool blocks of the BlockMask, ``mask_mod`` its combined token mask."""
-    b, h, q_len, k_len, bs = (
-        geometry.batch,
-        geometry.heads,
-        geometry.query_length,
-        geometry.key_length,
-        geometry.block_size,
-    )
+    (B, H, nq, nk) bool blocks of the BlockMask, ``mask_mod`` its combined token mask.
+
+    A full block counts all its pairs (its rows x its columns, the last blocks ragged); only
+    the partial blocks are evaluated token by token, ``chunk`` blocks at a time under the
+    budget; the causal pairs are counted per row in closed form. Cost: O(partial blocks x
+    bs^2 + Q), never Q x K."""
+    bs, q_len, k_len = geometry.block_size, geometry.query_length, geometry.key_length
     device = full.device
-    rows = max(1, budget_bytes // max(1, b * h * k_len * 4))
-    kv = torch.arange(k_len, device=device).view(1, 1, 1, k_len)
-    bi = torch.arange(b, device=device).view(b, 1, 1, 1)
-    hi = torch.arange(h, device=device).view(1, h, 1, 1)
-    computed = torch.zeros((), dtype=torch.int64, device=device)
-    causal = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, q_len, rows):
-        q = torch.arange(start, min(q_len, start + rows), device=device).view(1, 1, -1, 1)
-        blocks = (bi, hi, q // bs, kv // bs)
-        on = full[blocks] | (partial[blocks] & mask_mod(bi, hi, q, kv))  # (B, H, r, K)
+    nq, nk = geometry.num_blocks
+    rows = torch.clamp(q_len - torch.arange(nq, device=device) * bs, max=bs)  # (nq,)
+    cols = torch.clamp(k_len - torch.arange(nk, device=device) * bs, max=bs)  # (nk,)
+    computed = (full.to(torch.int64) * (rows[:, None] * cols[None, :])).sum()
+    where = partial.nonzero()  # (n, 4): b, h, i, j
+    chunk = max(1, budget_bytes // (bs * bs * 8))
+    offsets = torch.arange(bs, device=device)
+    for start in range(0, int(where.shape[0]), chunk):
+        b, h, i, j = where[start : start + chunk].unbind(-1)
+        q = (i * bs)[:, None, None] + offsets[None, :, None]  # (n, bs, 1)
+        kv = (j * bs)[:, None, None] + offsets[None, None, :]  # (n, 1, bs)
+        inside = (q < q_len) & (kv < k_len)
+        on = mask_mod(b[:, None, None], h[:, None, None], q, kv) & inside
         computed += on.sum()
-        causal += geometry.allowed(q, kv).sum() * (b * h)
-    return computed, causal
+    return computed, causal_pairs(geometry, device) * (geometry.batch * geometry.heads)
+
+
+def causal_pairs(geometry: CallGeometry, device: torch.device) -> torch.Tensor:
+    """0-dim int64: the causal, in-window (query, key) pairs of one head of the call."""
+    absolute = torch.arange(geometry.query_length, device=device) + geometry.query_start
+    last = torch.clamp(absolute - geometry.key_offset, max=geometry.key_length - 1)  # (Q,)
+    first = torch.clamp(absolute - geometry.key_offset - geometry.window + 1, min=0)
+    return torch.clamp(last - first + 1, min=0).sum()
 
 
 def sample_rows(q_len: int) -> torch.Tensor:

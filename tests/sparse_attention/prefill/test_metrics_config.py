@@ -93,3 +93,57 @@ def test_decode_configs_are_refused_as_prefill_maskers() -> None:
 
     with pytest.raises(TypeError, match="prefill_masker_configs"):
         ResearchAttentionConfig([], prefill_masker_configs=[SinkMaskerConfig(4)])
+
+
+MIXES = {
+    "vertical_slash+block_top_k": [
+        {"vertical_slash": {"vertical_size": 40, "slash_size": 60, "last_q": 16}},
+        {"block_top_k": {"block_budget": 0.3, "block_size": 16}},
+    ],
+    "xattention+sink": [
+        {"xattention": {"stride": 4, "block_size": 16, "threshold": 0.5}},
+        {"sink": {"sink_size": 5}},
+    ],
+    "flexprefill": [{"flexprefill": {"block_size": 16, "min_budget": 16, "gamma": 0.5}}],
+}
+
+
+@pytest.mark.parametrize("mix", sorted(MIXES))
+def test_density_counts_full_and_partial_blocks_as_brute_force(mix: str) -> None:
+    """The density metric counts full blocks whole and evaluates only partial blocks: it
+    equals the brute-force union of the maskers' pairs (GQA, Q < K, ragged blocks, a
+    budget small enough to split the partial blocks into several chunks)."""
+    from sparse_attention_hub.sparse_attention.prefill.attention import prefill_inputs
+    from sparse_attention_hub.sparse_attention.prefill.block_mask import (
+        build_block_mask,
+        geometry_of,
+    )
+    from sparse_attention_hub.sparse_attention.prefill.metrics import computed_pairs
+    from sparse_attention_hub.sparse_attention.prefill.registry import (
+        create_prefill_masker,
+        prefill_config_from_dict,
+    )
+
+    from .reference import selection_pairs
+
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 4, 150, 16, generator=gen)
+    k = torch.randn(2, 2, 190, 16, generator=gen)
+    kwargs = {"query_start": 40, "layer_idx": 0}
+    inputs = prefill_inputs(q, k, 0.25, kwargs, block_size=16, budget_bytes=16 * 16 * 8 * 3)
+    maskers = [
+        create_prefill_masker(prefill_config_from_dict(*entry.popitem()))
+        for entry in [dict(e) for e in MIXES[mix]]
+    ]
+    selections = [m.select(inputs) for m in maskers]
+    geometry = geometry_of(inputs)
+    block_mask, full, partial = build_block_mask(selections, geometry, q.device)
+    assert block_mask.mask_mod is not None
+    computed, causal = computed_pairs(geometry, full, partial, block_mask.mask_mod, 16 * 16 * 24)
+    allowed = allowed_pairs(150, 190, 40, 0, None)
+    union = torch.zeros(2, 4, 150, 190, dtype=torch.bool)
+    for selection in selections:
+        union |= selection_pairs(selection, 2, 4, 150, 190)
+    assert int(causal) == int(allowed.sum()) * 8
+    assert int(computed) == int((union & allowed).sum())
+    assert 0 < int(computed) < int(causal) and bool(full.any())
