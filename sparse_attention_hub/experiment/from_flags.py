@@ -11,8 +11,9 @@ models x configs x benchmarks.
 - ``--config``: ``dense``; a recipe ``quest``, with parameters ``quest:heavy_size=0.05,page_size=32``
   (values are YAML: a list ``heavy_size=[0.02,0.05]`` sweeps); or JSON: a masker list
   ``[{"sink": {"sink_size": 128}}, {"local": {"window_size": 512}}]`` or any mapping a study
-  file takes. ``NAME=`` in front names the config (its folder); otherwise the name is
-  ``dense``, the recipe's (``quest``, ``quest.heavy_size=0.05``) or the maskers' (``sink+local``).
+  file takes (``{"prefill_maskers": [...]}`` too). ``NAME=`` in front names the config (its
+  folder); otherwise the name is ``dense``, the recipe's (``quest``, ``quest.heavy_size=0.05``)
+  or the maskers' (``sink+local``; ``quest+prefill-flexprefill`` with prefill maskers).
 - ``--benchmark``: ``name`` or ``name:subset[,subset...]`` (``synthetic_ruler:4096``); an
   import path ``pkg.module:Class`` takes its subsets after a second colon.
 - ``--limit N``: at most N requests per cell (``request_kwargs.max_requests``).
@@ -138,17 +139,24 @@ def _recipe_name(value: dict[str, Any], flag: str) -> str:
 
 
 def _masker_names(value: Any) -> str:
-    """``sink+local`` for a masker list (or ``{maskers: [...]}``); ``config`` when there is
-    no masker name to take."""
+    """``sink+local`` for a masker list (or ``{maskers: [...]}``), with ``prefill-NAME`` for
+    each of ``{prefill_maskers: [...]}``; ``config`` when there is no masker name to take."""
     maskers = value.get("maskers") if isinstance(value, dict) else value
+    prefill = value.get("prefill_maskers") if isinstance(value, dict) else None
+    names = [str(n) for n in _entry_names(maskers)]
+    names += [f"prefill-{n}" for n in _entry_names(prefill)]
+    return "+".join(names) or "config"
+
+
+def _entry_names(maskers: Any) -> list[Any]:
+    """The masker names of a ``[name or {name: params}, ...]`` list (none if not a list)."""
     if not isinstance(maskers, list):
-        return "config"
-    names = [
+        return []
+    return [
         m if isinstance(m, str) else next(iter(m))
         for m in maskers
         if isinstance(m, (str, dict)) and m
     ]
-    return "+".join(str(n) for n in names) or "config"
 
 
 def _config_entry(text: str) -> tuple[str, Any]:

@@ -1,7 +1,8 @@
 """Recipes in the study file: ``sparse_configs: {qk: {recipe: quest, heavy_size: 0.05}}``.
 
 The mapping names a recipe (``sparse_attention.recipes``) and overrides its parameters. It is
-expanded here, at parse time, into the recipe's masker list and dense layers, so config.json
+expanded here, at parse time, into the recipe's masker list and dense layers (and the prefill
+maskers of a prefill recipe), so config.json
 records the expanded list and the cell fingerprint follows it: a recipe whose defaults change
 re-runs its cells. A list-valued parameter is swept as masker parameters are (``sweep.py``):
 ``{recipe: quest, heavy_size: [0.02, 0.05]}`` gives ``qk.heavy_size=0.02`` and
@@ -36,10 +37,11 @@ def recipe_count(value: dict[str, Any]) -> int:
 
 def recipe_configs(
     name: str, value: dict[str, Any], path: str, src: Source
-) -> list[tuple[str, MASKERS, list[int]]]:
-    """``(config name, masker list, dense layers)`` for every sweep point of ``value``
-    (``{recipe: <name>, <param>: <value or list>, ...}``); an unknown recipe or parameter, a
-    bad value or an empty sweep list is an error at ``path``."""
+) -> list[tuple[str, MASKERS, list[int], dict[str, Any]]]:
+    """``(config name, masker list, dense layers, prefill settings)`` for every sweep point
+    of ``value`` (``{recipe: <name>, <param>: <value or list>, ...}``); the prefill settings
+    are ``{}`` or the ``prefill_maskers`` / ``prefill_block_size`` the recipe gives. An
+    unknown recipe or parameter, a bad value or an empty sweep list is an error at ``path``."""
     from sparse_attention_hub.sparse_attention.recipes import expand_recipe
     from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
 
@@ -61,5 +63,6 @@ def recipe_configs(
         except ValueError as exc:
             raise src.error(path, str(exc)) from exc
         full_name = f"{name}.{'+'.join(parts)}" if parts else name
-        out.append((full_name, expanded["maskers"], layers))
+        prefill = {k: v for k, v in expanded.items() if k.startswith("prefill_") and v}
+        out.append((full_name, expanded["maskers"], layers, prefill))
     return out

@@ -7,7 +7,8 @@ A file looks like ``examples/demo.yaml``::
     models:                         # hub ids, local paths, or {tiny_model: {arch: llama}}
       - meta-llama/Llama-3.1-8B-Instruct
     sparse_configs:                 # name -> dense | list of maskers | {dense_layers, maskers,
-                                    #   score_budget_bytes} (research attention memory budget)
+                                    #   score_budget_bytes (research attention memory budget),
+                                    #   prefill_maskers, prefill_block_size (sparse prefill)}
                                     #   | {recipe: <name>, <param>: value} (recipe_configs.py)
       dense: dense
       streaming:
@@ -129,7 +130,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
     local_paths = {
         _normalize_model(m) for m in raw_models if isinstance(m, str) and looks_like_path(m)
     }
-    sparse_configs, dense_layers, recipe_defaults, budgets = parse_sparse_configs(
+    sparse_configs, dense_layers, recipe_defaults, budgets, prefill = parse_sparse_configs(
         c.required(doc, "sparse_configs", "", src),
         src,
         c.boolean(doc.get("allow_large_sweep", False), "allow_large_sweep", src),
@@ -147,6 +148,7 @@ def parse_experiment(data: Any, source: str) -> ExperimentSpec:
         dense_layers=dense_layers,
         recipe_dense_layers=tuple(recipe_defaults),
         score_budgets=budgets,
+        prefill=prefill,
         benchmarks=_benchmarks(c.required(doc, "benchmarks", "", src), src),
         adapter_name=adapter["adapter_name"],
         model_kwargs=adapter["model_kwargs"],

@@ -1,9 +1,11 @@
 """The ``sparse_configs`` section of an experiment file (see ``schema.py``).
 
 Each entry is ``dense``, a masker list, ``{maskers: [...], dense_layers: [...],
-score_budget_bytes: N}`` (both keys optional) or a recipe
+score_budget_bytes: N, prefill_maskers: [...], prefill_block_size: N}`` (all keys optional;
+``prefill_maskers`` alone is a sparse prefill with dense decode) or a recipe
 ``{recipe: <name>, <param>: value}`` (``recipe_configs.py``); list-valued masker parameters
-sweep (``sweep.py``). Config names become folder names, so they are checked as such.
+sweep (``sweep.py``), prefill maskers' too. Config names become folder names, so they are
+checked as such.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ DENSE = "dense"
 RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
 MAX_NAME_BYTES = 255  # a directory name
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+#: The keys of the mapping form of a config.
+CONFIG_KEYS = (
+    "maskers",
+    "dense_layers",
+    "score_budget_bytes",
+    "prefill_maskers",
+    "prefill_block_size",
+)
+#: A config's prefill settings: ``{"prefill_maskers": [...], "prefill_block_size": N}`` (the
+#: keys the file gives), by config name.
+PrefillSettings = dict[str, dict[str, Any]]
 
 
 def parse_sparse_configs(
@@ -37,12 +50,15 @@ def parse_sparse_configs(
     dict[str, list[int]],
     list[str],
     dict[str, int],
+    PrefillSettings,
 ]:
     """The configs in file order, each masker list with list-valued parameters expanded into
     one config per point of their product (``sweep.py``), the dense layers by config name
     (a swept config's points share its dense layers), the names of the recipe configs
-    whose dense layers are the recipe's defaults (the file does not set ``dense_layers``), and
-    the score budgets the file sets, by config name (shared by a sweep's points)."""
+    whose dense layers are the recipe's defaults (the file does not set ``dense_layers``),
+    the score budgets the file sets, by config name (shared by a sweep's points), and the
+    prefill settings by config name (configs with ``prefill_maskers``; a config whose masker
+    list is None and has prefill settings decodes densely)."""
     configs = c.mapping(
         value, "sparse_configs", src, "a mapping of config name -> dense or a list of maskers"
     )
@@ -54,6 +70,7 @@ def parse_sparse_configs(
     taken: dict[str, str] = {}  # folder key (case folded) -> config name
     recipe_defaults: list[str] = []
     budgets: dict[str, int] = {}
+    prefill: PrefillSettings = {}
     for name, maskers in configs.items():
         path = c.join("sparse_configs", name)
         if not CONFIG_NAME.match(name) or ".." in name:
@@ -70,43 +87,84 @@ def parse_sparse_configs(
         if isinstance(maskers, dict) and "recipe" in maskers:
             if name == DENSE:
                 raise src.error(path, "the name 'dense' is kept for the dense baseline")
-            for point_name, point_maskers, point_layers in recipe_configs(name, maskers, path, src):
+            for point_name, point_maskers, point_layers, point_prefill in recipe_configs(
+                name, maskers, path, src
+            ):
                 _check_generated_name(point_name, path, src, taken)
                 out.append((point_name, point_maskers))
+                if point_prefill:
+                    prefill[point_name] = point_prefill
                 if point_layers:
                     dense_layers[point_name] = point_layers
                     if "dense_layers" not in maskers:
                         recipe_defaults.append(point_name)
             continue
         budget = None
+        settings: dict[str, Any] = {}
         if isinstance(maskers, dict):
             budget = _score_budget(maskers, path, src)
+            settings = _prefill_settings(maskers, path, src)
             maskers, layers = _with_dense_layers(maskers, path, src)
             if layers:
                 dense_layers[name] = layers
         parsed = _maskers(maskers, path, src)
-        if name == DENSE and parsed is not None:
+        prefill_list = settings.get("prefill_maskers", [])
+        if name == DENSE and (parsed is not None or prefill_list):
             raise src.error(
                 path,
                 "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
             )
-        try:
-            expanded = expand_config(name, parsed)
+        try:  # decode and prefill maskers sweep together (one product, in file order)
+            expanded = expand_config(name, [*(parsed or []), *prefill_list] or None)
         except ValueError as exc:
             raise src.error(path, str(exc)) from exc
         layers_of = dense_layers.pop(name, None)
-        for full_name, maskers_of in expanded:
+        count = len(parsed or [])
+        for full_name, both in expanded:
             _check_generated_name(full_name, path, src, taken)
-            out.append((full_name, maskers_of))
+            out.append((full_name, None if parsed is None else (both or [])[:count]))
             if layers_of:
                 dense_layers[full_name] = layers_of
             if budget is not None:
                 budgets[full_name] = budget
+            if prefill_list:
+                prefill[full_name] = {**settings, "prefill_maskers": (both or [])[count:]}
     try:
         check_sweep_size(len(out), allow_large_sweep)
     except ValueError as exc:
         raise src.error("sparse_configs", str(exc)) from exc
-    return out, dense_layers, recipe_defaults, budgets
+    return out, dense_layers, recipe_defaults, budgets, prefill
+
+
+def _prefill_settings(value: dict[str, Any], path: str, src: Source) -> dict[str, Any]:
+    """The checked ``prefill_maskers`` (entries as ``{name: {param: value}}``, names checked
+    by ``validate.py``) and ``prefill_block_size`` of the mapping form; ``{}`` without
+    prefill maskers (a ``prefill_block_size`` alone is refused: it would change nothing)."""
+    from sparse_attention_hub.sparse_attention.research_config import check_prefill_block_size
+
+    raw = value.get("prefill_maskers")
+    field = c.join(path, "prefill_maskers")
+    if raw is not None and not isinstance(raw, list):
+        raise src.error(
+            field,
+            "expected a list of prefill maskers like [{block_top_k: {block_budget: 0.1}}] "
+            f"(sah list prefill), got {c.describe(raw)}",
+        )
+    settings: dict[str, Any] = {}
+    if raw:
+        settings["prefill_maskers"] = _maskers(raw, field, src)
+    if value.get("prefill_block_size") is not None:
+        if not raw:
+            raise src.error(
+                c.join(path, "prefill_block_size"),
+                "is the block size of the sparse prefill: give prefill_maskers with it",
+            )
+        try:
+            check_prefill_block_size(value["prefill_block_size"])
+        except ValueError as exc:
+            raise src.error(c.join(path, "prefill_block_size"), str(exc)) from None
+        settings["prefill_block_size"] = value["prefill_block_size"]
+    return settings
 
 
 def _score_budget(value: dict[str, Any], path: str, src: Source) -> int | None:
@@ -128,7 +186,7 @@ def _check_count(configs: dict[str, Any], src: Source, allow_large_sweep: bool) 
         if isinstance(maskers, dict) and "recipe" in maskers:
             count += recipe_count(maskers)
         else:
-            count += sweep_count(maskers.get("maskers") if isinstance(maskers, dict) else maskers)
+            count += _mapping_sweep_count(maskers)
     try:
         check_sweep_size(count, allow_large_sweep)
     except ValueError as exc:
@@ -137,24 +195,32 @@ def _check_count(configs: dict[str, Any], src: Source, allow_large_sweep: bool) 
         log.info("%s: expanding the sweeps into %d sparse configs", src.name, count)
 
 
+def _mapping_sweep_count(value: Any) -> int:
+    """How many configs a masker list or a ``{maskers, prefill_maskers}`` mapping sweeps into."""
+    if not isinstance(value, dict):
+        return sweep_count(value)
+    return sweep_count(value.get("maskers")) * sweep_count(value.get("prefill_maskers"))
+
+
 def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[Any, list[int]]:
-    """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers)."""
+    """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers).
+    Without ``maskers`` (a config of ``prefill_maskers`` only) the masker list is None."""
     from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
 
-    unknown = sorted(set(value) - {"maskers", "dense_layers", "score_budget_bytes"})
-    if unknown or "maskers" not in value:
+    unknown = sorted(set(value) - set(CONFIG_KEYS))
+    if unknown or not ({"maskers", "prefill_maskers"} & set(value)):
         raise src.error(
             path,
             "expected 'dense' or a list of maskers like [{sink: {sink_size: 128}}] (or a "
-            "mapping {maskers: [...], dense_layers: [0, 1], score_budget_bytes: N}), got a "
-            "mapping with keys "
-            f"{', '.join(map(str, value)) or 'none'}",
+            "mapping {maskers: [...], dense_layers: [0, 1], score_budget_bytes: N, "
+            "prefill_maskers: [...], prefill_block_size: N} with maskers or prefill_maskers), "
+            f"got a mapping with keys {', '.join(map(str, value)) or 'none'}",
         )
     try:
         layers = check_dense_layers(value.get("dense_layers") or [])
     except ValueError as exc:
         raise src.error(c.join(path, "dense_layers"), str(exc)) from None
-    return value["maskers"], layers
+    return value.get("maskers"), layers
 
 
 def _check_generated_name(name: str, path: str, src: Source, taken: dict[str, str]) -> None:

@@ -97,6 +97,9 @@ class ExperimentSpec:
     recipe_dense_layers: tuple[str, ...] = ()
     # config name -> the research attention's score budget in bytes, where the file sets one
     score_budgets: dict[str, int] = field(default_factory=dict)
+    # config name -> {"prefill_maskers": [...], "prefill_block_size": N} (the keys given), for
+    # configs with a sparse prefill; its masker list in sparse_configs is None for dense decode
+    prefill: dict[str, dict[str, Any]] = field(default_factory=dict)
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     name: str | None = None
     description: str | None = None
@@ -145,16 +148,18 @@ class ExperimentSpec:
         return kwargs
 
     def sparse_attention_configs(self) -> list[tuple[str, Any]]:
-        """``[(name, ResearchAttentionConfig or None), ...]`` built from the masker lists."""
+        """``[(name, ResearchAttentionConfig or None), ...]`` built from the masker lists
+        (and the prefill settings: a config of prefill maskers only has no decode maskers)."""
         from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
         configs: list[tuple[str, Any]] = []
         for name, maskers in self.sparse_configs:
             config = None
-            if maskers is not None:
+            if maskers is not None or name in self.prefill:
                 data: dict[str, Any] = {
-                    "maskers": maskers,
+                    "maskers": maskers or [],
                     "dense_layers": self.dense_layers.get(name, []),
+                    **self.prefill.get(name, {}),
                 }
                 if name in self.score_budgets:
                     data["score_budget_bytes"] = self.score_budgets[name]

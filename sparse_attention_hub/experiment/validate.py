@@ -1,7 +1,7 @@
 """Check an :class:`ExperimentSpec`'s names against the library's registries.
 
-Masker names and parameters go through ``ResearchAttentionConfig.from_dict`` one masker at a
-time, benchmarks through ``create_benchmark_instance`` (which checks subsets and options
+Masker names and parameters (decode and prefill maskers) go through
+``ResearchAttentionConfig.from_dict`` one masker at a time, benchmarks through ``create_benchmark_instance`` (which checks subsets and options
 without loading data), metric names through the MicroMetricLogger registry. Every error is
 re-raised as an :class:`ExperimentError` naming the file and the key path.
 """
@@ -24,6 +24,9 @@ def validate_spec(spec: ExperimentSpec) -> None:
     for name, maskers in spec.sparse_configs:
         for i, entry in enumerate(maskers or []):
             check_masker(entry, join(join("sparse_configs", name), i), src)
+        prefill_path = join(join("sparse_configs", name), "prefill_maskers")
+        for i, entry in enumerate(spec.prefill.get(name, {}).get("prefill_maskers", [])):
+            check_masker(entry, join(prefill_path, i), src, prefill=True)
     for i, bench in enumerate(spec.benchmarks):
         check_benchmark(bench, join("benchmarks", i), src)
     check_metrics(spec.executor.enabled_metrics, src)
@@ -59,7 +62,13 @@ YAML11_NUMBER = re.compile(
 )
 
 
-def _masker_names() -> list[str]:
+def _masker_names(prefill: bool = False) -> list[str]:
+    if prefill:
+        from sparse_attention_hub.sparse_attention.prefill.registry import (
+            available_prefill_maskers,
+        )
+
+        return available_prefill_maskers()
     from sparse_attention_hub.sparse_attention.maskers import describe_maskers
 
     return [row[0] for row in describe_maskers()]
@@ -73,16 +82,22 @@ def _field_in(message: str, params: dict[str, Any]) -> str | None:
     return None
 
 
-def check_masker(entry: dict[str, dict[str, Any]], path: str, src: Source) -> None:
-    """One ``{masker_name: {param: value}}`` entry, e.g. ``{"sink": {"sink_size": 128}}``."""
+def check_masker(
+    entry: dict[str, dict[str, Any]], path: str, src: Source, prefill: bool = False
+) -> None:
+    """One ``{masker_name: {param: value}}`` entry, e.g. ``{"sink": {"sink_size": 128}}``
+    (with ``prefill``: an entry of ``prefill_maskers``, read by the prefill registry)."""
     from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
     ((name, params),) = entry.items()
-    known = _masker_names()
+    known = _masker_names(prefill)
+    if prefill and name not in known:
+        message = f"unknown prefill masker {name!r} (sah list prefill); allowed: {allowed(known)}"
+        raise src.error(path, message)
     if name not in known and ":" not in name:  # an import path is resolved (and checked) below
         raise src.error(path, f"unknown masker {name!r}; allowed: {allowed(known)}")
     try:
-        ResearchAttentionConfig.from_dict({"maskers": [entry]})
+        ResearchAttentionConfig.from_dict({"prefill_maskers" if prefill else "maskers": [entry]})
     except (ValueError, TypeError, KeyError) as exc:
         message = str(exc).strip().strip('"') or type(exc).__name__
         key = _field_in(message, params)

@@ -8,7 +8,8 @@ Accepted forms (the same entries as a study file's ``sparse_configs``, without s
 - a path to a ``.yaml`` / ``.yml`` / ``.json`` file holding one of the forms below;
 - a masker list ``[{"sink": {"sink_size": 4}}, {"local": {"window_size": 16}}]`` (a bare
   masker name is a masker with its defaults);
-- ``{"maskers": [...], "dense_layers": [0, 1]}``;
+- ``{"maskers": [...], "dense_layers": [0, 1]}``, with ``"prefill_maskers": [...]`` and
+  ``"prefill_block_size"`` for a sparse prefill (``prefill_maskers`` alone: dense decode);
 - a recipe with parameters ``{"recipe": "quest", "heavy_size": 0.05}``.
 
 On lm-eval's command line the structured forms are Python/JSON literals inside
@@ -28,7 +29,8 @@ DENSE = "dense"
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 _FORMS = (
     "'dense', a recipe name, a .yaml/.json file, a masker list [{name: {param: value}}], "
-    "{'maskers': [...], 'dense_layers': [...]} or {'recipe': name, param: value}"
+    "{'maskers': [...], 'dense_layers': [...], 'prefill_maskers': [...]} or "
+    "{'recipe': name, param: value}"
 )
 
 
@@ -93,9 +95,14 @@ def _from_data(data: Any) -> Any:
         params = dict(data)
         name = params.pop("recipe")
         return ResearchAttentionConfig.from_recipe(name, **params)
-    if "maskers" not in data:
+    if "maskers" not in data and "prefill_maskers" not in data:
         raise ValueError(f"expected {_FORMS}, got a mapping with keys {sorted(map(str, data))}")
-    maskers = data["maskers"]
-    if isinstance(maskers, list):
-        maskers = [{entry: {}} if isinstance(entry, str) else entry for entry in maskers]
-    return ResearchAttentionConfig.from_dict({**data, "maskers": maskers})
+    lists = {key: _named(data.get(key) or []) for key in ("maskers", "prefill_maskers")}
+    return ResearchAttentionConfig.from_dict({**data, **lists})
+
+
+def _named(maskers: Any) -> Any:
+    """A masker list with each bare name ``"sink"`` as ``{"sink": {}}`` (other values as given)."""
+    if not isinstance(maskers, list):
+        return maskers
+    return [{entry: {}} if isinstance(entry, str) else entry for entry in maskers]

@@ -14,6 +14,11 @@ recipe's parameters, and it returns the masker list as ``[{name: {param: value}}
     def my_method(heavy_size: Size = 0.05) -> MaskerList:
         return [{"sink": {"sink_size": 4}}, {"oracle_top_k": {"heavy_size": heavy_size}}]
 
+A recipe that sparsifies the prefill returns the config's dict form instead,
+``{"maskers": [...], "prefill_maskers": [...]}`` (its ``prefill_maskers`` read the prefill
+registry, ``sah list prefill``; ``maskers`` may be empty: dense decode). The prefill recipes
+are in ``recipes_prefill.py``.
+
 Masker names are resolved when the config is built, so a recipe may name a masker another
 module registers (``hashattention`` below).
 
@@ -32,24 +37,29 @@ from typing import Any
 
 from sparse_attention_hub.sparse_attention.maskers.base import Size
 from sparse_attention_hub.sparse_attention.recipes_eviction import EVICTION_RECIPES
+from sparse_attention_hub.sparse_attention.recipes_prefill import PREFILL_RECIPES
 
 MaskerList = list[dict[str, dict[str, Any]]]
+#: What a builder returns: a masker list, or a dict with these keys (``maskers`` optional).
+BUILT_KEYS = ("maskers", "prefill_maskers", "prefill_block_size")
 HEAVY_PARTS = ("oracle_top_k", "hashattention")
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """One named stack: ``build(**params)`` gives its masker list; ``defaults`` are every
-    parameter's default (``dense_layers`` included)."""
+    """One named stack: ``build(**params)`` gives its masker list (or a dict of
+    :data:`BUILT_KEYS`); ``defaults`` are every parameter's default (``dense_layers``
+    included)."""
 
     name: str
     paper: str
-    build: Callable[..., MaskerList]
+    build: Callable[..., Any]
     defaults: Mapping[str, Any]
 
     def expand(self, **params: Any) -> dict[str, Any]:
         """``{"maskers": [...], "dense_layers": [...]}`` (the ``ResearchAttentionConfig``
-        dict form) for the defaults overridden by ``params``.
+        dict form; plus ``"prefill_maskers"`` and ``"prefill_block_size"`` where the builder
+        gives them) for the defaults overridden by ``params``.
 
         Raises:
             ValueError: an unknown parameter, naming the recipe's parameters.
@@ -62,7 +72,15 @@ class Recipe:
             )
         values = {**self.defaults, **params}
         layers = values.pop("dense_layers")
-        return {"maskers": self.build(**values), "dense_layers": list(layers or [])}
+        built = self.build(**values)
+        if not isinstance(built, Mapping):
+            return {"maskers": built, "dense_layers": list(layers or [])}
+        unknown = sorted(set(built) - set(BUILT_KEYS))
+        if unknown:
+            raise TypeError(
+                f"recipe {self.name!r} built unknown key(s) {unknown}; allowed: {BUILT_KEYS}"
+            )
+        return {"maskers": [], **built, "dense_layers": list(layers or [])}
 
 
 _RECIPES: dict[str, Recipe] = {}
@@ -70,10 +88,11 @@ _RECIPES: dict[str, Recipe] = {}
 
 def register_recipe(
     name: str, paper: str, dense_layers: tuple[int, ...] = ()
-) -> Callable[[Callable[..., MaskerList]], Callable[..., MaskerList]]:
-    """Function decorator: register ``fn(**params) -> masker list`` as recipe ``name``."""
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Function decorator: register ``fn(**params) -> masker list`` (or a dict of
+    :data:`BUILT_KEYS`) as recipe ``name``."""
 
-    def decorate(fn: Callable[..., MaskerList]) -> Callable[..., MaskerList]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _RECIPES:
             raise ValueError(f"recipe name {name!r} is already registered")
         defaults: dict[str, Any] = {}
@@ -102,7 +121,8 @@ def available_recipes() -> list[str]:
 
 
 def expand_recipe(name: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``{"maskers": [...], "dense_layers": [...]}`` of recipe ``name`` with ``params``."""
+    """``{"maskers": [...], "dense_layers": [...]}`` (and the prefill keys of a prefill
+    recipe) of recipe ``name`` with ``params``."""
     return get_recipe(name).expand(**dict(params or {}))
 
 
@@ -111,16 +131,24 @@ def describe_recipes() -> list[tuple[str, str, str]]:
     rows = []
     for name, recipe in _RECIPES.items():
         expanded = recipe.expand()
-        maskers = " + ".join(
-            f"{masker}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
-            for entry in expanded["maskers"]
-            for masker, params in entry.items()
-        )
+        text = _stack_text(expanded["maskers"])
+        if expanded.get("prefill_maskers"):
+            decode = text or "dense decode"
+            text = f"prefill {_stack_text(expanded['prefill_maskers'])}; {decode}"
         layers = expanded["dense_layers"]
-        text = maskers + (f"; dense layers {layers}" if layers else "")
+        text += f"; dense layers {layers}" if layers else ""
         params = ", ".join(f"{k}={v!r}" for k, v in recipe.defaults.items())
         rows.append((name, f"{text}\nparameters: {params}", recipe.paper))
     return rows
+
+
+def _stack_text(maskers: MaskerList) -> str:
+    """``sink(sink_size=4) + local(window_size=64)`` of a masker list."""
+    return " + ".join(
+        f"{masker}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+        for entry in maskers
+        for masker, params in entry.items()
+    )
 
 
 # ---------------------------------------------------------------------- the published stacks
@@ -400,6 +428,9 @@ def tova(compression_ratio: float = 0.5, query_aware: bool = False) -> MaskerLis
 
 for _name, _paper, _build in EVICTION_RECIPES:  # h2o, ..., streaming_llm_eviction
     register_recipe(_name, _paper)(_build)
+
+for _name, _paper, _prefill_build in PREFILL_RECIPES:  # block_top_k_prefill, flexprefill, ...
+    register_recipe(_name, _paper)(_prefill_build)
 
 
 __all__ = [

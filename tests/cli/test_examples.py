@@ -279,3 +279,30 @@ def test_eviction_demo_compares_every_method_at_the_same_kept_keys() -> None:
         assert configs.pop(f"streaming_{percent}") == streaming
         assert configs.pop(f"oracle_top_k_{percent}") == rac({"oracle_top_k": {"heavy_size": kept}})
     assert configs == {}
+
+
+def test_sparse_prefill_example_pairs_each_prefill_recipe_with_dense_decode(
+    tmp_path, capsys
+) -> None:
+    from sparse_attention_hub.cli import main
+    from sparse_attention_hub.sparse_attention.recipes import available_recipes, get_recipe
+
+    spec = load_experiment(EXAMPLES / "sparse_prefill.yaml")
+    configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
+    assert configs.pop("dense") is None
+    paired = configs.pop("flexprefill_quest")
+    assert paired.masker_names() == ["sink", "local", "quest"]
+    assert paired.prefill_masker_configs == configs["flexprefill"].prefill_masker_configs
+    prefill_recipes = {
+        name for name in available_recipes() if "prefill_maskers" in get_recipe(name).expand()
+    }
+    assert prefill_recipes <= set(configs)  # every prefill recipe, with its defaults
+    for name, config in configs.items():
+        recipe = name.removesuffix("_256")
+        assert config.masker_configs == [] and config.prefill_masker_configs, name
+        if name == recipe:
+            assert config == ResearchAttentionConfig.from_recipe(recipe)
+    out_dir = tmp_path / "out"
+    path = str(EXAMPLES / "sparse_prefill.yaml")
+    assert main(["-q", "run", path, "--dry-run", "--result-dir", str(out_dir)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 7 cells: 7 pending under {out_dir}")
