@@ -8,9 +8,8 @@ decode method, write both lists in the study file
 (``{maskers: [...], prefill_maskers: [...]}``) or override nothing and add the decode
 maskers there.
 
-``minference`` (MInference's ``vertical_slash`` prefill masker) and ``xattention`` are
-registered here too, next to the others, once their prefill maskers exist (see the end of
-this file).
+``minference`` is MInference's ``vertical_slash`` prefill masker with its default head
+pattern (the per-head best_pattern files of the paper's models load with ``pattern_file``).
 """
 
 from __future__ import annotations
@@ -59,6 +58,26 @@ def streaming_prefill(sink_size: int = 128, window_size: int = 1024) -> ConfigDi
     }
 
 
+def minference(
+    vertical_size: int = 1000,
+    slash_size: int = 6096,
+    last_q: int = 64,
+    pattern_file: str | None = None,
+) -> ConfigDict:
+    params = {
+        "vertical_size": vertical_size,
+        "slash_size": slash_size,
+        "last_q": last_q,
+        "pattern_file": pattern_file,
+    }
+    return {"maskers": [], "prefill_maskers": [{"vertical_slash": params}]}
+
+
+def xattention(stride: int = 8, threshold: float = 0.9, block_size: int = 128) -> ConfigDict:
+    params = {"stride": stride, "threshold": threshold, "block_size": block_size}
+    return {"maskers": [], "prefill_maskers": [{"xattention": params}]}
+
+
 #: (name, paper, builder) of each prefill recipe, in registration order.
 PREFILL_RECIPES: list[tuple[str, str, Callable[..., ConfigDict]]] = [
     (
@@ -82,6 +101,18 @@ PREFILL_RECIPES: list[tuple[str, str, Callable[..., ConfigDict]]] = [
         "keeps) + a 1024-token window (FlexPrefill's min_budget: the same floor); dense decode.",
         streaming_prefill,
     ),
-    # minference (vertical_slash prefill masker) and xattention go here, with their papers'
-    # defaults, when those prefill maskers are registered.
+    (
+        "minference",
+        "Jiang et al., 2024, 'MInference 1.0: Accelerating Pre-filling for Long-Context LLMs "
+        "via Dynamic Sparse Attention' (microsoft/MInference): vertical-slash heads, 1000 "
+        "vertical and 6096 slash lines from the last 64 queries (its default head pattern; "
+        "pattern_file loads a per-head best_pattern file); dense decode.",
+        minference,
+    ),
+    (
+        "xattention",
+        "Xu et al., 2025, 'XAttention: Block Sparse Attention with Antidiagonal Scoring' "
+        "(mit-han-lab/x-attention): stride 8, threshold 0.9, blocks of 128; dense decode.",
+        xattention,
+    ),
 ]

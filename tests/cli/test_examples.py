@@ -305,4 +305,4 @@ def test_sparse_prefill_example_pairs_each_prefill_recipe_with_dense_decode(
     out_dir = tmp_path / "out"
     path = str(EXAMPLES / "sparse_prefill.yaml")
     assert main(["-q", "run", path, "--dry-run", "--result-dir", str(out_dir)]) == 0
-    assert capsys.readouterr().out.startswith(f"{path}: 7 cells: 7 pending under {out_dir}")
+    assert capsys.readouterr().out.startswith(f"{path}: 9 cells: 9 pending under {out_dir}")
