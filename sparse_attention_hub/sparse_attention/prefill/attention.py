@@ -10,6 +10,7 @@ model's dense attention, through the same engine).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,11 @@ from sparse_attention_hub.sparse_attention.prefill.block_mask import (
     build_block_mask,
     geometry_of,
 )
-from sparse_attention_hub.sparse_attention.prefill.engine import flex_prefill
+from sparse_attention_hub.sparse_attention.prefill.engine import (
+    bucket_length,
+    flex_prefill,
+    use_compiled,
+)
 from sparse_attention_hub.sparse_attention.prefill.metrics import (
     PREFILL_DENSITY_METRIC,
     PREFILL_OUTPUT_ERROR_METRIC,
@@ -83,6 +88,7 @@ class SparsePrefill:
         self.maskers = list(maskers)
         self.block_size = block_size
         self.budget_bytes = budget_bytes
+        self.pad_eager = False  # pad eager calls to the shape buckets too (tests)
 
     def attention(
         self,
@@ -96,16 +102,25 @@ class SparsePrefill:
         """(B, Q, H, Dv): the call's attention on the selected pairs (all causal pairs when
         ``dense`` or without maskers). ``kwargs``: query_start, layer_idx, sliding_window,
         softcap, s_aux / sinks (per-head sink logits)."""
+        sinks = kwargs.get("s_aux")
+        sinks = kwargs.get("sinks") if sinks is None else sinks
+        compiled = use_compiled(query.device, sinks is not None)
         inputs = prefill_inputs(query, key, scaling, kwargs, self.block_size, self.budget_bytes)
+        if compiled or self.pad_eager:  # a few kernel shapes across lengths
+            bs = self.block_size
+            padded = (bucket_length(inputs.query_length, bs), bucket_length(inputs.key_length, bs))
+            inputs = dataclasses.replace(inputs, padded_lengths=padded)
         if dense or not self.maskers:
             selections = [all_blocks(inputs)]
         else:
             selections = [masker.select(inputs) for masker in self.maskers]
         geometry = geometry_of(inputs)
-        block_mask, full, partial = build_block_mask(selections, geometry, query.device)
-        sinks = kwargs.get("s_aux")
-        sinks = kwargs.get("sinks") if sinks is None else sinks
-        out = flex_prefill(query, key, value, block_mask, inputs.scaling, inputs.softcap, sinks)
+        block_mask, full, partial = build_block_mask(
+            selections, geometry, query.device, inputs.padded_lengths
+        )
+        out = flex_prefill(
+            query, key, value, block_mask, inputs.scaling, inputs.softcap, sinks, compiled
+        )
         logger = MicroMetricLogger()
         density = error = None
         if logger.is_metric_enabled(PREFILL_DENSITY_METRIC):

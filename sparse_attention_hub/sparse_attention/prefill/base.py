@@ -64,6 +64,11 @@ class PrefillInputs:
         sliding_window: the layer's window in tokens, or None (full attention).
         budget_bytes: the memory a method's temporaries may take at once (its scores are
             computed in query chunks that fit it: at 128k, Q x K scores never exist whole).
+        padded_lengths: (Q', K') >= (Q, K), the lengths the compiled kernel sees when the
+            engine pads the call to a shape bucket (None: not padded). A ``mask_mod`` whose
+            closure holds tensors sized by Q or K sizes them to these (padded with entries
+            that select nothing) and holds lengths and offsets as 0-dim tensors, never Python
+            ints, so that one compiled kernel serves every length of a bucket.
         block_size: the engine's ``BlockMask`` block size (a selection at this size without a
             ``mask_mod`` becomes whole blocks, the cheapest form).
         softcap: Gemma-2's logit cap (scores are ``softcap * tanh(s / softcap)``), or None.
@@ -79,6 +84,7 @@ class PrefillInputs:
     budget_bytes: int = 128 * 2**20
     block_size: int = 128
     softcap: float | None = None
+    padded_lengths: tuple[int, int] | None = None
 
     @property
     def num_heads(self) -> int:
@@ -99,6 +105,17 @@ class PrefillInputs:
     def key_length(self) -> int:
         """K."""
         return int(self.keys.shape[2])
+
+    def table_length(self, n: int, axis: str) -> int:
+        """The length of a ``mask_mod`` table of ``n`` entries along ``axis`` ("q", "k" or
+        "q+k") once padded to the kernel's lengths (``n`` itself without padding)."""
+        if self.padded_lengths is None:
+            return n
+        q_pad, k_pad = self.padded_lengths
+        real = {"q": self.query_length, "k": self.key_length}
+        real["q+k"] = real["q"] + real["k"]
+        padded = {"q": q_pad, "k": k_pad, "q+k": q_pad + k_pad}
+        return n + padded[axis] - real[axis]
 
     def keys_per_head(self) -> torch.Tensor:
         """(B, H, K, D): the keys repeated to the query heads (a view, no copy)."""

@@ -157,7 +157,9 @@ def combined_mask_mod(
     bs = geometry.block_size
     tables = [(s.blocks, s.block_size, s.mask_mod) for s in conditional]
 
-    last_q, last_k = geometry.query_length - 1, geometry.key_length - 1
+    # tensors, not ints: a closure constant would make every call length a new kernel
+    last_q = torch.tensor(geometry.query_length - 1, device=device)
+    last_k = torch.tensor(geometry.key_length - 1, device=device)
 
     def mask_mod(
         b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
@@ -185,16 +187,35 @@ def index_form(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def build_block_mask(
-    selections: Sequence[PrefillSelection], geometry: CallGeometry, device: torch.device
+    selections: Sequence[PrefillSelection],
+    geometry: CallGeometry,
+    device: torch.device,
+    padded: tuple[int, int] | None = None,
 ) -> tuple[BlockMask, torch.Tensor, torch.Tensor]:
     """(the BlockMask, full blocks, partial blocks), both (B, H, nq, nk) bool: the union of
-    ``selections`` cut to the causal, in-window pairs of the call (see the module doc)."""
+    ``selections`` cut to the causal, in-window pairs of the call (see the module doc).
+
+    ``padded``: (Q', K') >= (Q, K), the lengths of the tensors the kernel will see (the engine
+    pads a call to a few shape buckets so that a compiled kernel is reused across lengths).
+    The padding blocks hold nothing; a ragged last key block is never full (its padding keys
+    would run unmasked); padding keys lie after every query, so the causal ``mask_mod``
+    excludes them. The returned tables are the call's own (unpadded)."""
     plain, conditional, union = split_selections(selections, geometry, device)
     any_ok, all_ok = block_bounds(geometry, device)
     full = plain & all_ok
     partial = union & any_ok & ~full
-    kv_num, kv_idx = index_form(partial)
-    full_num, full_idx = index_form(full)
+    lengths = (geometry.query_length, geometry.key_length)
+    kernel_full, kernel_partial = full, partial
+    if padded is not None and tuple(padded) != lengths:
+        kernel_full, kernel_partial = pad_tables(full, partial, geometry, padded)
+        lengths = (int(padded[0]), int(padded[1]))
+        plain = _pad_blocks(plain, geometry.block_size, lengths)
+        conditional = [
+            dataclasses.replace(s, blocks=_pad_blocks(s.blocks, s.block_size, lengths))
+            for s in conditional
+        ]
+    kv_num, kv_idx = index_form(kernel_partial)
+    full_num, full_idx = index_form(kernel_full)
     block_mask = BlockMask.from_kv_blocks(
         kv_num,
         kv_idx,
@@ -202,7 +223,31 @@ def build_block_mask(
         full_idx,
         BLOCK_SIZE=geometry.block_size,
         mask_mod=combined_mask_mod(geometry, plain, conditional),
-        seq_lengths=(geometry.query_length, geometry.key_length),
+        seq_lengths=lengths,
         compute_q_blocks=False,
     )
     return block_mask, full, partial
+
+
+def _pad_blocks(blocks: torch.Tensor, block_size: int, lengths: tuple[int, int]) -> torch.Tensor:
+    """(B, H, nq, nk) block table padded with False to the block counts of ``lengths``: the
+    tables a mask_mod reads have one shape per bucket (no recompilation per length)."""
+    grow_q = -(-lengths[0] // block_size) - int(blocks.shape[2])
+    grow_k = -(-lengths[1] // block_size) - int(blocks.shape[3])
+    return torch.nn.functional.pad(blocks, (0, max(0, grow_k), 0, max(0, grow_q)), value=False)
+
+
+def pad_tables(
+    full: torch.Tensor, partial: torch.Tensor, geometry: CallGeometry, padded: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``full``, ``partial`` (B, H, nq, nk) padded with empty blocks to the block counts of
+    lengths ``padded`` (Q', K'); full blocks of a ragged last key block become partial."""
+    bs = geometry.block_size
+    if geometry.key_length % bs:
+        last = full[..., -1:]
+        partial = torch.cat([partial[..., :-1], partial[..., -1:] | last], dim=-1)
+        full = torch.cat([full[..., :-1], torch.zeros_like(last)], dim=-1)
+    nq, nk = full.shape[-2:]
+    grow = (0, -(-padded[1] // bs) - nk, 0, -(-padded[0] // bs) - nq)
+    pad = torch.nn.functional.pad
+    return pad(full, grow, value=False), pad(partial, grow, value=False)

@@ -2,7 +2,11 @@
 
 ``flex_attention`` is compiled once per process (``torch.compile(..., dynamic=False)``; torch
 caches a kernel per shape and mask structure, and reuses it across calls and layers: the
-block tables and positions are tensors, not constants). The first compiled call's time is
+block tables and positions are tensors, not constants). A compiled call is padded to a shape
+bucket (:func:`bucket_length`: at most 8 lengths per octave, under 1/8 of padding), so a
+benchmark whose contexts all differ in length compiles a few kernels, not one per sample;
+the compile cache's limit is raised for these calls only (torch's default of 8 kernels would
+silently fall back to the eager path, which materialises the scores). The first compiled call's time is
 logged once (``logging``). Where compilation fails (no C compiler, an unsupported backend) the
 engine falls back to eager ``flex_attention`` for the rest of the process with one warning: the
 eager path materialises the (B, H, Q, K) scores. ``SAH_FLEX_EAGER=1`` forces eager (tests on
@@ -37,6 +41,26 @@ _compiled: Callable[..., Any] | None = None
 _compile_failed = False
 _compile_logged = False
 _eager_sinks_logged = False
+
+
+#: The compiled kernels kept per process (shapes x mask structures) before torch recompiles.
+RECOMPILE_LIMIT = 256
+
+
+def bucket_length(length: int, block_size: int) -> int:
+    """``length`` rounded up to its shape bucket: a multiple of ``max(block_size,
+    2**(bits(length) - 4))``, i.e. of about 1/16 to 1/8 of ``length`` (8 buckets per octave)."""
+    step = max(block_size, 2 ** max(0, length.bit_length() - 4))
+    return -(-length // step) * step
+
+
+def _limits() -> dict[str, int]:
+    """The dynamo config keys of the compile cache's limits in this torch release."""
+    from torch._dynamo import config
+
+    names = ("recompile_limit", "cache_size_limit")  # the second before torch 2.7
+    name = next(n for n in names if hasattr(config, n))
+    return {name: RECOMPILE_LIMIT}
 
 
 def _compiled_flex() -> Callable[..., Any]:
@@ -76,7 +100,10 @@ def _run(compiled: bool, *args: Any, **kwargs: Any) -> Any:
         return _eager(*args, **kwargs)
     start = time.perf_counter()
     try:
-        result = _compiled_flex()(*args, **kwargs)
+        import torch._dynamo
+
+        with torch._dynamo.config.patch(_limits()):
+            result = _compiled_flex()(*args, **kwargs)
     except Exception as exc:
         if not _is_compile_error(exc):
             raise
@@ -116,12 +143,20 @@ def flex_prefill(
     scale: float,
     softcap: float | None = None,
     sinks: torch.Tensor | None = None,
+    compiled: bool | None = None,
 ) -> torch.Tensor:
     """Attention of query (B, H, Q, D) over key (B, Hkv, K, D), value (B, Hkv, K, Dv) on the
     pairs of ``block_mask``: (B, Q, H, Dv) in the query dtype. ``sinks`` (H,) per-head logits.
-    A row with no computed pair gives 0 (and only its sink with sinks)."""
+    A row with no computed pair gives 0 (and only its sink with sinks). A ``block_mask`` built
+    for longer (padded, see ``build_block_mask``) lengths pads Q, K and V with zeros to them.
+    ``compiled``: None = :func:`use_compiled`."""
     needs_lse = sinks is not None
-    compiled = use_compiled(query.device, needs_lse)
+    if compiled is None:
+        compiled = use_compiled(query.device, needs_lse)
+    q_len = int(query.shape[2])
+    q_pad, k_pad = (int(n) for n in block_mask.seq_lengths)
+    query = _pad_rows(query, q_pad)
+    key, value = _pad_rows(key, k_pad), _pad_rows(value, k_pad)
     kwargs: dict[str, Any] = {
         "score_mod": None if softcap is None else softcap_score_mod(float(softcap)),
         "block_mask": block_mask,
@@ -140,4 +175,10 @@ def flex_prefill(
             out = (out.float() * weight[..., None]).to(query.dtype)
         else:
             out = result
-    return out.transpose(1, 2)  # (B, Q, H, Dv)
+    return out[:, :, :q_len].transpose(1, 2)  # (B, Q, H, Dv)
+
+
+def _pad_rows(x: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, H, length, D): ``x`` (B, H, n, D) with zero rows appended (itself when n = length)."""
+    extra = length - int(x.shape[2])
+    return x if extra <= 0 else torch.nn.functional.pad(x, (0, 0, 0, extra))

@@ -228,8 +228,22 @@ def vertical_slash_selection(
     if len(sparse) == h:
         return PrefillSelection(blocks=blocks, block_size=VS_BLOCK)
     prefix = diagonal_prefix(ranged) if use_ranges else None
-    mask_mod = _table_mask_mod(full, verticals, exact, prefix, ends_offset, shift)
+    # the kernel's tables: padded to the engine's bucket lengths (selecting nothing more), so
+    # that one compiled kernel serves every length of a bucket
+    pad = torch.nn.functional.pad
+    verticals = pad(verticals, (0, inputs.table_length(k_len, "k") - k_len))
+    exact = pad(exact, (0, inputs.table_length(q_len + k_len, "q+k") - q_len - k_len))
+    if prefix is not None:  # a prefix sum: padded with its last value
+        extra = inputs.table_length(q_len + k_len, "q+k") - q_len - k_len
+        prefix = torch.cat([prefix, prefix[..., -1:].expand(*prefix.shape[:-1], extra)], -1)
+    scalars = (k_len, ends_offset, shift)
+    mask_mod = _table_mask_mod(full, verticals, exact, prefix, *_as_tensors(scalars, device))
     return PrefillSelection(blocks=blocks, block_size=VS_BLOCK, mask_mod=mask_mod)
+
+
+def _as_tensors(values: Sequence[int], device: torch.device) -> list[torch.Tensor]:
+    """0-dim int64 tensors: a compiled kernel reads them instead of specialising on them."""
+    return [torch.tensor(v, device=device) for v in values]
 
 
 def _table_mask_mod(
@@ -237,20 +251,20 @@ def _table_mask_mod(
     verticals: torch.Tensor,
     diagonals: torch.Tensor,
     prefix: torch.Tensor | None,
-    ends_offset: int,
-    shift: int,
+    k_len: torch.Tensor,
+    ends_offset: torch.Tensor,
+    shift: torch.Tensor,
 ) -> MaskMod:
     """``full[b, h] | verticals[b, h, kv] | diagonals[b, h, q - kv + K - 1]``, or'ed with the
     kernel's slash ranges of row block ``q // 64`` read from ``prefix`` (B, H, Q + K + 1) when
     given (:func:`range_cover`). Indices are clamped into the tables, so padded indices of a
     partial block read a valid entry."""
-    k_len = verticals.shape[-1]
-    t_max = diagonals.shape[-1] - 1
+    t_max = diagonals.shape[-1] - 1  # the tables may be longer than the call (padding)
 
     def mask_mod(
         b: torch.Tensor, h: torch.Tensor, q_idx: torch.Tensor, kv_idx: torch.Tensor
     ) -> torch.Tensor:
-        kv = kv_idx.clamp(0, k_len - 1)
+        kv = torch.minimum(kv_idx, k_len - 1).clamp(min=0)
         t = (q_idx - kv_idx + (k_len - 1)).clamp(0, t_max)
         out = full[b, h] | verticals[b, h, kv] | diagonals[b, h, t]
         if prefix is not None:

@@ -228,7 +228,7 @@ def count_offsets(
     h: torch.Tensor | slice,
     lo: torch.Tensor,
     hi: torch.Tensor,
-    shift: int,
+    shift: int | torch.Tensor,
 ) -> torch.Tensor:
     """How many selected offsets ``d`` lie in ``[lo, hi]`` (elementwise; > 0 iff any; <= 0 when
     ``lo > hi``), read from ``prefix`` (:func:`diagonal_prefix`) at ``t = d - shift``."""
@@ -245,7 +245,7 @@ def range_cover(
     ends: torch.Tensor,
     k_lo: torch.Tensor,
     k_hi: torch.Tensor,
-    shift: int,
+    shift: int | torch.Tensor,
 ) -> torch.Tensor:
     """Whether the kernel's slash ranges of a row block cover some key in ``[k_lo, k_hi]``.
 

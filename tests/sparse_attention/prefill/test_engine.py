@@ -23,14 +23,18 @@ def _eager(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(engine.EAGER_ENV, "1")
 
 
-def _random_selections(b: int, h: int, q_len: int, k_len: int, gen: torch.Generator):
-    """A block-level selection at the engine size, one at another size, one with a mask_mod."""
+def _random_selections(
+    b: int, h: int, q_len: int, k_len: int, gen: torch.Generator, table_len: int | None = None
+):
+    """A block-level selection at the engine size, one at another size, one with a mask_mod
+    (its (B, H, K) table ``table_len`` long: the padded length of a bucketed call)."""
 
     def blocks(size: int, p: float) -> torch.Tensor:
         nq, nk = -(-q_len // size), -(-k_len // size)
         return torch.rand(b, h, nq, nk, generator=gen) < p
 
     columns = torch.rand(b, h, k_len, generator=gen) < 0.3  # (B, H, K): a vertical pattern
+    columns = torch.nn.functional.pad(columns, (0, (table_len or k_len) - k_len))
 
     def vertical(bi, hi, q_idx, kv_idx):
         return columns[bi, hi, kv_idx]
@@ -48,12 +52,17 @@ CASES = {
     "chunk_q_lt_k_gqa": (13, 45, 32, None, 4, 2, 8),
     "sliding": (40, 40, 0, 11, 4, 2, 8),
     "sliding_cache_cut": (9, 20, 30, 20, 2, 1, 8),
+    # the last query block is one row and sees the ragged last key block whole: a full block
+    # whose padding keys must not run unmasked when the call is padded
+    "ragged_last_row": (33, 33, 0, None, 2, 1, 8),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("extras", ["plain", "softcap_sinks"])
+@pytest.mark.parametrize("extras", ["plain", "softcap_sinks", "padded"])
 def test_engine_equals_dense_masked_attention(case: str, extras: str) -> None:
+    """``padded``: the kernel sees Q, K, V padded to longer lengths (the shape buckets of a
+    compiled call), with more blocks than the call has."""
     q_len, k_len, start, window, h, hkv, bs = CASES[case]
     gen = torch.Generator().manual_seed(3)
     q = torch.randn(1, h, q_len, 16, generator=gen)
@@ -62,9 +71,17 @@ def test_engine_equals_dense_masked_attention(case: str, extras: str) -> None:
     offset = max(0, start + q_len - k_len)
     geometry = CallGeometry(1, h, q_len, k_len, start, offset, window, bs)
     selections = _random_selections(1, h, q_len, k_len, gen)
-    block_mask, full, partial = build_block_mask(selections, geometry, q.device)
+    if case == "ragged_last_row":  # every block at the engine size: the last one is full
+        nq, nk = -(-q_len // bs), -(-k_len // bs)
+        selections.append(PrefillSelection(torch.ones(1, h, nq, nk, dtype=torch.bool), bs))
+    padded = (q_len + 2 * bs - q_len % bs, k_len + 3 * bs - k_len % bs)
+    padded = padded if extras == "padded" else None
+    block_mask, full, partial = build_block_mask(selections, geometry, q.device, padded)
     assert bool(partial.any()) and (window is not None or bool(full.any()))  # both kinds
-    softcap, sinks = (3.0, torch.randn(h, generator=gen)) if extras != "plain" else (None, None)
+    if case == "ragged_last_row":
+        assert bool(full[..., -1, -1].any())  # the block the padding must demote
+    with_extras = extras == "softcap_sinks"
+    softcap, sinks = (3.0, torch.randn(h, generator=gen)) if with_extras else (None, None)
     ours = flex_prefill(q, k, v, block_mask, 0.3, softcap, sinks)
     mask = union_pairs(selections, 1, h, allowed_pairs(q_len, k_len, start, offset, window))
     expected = dense_masked(q, k, v, mask, 0.3, softcap, sinks)
@@ -72,19 +89,39 @@ def test_engine_equals_dense_masked_attention(case: str, extras: str) -> None:
 
 
 def test_the_compiled_path_runs_on_a_tiny_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled, padded to the shape bucket: two calls of different lengths in one bucket
+    compile one kernel, and both equal dense masked attention."""
+    from torch._dynamo.utils import counters
+
     monkeypatch.delenv(engine.EAGER_ENV)
     gen = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, 2, 40, 16, generator=gen) for _ in range(3))
-    k, v = k[:, :1], v[:, :1]
-    geometry = CallGeometry(1, 2, 40, 40, 0, 0, None, 16)
-    selections = _random_selections(1, 2, 40, 40, gen)
-    block_mask, _, _ = build_block_mask(selections, geometry, q.device)
-    assert engine.use_compiled(q.device, needs_lse=False)
-    ours = flex_prefill(q, k, v, block_mask, 0.25, softcap=2.0)
-    assert not engine._compile_failed  # it compiled (a C compiler is on this machine)
-    mask = union_pairs(selections, 1, 2, allowed_pairs(40, 40, 0, 0, None))
-    expected = dense_masked(q, k, v, mask, 0.25, softcap=2.0)
-    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+    graphs = []
+    for length in (40, 44):  # one bucket (48) at block size 16
+        q, k, v = (torch.randn(1, 2, length, 16, generator=gen) for _ in range(3))
+        k, v = k[:, :1], v[:, :1]
+        geometry = CallGeometry(1, 2, length, length, 0, 0, None, 16)
+        bucket = engine.bucket_length(length, 16)
+        selections = _random_selections(1, 2, length, length, gen, table_len=bucket)
+        assert bucket == 48
+        block_mask, _, _ = build_block_mask(selections, geometry, q.device, (bucket, bucket))
+        assert engine.use_compiled(q.device, needs_lse=False)
+        ours = flex_prefill(q, k, v, block_mask, 0.25, softcap=2.0)
+        assert not engine._compile_failed  # it compiled (a C compiler is on this machine)
+        graphs.append(counters["stats"]["unique_graphs"])
+        mask = union_pairs(selections, 1, 2, allowed_pairs(length, length, 0, 0, None))
+        expected = dense_masked(q, k, v, mask, 0.25, softcap=2.0)
+        torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+    assert graphs[1] == graphs[0]  # the second length reused the first one's kernel
+
+
+def test_shape_buckets_are_few_and_close() -> None:
+    for block in (16, 64, 128):
+        lengths = range(1, 200_000, 997)
+        buckets = {engine.bucket_length(n, block) for n in lengths}
+        for n in lengths:
+            b = engine.bucket_length(n, block)
+            assert b >= n and b % block == 0 and b - n < max(block, n / 8 + 1)
+        assert len(buckets) <= 8 * 18  # 8 per octave at most
 
 
 def test_regrid_keeps_every_engine_block_a_selection_block_overlaps() -> None:

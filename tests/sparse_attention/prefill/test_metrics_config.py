@@ -147,3 +147,33 @@ def test_density_counts_full_and_partial_blocks_as_brute_force(mix: str) -> None
     assert int(causal) == int(allowed.sum()) * 8
     assert int(computed) == int((union & allowed).sum())
     assert 0 < int(computed) < int(causal) and bool(full.any())
+
+
+@pytest.mark.parametrize("mix", [*sorted(MIXES), "diagonals"])
+def test_a_call_padded_to_its_shape_bucket_computes_what_the_unpadded_call_does(
+    mix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine pads a compiled call to a shape bucket (more blocks, longer mask tables);
+    the output is the unpadded call's (run eagerly both ways here)."""
+    from sparse_attention_hub.sparse_attention.prefill.attention import SparsePrefill
+    from sparse_attention_hub.sparse_attention.prefill.registry import (
+        create_prefill_masker,
+        prefill_config_from_dict,
+    )
+
+    monkeypatch.setenv(engine.EAGER_ENV, "1")
+    entries = MIXES.get(mix) or [
+        {"vertical_slash": {"vertical_size": 30, "slash_size": 40, "slash_cover": "diagonals"}}
+    ]
+    maskers = [create_prefill_masker(prefill_config_from_dict(*dict(e).popitem())) for e in entries]
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(1, 4, 147, 16, generator=gen)
+    k, v = (torch.randn(1, 2, 181, 16, generator=gen) for _ in range(2))
+    kwargs = {"query_start": 34, "layer_idx": 0}
+    outs = []
+    for pad in (False, True):
+        prefill = SparsePrefill(maskers, block_size=16, budget_bytes=2**20)
+        prefill.pad_eager = pad
+        outs.append(prefill.attention(q, k, v, 0.25, dict(kwargs)))
+    assert engine.bucket_length(181, 16) > 181
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
