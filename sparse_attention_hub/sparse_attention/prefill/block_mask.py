@@ -24,7 +24,9 @@ Q=K=6, bs=2, a block-level diagonal selection: F = full block, P = partial (caus
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.nn.attention.flex_attention import BlockMask
@@ -35,6 +37,12 @@ from sparse_attention_hub.sparse_attention.prefill.base import (
     PrefillSelection,
 )
 
+#: No query-major tables (a backward pass's): an argument of torch >= 2.7's from_kv_blocks.
+_NO_Q_BLOCKS: dict[str, Any] = (
+    {"compute_q_blocks": False}
+    if "compute_q_blocks" in inspect.signature(BlockMask.from_kv_blocks).parameters
+    else {}
+)
 #: The window of a layer without one (larger than any position difference).
 NO_WINDOW = 2**62
 
@@ -224,7 +232,7 @@ def build_block_mask(
         BLOCK_SIZE=geometry.block_size,
         mask_mod=combined_mask_mod(geometry, plain, conditional),
         seq_lengths=lengths,
-        compute_q_blocks=False,
+        **_NO_Q_BLOCKS,
     )
     return block_mask, full, partial
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.nn.attention.flex_attention import AuxRequest, BlockMask, flex_attention
+from torch.nn.attention.flex_attention import BlockMask, flex_attention
 
 logger = logging.getLogger(__name__)
 
@@ -164,18 +164,28 @@ def flex_prefill(
         "enable_gqa": key.shape[1] != query.shape[1],
     }
     if needs_lse:
-        kwargs["return_aux"] = AuxRequest(lse=True)
+        kwargs.update(_lse_request())
     with torch.no_grad():
         result = _run(compiled, query, key, value.to(query.dtype), **kwargs)
         if needs_lse:
             assert sinks is not None
             out, aux = result
-            lse = aux.lse.float()  # (B, H, Q), natural log
+            lse = getattr(aux, "lse", aux).float()  # (B, H, Q), natural log
             weight = torch.sigmoid(lse - sinks.float().reshape(1, -1, 1))  # (B, H, Q)
             out = (out.float() * weight[..., None]).to(query.dtype)
         else:
             out = result
     return out[:, :, :q_len].transpose(1, 2)  # (B, Q, H, Dv)
+
+
+def _lse_request() -> dict[str, Any]:
+    """The flex_attention argument that returns the log-sum-exp: ``return_aux`` (torch >= 2.9;
+    its result's ``.lse``) or ``return_lse`` (earlier releases; the tensor itself)."""
+    try:
+        from torch.nn.attention.flex_attention import AuxRequest
+    except ImportError:
+        return {"return_lse": True}
+    return {"return_aux": AuxRequest(lse=True)}
 
 
 def _pad_rows(x: torch.Tensor, length: int) -> torch.Tensor:

@@ -272,9 +272,10 @@ def test_mask_mod_runs_under_vmap_like_flex_attention() -> None:
     assert mod is not None
     b, h = torch.tensor(0), torch.tensor(1)
     q_idx, kv_idx = torch.arange(100), torch.arange(100)
-    inner = torch.vmap(lambda q, kv: mod(b, h, q, kv), in_dims=(None, 0))
-    grid = torch.vmap(inner, in_dims=(0, None))(q_idx, kv_idx)  # (Q, K)
-    assert torch.equal(grid, mod(b, h, q_idx[:, None], kv_idx[None, :]))
+    from torch.nn.attention.flex_attention import create_mask
+
+    grid = create_mask(mod, 1, 2, 100, 100, device="cpu")  # vmapped as flex_attention does
+    assert torch.equal(grid[0, 1], mod(b, h, q_idx[:, None], kv_idx[None, :]))
     assert bool(mod(b, h, torch.tensor([[140]]), torch.tensor([[130]])).shape == (1, 1))
 
 
