@@ -1,0 +1,88 @@
+"""State builds stay below the size of K: no op of a build outputs a float tensor (an fp32 copy
+or projection of the keys) larger than a share of the bytes of the bf16 keys, and a state
+stored in a smaller dtype selects exactly what the fp32 one did."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from sparse_attention_hub.sparse_attention import AttentionInputs
+from sparse_attention_hub.sparse_attention.maskers import MaskerConfig, create_masker
+from sparse_attention_hub.sparse_attention.maskers.h2o import H2OConfig
+from sparse_attention_hub.sparse_attention.maskers.knorm import KNormConfig
+from sparse_attention_hub.sparse_attention.maskers.pyramidkv import PyramidKVConfig
+from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig
+from sparse_attention_hub.sparse_attention.maskers.socket_top_k import SocketConfig
+from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig
+
+H, HKV, D, K = 4, 2, 64, 1024
+
+
+class LargestFloat(TorchDispatchMode):
+    """Records the bytes of the largest floating-point tensor an op outputs that is not a view
+    of one of its inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        given = {
+            t.untyped_storage().data_ptr()
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for leaf in tree_leaves(out):
+            if not isinstance(leaf, torch.Tensor) or not leaf.is_floating_point():
+                continue
+            if leaf.untyped_storage().data_ptr() not in given:
+                self.largest = max(self.largest, leaf.numel() * leaf.element_size())
+        return out
+
+
+def largest_float(fn: Callable[[], Any]) -> int:
+    with LargestFloat() as mode:
+        fn()
+    return mode.largest
+
+
+def bf16_inputs(q_len: int = 1, seed: int = 0) -> AttentionInputs:
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(1, H, q_len, D, generator=g).bfloat16()
+    k = torch.randn(1, HKV, K, D, generator=g).bfloat16()
+    v = torch.randn(1, HKV, K, D, generator=g).bfloat16()
+    return AttentionInputs(q, k, v, None, layer_idx=0)
+
+
+EVICTION = [
+    KNormConfig(0.5),
+    SnapKVConfig(0.5),
+    TOVAConfig(0.5),
+    H2OConfig(0.5),
+    PyramidKVConfig(0.5),
+]
+
+
+@pytest.mark.parametrize("config", EVICTION, ids=lambda c: type(c).__name__)
+def test_an_eviction_build_never_upcasts_more_than_half_of_k(config: MaskerConfig) -> None:
+    inputs = bf16_inputs()
+    masker = create_masker(config)
+    k_bytes = inputs.keys.numel() * inputs.keys.element_size()
+    assert largest_float(lambda: masker.build_state(inputs)) <= k_bytes // 2
+
+
+def test_a_socket_build_projects_at_most_an_eighth_of_k_at_once() -> None:
+    inputs = bf16_inputs()
+    masker = create_masker(SocketConfig(heavy_size=16, lsh_k=3, lsh_l=4))
+    k_bytes = inputs.keys.numel() * inputs.keys.element_size()
+    largest = largest_float(lambda: masker.build_state(inputs))
+    state = masker.build_state(inputs)
+    # the (B, Hkv, K) fp32 value norms are the state's; every temporary is below K / 8
+    assert largest <= max(k_bytes // 8, state.value_norms.numel() * 4)
