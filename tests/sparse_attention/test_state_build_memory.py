@@ -86,3 +86,43 @@ def test_a_socket_build_projects_at_most_an_eighth_of_k_at_once() -> None:
     state = masker.build_state(inputs)
     # the (B, Hkv, K) fp32 value norms are the state's; every temporary is below K / 8
     assert largest <= max(k_bytes // 8, state.value_norms.numel() * 4)
+
+
+def test_a_magicpig_build_sorts_and_measures_runs_over_chunks_of_tables() -> None:
+    from sparse_attention_hub.sparse_attention.maskers import lsh_index
+    from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
+
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(1, HKV, 8192, 16, generator=g)
+    inputs = AttentionInputs(torch.randn(1, H, 1, 16, generator=g), keys, keys, layer_idx=0)
+    masker = create_masker(MagicPigConfig())  # 150 tables: 2.4M codes
+    masker.build_chunk_bytes = 1 << 20  # type: ignore[attr-defined]
+    largest = LargestInt64()
+    with largest:
+        state = masker.build_state(inputs)
+    assert state.index.order.dtype == torch.int16  # the state is int16 (8192 keys)
+    # the sort's int64 indices of one chunk of tables bound every int64 temporary
+    assert largest.largest <= lsh_index.SORT_ELEMENTS * 8 < HKV * 150 * 8192 * 8
+
+
+class LargestInt64(TorchDispatchMode):
+    """Records the bytes of the largest int64 tensor an op outputs that is not a view of an
+    input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        given = {
+            t.untyped_storage().data_ptr()
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for leaf in tree_leaves(out):
+            if not isinstance(leaf, torch.Tensor) or leaf.dtype != torch.int64:
+                continue
+            if leaf.untyped_storage().data_ptr() not in given:
+                self.largest = max(self.largest, leaf.numel() * leaf.element_size())
+        return out
