@@ -126,3 +126,49 @@ class LargestInt64(TorchDispatchMode):
             if leaf.untyped_storage().data_ptr() not in given:
                 self.largest = max(self.largest, leaf.numel() * leaf.element_size())
         return out
+
+
+def ds_masker(tmp_path, bits: int):  # type: ignore[no-untyped-def]
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity import (
+        DoubleSparsityConfig,
+    )
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
+        random_channel_table,
+        write_channel_file,
+    )
+
+    path = write_channel_file(tmp_path / "ch.json", random_channel_table(1, H, HKV, D))
+    return create_masker(DoubleSparsityConfig(16, str(path), label_bits=bits))
+
+
+@pytest.mark.parametrize("bits", [4, 16])
+def test_the_double_sparsity_state_is_below_half_of_k_and_built_in_chunks(tmp_path, bits):
+    inputs = bf16_inputs()
+    masker = ds_masker(tmp_path, bits)
+    k_bytes = inputs.keys.numel() * inputs.keys.element_size()
+    largest = largest_float(lambda: masker.build_state(inputs))
+    state = masker.build_state(inputs)
+    stored = sum(part.numel() * part.element_size() for part in state.parts)  # room included
+    assert stored <= k_bytes // 2
+    widest = max(part.numel() * part.element_size() for part in state.parts)
+    assert largest <= max(k_bytes // 8, widest)  # the state's own buffers, or a chunk
+
+
+@pytest.mark.parametrize("bits", [4, 16])
+@pytest.mark.parametrize("chunk_bytes", [64 << 20, 256 * H * 8 * 4])  # 1 or 4 chunks
+def test_double_sparsity_scores_equal_those_of_fp32_labels(tmp_path, bits, chunk_bytes):
+    import dataclasses
+    import math
+
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity import (
+        pseudo_quantize,
+        select_channels,
+    )
+
+    inputs = dataclasses.replace(bf16_inputs(q_len=3), kv_chunk_bytes=chunk_bytes)
+    masker = ds_masker(tmp_path, bits)
+    channels = masker.channels(inputs)  # (H, r)
+    labels = pseudo_quantize(select_channels(inputs.keys, channels).float(), bits)
+    q = pseudo_quantize(select_channels(inputs.queries, channels).float(), bits)
+    expected = (q @ labels.transpose(-1, -2)).div_(math.sqrt(channels.shape[1]))
+    assert torch.equal(masker.score(inputs), expected)
