@@ -172,3 +172,20 @@ def test_double_sparsity_scores_equal_those_of_fp32_labels(tmp_path, bits, chunk
     q = pseudo_quantize(select_channels(inputs.queries, channels).float(), bits)
     expected = (q @ labels.transpose(-1, -2)).div_(math.sqrt(channels.shape[1]))
     assert torch.equal(masker.score(inputs), expected)
+
+
+@pytest.mark.parametrize("bits", [1, 4, 8, 12])
+def test_stored_levels_rebuild_the_official_fake_quantised_labels_bit_for_bit(bits: int) -> None:
+    from sparse_attention_hub.sparse_attention.maskers.double_sparsity_labels import (
+        dequantize,
+        quantize,
+    )
+
+    x = torch.randn(2, 4, 300, 16, generator=torch.Generator().manual_seed(bits)) * 3
+    x[0, 0, 0] = 1.5  # a constant vector
+    levels = 2**bits - 1
+    low, high = torch.aminmax(x, dim=-1, keepdim=True)
+    span = high - low
+    scale = levels / torch.where(span == 0, torch.ones_like(span), span)
+    official = (x - low).mul_(scale).round_().clamp_(0, levels).div_(scale).add_(low)
+    assert torch.equal(dequantize(*quantize(x, bits)), official)

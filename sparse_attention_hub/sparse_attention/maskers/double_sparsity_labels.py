@@ -38,8 +38,9 @@ def quantize(x: torch.Tensor, bits: int) -> Parts:
 
 
 def dequantize(levels: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """(..., r) fp32 ``levels / scale + low``: the labels :func:`pseudo_quantize` returns."""
-    return levels.float().div_(scale).add_(low)
+    """(..., r) fp32 ``levels / scale + low``: the labels :func:`pseudo_quantize` returns (one
+    fused op after the upcast: ``low + 1 * (levels / scale)`` rounds as the two ops do)."""
+    return torch.addcdiv(low, levels.float(), scale)
 
 
 def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
