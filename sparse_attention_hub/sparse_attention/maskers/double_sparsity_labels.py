@@ -40,7 +40,8 @@ def quantize(x: torch.Tensor, bits: int) -> Parts:
 def dequantize(levels: torch.Tensor, low: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """(..., r) fp32 ``levels / scale + low``: the labels :func:`pseudo_quantize` returns (one
     fused op after the upcast: ``low + 1 * (levels / scale)`` rounds as the two ops do)."""
-    return torch.addcdiv(low, levels.float(), scale)
+    labels = levels.float()
+    return torch.addcdiv(low, labels, scale, out=labels)  # in place
 
 
 def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
