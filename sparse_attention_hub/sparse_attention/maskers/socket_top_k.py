@@ -22,9 +22,10 @@ Joshi et al., 2026, "SOCKET: Soft Collision Kernel EsTimator for Sparse Attentio
 State (``StatefulMasker`` contract): :class:`SocketState`, the key codes (B, Hkv, L, K) int16
 (int32 past 15 planes) and value norms (B, Hkv, K) fp32; new keys are hashed and appended, a
 rollback or sliding window slices them. Keys and values are hashed in chunks (no whole fp32
-copy; a chunk's fp32 products hold at most an eighth of the bytes of K, and the state, codes
-about 0.47x the bf16 K at the default 60 tables, is the build's peak); scoring loops over the tables, so no (Q, K, L) or (Q, L, R) tensor is built and the
-number of ops per call does not grow with K; nothing on the decode path waits for the device.
+copy: a chunk's fp32 products hold at most an eighth of the bytes of K, so the state, codes of
+about 0.47x the bf16 K at the default 60 tables, is most of a build's peak); scoring loops
+over the tables, so no (Q, K, L) or (Q, L, R) tensor is built and the number of ops per call
+does not grow with K; nothing on the decode path waits for the device.
 
 Differences from the reference code, all written down here:
 
