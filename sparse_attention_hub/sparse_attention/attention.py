@@ -36,6 +36,15 @@ def kv_chunk_keys(tensor: torch.Tensor, chunk_bytes: int) -> int:
     return max(1, int(chunk_bytes) // max(1, b * heads * d * 4))
 
 
+def build_chunk_bytes(keys: torch.Tensor, chunk_bytes: int, share: int = 2) -> int:
+    """The fp32 bytes a masker's state build may upcast or project at once over ``keys``
+    (B, Hkv, K, D): the call's ``chunk_bytes``, and at most ``1 / share`` of the bytes of
+    ``keys`` in their own dtype, so a build's temporaries stay below the size of K at any K
+    (a build runs once per prompt; its number of chunks may grow with K)."""
+    own = keys.numel() * keys.element_size()
+    return max(1, min(int(chunk_bytes), own // max(1, share)))
+
+
 def _group_size(queries: torch.Tensor, keys: torch.Tensor) -> int:
     """G = H / Hkv for queries (B, H, Q, D) and keys (B, Hkv, K, D); ValueError if not whole."""
     if queries.dim() != 4 or keys.dim() != 4:

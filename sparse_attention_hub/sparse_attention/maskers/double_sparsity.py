@@ -23,9 +23,13 @@ Ties: quantised labels tie often. Among keys with equal scores the earlier key (
 position) is kept first, so the same inputs always give the same mask.
 
 State (``StatefulMasker``): :class:`LabelCache`, the quantised label channels of the keys
-(B, Hc, K, r) fp32, Hc = H for "q"/"qk" lists and Hkv for "k" lists. New keys are labelled
-and written after the others (in place, in a buffer with room); a rollback or a sliding
-window slices it. A key's label depends on that key only, so extending equals a fresh build
+(B, Hc, K, r), Hc = H for "q"/"qk" lists and Hkv for "k" lists, stored as their levels (uint8)
+and each vector's fp32 low and scale, which rebuild the fp32 labels bit for bit (about 0.38x
+the bf16 K at Llama-3.1-8B's shape with the defaults; fp32 labels would be 1.0x; see
+``double_sparsity_labels``); a call rebuilds the fp32 labels over key chunks within its
+budget (one chunk when they fit). The build encodes the keys in chunks. New keys are labelled
+and written after the others (in place, in buffers with room); a rollback or a sliding
+window slices them. A key's label depends on that key only, so extending equals a fresh build
 exactly.
 
 GQA: the official file holds ``q_proj`` lists per query head and ``k_proj`` lists per KV
@@ -63,6 +67,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from sparse_attention_hub.sparse_attention.attention import build_chunk_bytes
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import (
@@ -75,6 +80,11 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     layer_channels,
     read_channel_file,
     rows_per_layer,
+)
+from sparse_attention_hub.sparse_attention.maskers.double_sparsity_labels import (
+    LabelCache,
+    encode,
+    pseudo_quantize,
 )
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
 from sparse_attention_hub.sparse_attention.maskers.stateful import StatefulMasker
@@ -180,57 +190,6 @@ def channel_shape_problems(
     return problems
 
 
-@dataclass(frozen=True)
-class LabelCache:
-    """The label cache of the keys: ``labels`` = ``buffer[:, :, :length]`` (B, Hc, K, r) fp32.
-
-    The buffer has room past ``length`` (an eighth more, at least 256 keys), so a decode step
-    writes its key's labels in place instead of copying the cache; it is reallocated (twice
-    the keys) when full. A cut state shares the buffer: its next extension overwrites the keys
-    that were cut, which no state holds any more (``MaskerStates`` replaces the entry).
-    """
-
-    buffer: torch.Tensor
-    length: int
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """(B, Hc, K, r) the labels of the state's keys (a view)."""
-        return self.buffer[:, :, : self.length]
-
-    @staticmethod
-    def of(labels: torch.Tensor, room: int | None = None) -> LabelCache:
-        """A cache of ``labels`` (B, Hc, K, r) with ``room`` free key slots after them."""
-        b, h, n, r = labels.shape
-        room = max(n // 8, 256) if room is None else room
-        buffer = labels.new_empty((b, h, n + room, r))  # (B, Hc, K + room, r)
-        buffer[:, :, :n] = labels
-        return LabelCache(buffer, n)
-
-    def extended(self, new: torch.Tensor) -> LabelCache:
-        """This cache plus the labels ``new`` (B, Hc, n, r) of the next keys."""
-        end = self.length + new.shape[2]
-        writable = not self.buffer.is_inference() or torch.is_inference_mode_enabled()
-        if end > self.buffer.shape[2] or not writable:
-            return LabelCache.of(torch.cat([self.labels, new], dim=2), room=end)  # (B, Hc, K, r)
-        self.buffer[:, :, self.length : end] = new
-        return LabelCache(self.buffer, end)
-
-
-def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """The official per-vector fake quantisation of ``x`` (..., r): min-max over the last
-    dimension to ``2**bits`` levels, rounded, dequantised (a constant vector is unchanged);
-    ``bits`` >= 16 returns ``x``."""
-    if bits >= 16:
-        return x
-    levels = 2**bits - 1
-    low, high = torch.aminmax(x, dim=-1, keepdim=True)  # (..., 1) each
-    span = high - low
-    scale = levels / torch.where(span == 0, torch.ones_like(span), span)
-    out = x - low  # one new tensor, then in place: a few passes over the labels
-    return out.mul_(scale).round_().clamp_(0, levels).div_(scale).add_(low)
-
-
 def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     """Label channels of ``x`` (B, Hx, N, D) for ``channels`` (Hc, r), Hc a multiple of Hx:
     (B, Hc, N, r), where row c reads head c // (Hc / Hx) of ``x`` (queries: Hc = Hx; keys
@@ -242,6 +201,27 @@ def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
     picked = torch.gather(x, -1, index)  # (B, Hx, N, G * r)
     picked = picked.reshape(b, h_x, n, group, r).transpose(2, 3)  # (B, Hx, G, N, r)
     return picked.reshape(b, h_c, n, r)  # (B, Hc, N, r)
+
+
+#: The fewest keys per chunk of :func:`label_scores`: a product over a few keys takes other
+#: BLAS kernels, whose sums can round differently from those of the whole product.
+SCORE_CHUNK_MIN_KEYS = 256
+
+
+def label_scores(q: torch.Tensor, cache: LabelCache, chunk_bytes: int) -> torch.Tensor:
+    """(B, Hc, R, K) fp32 ``q`` (B, Hc, R, r) times the cache's labels, the fp32 labels
+    rebuilt over chunks of keys of at most ``chunk_bytes`` (one chunk when they fit; at least
+    ``SCORE_CHUNK_MIN_KEYS`` keys, so the scores are those of one product)."""
+    b, h_c, rows, r = q.shape
+    n = cache.length
+    step = max(SCORE_CHUNK_MIN_KEYS, chunk_bytes // max(1, b * h_c * r * 4))
+    if step >= n:
+        return q @ cache.labels.transpose(-1, -2)
+    scores = q.new_empty((b, h_c, rows, n))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        scores[..., start:stop] = q @ cache.labels_of(start, stop).transpose(-1, -2)
+    return scores
 
 
 @register_masker(
@@ -286,27 +266,36 @@ class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
 
     # ------------------------------------------------------------------ state contract
 
-    def _labels(self, inputs: AttentionInputs, keys: torch.Tensor) -> torch.Tensor:
-        """(B, Hc, n, r) quantised label channels of ``keys`` (B, Hkv, n, D)."""
-        picked = select_channels(keys, self.channels(inputs)).float()  # (B, Hc, n, r)
-        return pseudo_quantize(picked, self.config.label_bits)
+    def _encode(self, inputs: AttentionInputs, keys: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The label cache parts of ``keys`` (B, Hkv, n, D) (``double_sparsity_labels``)."""
+        return encode(select_channels(keys, self.channels(inputs)), self.config.label_bits)
 
     def build_state(self, inputs: AttentionInputs) -> LabelCache:
-        return LabelCache.of(self._labels(inputs, inputs.keys))
+        """The labels of every key, encoded over chunks of keys whose fp32 labels hold at most
+        a sixteenth of the bytes of K (and the call's budget), written into the cache."""
+        keys = inputs.keys
+        b, n = keys.shape[0], keys.shape[2]
+        h_c, r = self.channels(inputs).shape
+        step = max(1, build_chunk_bytes(keys, inputs.kv_chunk_bytes, 16) // (b * h_c * r * 4))
+        first = self._encode(inputs, keys[:, :, :step])
+        cache = LabelCache.of(first, room=n - first[0].shape[2] + max(n // 8, 256))
+        for start in range(step, n, step):
+            cache = cache.extended(self._encode(inputs, keys[:, :, start : start + step]))
+        return cache
 
     def extend_state(self, state: LabelCache, inputs: AttentionInputs, new_keys: int) -> LabelCache:
         return state.extended(
-            self._labels(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
+            self._encode(inputs, inputs.keys[:, :, inputs.keys.shape[2] - new_keys :])
         )
 
     def truncate_state(self, state: LabelCache, start: int, stop: int) -> LabelCache:
-        return LabelCache(state.buffer[:, :, start:], stop - start)
+        return state.cut(start, stop)
 
     # ------------------------------------------------------------------ selection
 
     def score(self, inputs: AttentionInputs) -> torch.Tensor:
         """(B, H, Q, K) fp32 approximate scores q~ . k~ / sqrt(r); forbidden keys -inf."""
-        labels = self.state(inputs).labels  # (B, Hc, K, r)
+        cache = self.state(inputs)
         channels = self.channels(inputs)  # (Hc, r)
         b, h, n_q, _ = inputs.queries.shape
         h_c, r = channels.shape
@@ -316,8 +305,8 @@ class DoubleSparsityMasker(StatefulMasker[LabelCache], TopKMasker):
             select_channels(inputs.queries, channels).float(), self.config.label_bits
         )
         q = q.reshape(b, h_c, (h // h_c) * n_q, r)  # (B, Hc, G' * Q, r)
-        scores = (q @ labels.transpose(-1, -2)).reshape(b, h, n_q, -1)  # (B, H, Q, K)
-        scores = scores.div_(math.sqrt(r))
+        scores = label_scores(q, cache, inputs.kv_chunk_bytes).reshape(b, h, n_q, -1)
+        scores = scores.div_(math.sqrt(r))  # (B, H, Q, K)
         allowed = inputs.allowed_keys()
         if allowed is not None:
             scores = scores.masked_fill_(~allowed, float("-inf"))
@@ -341,6 +330,7 @@ __all__ = [
     "DoubleSparsityConfig",
     "DoubleSparsityMasker",
     "LabelCache",
+    "label_scores",
     "pseudo_quantize",
     "select_channels",
     "top_k_earliest",

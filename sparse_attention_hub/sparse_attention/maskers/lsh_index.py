@@ -27,8 +27,11 @@ MERGE_AT = 1024
 SLOT_ELEMENTS = 1 << 21
 #: Code comparisons (B * Hkv * R * tables * tail) per chunk of tables against the tail (bool).
 TAIL_ELEMENTS = 1 << 24
-#: Codes (B * Hkv * tables * n) sorted per chunk of tables: bounds the sort's int64 indices.
-SORT_ELEMENTS = 1 << 22
+#: Codes (B * Hkv * tables * n) sorted per chunk of tables: bounds the sort's int64 indices
+#: (4 MiB of them), a state build's largest temporary.
+SORT_ELEMENTS = 1 << 19
+#: Codes (B * Hkv * tables * s) per chunk of rows in :func:`longest_run` (a few int64 each).
+RUN_ELEMENTS = 1 << 18
 
 
 def order_dtype(n: int) -> torch.dtype:
@@ -87,7 +90,7 @@ def longest_run(sorted_codes: torch.Tensor) -> int:
     rows = sorted_codes.reshape(-1, s)  # (B * Hkv * L, s)
     positions = torch.arange(s, device=rows.device)
     best = torch.zeros((), dtype=torch.int64, device=rows.device)
-    step = max(1, SLOT_ELEMENTS // s)
+    step = max(1, RUN_ELEMENTS // s)
     for start in range(0, rows.shape[0], step):
         part = rows[start : start + step]  # (r, s)
         first = torch.ones_like(part, dtype=torch.bool)

@@ -63,7 +63,13 @@ copy of the keys. u is evaluated at every entry on an accelerator (no host wait)
 hits only on a CPU (``magicpig_hashing.sampled_probabilities``), over chunks of query rows.
 
 State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
-key codes (sorted per table, ``lsh_index``) and the norms used for theta; new keys are hashed
+key codes (sorted per table, ``lsh_index``) and the norms used for theta. It is larger than K by
+the method: the official code stores ``lsh_l`` int16 codes per key and KV head
+(``key_hashcode``), 2 L bytes against the bf16 key's 2 D (1.17x K at L = 150, D = 128); here
+each table also keeps its key order for the binary search (int16 up to 32k keys, int32 beyond),
+so the state is about 2.35x K up to 32k keys and 3.5x beyond. A build's temporaries on top of
+it are a few MiB (fp32 projections of a chunk of keys, sorts and runs over chunks of tables:
+``lsh_index.SORT_ELEMENTS``, ``RUN_ELEMENTS``). New keys are hashed
 and appended, a rollback or sliding window cuts the codes. A rollback into the prompt (the
 adapter's rollback to the context before each question) drops the centre, and a prompt
 extended past the state's (a dense prefill of keys the state never saw before the call's

@@ -9,7 +9,8 @@ window score above every other, so they are kept (when the budget allows).
 Deviations from kvpress:
 
 - the window's attention is computed in blocks of window rows (no (W, K) tensor beyond a
-  block) from the queries the prefill already computed, with RoPE as the model applied it;
+  block) from the queries the prefill already computed, with RoPE as the model applied it,
+  and the keys are upcast to fp32 in chunks of at most half the size of K;
 - a context shorter than the window is allowed (kvpress asserts it is longer): the window is
   the observed queries there are, and ties keep the earliest keys;
 - query-aware: the window is the end of context + question; only the context's keys are
@@ -25,7 +26,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from sparse_attention_hub.sparse_attention.attention import attention_scores
+from sparse_attention_hub.sparse_attention.attention import attention_scores, build_chunk_bytes
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.maskers.eviction import EvictionConfig, EvictionMasker
 from sparse_attention_hub.sparse_attention.maskers.registry import register_masker
@@ -61,18 +62,20 @@ def window_attention_mean(
     """(B, H, n_keys) fp32: the causal softmax weights of ``queries`` (B, H, W, D), at
     absolute positions ``query_start ..``, over every key of ``inputs``, averaged over the W
     rows, for the first ``n_keys`` keys. Computed in blocks of rows (never a (W, K) tensor
-    beyond :data:`WINDOW_BLOCK_BYTES`)."""
+    beyond :data:`WINDOW_BLOCK_BYTES`); the keys are upcast in fp32 chunks within the call's
+    budget and at most half the size of K (``build_chunk_bytes``)."""
     b, h, w, _ = queries.shape
     k = inputs.keys.shape[2]
     total = torch.zeros(b, h, n_keys, dtype=torch.float32, device=queries.device)
     rows = max(1, WINDOW_BLOCK_BYTES // max(1, b * h * k * 4))
     key_pos = inputs.key_positions()  # (K,)
+    chunk_bytes = build_chunk_bytes(inputs.keys, inputs.kv_chunk_bytes)
     for start in range(0, w, rows):
         block = queries[:, :, start : start + rows]  # (B, H, r, D)
         q_pos = torch.arange(block.shape[2], device=queries.device) + query_start + start
         causal = key_pos[None, :] <= q_pos[:, None]  # (r, K)
         scores = attention_scores(
-            block, inputs.keys, inputs.scaling, causal, inputs.softcap, inputs.kv_chunk_bytes
+            block, inputs.keys, inputs.scaling, causal, inputs.softcap, chunk_bytes
         )  # (B, H, r, K)
         weights = torch.softmax(scores, dim=-1)  # (B, H, r, K)
         total += weights[..., :n_keys].sum(dim=2)

@@ -22,8 +22,10 @@ Joshi et al., 2026, "SOCKET: Soft Collision Kernel EsTimator for Sparse Attentio
 State (``StatefulMasker`` contract): :class:`SocketState`, the key codes (B, Hkv, L, K) int16
 (int32 past 15 planes) and value norms (B, Hkv, K) fp32; new keys are hashed and appended, a
 rollback or sliding window slices them. Keys and values are hashed in chunks (no whole fp32
-copy); scoring loops over the tables, so no (Q, K, L) or (Q, L, R) tensor is built and the
-number of ops per call does not grow with K; nothing on the decode path waits for the device.
+copy: a chunk's fp32 products hold at most an eighth of the bytes of K, so the state, codes of
+about 0.47x the bf16 K at the default 60 tables, is most of a build's peak); scoring loops
+over the tables, so no (Q, K, L) or (Q, L, R) tensor is built and the number of ops per call
+does not grow with K; nothing on the decode path waits for the device.
 
 Differences from the reference code, all written down here:
 
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparse_attention_hub.sparse_attention.attention import build_chunk_bytes
 from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig, Size, check_size
@@ -109,27 +112,32 @@ def hypercube_corners(planes: int, device: torch.device | None = None) -> torch.
 
 def hash_keys(keys: torch.Tensor, planes: torch.Tensor) -> torch.Tensor:
     """Bucket ids (B, Hkv, L, n) of ``keys`` (B, Hkv, n, D) under ``planes`` (L, P, D) fp32:
-    sign bits ``k . w >= 0``, big-endian, hashed in chunks of keys (fp32 products)."""
+    sign bits ``k . w >= 0``, big-endian, hashed in chunks of keys whose fp32 products hold at
+    most ``CHUNK_ELEMENTS`` and an eighth of the bytes of ``keys`` (the sign bits are packed in
+    the codes' own dtype, so a chunk's temporaries stay about twice its products)."""
     b, h, n, d = keys.shape
     tables, bits = planes.shape[0], planes.shape[1]
     flat = planes.reshape(tables * bits, d).t()  # (D, L * P)
-    weights = 2 ** torch.arange(bits - 1, -1, -1, device=keys.device, dtype=torch.int32)
     dtype = torch.int16 if bits <= 15 else torch.int32
+    weights = 2 ** torch.arange(bits - 1, -1, -1, device=keys.device, dtype=dtype)
     codes = torch.empty((b, h, tables, n), dtype=dtype, device=keys.device)
-    step = max(1, CHUNK_ELEMENTS // max(1, b * h * tables * bits))
+    per_key = max(1, b * h * max(d, tables * bits))  # fp32 elements of a key's upcast or products
+    step = max(1, build_chunk_bytes(keys, 4 * CHUNK_ELEMENTS, 8) // (4 * per_key))
     for start in range(0, n, step):
         chunk = keys[:, :, start : start + step].float() @ flat  # (B, Hkv, c, L * P)
-        signs = (chunk >= 0).reshape(b, h, -1, tables, bits).int()  # (B, Hkv, c, L, P)
-        packed = (signs * weights).sum(-1, dtype=torch.int32)  # (B, Hkv, c, L)
+        signs = (chunk >= 0).reshape(b, h, -1, tables, bits)  # (B, Hkv, c, L, P) bool
+        del chunk
+        packed = (signs.to(dtype) * weights).sum(-1, dtype=dtype)  # (B, Hkv, c, L)
         codes[:, :, :, start : start + step] = packed.transpose(2, 3)  # (B, Hkv, L, c)
     return codes
 
 
 def value_norms(values: torch.Tensor) -> torch.Tensor:
-    """(B, Hkv, n) fp32 L2 norms of ``values`` (B, Hkv, n, Dv), upcast in chunks of keys."""
+    """(B, Hkv, n) fp32 L2 norms of ``values`` (B, Hkv, n, Dv), upcast in chunks of keys (at
+    most ``CHUNK_ELEMENTS`` and an eighth of the bytes of ``values``)."""
     b, h, n, d = values.shape
     norms = torch.empty((b, h, n), dtype=torch.float32, device=values.device)
-    step = max(1, CHUNK_ELEMENTS // max(1, b * h * d))
+    step = max(1, build_chunk_bytes(values, 4 * CHUNK_ELEMENTS, 8) // (4 * max(1, b * h * d)))
     for start in range(0, n, step):
         norms[:, :, start : start + step] = values[:, :, start : start + step].float().norm(dim=-1)
     return norms
