@@ -137,3 +137,33 @@ def test_regrid_keeps_every_engine_block_a_selection_block_overlaps() -> None:
             for j in range(6):
                 expected[i, j] = pairs[i * 8 : (i + 1) * 8, j * 8 : (j + 1) * 8].any()
         assert torch.equal(regrid(blocks, size, geometry)[0, 0], expected), size
+
+
+def test_without_a_c_compiler_the_engine_warns_once_and_runs_eager(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A machine whose C++ compiler is missing: the first compiled call fails, the engine
+    logs one warning and computes that call and every later one with eager flex."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.delenv(engine.EAGER_ENV)
+    monkeypatch.setattr(engine, "_compile_failed", False)
+    monkeypatch.setattr(engine, "_compiled", None)  # a fresh compile, not a cached kernel
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 24, 8, generator=gen) for _ in range(3))
+    geometry = CallGeometry(1, 2, 24, 24, 0, 0, None, 8)
+    selections = _random_selections(1, 2, 24, 24, gen)
+    block_mask, _, _ = build_block_mask(selections, geometry, q.device)
+    expected = dense_masked(
+        q, k, v, union_pairs(selections, 1, 2, allowed_pairs(24, 24, 0, 0, None)), 0.5
+    )
+    with caplog.at_level("WARNING", logger=engine.__name__):
+        for _ in range(2):
+            torch.testing.assert_close(
+                flex_prefill(q, k, v, block_mask, 0.5), expected, rtol=1e-5, atol=1e-5
+            )
+    assert engine._compile_failed and not engine.use_compiled(q.device, needs_lse=False)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "eager flex" in warnings[0].getMessage()
