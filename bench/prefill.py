@@ -72,10 +72,6 @@ ARM_PARAMS: dict[str, dict[str, Any]] = {
     "block_top_k": {"block_budget": 0.1},
 }
 
-#: Recompilations dynamo allows per function before it silently runs eager (every length and
-#: mask structure compiles once; eager flex would materialise the L x L scores).
-RECOMPILE_LIMIT = 64
-
 
 def arm_config(name: str) -> PrefillMaskerConfig:
     """The config of registered prefill masker ``name``: its defaults plus :data:`ARM_PARAMS`
@@ -298,8 +294,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
-    limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-    torch._dynamo.config.recompile_limit = limit
     result: dict[str, Any] = {
         "bench": "prefill",
         "device": str(device),
