@@ -35,6 +35,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from sparse_attention_hub.executor.lock import BaseDirLocked
     from sparse_attention_hub.executor.preflight import PreflightError
     from sparse_attention_hub.experiment.tune import load_tune, run_tune
+    from sparse_attention_hub.experiment.tune.density import realized_density
     from sparse_attention_hub.experiment.tune.outputs import tuned_name, write_outputs
 
     spec = load_tune(args.tune_file)
@@ -64,7 +65,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             text = (
                 "no trial within tolerance"
                 if row is None
-                else f"{row['config_name']} density {row['density']:.4g} "
+                else f"{row['config_name']} {method.density} density "
+                f"{realized_density(row, method.density):.4g} "
                 f"objective {row['objective']:.4g} {row['params']}"
             )
             write(f"  {tuned_name(method.name, target)}: {text}")

@@ -39,6 +39,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from sparse_attention_hub.experiment.tune.density import realized_density
 from sparse_attention_hub.experiment.tune.objective import objective_of
 from sparse_attention_hub.experiment.tune.optuna_space import distributions, point_of, space_size
 from sparse_attention_hub.experiment.tune.plan import MAX_DRAWS_PER_TRIAL, trial_row
@@ -51,11 +52,14 @@ METRIC = "searched"
 PENALTY = 10.0  # the reference's penalty_weight
 
 
-def searched_value(figures: dict[str, Any], target: float, search: SearchSpec) -> float | None:
-    """What Optuna minimizes: the objective plus the density penalty; None if not finite."""
-    value = objective_of(figures, search.objective)
-    density = figures.get("density")
-    if density is None or not (math.isfinite(value) and math.isfinite(density)):
+def searched_value(
+    figures: dict[str, Any], target: float, search: SearchSpec, phase: str = "decode"
+) -> float | None:
+    """What Optuna minimizes: the objective plus the penalty of the realized density of
+    ``phase`` (the one the method tunes); None if not finite."""
+    value = objective_of(figures, search.objective, phase)
+    density = realized_density(figures, phase)
+    if not (math.isfinite(value) and math.isfinite(density)):
         return None
     return value + PENALTY * max(0.0, abs(density - target) - search.tolerance)
 
@@ -131,16 +135,16 @@ class GuardedSearch(Searcher):  # type: ignore[misc]
     ) -> None:
         inner_id, row = self._pending.pop(trial_id)
         figures = {} if (error or result is None) else result
-        value = searched_value(figures, self.target, self.search)
+        value = searched_value(figures, self.target, self.search, self.method.density)
         self._values[row["config_name"]] = value
         self._optuna.on_trial_complete(
             inner_id, None if value is None else {METRIC: value}, error=value is None
         )
         self.rows.append({**row, **{k: figures.get(k) for k in FIGURES if k in figures}})
         log.info(
-            "%s@%g trial %d/%d: %s density %.4g searched %s",
-            self.method.name, self.target, len(self.rows), self.search.trials,
-            row["config_name"], figures.get("density", math.nan), value,
+            "%s@%g trial %d/%d: %s %s density %.4g searched %s",
+            self.method.name, self.target, len(self.rows), self.search.trials, row["config_name"],
+            self.method.density, realized_density(figures, self.method.density), value,
         )  # fmt: skip
 
     def save(self, checkpoint_path: str) -> None:

@@ -3,6 +3,13 @@
 Sizes are fractions of the keys scaled by the target density (``scale``): a trial for target
 0.05 gives ``heavy_size`` 0.5 to 0.9 times 0.05. A recipe not listed here has no default
 space: give ``space:`` in the file.
+
+The prefill recipes tune the prefill density: ``block_top_k_prefill``'s ``block_budget`` is a
+fraction of the causal key blocks, scaled by the target; FlexPrefill's ``gamma`` and
+XAttention's ``threshold`` (cumulative attention kept) do not scale with the target, so their
+ranges are wide. MInference's vertical / slash sizes and the streaming prefill's window are
+token counts: the density they give depends on the context length, so their ranges are wide
+log ranges (narrow them with ``space:`` for a benchmark's length).
 """
 
 from __future__ import annotations
@@ -37,4 +44,13 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "lsh_k": {"choices": [6, 8, 10]},
         "lsh_l": {"choices": [50, 100, 150, 200]},
     },
+    # the prefill recipes: their targets are prefill densities (density.py)
+    "block_top_k_prefill": {"block_budget": {"scale": [0.4, 1.0]}},
+    "flexprefill": {"gamma": {"low": 0.5, "high": 0.99}},
+    "xattention": {"threshold": {"low": 0.5, "high": 0.99}, "stride": {"choices": [8, 16]}},
+    "minference": {
+        "vertical_size": {"low": 64, "high": 4096, "log": True, "integer": True},
+        "slash_size": {"low": 256, "high": 16384, "log": True, "integer": True},
+    },
+    "streaming_prefill": {"window_size": {"low": 256, "high": 8192, "log": True, "integer": True}},
 }

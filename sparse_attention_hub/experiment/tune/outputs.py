@@ -15,12 +15,15 @@ from typing import Any
 
 import yaml
 
+from sparse_attention_hub.experiment.tune.density import realized_density
 from sparse_attention_hub.experiment.tune.search import TuneOutcome
 from sparse_attention_hub.experiment.tune.spec import TuneSpec
 
+# density: the decode density, prefill_density the prefill's; tuned_phase: the one the
+# target refers to (decode or prefill)
 CSV_COLUMNS = (
-    "method", "target", "config_name", "density", "prefill_density", "output_error", "score",
-    "objective", "within_tolerance", "chosen", "ran", "reused", "failed", "params", "cells",
+    "method", "target", "tuned_phase", "config_name", "density", "prefill_density",
+    "output_error", "prefill_output_error", "score", "objective", "within_tolerance", "chosen", "ran", "reused", "failed", "params", "cells",
 )  # fmt: skip
 
 
@@ -33,10 +36,11 @@ def tuned_study(spec: TuneSpec, outcome: TuneOutcome) -> dict[str, Any]:
     """The study mapping of ``tuned.yaml``."""
     configs: dict[str, Any] = {"dense": "dense"}
     for (method, target), row in sorted(outcome.chosen.items()):
-        configs[tuned_name(method, target)] = {
-            "dense_layers": list(row["dense_layers"]),
-            "maskers": copy.deepcopy(row["maskers"]),
-        }
+        config: dict[str, Any] = {"dense_layers": list(row["dense_layers"])}
+        prefill = copy.deepcopy(row.get("prefill") or {})
+        if row["maskers"] or not prefill:  # a prefill-only config decodes densely
+            config["maskers"] = copy.deepcopy(row["maskers"])
+        configs[tuned_name(method, target)] = {**config, **prefill}
     study = copy.deepcopy(spec.raw_study)
     study["sparse_configs"] = configs
     return study
@@ -64,11 +68,13 @@ def trial_table(spec: TuneSpec, outcome: TuneOutcome) -> Any:
     chosen = {id(row) for row in outcome.chosen.values()}
     records = []
     for row in outcome.rows:
-        density = row.get("density", math.nan)
+        phase = row.get("tuned_phase", "decode")
+        density = realized_density(row, phase)
         within = math.isfinite(density) and abs(density - row["target"]) <= spec.search.tolerance
         records.append(
             {
                 **{k: row.get(k) for k in CSV_COLUMNS},
+                "tuned_phase": phase,
                 "within_tolerance": within,
                 "chosen": id(row) in chosen,
                 "params": yaml.safe_dump(row["params"], default_flow_style=True).strip(),

@@ -1,8 +1,9 @@
 """The trial plan: every method x target gets its points (random or grid), invalid points are
 rejected with their reason counted, and each valid point becomes a named sparse config.
 
-A trial's config name is ``<method>.t<hash>``, the hash of its masker list and dense layers:
-the same point is the same cell folder in every run, so a rerun reuses it.
+A trial's config name is ``<method>.t<hash>``, the hash of its masker list, dense layers and
+prefill settings (where it has prefill maskers): the same point is the same cell folder in
+every run, so a rerun reuses it.
 """
 
 from __future__ import annotations
@@ -75,18 +76,22 @@ def trial_row(
     reason = invalid_reason({**method.fixed, **point})
     if reason is None:
         try:
-            maskers, layers = build_config(method, point)
+            config = build_config(method, point)
         except (ValueError, TypeError) as exc:
             reason = str(exc).split(";")[0][:120]
     if reason is not None:
         rejected[f"{method.name}: {reason}"] += 1
         return None
-    digest = fingerprint_of({"maskers": maskers, "dense_layers": layers})[:10]
+    identity = {"maskers": config["maskers"], "dense_layers": config["dense_layers"]}
+    if config["prefill"]:  # a decode-only trial keeps the name it always had
+        identity["prefill"] = config["prefill"]
     return {
         "method": method.name,
         "target": target,
         "params": point,
-        "config_name": f"{method.name}.t{digest}",
-        "maskers": maskers,
-        "dense_layers": layers,
+        "config_name": f"{method.name}.t{fingerprint_of(identity)[:10]}",
+        "maskers": config["maskers"],
+        "dense_layers": config["dense_layers"],
+        "prefill": config["prefill"],
+        "tuned_phase": method.density,
     }

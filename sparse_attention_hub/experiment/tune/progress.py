@@ -9,6 +9,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from sparse_attention_hub.experiment.tune.density import realized_density
 from sparse_attention_hub.experiment.tune.objective import objective_of
 from sparse_attention_hub.experiment.tune.plan import TrialPlan
 from sparse_attention_hub.experiment.tune.spec import SearchSpec
@@ -31,8 +32,9 @@ class ProgressLog(Callback):  # type: ignore[misc]
     ) -> None:
         self.done += 1
         name = trial.config["trial"]["config_name"]
-        density = result.get("density", math.nan)
-        value = objective_of(result, self.search.objective)
+        phase = trial.config["trial"].get("tuned_phase", "decode")
+        density = realized_density(result, phase)
+        value = objective_of(result, self.search.objective, phase)
         for row in self.plan.rows:
             if row["config_name"] != name or not math.isfinite(value):
                 continue
@@ -43,7 +45,7 @@ class ProgressLog(Callback):  # type: ignore[misc]
                 self.best[key] = value
         best = ", ".join(f"{m}@{t:g}: {v:.4g}" for (m, t), v in sorted(self.best.items()))
         log.info(
-            "trial %d/%d done: %s density %.4g objective %.4g (ran %s cells, reused %s); best: %s",
-            self.done, self.total, name, density, value,
+            "trial %d/%d done: %s %s density %.4g objective %.4g (ran %s cells, reused %s); best: %s",
+            self.done, self.total, name, phase, density, value,
             result.get("ran"), result.get("reused"), best or "none within tolerance yet",
         )  # fmt: skip

@@ -13,6 +13,12 @@
         - name: sink_topk                     # a masker list: parameters <masker>.<param>
           maskers: [{sink: {sink_size: 4}}, {oracle_top_k: {heavy_size: 0.05}}]
           space: {oracle_top_k.heavy_size: {scale: [0.5, 1.0]}}
+        - xattention                          # a prefill recipe: targets are prefill densities
+        - name: minference_quest              # prefill and decode maskers: say which density
+          maskers: [{quest: {token_budget: 0.1}}]
+          prefill_maskers: [{vertical_slash: {vertical_size: 64, slash_size: 256}}]
+          space: {prefill.vertical_slash.slash_size: {low: 64, high: 1024, integer: true}}
+          density: prefill                    # decode (the default) or prefill
       targets: [0.02, 0.05, 0.1]              # realized densities
       tolerance: 0.01                         # |realized - target| allowed
       objective: output_error                 # or score, or {output_error: 1, score: 0.5}
@@ -38,6 +44,7 @@ from sparse_attention_hub.experiment.loader import read_experiment_file
 from sparse_attention_hub.experiment.tune.defaults import DEFAULT_SPACES
 from sparse_attention_hub.experiment.tune.space import build_config, grid_points
 from sparse_attention_hub.experiment.tune.spec import (
+    DENSITIES,
     OBJECTIVES,
     SEARCHERS,
     MethodSpec,
@@ -56,7 +63,10 @@ SEARCH_KEYS = (
     "seed",
     "max_concurrent_trials",
 )
-METHOD_KEYS = ("name", "recipe", "maskers", "space", "fixed")
+METHOD_KEYS = (
+    "name", "recipe", "maskers", "prefill_maskers", "prefill_block_size", "space", "fixed",
+    "density",
+)  # fmt: skip
 SPACE_KEYS = ("choices", "low", "high", "log", "integer", "scale", "points")
 
 
@@ -99,8 +109,10 @@ def parse_search(value: Any, src: Source) -> SearchSpec:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise src.error(c.join("search.methods", i), f"method name {name!r} is listed twice")
-    for i, method in enumerate(methods):
-        _check_buildable(method, targets[0], c.join("search.methods", i), src)
+    methods = tuple(
+        _with_density(method, raw, targets[0], c.join("search.methods", i), src)
+        for i, (method, raw) in enumerate(zip(methods, raw_methods, strict=True))
+    )
     searcher = c.string(entry.get("searcher", "random"), "search.searcher", src, SEARCHERS)
     if searcher == "optuna":
         _check_optuna(src)
@@ -163,15 +175,22 @@ def _method(value: Any, path: str, src: Source) -> MethodSpec:
     entry = c.mapping(value, path, src, "a recipe name or {recipe: ..., space: {...}}")
     c.known_keys(entry, path, src, METHOD_KEYS)
     recipe, maskers = entry.get("recipe"), entry.get("maskers")
-    if (recipe is None) == (maskers is None):
-        raise src.error(path, "give exactly one of recipe: <name> or maskers: [...]")
+    listed = maskers is not None or entry.get("prefill_maskers") is not None
+    if (recipe is None) == (not listed):
+        raise src.error(
+            path, "give exactly one of recipe: <name> or maskers: [...] (and/or prefill_maskers)"
+        )
+    prefill: dict[str, Any] = {}
     if recipe is not None:
         recipe = _recipe(recipe, c.join(path, "recipe"), src)
+        if "prefill_block_size" in entry:
+            raise src.error(c.join(path, "prefill_block_size"), "give it with prefill_maskers")
     else:
-        from sparse_attention_hub.experiment.schema_configs import _maskers
+        from sparse_attention_hub.experiment.schema_configs import _maskers, _prefill_settings
 
-        maskers = _maskers(maskers, c.join(path, "maskers"), src)
-        if not maskers:
+        prefill = _prefill_settings(entry, path, src)
+        maskers = _maskers(maskers, c.join(path, "maskers"), src) if maskers is not None else []
+        if not maskers and not prefill:
             raise src.error(c.join(path, "maskers"), "expected a non-empty masker list")
     name = (
         c.string(entry.get("name", recipe), c.join(path, "name"), src)
@@ -186,7 +205,9 @@ def _method(value: Any, path: str, src: Source) -> MethodSpec:
         raise src.error(c.join(path, "space"), f"no default space for {name!r}: give space:")
     space = tuple(_param(k, v, c.join(c.join(path, "space"), k), src) for k, v in raw_space.items())
     fixed = c.plain_data(c.mapping(entry.get("fixed") or {}, c.join(path, "fixed"), src), path, src)
-    return MethodSpec(name=name, space=space, recipe=recipe, maskers=maskers, fixed=fixed)
+    return MethodSpec(
+        name=name, space=space, recipe=recipe, maskers=maskers, fixed=fixed, prefill=prefill
+    )
 
 
 def _recipe(value: Any, path: str, src: Source) -> str:
@@ -230,10 +251,25 @@ def _param(name: str, value: Any, path: str, src: Source) -> ParamSpace:
     )
 
 
-def _check_buildable(method: MethodSpec, target: float, path: str, src: Source) -> None:
-    """Unknown parameters or a masker that refuses the values: an error before any trial."""
+def _with_density(
+    method: MethodSpec, raw: Any, target: float, path: str, src: Source
+) -> MethodSpec:
+    """``method`` with the density its targets refer to: ``density:`` if given (``decode`` or
+    ``prefill``, and the config has maskers of that phase), else ``prefill`` for a config of
+    prefill maskers only, ``decode`` otherwise. Unknown parameters or a masker that refuses
+    the values: an error before any trial."""
+    given = raw.get("density") if isinstance(raw, dict) else None
+    field = c.join(path, "density")
+    if given is not None:
+        given = c.string(given, field, src, DENSITIES)
     point = grid_points(method, target)[0]
     try:
-        build_config(method, point)
+        config = build_config(method, point)
     except (ValueError, TypeError) as exc:
         raise src.error(path, f"{method.name}: {exc}") from exc
+    has = {"decode": bool(config["maskers"]), "prefill": bool(config["prefill"])}
+    if given is None:
+        given = "prefill" if has["prefill"] and not has["decode"] else "decode"
+    elif not has[given]:
+        raise src.error(field, f"{method.name} has no {given} maskers: its density is not tuned")
+    return replace(method, density=given)

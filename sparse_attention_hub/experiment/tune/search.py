@@ -5,8 +5,8 @@ Ray Tune runs one trial per distinct config (``tune.grid_search`` over the plann
 each trial runs or reuses its cells (:mod:`.trial`). Ray is started locally
 (``address`` None) or joined (``auto``, ``host:port``), as the executor's Ray backend does.
 The chosen config of a method and target has the lowest objective among its trials whose
-realized density (the mean logged ``research_attention_density`` of the decode phase,
-:mod:`.density`) lies within the tolerance.
+realized density lies within the tolerance: the mean logged ``research_attention_density`` of
+the decode phase, or ``prefill_density`` for a method that tunes its prefill (:mod:`.density`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparse_attention_hub.experiment.tune.density import realized_density
 from sparse_attention_hub.experiment.tune.objective import objective_of
 from sparse_attention_hub.experiment.tune.plan import TrialPlan, plan_trials
 from sparse_attention_hub.experiment.tune.spec import SearchSpec, TuneSpec
@@ -45,10 +46,12 @@ class TuneOutcome:
 
 
 def choose(rows: list[dict[str, Any]], search: SearchSpec) -> dict[tuple[str, float], Any]:
-    """The best row per (method, target) among those within tolerance of the target."""
+    """The best row per (method, target) among those whose realized density (of the phase the
+    method tunes) lies within tolerance of the target."""
     chosen: dict[tuple[str, float], dict[str, Any]] = {}
     for row in rows:
-        density, value = row.get("density", math.nan), row.get("objective", math.nan)
+        density = realized_density(row, row.get("tuned_phase", "decode"))
+        value = row.get("objective", math.nan)
         if not (math.isfinite(density) and math.isfinite(value)):
             continue
         if abs(density - row["target"]) > search.tolerance + 1e-12:
@@ -87,7 +90,9 @@ def run_tune(spec: TuneSpec, address: str | None = None) -> TuneOutcome:
     for row in plan.rows:
         merged = {**row, **figures.get(row["config_name"], {})}
         merged.setdefault("density", math.nan)
-        merged["objective"] = objective_of(merged, spec.search.objective)
+        merged["objective"] = objective_of(
+            merged, spec.search.objective, merged.get("tuned_phase", "decode")
+        )
         rows.append(merged)
     return TuneOutcome(rows=rows, chosen=choose(rows, spec.search), rejected=plan.rejected)
 

@@ -1,5 +1,5 @@
 """Trial points: sampled (random) or enumerated (grid) from a method's space, checked for
-validity, and turned into a masker list.
+validity, and turned into a config (decode maskers, dense layers, prefill settings).
 
 A point is ``{param: value}``; a scaled range (``scale``) is multiplied by the target density.
 """
@@ -17,6 +17,7 @@ from sparse_attention_hub.experiment.tune.spec import MethodSpec, ParamSpace
 MASKERS = list[dict[str, dict[str, Any]]]
 # parameters that are key budgets: a float is a fraction of the keys K, an int a count
 SIZE_PARAMS = ("sink_size", "window_size", "heavy_size", "token_budget")
+PREFILL_PREFIX = "prefill."  # ``prefill.<masker>.<param>``: a parameter of a prefill masker
 
 
 def _tidy(value: float, param: ParamSpace) -> Any:
@@ -74,6 +75,8 @@ def invalid_reason(point: dict[str, Any]) -> str | None:
     fractions = {}
     for key, value in point.items():
         name = key.rsplit(".", 1)[-1]
+        if key.startswith(PREFILL_PREFIX):
+            continue  # the prefill maskers' sizes are token counts, checked by their configs
         if name not in SIZE_PARAMS or isinstance(value, bool):
             continue
         if isinstance(value, (int, float)) and value <= 0:
@@ -89,29 +92,41 @@ def invalid_reason(point: dict[str, Any]) -> str | None:
     return None
 
 
-def build_config(method: MethodSpec, point: dict[str, Any]) -> tuple[MASKERS, list[int]]:
-    """``(masker list, dense layers)`` of ``method`` at ``point``; ValueError if invalid."""
+def build_config(method: MethodSpec, point: dict[str, Any]) -> dict[str, Any]:
+    """The config of ``method`` at ``point``: ``{"maskers": [...], "dense_layers": [...],
+    "prefill": {"prefill_maskers": [...], ...}}`` (``prefill`` empty: dense prefill);
+    ValueError if invalid."""
     params = {**method.fixed, **point}
     if method.recipe is not None:
         from sparse_attention_hub.sparse_attention.recipes import expand_recipe
 
         expanded = expand_recipe(method.recipe, params)
         maskers, layers = expanded["maskers"], list(expanded["dense_layers"])
+        prefill = {k: v for k, v in expanded.items() if k.startswith("prefill_") and v}
     else:
         maskers = copy.deepcopy(method.maskers or [])
+        prefill = copy.deepcopy(method.prefill)
         layers = list(params.pop("dense_layers", []) or [])
+        if "prefill_block_size" in params:
+            prefill["prefill_block_size"] = params.pop("prefill_block_size")
         for key, value in params.items():
-            _set_masker_param(maskers, key, value)
+            _set_masker_param(maskers, prefill.get("prefill_maskers", []), key, value)
     from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 
-    ResearchAttentionConfig.from_dict({"maskers": maskers, "dense_layers": layers})
-    return maskers, layers
+    ResearchAttentionConfig.from_dict({"maskers": maskers, "dense_layers": layers, **prefill})
+    return {"maskers": maskers, "dense_layers": layers, "prefill": prefill}
 
 
-def _set_masker_param(maskers: MASKERS, key: str, value: Any) -> None:
+def _set_masker_param(maskers: MASKERS, prefill_maskers: MASKERS, key: str, value: Any) -> None:
+    """Set ``<masker>.<param>`` (a decode masker, else a prefill one) or
+    ``prefill.<masker>.<param>`` (a prefill masker)."""
+    lists = [maskers, prefill_maskers]
+    if key.startswith(PREFILL_PREFIX):
+        lists, key = [prefill_maskers], key[len(PREFILL_PREFIX) :]
     masker, _, name = key.partition(".")
-    for entry in maskers:
-        if masker in entry:
-            entry[masker] = {**(entry[masker] or {}), name: value}
-            return
+    for entries in lists:
+        for entry in entries:
+            if masker in entry:
+                entry[masker] = {**(entry[masker] or {}), name: value}
+                return
     raise ValueError(f"parameter {key!r}: no masker {masker!r} in the list")

@@ -9,6 +9,7 @@ from sparse_attention_hub.experiment.spec import ExperimentSpec
 
 OBJECTIVES = ("output_error", "score")  # the metrics a weighted objective mixes
 SEARCHERS = ("random", "grid", "optuna")  # optuna: the tune-optuna extra
+DENSITIES = ("decode", "prefill")  # which realized density a method's targets refer to
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,21 @@ class ParamSpace:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method to tune: a recipe (``recipe``) or a masker list (``maskers``), its searched
-    parameters and its fixed ones. A masker list names a parameter ``<masker>.<param>``."""
+    """A method to tune: a recipe (``recipe``) or a masker list (``maskers`` and/or the
+    prefill settings ``prefill``: ``{"prefill_maskers": [...], "prefill_block_size": N}``),
+    its searched parameters and its fixed ones. A masker list names a parameter
+    ``<masker>.<param>`` (a decode masker first, else a prefill masker) or
+    ``prefill.<masker>.<param>`` (a prefill masker). ``density``: the realized density the
+    targets refer to, ``decode`` (the logged ``research_attention_density``) or ``prefill``
+    (the logged ``prefill_density``); a config of prefill maskers only tunes ``prefill``."""
 
     name: str
     space: tuple[ParamSpace, ...]
     recipe: str | None = None
     maskers: list[dict[str, dict[str, Any]]] | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
+    prefill: dict[str, Any] = field(default_factory=dict)
+    density: str = "decode"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ study's cell store. A complete cell is reused, never run again; a partial one re
 
 The trial's figures are means over its cells: ``density`` (the decode phase's logged
 ``research_attention_density``) and ``prefill_density`` apart (:mod:`.density`),
-``output_error`` (``research_attention_output_error``) and ``score`` (the overall scores).
+``output_error`` (``research_attention_output_error``), ``prefill_output_error`` and ``score``
+(the overall scores).
 """
 
 from __future__ import annotations
@@ -18,29 +19,45 @@ from typing import Any
 from sparse_attention_hub.experiment.spec import ExperimentSpec
 from sparse_attention_hub.experiment.tune.density import mean_phase_densities
 
-_NO_DENSITY = {"density": math.nan, "prefill_density": math.nan}
+_NO_DENSITY = {"density": math.nan, "prefill_density": math.nan, "prefill_output_error": math.nan}
 
 log = logging.getLogger(__name__)
 
 DENSITY_METRIC = "research_attention_density"
 ERROR_METRIC = "research_attention_output_error"
+# logged by a config with prefill maskers (sparse_attention.prefill.metrics)
+PREFILL_METRICS = ("prefill_density", "prefill_output_error")
 # what a trial reports to Ray Tune, kept in the trial's row
 FIGURES = (
-    "density", "prefill_density", "output_error", "score",
+    "density", "prefill_density", "output_error", "prefill_output_error", "score",
     "ran", "reused", "failed", "complete", "cells",
 )  # fmt: skip
 _RUNNERS: dict[Any, Any] = {}  # one CellRunner per process: the model stays loaded
 
 
-def trial_spec(study: ExperimentSpec, name: str, maskers: Any, layers: list[int]) -> ExperimentSpec:
-    """The study with one sparse config, logging density and output error."""
+def trial_spec(
+    study: ExperimentSpec,
+    name: str,
+    maskers: Any,
+    layers: list[int],
+    prefill: dict[str, Any] | None = None,
+) -> ExperimentSpec:
+    """The study with one sparse config, logging density and output error (and, with
+    ``prefill`` settings, the prefill's; a config of prefill maskers only decodes densely, its
+    masker list None as a study file's)."""
     metrics = study.executor.enabled_metrics
     if metrics != "all":
         wanted = [*(metrics or []), DENSITY_METRIC, ERROR_METRIC]
+        wanted += list(PREFILL_METRICS) if prefill else []
         metrics = list(dict.fromkeys(wanted))
     executor = replace(study.executor, enabled_metrics=metrics)
+    decode = None if prefill and not maskers else maskers
     return replace(
-        study, sparse_configs=[(name, maskers)], dense_layers={name: layers}, executor=executor
+        study,
+        sparse_configs=[(name, decode)],
+        dense_layers={name: layers},
+        prefill={name: prefill} if prefill else {},
+        executor=executor,
     )
 
 
@@ -88,8 +105,8 @@ def run_trial_cells(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def cell_means(cells: list[Path]) -> dict[str, Any]:
-    """Means over complete cells of their decode and prefill densities, output error and
-    score (NaN unless every cell is complete and logged it)."""
+    """Means over complete cells of their decode and prefill densities, decode and prefill
+    output errors and score (NaN unless every cell is complete and logged it)."""
     from sparse_attention_hub.cell_store import COMPLETE
     from sparse_attention_hub.executor.results import cell_row
 
@@ -109,5 +126,7 @@ def cell_means(cells: list[Path]) -> dict[str, Any]:
 def tune_trainable(config: dict[str, Any], study: ExperimentSpec) -> dict[str, Any]:
     """The Ray Tune function trainable: ``config["trial"]`` is one row of the trial plan."""
     trial = config["trial"]
-    spec = trial_spec(study, trial["config_name"], trial["maskers"], trial["dense_layers"])
+    spec = trial_spec(
+        study, trial["config_name"], trial["maskers"], trial["dense_layers"], trial.get("prefill")
+    )
     return run_trial_cells(spec)
