@@ -13,7 +13,8 @@ layer and gets no weight in any later softmax. The research attention applies it
 whole call (:func:`survivors`): the evicted keys are forbidden in the attention mask every
 masker of the chain and the softmax read, so ``[snapkv, quest]`` is Quest over SnapKV's
 survivors. An eviction masker adds no entry itself; a chain of eviction maskers only is dense
-attention over the survivors. Keys after the context (question, generated) are kept.
+attention over the survivors. Keys after the context (question, generated) are kept, unless
+the masker evicts while decoding too (``h2o``'s ``decode_eviction``, :mod:`.h2o_decode`).
 
 ``query_aware``:
 
