@@ -97,10 +97,15 @@ class MaskerConfig:
 
     ``revision`` counts the fixes that changed what a masker selects under the same config:
     a value above 0 enters the cell fingerprint, so cells computed before a fix run again
-    instead of being reused (0, the default, leaves fingerprints as they were)."""
+    instead of being reused (0, the default, leaves fingerprints as they were).
+
+    ``default_omitted_fields`` names the fields added after a masker's first release: its
+    ``{name: params}`` dict leaves each out while it holds its default, so the configs (and
+    cell fingerprints) written before the field existed stay as they were."""
 
     artefact_fields: ClassVar[tuple[str, ...]] = ()
     revision: ClassVar[int] = 0
+    default_omitted_fields: ClassVar[tuple[str, ...]] = ()
 
     def artefact_problems(
         self, model: ModelShape | None = None, layers: Collection[int] | None = None

@@ -13,7 +13,8 @@ layer and gets no weight in any later softmax. The research attention applies it
 whole call (:func:`survivors`): the evicted keys are forbidden in the attention mask every
 masker of the chain and the softmax read, so ``[snapkv, quest]`` is Quest over SnapKV's
 survivors. An eviction masker adds no entry itself; a chain of eviction maskers only is dense
-attention over the survivors. Keys after the context (question, generated) are kept.
+attention over the survivors. Keys after the context (question, generated) are kept, unless
+the masker evicts while decoding too (``h2o``'s ``decode_eviction``, :mod:`.h2o_decode`).
 
 ``query_aware``:
 
@@ -155,16 +156,24 @@ class EvictionMasker(StatefulMasker[EvictionState]):
     # ------------------------------------------------------------------ decisions
 
     def decide(
-        self, inputs: AttentionInputs, queries: torch.Tensor, query_start: int, context_end: int
+        self,
+        inputs: AttentionInputs,
+        queries: torch.Tensor,
+        query_start: int,
+        context_end: int,
+        scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, Hkv, n) bool: the context keys of ``inputs`` (absolute positions up to
-        ``context_end``) to keep, then True for the keys after the context."""
+        ``context_end``) to keep, then True for the keys after the context; ``scores``: the
+        :meth:`context_scores` when the caller computed them already."""
         b, kv_heads, k = inputs.keys.shape[:3]
         n_context = max(0, min(k, context_end - inputs.key_offset))
         keep = torch.ones(b, kv_heads, k, dtype=torch.bool, device=inputs.keys.device)
         kept = self.kept_keys(n_context, inputs.layer_idx)
         if 0 < kept < n_context:
-            scores = self.context_scores(inputs, queries, query_start, n_context).float()
+            if scores is None:
+                scores = self.context_scores(inputs, queries, query_start, n_context)
+            scores = scores.float()
             if self.config.head_budget == "adaptive":
                 alpha = float(self.config.alpha_safeguard)
                 keep[:, :, :n_context] = adaptive_keep(scores, kept, alpha)

@@ -86,6 +86,8 @@ def example_masker_configs() -> list[MaskerConfig]:
         TOVAConfig(compression_ratio=0.5, query_aware=True),
         H2OConfig(compression_ratio=0.5),
         H2OConfig(compression_ratio=0.7, recent_ratio=0.25, query_aware=True),
+        H2OConfig(compression_ratio=0.5, decode_eviction=True),
+        H2OConfig(compression_ratio=0.6, recent_ratio=0.25, query_aware=True, decode_eviction=True),
         PyramidKVConfig(compression_ratio=0.5, window_size=2, kernel_size=3, num_layers=64, beta=2),
         SnapKVConfig(compression_ratio=0.5, window_size=4, head_budget="adaptive"),
         KNormConfig(compression_ratio=0.6, head_budget="adaptive", alpha_safeguard=0.5),

@@ -161,9 +161,17 @@ def masker_config_from_dict(name: str, params: Mapping[str, Any] | None = None) 
 
 
 def masker_config_to_dict(config: MaskerConfig) -> dict[str, dict[str, Any]]:
-    """``{name: {param: value}}`` for a config instance."""
+    """``{name: {param: value}}`` for a config instance; a field of the config's
+    ``default_omitted_fields`` is left out while it holds its default."""
     cls = masker_class(config)
-    return {cls.name: {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}}
+    omitted = type(config).default_omitted_fields
+    return {
+        cls.name: {
+            f.name: getattr(config, f.name)
+            for f in dataclasses.fields(config)
+            if f.name not in omitted or getattr(config, f.name) != f.default
+        }
+    }
 
 
 def describe_maskers() -> list[tuple[str, str, str]]:
