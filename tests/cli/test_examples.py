@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
 from sparse_attention_hub.executor import AdapterConfig, BenchmarkConfig
 from sparse_attention_hub.experiment import load_experiment
 from sparse_attention_hub.experiment.demo import demo_spec, demo_yaml_text
@@ -281,28 +283,31 @@ def test_eviction_demo_compares_every_method_at_the_same_kept_keys() -> None:
     assert configs == {}
 
 
-def test_sparse_prefill_example_pairs_each_prefill_recipe_with_dense_decode(
-    tmp_path, capsys
-) -> None:
+def test_sparse_prefill_example_sets_each_prefill_recipe_to_each_target(tmp_path, capsys) -> None:
     from sparse_attention_hub.cli import main
     from sparse_attention_hub.sparse_attention.recipes import available_recipes, get_recipe
 
-    spec = load_experiment(EXAMPLES / "sparse_prefill.yaml")
+    path = EXAMPLES / "sparse_prefill.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))["sparse_configs"]
+    spec = load_experiment(path)
     configs = dict(spec.matrix_kwargs()["sparse_attention_configs"])
     assert configs.pop("dense") is None
-    paired = configs.pop("flexprefill_quest")
+    paired = configs.pop("flexprefill_quest.at_0.3")
     assert paired.masker_names() == ["sink", "local", "quest"]
-    assert paired.prefill_masker_configs == configs["flexprefill"].prefill_masker_configs
+    assert paired.prefill_masker_configs == configs["flexprefill.at_0.3"].prefill_masker_configs
+    targets: dict[str, set[str]] = {}
+    for name, config in configs.items():
+        recipe, target = name.split(".at_")
+        params = {k: v for k, v in raw[name].items() if k != "recipe"}
+        assert raw[name]["recipe"] == recipe, name
+        assert config == ResearchAttentionConfig.from_recipe(recipe, **params), name
+        assert config.masker_configs == [] and config.prefill_masker_configs, name
+        targets.setdefault(recipe, set()).add(target)
     prefill_recipes = {
         name for name in available_recipes() if "prefill_maskers" in get_recipe(name).expand()
     }
-    assert prefill_recipes <= set(configs)  # every prefill recipe, with its defaults
-    for name, config in configs.items():
-        recipe = name.removesuffix("_256")
-        assert config.masker_configs == [] and config.prefill_masker_configs, name
-        if name == recipe:
-            assert config == ResearchAttentionConfig.from_recipe(recipe)
+    assert set(targets) == prefill_recipes  # every prefill recipe, each at both targets
+    assert all(found == {"0.3", "0.2"} for found in targets.values()), targets
     out_dir = tmp_path / "out"
-    path = str(EXAMPLES / "sparse_prefill.yaml")
-    assert main(["-q", "run", path, "--dry-run", "--result-dir", str(out_dir)]) == 0
-    assert capsys.readouterr().out.startswith(f"{path}: 9 cells: 9 pending under {out_dir}")
+    assert main(["-q", "run", str(path), "--dry-run", "--result-dir", str(out_dir)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 12 cells: 12 pending under {out_dir}")
