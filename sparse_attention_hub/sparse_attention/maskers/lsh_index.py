@@ -17,6 +17,7 @@ into a discarded column. Temporaries are bounded by counting in chunks of tables
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -40,8 +41,21 @@ def order_dtype(n: int) -> torch.dtype:
 
 
 def as_index(order: torch.Tensor) -> torch.Tensor:
-    """``order`` as a gather / scatter index (int16 is not one: int32)."""
-    return order.int() if order.dtype == torch.int16 else order
+    """``order`` as a gather / scatter index: int16 is not one (int32), and before torch 2.7
+    only int64 is (:func:`index_dtype`)."""
+    dtype = index_dtype()
+    return order if order.dtype in (dtype, torch.int64) else order.to(dtype)
+
+
+@functools.cache
+def index_dtype() -> torch.dtype:
+    """The smallest dtype ``gather`` / ``scatter`` take as an index in this torch release:
+    int32, or int64 where int32 is refused (torch 2.6)."""
+    try:
+        torch.zeros(1).gather(0, torch.zeros(1, dtype=torch.int32))
+    except RuntimeError:
+        return torch.int64
+    return torch.int32
 
 
 def sort_codes(codes: torch.Tensor, in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +149,7 @@ def cut_codes(index: CodeIndex, start: int, stop: int) -> CodeIndex:
     kept = max(0, min(stop, s) - start)  # the same in every row: each row holds every key
     keep = (index.order >= start) & (index.order < stop)  # (B, Hkv, L, s)
     rank = keep.cumsum(-1, dtype=torch.int32) - 1
-    slot = torch.where(keep, rank, kept)  # (B, Hkv, L, s) int32, kept: discarded
+    slot = as_index(torch.where(keep, rank, kept))  # (B, Hkv, L, s) int32, kept: discarded
     shape = (b, h, tables, kept + 1)
     sorted_codes = index.sorted_codes.new_empty(shape).scatter_(-1, slot, index.sorted_codes)
     order = index.order.new_empty(shape).scatter_(-1, slot, index.order - start)
