@@ -149,8 +149,6 @@ def test_without_a_c_compiler_the_engine_warns_once_and_runs_eager(
     monkeypatch.delenv(engine.EAGER_ENV)
     monkeypatch.setattr(engine, "_compile_failed", False)
     monkeypatch.setattr(engine, "_compiled", None)  # a fresh compile, not a cached kernel
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
     gen = torch.Generator().manual_seed(5)
     q, k, v = (torch.randn(1, 2, 24, 8, generator=gen) for _ in range(3))
     geometry = CallGeometry(1, 2, 24, 24, 0, 0, None, 8)
@@ -159,7 +157,8 @@ def test_without_a_c_compiler_the_engine_warns_once_and_runs_eager(
     expected = dense_masked(
         q, k, v, union_pairs(selections, 1, 2, allowed_pairs(24, 24, 0, 0, None)), 0.5
     )
-    with caplog.at_level("WARNING", logger=engine.__name__):
+    no_compiler = {"cpp.cxx": ("/nonexistent/c++",), "fx_graph_cache": False}
+    with caplog.at_level("WARNING", logger=engine.__name__), inductor_config.patch(no_compiler):
         for _ in range(2):
             torch.testing.assert_close(
                 flex_prefill(q, k, v, block_mask, 0.5), expected, rtol=1e-5, atol=1e-5
