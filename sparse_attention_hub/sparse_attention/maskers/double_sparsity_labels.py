@@ -1,13 +1,14 @@
-"""Double Sparsity's label cache: the keys' fake-quantised label channels, stored small.
+"""Double Sparsity's label cache: the keys' fake-quantised label channels in fp32.
 
 The official fake quantisation (:func:`pseudo_quantize`) maps each label vector (r channels)
-to ``2**bits`` levels between its min and max and back to fp32: ``level / scale + low``. The
-cache keeps what rebuilds those fp32 labels bit for bit (:func:`quantize` /
-:func:`dequantize`, the same fp32 ops): the levels (uint8 up to 8 bits, int16 up to 15) and
-each vector's ``low`` and ``scale`` (fp32), or, with ``label_bits`` 16 (no quantisation), the
-label channels in the keys' own dtype. At Llama-3.1-8B's shape and the defaults (H = 32
-per-query-head lists, r = 16, 4 bits) that is 24 bytes per key and query head, about 0.38x
-the bf16 K, against 1.0x for fp32 labels.
+to ``2**bits`` levels between its min and max and back to fp32: ``level / scale + low``
+(:func:`quantize` / :func:`dequantize`, the same fp32 ops). The cache stores those fp32
+labels (:func:`encode`), written over chunks of keys into one buffer with room for decoding:
+at Llama-3.1-8B's shape and the defaults (H = 32 per-query-head lists, r = 16) that is 1.0x
+the bf16 K, 1.125x with the room. Storing the levels (uint8) and each vector's low and scale
+instead would take 0.38x K, but every decode call would then rebuild the fp32 labels before
+its product: measured on the CPU (``bench/attention_overhead.py``, K = 32k), that doubled
+the decode step (22.6 -> 46.0 ms), so the labels are kept in fp32.
 """
 
 from __future__ import annotations
@@ -55,10 +56,8 @@ def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 def encode(picked: torch.Tensor, bits: int) -> Parts:
     """The cache parts of the label channels ``picked`` (B, Hc, n, r) in the keys' dtype:
-    (levels, low, scale) below 16 bits, else ``(picked,)`` itself."""
-    if bits >= 16:
-        return (picked,)
-    return quantize(picked.float(), bits)
+    ``(labels,)``, the fp32 fake-quantised labels (see the module)."""
+    return (pseudo_quantize(picked.float(), bits),)
 
 
 @dataclass(frozen=True)
