@@ -138,15 +138,26 @@ def masker_config_from_dict(name: str, params: Mapping[str, Any] | None = None) 
         ValueError: unknown name (listing the known ones), unknown or missing parameters
             (naming them), or a bad value (the config names the field).
     """
-    cls = resolve_masker(name)
+    return config_from_params(resolve_masker(name).config_class, name, params, "masker")
+
+
+C = TypeVar("C")
+
+
+def config_from_params(
+    config_class: type[C], name: str, params: Mapping[str, Any] | None, kind: str
+) -> C:
+    """``config_class(**params)`` for the ``kind`` (masker, prefill masker) ``name``, after
+    checking ``params`` is a mapping of its fields with every required one (ValueError naming
+    the unknown or missing parameters; the config itself checks each value)."""
     params = {} if params is None else params
     if not isinstance(params, Mapping):
-        raise ValueError(f"parameters of masker {name!r} must be a mapping, got {params!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
+        raise ValueError(f"parameters of {kind} {name!r} must be a mapping, got {params!r}")
+    fields = {f.name: f for f in dataclasses.fields(config_class)}  # type: ignore[arg-type]
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise ValueError(
-            f"unknown parameter(s) {unknown} for masker {name!r}; allowed: {sorted(fields)}"
+            f"unknown parameter(s) {unknown} for {kind} {name!r}; allowed: {sorted(fields)}"
         )
     missing = [
         n
@@ -156,8 +167,8 @@ def masker_config_from_dict(name: str, params: Mapping[str, Any] | None = None) 
         and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise ValueError(f"masker {name!r} needs parameter(s) {missing}")
-    return cls.config_class(**params)
+        raise ValueError(f"{kind} {name!r} needs parameter(s) {missing}")
+    return config_class(**params)
 
 
 def masker_config_to_dict(config: MaskerConfig) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from sparse_attention_hub.sparse_attention.maskers.registry import config_from_params
 from sparse_attention_hub.sparse_attention.prefill.base import PrefillMasker, PrefillMaskerConfig
 
 #: The modules of the built-in prefill maskers, imported on the first lookup (registration
@@ -102,25 +103,7 @@ def prefill_config_from_dict(
     """Build a config from its short name and parameters; ValueError naming an unknown name,
     unknown or missing parameters, or (from the config) a bad value."""
     cls = resolve_prefill_masker(name)
-    params = {} if params is None else params
-    if not isinstance(params, Mapping):
-        raise ValueError(f"parameters of prefill masker {name!r} must be a mapping, got {params!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {unknown} for prefill masker {name!r}; allowed: {sorted(fields)}"
-        )
-    missing = [
-        n
-        for n, f in fields.items()
-        if n not in params
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ValueError(f"prefill masker {name!r} needs parameter(s) {missing}")
-    return cls.config_class(**params)
+    return config_from_params(cls.config_class, name, params, "prefill masker")
 
 
 def prefill_config_to_dict(config: PrefillMaskerConfig) -> dict[str, dict[str, Any]]:
