@@ -182,9 +182,9 @@ def test_a_recipe_building_an_unknown_key_is_refused() -> None:
 
     with pytest.raises(TypeError, match="prefil_maskers"):
         expand_recipe("test_prefill_bad_key")
-    from sparse_attention_hub.sparse_attention import recipes
+    from sparse_attention_hub.sparse_attention import recipe_registry
 
-    del recipes._RECIPES["test_prefill_bad_key"]
+    del recipe_registry._RECIPES["test_prefill_bad_key"]
 
 
 def test_one_line_flags_name_a_prefill_config_by_its_maskers() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from sparse_attention_hub.experiment import load_experiment_text
 from sparse_attention_hub.experiment.checks import ExperimentError
-from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
+from sparse_attention_hub.sparse_attention import ResearchAttentionConfig, recipe_registry
 from sparse_attention_hub.sparse_attention import recipes as recipes_module
 from sparse_attention_hub.sparse_attention.maskers import masker_class
 from sparse_attention_hub.sparse_attention.recipes import (
@@ -179,7 +179,7 @@ def test_a_changed_recipe_default_changes_the_cell_fingerprint(tmp_path, monkeyp
     changed = recipes_module.Recipe(
         quest.name, quest.paper, quest.build, {**quest.defaults, "page_size": 32}
     )
-    monkeypatch.setitem(recipes_module._RECIPES, "quest", changed)
+    monkeypatch.setitem(recipe_registry._RECIPES, "quest", changed)
     after = fingerprints()
     assert after["qk.heavy_size=0.02"] != before["qk.heavy_size=0.02"]
     assert (
