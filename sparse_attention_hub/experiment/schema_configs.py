@@ -10,6 +10,7 @@ checked as such.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -65,75 +66,100 @@ def parse_sparse_configs(
     if not configs:
         raise src.error("sparse_configs", "needs at least one config (e.g. dense: dense)")
     _check_count(configs, src, allow_large_sweep)
-    out: list[tuple[str, list[dict[str, dict[str, Any]]] | None]] = []
-    dense_layers: dict[str, list[int]] = {}
-    taken: dict[str, str] = {}  # folder key (case folded) -> config name
-    recipe_defaults: list[str] = []
-    budgets: dict[str, int] = {}
-    prefill: PrefillSettings = {}
+    parsed = _Parsed()
     for name, maskers in configs.items():
         path = c.join("sparse_configs", name)
-        if not CONFIG_NAME.match(name) or ".." in name:
-            raise src.error(
-                path,
-                "a config name is a folder name: letters, digits and _ . + = - (not starting with . or -)",
-            )
-        if name == RESERVED_CONFIG_NAME:
-            raise src.error(
-                path, "'stale' is reserved: the executor keeps replaced results in stale/ folders"
-            )
-        if len(name.encode()) > MAX_NAME_BYTES:
-            raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
+        _check_config_name(name, path, src)
         if isinstance(maskers, dict) and "recipe" in maskers:
-            if name == DENSE:
-                raise src.error(path, "the name 'dense' is kept for the dense baseline")
-            for point_name, point_maskers, point_layers, point_prefill in recipe_configs(
-                name, maskers, path, src
-            ):
-                _check_generated_name(point_name, path, src, taken)
-                out.append((point_name, point_maskers))
-                if point_prefill:
-                    prefill[point_name] = point_prefill
-                if point_layers:
-                    dense_layers[point_name] = point_layers
-                    if "dense_layers" not in maskers:
-                        recipe_defaults.append(point_name)
-            continue
-        budget = None
-        settings: dict[str, Any] = {}
-        if isinstance(maskers, dict):
-            budget = _score_budget(maskers, path, src)
-            settings = _prefill_settings(maskers, path, src)
-            maskers, layers = _with_dense_layers(maskers, path, src)
-            if layers:
-                dense_layers[name] = layers
-        parsed = _maskers(maskers, path, src)
-        prefill_list = settings.get("prefill_maskers", [])
-        if name == DENSE and (parsed is not None or prefill_list):
-            raise src.error(
-                path,
-                "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
-            )
-        try:  # decode and prefill maskers sweep together (one product, in file order)
-            expanded = expand_config(name, [*(parsed or []), *prefill_list] or None)
-        except ValueError as exc:
-            raise src.error(path, str(exc)) from exc
-        layers_of = dense_layers.pop(name, None)
-        count = len(parsed or [])
-        for full_name, both in expanded:
-            _check_generated_name(full_name, path, src, taken)
-            out.append((full_name, None if parsed is None else (both or [])[:count]))
-            if layers_of:
-                dense_layers[full_name] = layers_of
-            if budget is not None:
-                budgets[full_name] = budget
-            if prefill_list:
-                prefill[full_name] = {**settings, "prefill_maskers": (both or [])[count:]}
+            _add_recipe(parsed, name, maskers, path, src)
+        else:
+            _add_masker_list(parsed, name, maskers, path, src)
     try:
-        check_sweep_size(len(out), allow_large_sweep)
+        check_sweep_size(len(parsed.out), allow_large_sweep)
     except ValueError as exc:
         raise src.error("sparse_configs", str(exc)) from exc
-    return out, dense_layers, recipe_defaults, budgets, prefill
+    return parsed.out, parsed.dense_layers, parsed.recipe_defaults, parsed.budgets, parsed.prefill
+
+
+@dataclasses.dataclass
+class _Parsed:
+    """What :func:`parse_sparse_configs` has read so far (see its return value)."""
+
+    out: list[tuple[str, list[dict[str, dict[str, Any]]] | None]] = dataclasses.field(
+        default_factory=list
+    )
+    dense_layers: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    taken: dict[str, str] = dataclasses.field(default_factory=dict)  # folder key -> name
+    recipe_defaults: list[str] = dataclasses.field(default_factory=list)
+    budgets: dict[str, int] = dataclasses.field(default_factory=dict)
+    prefill: PrefillSettings = dataclasses.field(default_factory=dict)
+
+
+def _check_config_name(name: str, path: str, src: Source) -> None:
+    """A config name is a folder name, not ``stale``, of at most MAX_NAME_BYTES bytes."""
+    if not CONFIG_NAME.match(name) or ".." in name:
+        raise src.error(
+            path,
+            "a config name is a folder name: letters, digits and _ . + = - (not starting with . or -)",
+        )
+    if name == RESERVED_CONFIG_NAME:
+        raise src.error(
+            path, "'stale' is reserved: the executor keeps replaced results in stale/ folders"
+        )
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise src.error(path, f"a config name is a folder name: at most {MAX_NAME_BYTES} bytes")
+
+
+def _add_recipe(
+    parsed: _Parsed, name: str, maskers: dict[str, Any], path: str, src: Source
+) -> None:
+    """Add the configs of a ``{recipe: ..., params}`` entry (one per point of its sweep)."""
+    if name == DENSE:
+        raise src.error(path, "the name 'dense' is kept for the dense baseline")
+    for point_name, point_maskers, point_layers, point_prefill in recipe_configs(
+        name, maskers, path, src
+    ):
+        _check_generated_name(point_name, path, src, parsed.taken)
+        parsed.out.append((point_name, point_maskers))
+        if point_prefill:
+            parsed.prefill[point_name] = point_prefill
+        if point_layers:
+            parsed.dense_layers[point_name] = point_layers
+            if "dense_layers" not in maskers:
+                parsed.recipe_defaults.append(point_name)
+
+
+def _add_masker_list(parsed: _Parsed, name: str, maskers: Any, path: str, src: Source) -> None:
+    """Add the configs of ``dense``, a masker list or a mapping with ``maskers`` (one per point
+    of the product of its decode and prefill maskers' list-valued parameters)."""
+    budget = None
+    settings: dict[str, Any] = {}
+    layers: list[int] | None = None
+    if isinstance(maskers, dict):
+        budget = _score_budget(maskers, path, src)
+        settings = _prefill_settings(maskers, path, src)
+        maskers, layers = _with_dense_layers(maskers, path, src)
+    decode = _maskers(maskers, path, src)
+    prefill_list = settings.get("prefill_maskers", [])
+    if name == DENSE and (decode is not None or prefill_list):
+        raise src.error(
+            path,
+            "the name 'dense' is kept for the dense baseline; name this masker list otherwise",
+        )
+    try:  # decode and prefill maskers sweep together (one product, in file order)
+        expanded = expand_config(name, [*(decode or []), *prefill_list] or None)
+    except ValueError as exc:
+        raise src.error(path, str(exc)) from exc
+    count = len(decode or [])
+    for full_name, both in expanded:
+        _check_generated_name(full_name, path, src, parsed.taken)
+        parsed.out.append((full_name, None if decode is None else (both or [])[:count]))
+        if layers:
+            parsed.dense_layers[full_name] = layers
+        if budget is not None:
+            parsed.budgets[full_name] = budget
+        if prefill_list:
+            parsed.prefill[full_name] = {**settings, "prefill_maskers": (both or [])[count:]}
 
 
 def _prefill_settings(value: dict[str, Any], path: str, src: Source) -> dict[str, Any]:
