@@ -142,18 +142,25 @@ def ds_masker(tmp_path, bits: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("bits", [4, 16])
-def test_the_double_sparsity_state_is_its_fp32_labels_built_in_chunks(tmp_path, bits):
-    """The state is the fp32 labels with room to decode (one buffer, no copy of it), and
-    the build's temporaries are chunks of at most an eighth of K."""
+def test_the_double_sparsity_state_is_compact_and_built_in_chunks(tmp_path, bits):
+    """The state is the labels' levels with each vector's fp32 low and scale (bits < 16) or
+    the label channels in the keys' dtype (16), with room to decode, under 0.375x the bf16 K
+    here (fp32 labels: 0.5x plus room), and the build's temporaries are chunks of at most an
+    eighth of K."""
     inputs = bf16_inputs()
     masker = ds_masker(tmp_path, bits)
     k_bytes = inputs.keys.numel() * inputs.keys.element_size()
     largest = largest_float(lambda: masker.build_state(inputs))
     state = masker.build_state(inputs)
-    (labels,) = state.parts
     h_c, r = masker.channels(inputs).shape
-    assert labels.dtype == torch.float32 and labels.shape[1:2] + labels.shape[3:] == (h_c, r)
-    assert labels.shape[2] <= inputs.keys.shape[2] * 9 // 8 + 256  # room for decoding
+    dtypes = [part.dtype for part in state.parts]
+    assert dtypes == (
+        [torch.uint8, torch.float32, torch.float32] if bits < 16 else [torch.bfloat16]
+    )
+    assert state.buffer.shape[1:2] + state.buffer.shape[3:] == (h_c, r)
+    assert state.buffer.shape[2] <= inputs.keys.shape[2] * 9 // 8 + 256  # room for decoding
+    stored = sum(part.numel() * part.element_size() for part in state.parts)
+    assert stored <= 0.375 * k_bytes
     widest = max(part.numel() * part.element_size() for part in state.parts)
     assert largest <= max(k_bytes // 8, widest)  # the state's own buffers, or a chunk
 

@@ -27,7 +27,9 @@ State (``StatefulMasker``): :class:`LabelCache`, the quantised label channels of
 and each vector's fp32 low and scale, which rebuild the fp32 labels bit for bit (about 0.38x
 the bf16 K at Llama-3.1-8B's shape with the defaults; fp32 labels would be 1.0x; see
 ``double_sparsity_labels``); a call rebuilds the fp32 labels over key chunks within its
-budget (one chunk when they fit). The build encodes the keys in chunks. New keys are labelled
+budget (one chunk when they fit on an accelerator; chunks of a few MiB on a CPU, multiplied
+while in the cache, so the decode step costs what fp32 labels cost). The build encodes the
+keys in chunks. New keys are labelled
 and written after the others (in place, in buffers with room); a rollback or a sliding
 window slices them. A key's label depends on that key only, so extending equals a fresh build
 exactly.
@@ -75,6 +77,7 @@ from sparse_attention_hub.sparse_attention.maskers.base import (
     Size,
     check_size,
 )
+from sparse_attention_hub.sparse_attention.maskers.device_paths import chunk_bytes
 from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels import (
     PROJECTIONS,
     layer_channels,
@@ -208,13 +211,14 @@ def select_channels(x: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
 SCORE_CHUNK_MIN_KEYS = 256
 
 
-def label_scores(q: torch.Tensor, cache: LabelCache, chunk_bytes: int) -> torch.Tensor:
+def label_scores(q: torch.Tensor, cache: LabelCache, budget: int) -> torch.Tensor:
     """(B, Hc, R, K) fp32 ``q`` (B, Hc, R, r) times the cache's labels, the fp32 labels
-    rebuilt over chunks of keys of at most ``chunk_bytes`` (one chunk when they fit; at least
+    rebuilt over chunks of keys of at most ``budget`` bytes (``device_paths.chunk_bytes``: one
+    chunk when they fit on an accelerator, cache-sized on a CPU; at least
     ``SCORE_CHUNK_MIN_KEYS`` keys, so the scores are those of one product)."""
     b, h_c, rows, r = q.shape
     n = cache.length
-    step = max(SCORE_CHUNK_MIN_KEYS, chunk_bytes // max(1, b * h_c * r * 4))
+    step = max(SCORE_CHUNK_MIN_KEYS, chunk_bytes(q, budget) // max(1, b * h_c * r * 4))
     if step >= n:
         return q @ cache.labels.transpose(-1, -2)
     scores = q.new_empty((b, h_c, rows, n))

@@ -1,14 +1,21 @@
-"""Double Sparsity's label cache: the keys' fake-quantised label channels in fp32.
+"""Double Sparsity's label cache: the keys' fake-quantised label channels, stored compactly.
 
 The official fake quantisation (:func:`pseudo_quantize`) maps each label vector (r channels)
 to ``2**bits`` levels between its min and max and back to fp32: ``level / scale + low``
-(:func:`quantize` / :func:`dequantize`, the same fp32 ops). The cache stores those fp32
-labels (:func:`encode`), written over chunks of keys into one buffer with room for decoding:
-at Llama-3.1-8B's shape and the defaults (H = 32 per-query-head lists, r = 16) that is 1.0x
-the bf16 K, 1.125x with the room. Storing the levels (uint8) and each vector's low and scale
-instead would take 0.38x K, but every decode call would then rebuild the fp32 labels before
-its product: measured on the CPU (``bench/attention_overhead.py``, K = 32k), that doubled
-the decode step (22.6 -> 46.0 ms), so the labels are kept in fp32.
+(:func:`quantize` / :func:`dequantize`, the same fp32 ops). The cache stores each key's levels
+(uint8 up to 8 bits, int16 up to 15) and its fp32 low and scale (:func:`encode`), from which a
+call rebuilds the fp32 labels bit for bit, over chunks of keys. At Llama-3.1-8B's shape and the
+defaults (H = 32 per-query-head lists, r = 16, 4 bits) that is 0.38x the bf16 K (fp32 labels
+would be 1.0x); unquantised labels (``label_bits`` 16) are stored in the keys' dtype (0.5x),
+whose upcast is exact.
+
+Speed: rebuilding all the labels of a call at once and then multiplying doubled the CPU decode
+step against stored fp32 labels (22.6 -> 46.0 ms at K = 32k, ``bench/attention_overhead.py``):
+three passes over a 64 MiB tensor in main memory. Rebuilt in chunks of a few MiB
+(``double_sparsity.label_scores``; on a CPU, ``device_paths.CPU_CHUNK_BYTES``) each chunk is
+multiplied while it is in the cache and the step costs what the fp32 labels cost (measured:
+6.8 ms for the product over fp32 labels, 7.1 ms over 2,048-key chunks rebuilt from levels, 39 ms
+rebuilt whole).
 """
 
 from __future__ import annotations
@@ -56,15 +63,18 @@ def pseudo_quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 def encode(picked: torch.Tensor, bits: int) -> Parts:
     """The cache parts of the label channels ``picked`` (B, Hc, n, r) in the keys' dtype:
-    ``(labels,)``, the fp32 fake-quantised labels (see the module)."""
-    return (pseudo_quantize(picked.float(), bits),)
+    ``(levels, low, scale)`` of :func:`quantize` below 16 bits, else ``(picked,)`` (no
+    quantisation; its fp32 upcast is the labels)."""
+    if bits >= 16:
+        return (picked,)
+    return quantize(picked.float(), bits)
 
 
 @dataclass(frozen=True)
 class LabelCache:
     """The label cache of the keys: ``parts`` (each (B, Hc, n + room, ...)): (levels, low,
-    scale) or (labels,) in the keys' dtype (see the module); the first ``length`` keys are the
-    state's. A tensor given as ``parts`` is read as ``(labels,)``.
+    scale), or (labels,) in any float dtype (see the module); the first ``length`` keys are
+    the state's. A tensor given as ``parts`` is read as ``(labels,)``.
 
     The buffers have room past ``length`` (an eighth more, at least 256 keys), so a decode step
     writes its key's parts in place instead of copying the cache; they are reallocated (twice
