@@ -14,6 +14,10 @@ output goes to stderr):
   research arms and every method arm (``bench/method_arms.py``), with its targets.
 - ``pq_cache_kmeans``: PQCache's state (its batched k-means) on 128k keys on the device, twice:
   both builds equal (deterministic), and the k-means objective within 1 % of the CPU's.
+- ``sparse_prefill``: ``bench/prefill.py`` on one layer at L = 32k (compiled flex on the
+  device): flex dense <= 1.5x SDPA's causal kernel and ``block_top_k`` at 10 % <= 0.35x flex
+  dense, with every registered prefill masker's time and density (on a CPU: L = 256, tiny
+  heads, flex eager).
 - ``peak_gpu_memory``, ``ray_fractional_gpu``: real cells of the executor
   (``bench/gpu_check_cells.py``).
 - ``total``: the whole run's seconds, target <= 480 on CUDA.
@@ -43,6 +47,7 @@ from typing import Any, TextIO, cast
 import attention_memory
 import attention_overhead
 import decode_throughput
+import prefill
 import torch
 from gpu_check_cells import check_peak_gpu_memory, check_ray_fractional_gpu, make_model
 
@@ -86,11 +91,19 @@ class Sizes:
     decode_rounds: int
     kmeans_keys: int
     model: dict[str, int] = field(default_factory=dict)
+    #: ``bench/prefill.py`` arguments of the ``sparse_prefill`` check
+    prefill_args: tuple[str, ...] = ()
 
 
+#: ``bench/prefill.py`` arguments: one Llama-3.1-8B layer at 32k on a GPU, tiny on a CPU.
+PREFILL_GPU = ("--lengths", "32768", "--repeats", "3")
+PREFILL_CPU = ("--lengths", "256", "--heads", "4", "--head-dim", "32", "--block-size", "32",
+               "--repeats", "1")  # fmt: skip
+
+GPU_SIZES = (131072, (1, 32, 256), 240.0, 32768, 15, 3, 32768, 64, 2, 131072, LLAMA_8B_LAYERS)
 SIZES = {
-    "cuda": Sizes(131072, (1, 32, 256), 240.0, 32768, 15, 3, 32768, 64, 2, 131072, LLAMA_8B_LAYERS),
-    "cpu": Sizes(1024, (1, 16), 600.0, 1024, 1, 1, 256, 4, 1, 2048, SMALL_LAYERS),
+    "cuda": Sizes(*GPU_SIZES, PREFILL_GPU),
+    "cpu": Sizes(1024, (1, 16), 600.0, 1024, 1, 1, 256, 4, 1, 2048, SMALL_LAYERS, PREFILL_CPU),
 }
 
 
@@ -212,12 +225,30 @@ def check_pq_cache_kmeans(ctx: Context) -> dict[str, Any]:
     }
 
 
+def check_sparse_prefill(ctx: Context) -> dict[str, Any]:
+    """The sparse prefill engine and every prefill masker against SDPA's causal kernel (flex
+    eager off the GPU: the tiny CPU shapes check the script, not the kernel's speed)."""
+    previous = os.environ.get(prefill.engine.EAGER_ENV)
+    if not ctx.gpu:
+        os.environ[prefill.engine.EAGER_ENV] = "1"
+    try:
+        result = prefill.main(["--device", ctx.device, *ctx.sizes.prefill_args])
+    finally:
+        if previous is None:
+            os.environ.pop(prefill.engine.EAGER_ENV, None)
+        else:
+            os.environ[prefill.engine.EAGER_ENV] = previous
+    keep = ("lengths", "compiled", "targets", "heads", "kv_heads", "dtype", "block_size")
+    return {"check": "sparse_prefill", "ok": result["all_met"], **{k: result[k] for k in keep}}
+
+
 CHECKS: dict[str, tuple[Callable[[Context], dict[str, Any]], bool]] = {
     # name: (check, whether its target decides the exit status off CUDA)
     "attention_memory": (check_attention_memory, False),
     "decode_throughput": (check_decode_throughput, False),
     "attention_overhead": (check_attention_overhead, False),
     "pq_cache_kmeans": (check_pq_cache_kmeans, True),
+    "sparse_prefill": (check_sparse_prefill, False),
     "peak_gpu_memory": (lambda c: check_peak_gpu_memory(c.model_dir(), c.workdir, c.gpu), True),
     "ray_fractional_gpu": (
         lambda c: check_ray_fractional_gpu(c.model_dir(), c.workdir, c.gpu),

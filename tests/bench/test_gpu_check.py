@@ -19,6 +19,7 @@ CHECKS = [
     "decode_throughput",
     "attention_overhead",
     "pq_cache_kmeans",
+    "sparse_prefill",
     "peak_gpu_memory",
     "ray_fractional_gpu",
 ]
