@@ -73,12 +73,7 @@ from sparse_attention_hub.executor.protocol import WorkerSettings
 from sparse_attention_hub.executor.scheduler_state import SchedulerReport
 from sparse_attention_hub.executor.scheduling import Scheduler
 from sparse_attention_hub.executor.signals import StopOnSignals
-from sparse_attention_hub.executor.summary import (
-    build_summary,
-    scheduling_stats,
-    split_outcomes,
-    write_tables,
-)
+from sparse_attention_hub.executor.summary import summarise_run, write_tables
 from sparse_attention_hub.executor.validation import (
     ExecutorConfigError,
     backend_problems,
@@ -359,31 +354,18 @@ class BenchmarkExecutor:
     ) -> ExecutionResults:
         self._startup_error = report.startup_error
         self._backend_error = report.backend_error
-        results, failures = split_outcomes(report.outcomes)
         wall = time.perf_counter() - start
-        summary = build_summary(
+        results, failures, summary = summarise_run(
+            plan,
+            skipped,
+            stale_moved,
+            report,
             started_at=started_at,
             wall_seconds=wall,
             devices=[f"cuda:{g}" for g in self.gpu_ids] or ["cpu"],
             num_workers=len(self._workers),
-            total=len(plan),
-            results=results,
-            failures=failures,
-            skipped=skipped,
-            not_run=report.unfinished,
-            stopped_running=report.stopped_running,
-            stale_moved=stale_moved,
-            model_loads=report.model_loads,
-            worker_crashes=report.crashes,
             interrupted=self._stop_signal,
-            error=report.startup_error or report.disk_error or report.backend_error,
-            config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
             backend=self._session.summary(),
-            scheduling=scheduling_stats(
-                report.ready_at,
-                report.timeline,
-                {o.cell_id: o.seconds for _, o in report.outcomes},
-            ),
         )
         disk_error = report.disk_error or write_tables(self.base_result_dir, summary)
         self._info(

@@ -23,6 +23,7 @@ from sparse_attention_hub.executor.config import (
     BenchmarkStub,
 )
 from sparse_attention_hub.executor.protocol import CellOutcome, CellTask
+from sparse_attention_hub.executor.scheduler_state import SchedulerReport
 
 SUMMARY_FILE = "execution_summary.json"
 
@@ -212,6 +213,48 @@ def build_summary(
         "versions": versions(),
         "backend": backend or {"name": "local"},
     }
+
+
+def summarise_run(
+    plan: list[tuple[BenchmarkStub, Any]],
+    skipped: list[BenchmarkStub],
+    stale_moved: list[str],
+    report: SchedulerReport,
+    *,
+    started_at: float,
+    wall_seconds: float,
+    devices: list[str],
+    num_workers: int,
+    interrupted: str | None,
+    backend: dict[str, Any],
+) -> tuple[list[BenchmarkResult], list[BenchmarkFailure], dict[str, Any]]:
+    """(results, failures, summary) of a finished run: its planned cells (``plan``: (stub,
+    state)), the cells skipped as complete, the stale directories moved aside and the
+    scheduler's report."""
+    results, failures = split_outcomes(report.outcomes)
+    summary = build_summary(
+        started_at=started_at,
+        wall_seconds=wall_seconds,
+        devices=devices,
+        num_workers=num_workers,
+        total=len(plan),
+        results=results,
+        failures=failures,
+        skipped=skipped,
+        not_run=report.unfinished,
+        stopped_running=report.stopped_running,
+        stale_moved=stale_moved,
+        model_loads=report.model_loads,
+        worker_crashes=report.crashes,
+        interrupted=interrupted,
+        error=report.startup_error or report.disk_error or report.backend_error,
+        config_order=list(dict.fromkeys(stub.sparse_config_name for stub, _ in plan)),
+        backend=backend,
+        scheduling=scheduling_stats(
+            report.ready_at, report.timeline, {o.cell_id: o.seconds for _, o in report.outcomes}
+        ),
+    )
+    return results, failures, summary
 
 
 def write_summary(base_dir: str | Path, summary: dict[str, Any]) -> Path:
