@@ -16,7 +16,7 @@ from sparse_attention_hub.sparse_attention import (
 )
 from sparse_attention_hub.sparse_attention.attention import masked_attention
 from sparse_attention_hub.sparse_attention.mask import Mask
-from sparse_attention_hub.sparse_attention.maskers import QuestConfig, create_masker, quest
+from sparse_attention_hub.sparse_attention.maskers import QuestConfig, create_masker, quest_pages
 from sparse_attention_hub.sparse_attention.maskers.quest import (
     fake_quantise,
     page_bounds,
@@ -64,7 +64,7 @@ def test_the_page_bound_is_an_upper_bound_of_every_score_in_the_page(
 def test_chunked_page_summaries_equal_the_padded_fp32_summaries(monkeypatch, dtype, chunk):
     """Summaries built in chunks of whole pages, in the keys' dtype, equal the per-page min
     and max of an fp32 copy of the keys padded with +-inf to whole pages."""
-    monkeypatch.setattr(quest, "SUMMARY_CHUNK_KEYS", chunk)
+    monkeypatch.setattr(quest_pages, "SUMMARY_CHUNK_KEYS", chunk)
     g = torch.Generator().manual_seed(0)
     for n_keys in range(1, 45, 4):
         for offset in (0, 1, 5, 8, 13):
