@@ -111,7 +111,17 @@ def _dispatch_prefill(module: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _no_mask(*args: Any, **kwargs: Any) -> None:
-    """The sparse prefill builds no (Q, K) mask: causality and windows come from positions."""
+    """The sparse prefill builds no (Q, K) mask: causality and windows come from positions.
+    A padded batch (a 2-D ``attention_mask`` with a zero) is refused here, once per forward:
+    the prefill would attend its padding keys."""
+    padding = kwargs.get("attention_mask")
+    if isinstance(padding, torch.Tensor) and padding.dim() == 2 and not bool(padding.all()):
+        raise ValueError(
+            f"the sparse prefill ({PREFILL_NAME!r}) attends every earlier key of a row, but "
+            f"this batch is padded (its attention_mask of shape {tuple(padding.shape)} has "
+            "zeros); prefill one row at a time (batch 1, as the model adapter does) or rows "
+            "of one length without padding"
+        )
     return None
 
 

@@ -4,7 +4,7 @@
 :class:`SparsePrefill` is what ``ResearchAttention.prefill_attention`` runs. A call's
 ``attention_mask`` is not read: causality and the sliding window come from the positions
 (``query_start``, the key offset) and the ``sliding_window`` argument, so no (Q, K) mask is
-needed (batch rows without padding). On a dense layer every causal block is computed (the
+needed (batch rows without padding: the adapter's attention name refuses a padded batch). On a dense layer every causal block is computed (the
 model's dense attention, through the same engine).
 """
 

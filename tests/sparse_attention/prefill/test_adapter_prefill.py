@@ -52,6 +52,24 @@ def test_a_full_block_mask_gives_the_models_own_prefill(arch: str, tmp_path: Any
         assert (model(input_ids=ids).logits - eager).abs().max() > 1e-4  # the path is used
 
 
+def test_a_padded_batch_is_refused_before_any_attention(tmp_path: Any) -> None:
+    """Padding keys would be attended (the prefill reads no mask): a clear error instead; an
+    all-ones mask (two rows of one length) runs."""
+    path = make_tiny_model(tmp_path / "m", arch="llama", num_key_value_heads=2)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    config = ResearchAttentionConfig.from_dict({**FULL, "prefill_block_size": 4})
+    research = ResearchAttention.create_from_config(config)
+    switch = SparseAttentionSwitch(model, research)
+    switch.query_start = 0
+    ids = torch.randint(10, 300, (2, 12), generator=torch.Generator().manual_seed(2))
+    padded = torch.ones(2, 12, dtype=torch.long)
+    padded[1, :3] = 0  # the second row left-padded
+    with torch.no_grad(), switch.prefill():
+        with pytest.raises(ValueError, match=r"padded .*shape \(2, 12\).*batch 1"):
+            model(input_ids=ids, attention_mask=padded)
+        model(input_ids=ids, attention_mask=torch.ones_like(padded))
+
+
 def _prefill_logits(adapter: ModelAdapterHF, ids: list[int]) -> torch.Tensor:
     context = ContextCache(adapter.model.config, adapter._switch.new_request())
     with torch.inference_mode(), adapter._observing():
