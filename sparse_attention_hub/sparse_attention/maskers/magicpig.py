@@ -88,6 +88,7 @@ from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
+    MAX_BITS,
     CodeIndex,
     all_codes,
     append_codes,
@@ -119,7 +120,10 @@ class MagicPigConfig(MaskerConfig):
     a key must share with the query (official 2), ``seed`` of the hyperplanes (per layer),
     ``sink_size`` / ``window_size`` the first keys and the last keys of the prompt, attended
     densely and left out of the centre (official 4, 64), ``attend_generated`` every key after
-    the prompt densely, ``mips_transform`` and ``u_offset`` (see the module)."""
+    the prompt densely, ``mips_transform`` and ``u_offset`` (see the module).
+
+    ``lsh_k`` is at most 16: the index keeps 2**lsh_k + 1 int32 bucket offsets per table and
+    KV head (``lsh_index.CodeIndex``), 256 KiB each at 16 bits (the paper uses 8 to 11)."""
 
     # 1: the official dense split (a window fixed at the end of the prompt)
     revision: ClassVar[int] = 1
@@ -136,7 +140,7 @@ class MagicPigConfig(MaskerConfig):
 
     def __post_init__(self) -> None:
         for field, low, high in (
-            ("lsh_k", 1, 62),
+            ("lsh_k", 1, MAX_BITS),
             ("lsh_l", 1, None),
             ("min_collisions", 1, None),
             ("seed", 0, None),
@@ -271,7 +275,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         return MagicPigState(
             centre,
             planes,
-            index_codes(codes, in_place=True),  # codes: this build's own
+            index_codes(codes, cfg.lsh_k, in_place=True),  # codes: this build's own
             norms,
             mips_norm,
             prompt_end,
@@ -296,7 +300,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             return replace(
                 fresh,
                 index=index_codes(
-                    torch.cat([pad, codes], -1), in_place=True
+                    torch.cat([pad, codes], -1), self.config.lsh_k, in_place=True
                 ),  # (B, Hkv, L, missing + n)
                 norms=torch.cat([norms, fresh.norms], -1),  # (B, Hkv, missing + n)
             )
