@@ -176,7 +176,7 @@ def _keys(order: torch.Tensor, segments: torch.Tensor, blocks: int) -> torch.Ten
     return keys if blocks == 1 else keys.add_((segments % blocks) << 16)
 
 
-def sorted_codes(index: CodeIndex) -> torch.Tensor:
+def sorted_key_codes(index: CodeIndex) -> torch.Tensor:
     """(B, Hkv, L, s) the codes of the sorted keys, in key order (per chunk of tables)."""
     b, h, tables, s = index.order.shape
     blocks = index.blocks
@@ -193,14 +193,14 @@ def sorted_codes(index: CodeIndex) -> torch.Tensor:
 
 def all_codes(index: CodeIndex) -> torch.Tensor:
     """(B, Hkv, L, n) codes in key order."""
-    return torch.cat([sorted_codes(index), index.tail], -1)
+    return torch.cat([sorted_key_codes(index), index.tail], -1)
 
 
 def append_codes(index: CodeIndex, codes: torch.Tensor) -> CodeIndex:
     """``index`` plus the keys of ``codes`` (B, Hkv, L, new) after its last key."""
     tail = torch.cat([index.tail, codes], -1)  # (B, Hkv, L, t + new)
     if tail.shape[-1] > max(MERGE_AT, index.sorted_size // 8):
-        merged = torch.cat([sorted_codes(index), tail], -1)  # (B, Hkv, L, s + t)
+        merged = torch.cat([sorted_key_codes(index), tail], -1)  # (B, Hkv, L, s + t)
         order, offsets = sort_index(merged, index.bits, in_place=True)  # merged: a new tensor
         # no read-back: a bucket gains at most the tail's keys
         width = min(index.width + tail.shape[-1], merged.shape[-1])
@@ -312,5 +312,5 @@ __all__ = [
     "index_codes",
     "longest_run",
     "sort_index",
-    "sorted_codes",
+    "sorted_key_codes",
 ]
