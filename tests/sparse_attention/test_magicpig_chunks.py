@@ -82,7 +82,7 @@ def test_skewed_buckets_count_exactly_and_an_appended_merge_keeps_counting():
     codes = torch.randint(0, 3, (1, 2, 4, 50), generator=g, dtype=torch.int16)
     codes[..., :30] = 1  # one bucket holds most keys
     queries = torch.randint(0, 3, (1, 2, 5, 4), generator=g, dtype=torch.int16)
-    index = lsh_index.index_codes(codes[..., :20])
+    index = lsh_index.index_codes(codes[..., :20], 2)
     assert index.width == 20
     index = lsh_index.append_codes(index, codes[..., 20:])
     more = torch.randint(0, 3, (1, 2, 4, 1100), generator=g, dtype=torch.int16)

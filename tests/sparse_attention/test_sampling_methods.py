@@ -277,7 +277,7 @@ def test_the_sorted_code_index_counts_as_the_brute_force_comparison():
     g = torch.Generator().manual_seed(2)
     codes = torch.randint(0, 8, (2, 3, 5, 60), generator=g, dtype=torch.int16)  # (B, Hkv, L, n)
     queries = torch.randint(0, 8, (2, 3, 4, 5), generator=g, dtype=torch.int16)  # (B, Hkv, R, L)
-    index = lsh_index.index_codes(codes[..., :40])
+    index = lsh_index.index_codes(codes[..., :40], 3)
     index = lsh_index.append_codes(index, codes[..., 40:])  # a tail of 20
     assert index.tail.shape[-1] == 20
     for start, stop in [(0, 60), (0, 45), (5, 38), (12, 60), (41, 50)]:

@@ -54,22 +54,27 @@ Differences from the official code, all written down here:
   norm, fixed at the state build; a later key past M gets a last coordinate of 0) and
   retrieval on one collision (``min_collisions=1``).
 
-Memory and time: no (B, H, Q, K, L) tensor is built; each table's key codes are kept sorted
-(``lsh_index``), so a query finds its colliding keys by binary search and collisions are
-counted over the matches only, into uint8 counts, without waiting for the device. A state
-build reads the keys in chunks (``build_chunk_bytes``; the centre is summed in float64, so the
-chunking never changes it); under a soft cap q . k is computed over key chunks, not on an fp32
-copy of the keys. u is evaluated at every entry on an accelerator (no host wait) and at the
-hits only on a CPU (``magicpig_hashing.sampled_probabilities``), over chunks of query rows.
+Memory and time: no (B, H, Q, K, L) tensor is built; each table's keys are kept sorted by code
+(``lsh_index``: bucket offsets over the key order), so a query reads its colliding keys as one
+bucket and collisions are counted over the matches only, into uint8 counts, without waiting
+for the device. A state build reads the keys in chunks (``build_chunk_bytes``; the centre is
+summed in float64, so the chunking never changes it); under a soft cap q . k is computed over
+key chunks, not on an fp32 copy of the keys. u is evaluated at every entry on an accelerator
+(no host wait) and at the hits only on a CPU (``magicpig_hashing.sampled_probabilities``), over
+chunks of query rows.
 
-State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, packed
-key codes (sorted per table, ``lsh_index``) and the norms used for theta. It is larger than K by
+State (``StatefulMasker`` contract): :class:`MagicPigState`, the centre, hyperplanes, the key
+codes as a hash index per table (``lsh_index.CodeIndex``: the keys sorted by code, 16 bits each
+at any length, and where each bucket starts, 2**lsh_k + 1 int32 per table and block of 65536
+keys; the codes themselves are not kept) and the norms used for theta. It is larger than K by
 the method: the official code stores ``lsh_l`` int16 codes per key and KV head
-(``key_hashcode``), 2 L bytes against the bf16 key's 2 D (1.17x K at L = 150, D = 128); here
-each table also keeps its key order for the binary search (int16 up to 32k keys, int32 beyond),
-so the state is about 2.35x K up to 32k keys and 3.5x beyond. A build's temporaries on top of
-it are a few MiB (fp32 projections of a chunk of keys, sorts and runs over chunks of tables:
-``lsh_index.SORT_ELEMENTS``, ``RUN_ELEMENTS``). New keys are hashed
+(``key_hashcode``), 2 L bytes against the bf16 key's 2 D (1.17x K at L = 150, D = 128); the
+index's key order takes the same 2 L bytes, plus the offsets. Measured at the defaults
+(Hkv = 8, D = 128): the index is 1.25x K at 32k keys and 1.21x at 128k, the whole state (with
+the hyperplanes and norms) 1.35x and 1.25x. A build writes the key order over its own codes
+(int16 codes, ``lsh_k`` <= 15), so its peak is the state plus one chunk of fp32 projections
+(``build_chunk_bytes``) and one chunk of tables' sort (``lsh_index.SORT_ELEMENTS``): 1.82x K
+at 32k keys and 1.35x at 128k (``bench/attention_memory.py``, peak RSS). New keys are hashed
 and appended, a rollback or sliding window cuts the codes. A rollback into the prompt (the
 adapter's rollback to the context before each question) drops the centre, and a prompt
 extended past the state's (a dense prefill of keys the state never saw before the call's
@@ -88,6 +93,7 @@ from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.maskers.base import MaskerConfig
 from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
+    MAX_BITS,
     CodeIndex,
     all_codes,
     append_codes,
@@ -119,7 +125,10 @@ class MagicPigConfig(MaskerConfig):
     a key must share with the query (official 2), ``seed`` of the hyperplanes (per layer),
     ``sink_size`` / ``window_size`` the first keys and the last keys of the prompt, attended
     densely and left out of the centre (official 4, 64), ``attend_generated`` every key after
-    the prompt densely, ``mips_transform`` and ``u_offset`` (see the module)."""
+    the prompt densely, ``mips_transform`` and ``u_offset`` (see the module).
+
+    ``lsh_k`` is at most 16: the index keeps 2**lsh_k + 1 int32 bucket offsets per table and
+    KV head (``lsh_index.CodeIndex``), 256 KiB each at 16 bits (the paper uses 8 to 11)."""
 
     # 1: the official dense split (a window fixed at the end of the prompt)
     revision: ClassVar[int] = 1
@@ -136,7 +145,7 @@ class MagicPigConfig(MaskerConfig):
 
     def __post_init__(self) -> None:
         for field, low, high in (
-            ("lsh_k", 1, 62),
+            ("lsh_k", 1, MAX_BITS),
             ("lsh_l", 1, None),
             ("min_collisions", 1, None),
             ("seed", 0, None),
@@ -167,11 +176,11 @@ class MagicPigConfig(MaskerConfig):
 @dataclass(frozen=True)
 class MagicPigState:
     """One layer's hashing state: ``centre`` (B, Hkv, D) fp32 or None (dropped by a rollback
-    into the context), ``planes`` (Hkv, D', L * K) fp32, ``index`` the packed key codes
-    (``lsh_index.CodeIndex``, tables sorted), ``norms`` (B, Hkv, n) fp32 (|k - centre|, or M
-    with the MIPS transform), ``mips_norm`` (B, Hkv, 1) fp32 or None, ``prompt_end`` the
-    absolute end of the prompt (the keys of the state's build) and ``end`` that of the last
-    key."""
+    into the context), ``planes`` (Hkv, D', L * K) fp32, ``index`` the key codes
+    (``lsh_index.CodeIndex``: bucket offsets over a 16-bit key order), ``norms`` (B, Hkv, n)
+    fp32 (|k - centre|, or M with the MIPS transform), ``mips_norm`` (B, Hkv, 1) fp32 or
+    None, ``prompt_end`` the absolute end of the prompt (the keys of the state's build) and
+    ``end`` that of the last key."""
 
     centre: torch.Tensor | None
     planes: torch.Tensor
@@ -271,7 +280,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         return MagicPigState(
             centre,
             planes,
-            index_codes(codes, in_place=True),  # codes: this build's own
+            index_codes(codes, cfg.lsh_k, in_place=True),  # codes: this build's own
             norms,
             mips_norm,
             prompt_end,
@@ -296,7 +305,7 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
             return replace(
                 fresh,
                 index=index_codes(
-                    torch.cat([pad, codes], -1), in_place=True
+                    torch.cat([pad, codes], -1), self.config.lsh_k, in_place=True
                 ),  # (B, Hkv, L, missing + n)
                 norms=torch.cat([norms, fresh.norms], -1),  # (B, Hkv, missing + n)
             )
