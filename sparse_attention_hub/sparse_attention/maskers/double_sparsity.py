@@ -26,10 +26,9 @@ State (``StatefulMasker``): :class:`LabelCache`, the quantised label channels of
 (B, Hc, K, r), Hc = H for "q"/"qk" lists and Hkv for "k" lists, stored as their levels (uint8)
 and each vector's fp32 low and scale, which rebuild the fp32 labels bit for bit (about 0.38x
 the bf16 K at Llama-3.1-8B's shape with the defaults; fp32 labels would be 1.0x; see
-``double_sparsity_labels``); a call rebuilds the fp32 labels over key chunks within its
-budget (one chunk when they fit on an accelerator; chunks of a few MiB on a CPU, multiplied
-while in the cache, so the decode step costs what fp32 labels cost). The build encodes the
-keys in chunks. New keys are labelled
+``double_sparsity_labels``); a call scores the levels directly, q . level / scale + (sum of
+q) * low, over key chunks within its budget (one chunk when they fit on an accelerator, a few
+MiB on a CPU). The build encodes the keys in chunks. New keys are labelled
 and written after the others (in place, in buffers with room); a rollback or a sliding
 window slices them. A key's label depends on that key only, so extending equals a fresh build
 exactly.
@@ -54,8 +53,10 @@ Differences from the official code, all written down here:
   ``convert_kvcache_llama_heavy_recent`` drops ``label_bits`` when it recurses into the
   decoder layers, so 4-bit labels are what ran; set ``group_factor: 2`` to match that script.
 - A ``heavy_size`` >= K keeps every key (dense attention), as the official top-k does.
-- Scores are computed in fp32 (upstream in the model's fp16); ranking is deterministic (ties
-  above), upstream's unstable sort is not.
+- Scores are computed in fp32 (upstream in the model's fp16), from the stored levels as
+  (q . level) / scale + (sum of q) * low (``double_sparsity_labels``: the product with the
+  fake-quantised labels summed in another order, equal up to fp32 rounding); ranking is
+  deterministic (ties above), upstream's unstable sort is not.
 - As upstream, channels ranked on pre-RoPE q/k are applied to the post-RoPE q and k the
   attention receives.
 """
@@ -212,19 +213,20 @@ SCORE_CHUNK_MIN_KEYS = 256
 
 
 def label_scores(q: torch.Tensor, cache: LabelCache, budget: int) -> torch.Tensor:
-    """(B, Hc, R, K) fp32 ``q`` (B, Hc, R, r) times the cache's labels, the fp32 labels
-    rebuilt over chunks of keys of at most ``budget`` bytes (``device_paths.chunk_bytes``: one
-    chunk when they fit on an accelerator, cache-sized on a CPU; at least
-    ``SCORE_CHUNK_MIN_KEYS`` keys, so the scores are those of one product)."""
+    """(B, Hc, R, K) fp32 ``q`` (B, Hc, R, r) times the cache's labels
+    (:meth:`LabelCache.scores_of`), over chunks of keys whose fp32 levels hold at most
+    ``budget`` bytes (``device_paths.chunk_bytes``: one chunk when they fit on an accelerator,
+    a few MiB on a CPU; at least ``SCORE_CHUNK_MIN_KEYS`` keys, so the scores are those of one
+    product)."""
     b, h_c, rows, r = q.shape
     n = cache.length
     step = max(SCORE_CHUNK_MIN_KEYS, chunk_bytes(q, budget) // max(1, b * h_c * r * 4))
     if step >= n:
-        return q @ cache.labels.transpose(-1, -2)
+        return cache.scores_of(q, 0, n)
     scores = q.new_empty((b, h_c, rows, n))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        scores[..., start:stop] = q @ cache.labels_of(start, stop).transpose(-1, -2)
+        scores[..., start:stop] = cache.scores_of(q, start, stop)
     return scores
 
 
