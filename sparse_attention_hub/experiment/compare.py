@@ -11,8 +11,9 @@ Cells are matched in one of two ways:
 the two differ, else on ``cell``. For each matched pair of complete cells: both scores with
 their bootstrap 95 % CIs, and the paired difference B − A over the rows both scored (matched
 by ``row_id``) with its paired bootstrap CI (``cell_stats.paired_interval``, the same code as
-"Δ vs dense"). Where a cell's rows cannot be rescored, the plain difference of the scores is
-given without a CI. Cells found in one directory only are listed.
+"Δ vs dense"). Where a cell's rows cannot be rescored (or rescored do not give its recorded
+score), the plain difference of the scores is given without a CI and a note says why. Cells
+found in one directory only are listed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from sparse_attention_hub.experiment import stats
-from sparse_attention_hub.experiment.cell_stats import cell_interval, paired_interval, trusted_cell
+from sparse_attention_hub.experiment.cell_stats import cell_interval, checked_cell, paired_interval
 from sparse_attention_hub.experiment.report import cell_label, order_configs, recorded_config_order
 
 MATCH_MODES = ("auto", "cell", "config")
@@ -112,9 +113,12 @@ def _score(row: dict[str, Any]) -> float | None:
 
 
 def _side(row: dict[str, Any], resamples: int, seed: int) -> tuple[dict[str, Any], Any]:
-    """One side's fields of a pair (status, score and its CI) and its rescored cell."""
+    """One side's fields of a pair (status, score and its CI, and ``note``: why a scored cell
+    has no CI) and its rescored cell."""
     score = _score(row)
-    cell = trusted_cell(row) if score is not None and resamples else None
+    cell, note = checked_cell(row) if score is not None and resamples else (None, None)
+    if score is not None and resamples and cell is None and note is None:
+        note = "its rows (raw_results.csv) could not be rescored: no confidence interval"
     interval = cell_interval(cell, resamples, seed) if cell is not None else None
     fields = {
         "model": str(row["model"]),
@@ -122,6 +126,7 @@ def _side(row: dict[str, Any], resamples: int, seed: int) -> tuple[dict[str, Any
         "score": score,
         "ci_low": None if interval is None else interval.low,
         "ci_high": None if interval is None else interval.high,
+        "note": note,
     }
     return fields, cell
 

@@ -78,6 +78,18 @@ def _unmatched_lines(name: str, directory: str, cells: list[dict[str, Any]]) -> 
     ]
 
 
+def _note_lines(comparison: Comparison) -> list[str]:
+    """One line per side of a matched pair that has a score but no CI, saying why."""
+    lines = []
+    for row in comparison.common:
+        for side in ("a", "b"):
+            note = row.get(f"note_{side}")
+            if note:
+                cell = f"{row[f'model_{side}']} / {row['config']} / {row['benchmark']}"
+                lines.append(f"  {side.upper()} {cell}: {note}")
+    return ["no CI:", *lines] if lines else []
+
+
 def _text(comparison: Comparison, markdown: bool) -> str:
     header = [
         f"A: {comparison.dir_a} ({', '.join(comparison.models_a)})",
@@ -86,6 +98,7 @@ def _text(comparison: Comparison, markdown: bool) -> str:
         "",
     ]
     tail = [
+        *_note_lines(comparison),
         *_unmatched_lines("A", comparison.dir_a, comparison.only_a),
         *_unmatched_lines("B", comparison.dir_b, comparison.only_b),
     ]

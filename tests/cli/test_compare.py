@@ -75,6 +75,24 @@ def test_a_difference_whose_ci_excludes_zero_is_marked(tmp_path, capsys) -> None
     assert sorted(r["in"] for r in rows) == ["a", "b", "both"]
 
 
+def test_a_cell_without_a_ci_says_why(tmp_path, capsys) -> None:
+    """A cell whose rows, rescored, do not give its recorded score has no CI: the plain
+    difference is shown and a line says why (the JSON carries the note)."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    mock_cell(old, "topk", ["nothing"] * 8)
+    cell = mock_cell(new, "topk", GOLD)
+    metrics = json.loads((cell / "metrics.json").read_text())
+    metrics["overall_score"] = 50.0  # not what its raw_results.csv scores (100)
+    (cell / "metrics.json").write_text(json.dumps(metrics))
+    text = compare(capsys, str(old), str(new))
+    [line] = [line for line in text.splitlines() if "topk" in line and "+50" in line]
+    assert "(no CI)" in line
+    assert "no CI:" in text
+    assert "B m / topk / mock_benchmark: metrics.json records overall_score 50" in text
+    [pair] = json.loads(compare(capsys, str(old), str(new), "--format", "json"))["common"]
+    assert pair["note_a"] is None and "score 100" in pair["note_b"]
+
+
 def test_config_matching_needs_one_model_per_side(tmp_path, capsys) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     mock_cell(a, "dense", GOLD, model="org/x")
