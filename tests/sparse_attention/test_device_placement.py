@@ -6,8 +6,8 @@ with "not on the expected device". This is the first error a GPU run would meet;
 needed to find it.
 
 The state is built on the CPU by the call before (a build may read values back, which a meta
-tensor cannot) and moved to ``meta``; the counted call extends it by one key, as a decode step
-does. Maskers take the accelerator path (``device_paths.CPU_READS_FREE`` off). ``meta`` has no
+tensor cannot) and moved to ``meta``; the call extends it by one key, as a decode step does.
+Every state build that reads nothing back runs on ``meta`` as well. Maskers take the accelerator path (``device_paths.CPU_READS_FREE`` off). ``meta`` has no
 random generator: vAttention's per-call generator is left out (``torch.rand`` draws without
 one), the only difference from the call a GPU runs. The prefill maskers' selections run on
 ``meta`` too (those that read no value back).
@@ -20,7 +20,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparse_attention_hub.sparse_attention.maskers import masker_class
+from sparse_attention_hub.sparse_attention import ResearchAttention
+from sparse_attention_hub.sparse_attention.maskers import (
+    LocalMaskerConfig,
+    SinkMaskerConfig,
+    create_masker,
+    masker_class,
+)
 from sparse_attention_hub.sparse_attention.prefill.attention import prefill_inputs
 from sparse_attention_hub.sparse_attention.prefill.registry import (
     create_prefill_masker,
@@ -64,6 +70,33 @@ def test_a_decode_call_keeps_every_tensor_on_the_calls_device(index: int, artefa
         )
     assert out.device == META and out.shape == (1, 1, shape.heads, shape.head_dim)  # (B, Q, H, D)
     assert masker_class(config).name  # every registered masker has an example (op-count test)
+
+
+#: Stateful maskers whose state build reads values back (once per context, not per token):
+#: their builds are not run on ``meta`` (their decode calls are, above).
+BUILD_READS_BACK = {
+    "magicpig": "the largest hash bucket sizes every later count (lsh_index.longest_run)",
+    "pq_cache": "k-means stops when its assignments stop changing (official code)",
+}
+
+
+@pytest.mark.parametrize("index", range(len(example_ids())), ids=example_ids())
+def test_a_state_build_and_its_first_call_stay_on_the_calls_device(
+    index: int, artefacts: Path
+) -> None:
+    config = example_configs(artefacts)[index]
+    if masker_class(config).name in BUILD_READS_BACK:
+        pytest.skip(BUILD_READS_BACK[masker_class(config).name])
+    chain = [SinkMaskerConfig(16), LocalMaskerConfig(16), config]
+    attention = ResearchAttention([create_masker(c) for c in chain])
+    shape = DECODE_SHAPE
+    q = torch.empty(1, shape.heads, 1, shape.head_dim, device=META, dtype=torch.bfloat16)
+    k = torch.empty(1, shape.kv_heads, K_LEN, shape.head_dim, device=META, dtype=torch.bfloat16)
+    with torch.no_grad():
+        out, _ = attention.custom_attention(
+            None, q, k, torch.empty_like(k), None, layer_idx=0, query_start=K_LEN - 1
+        )
+    assert out.device == META
 
 
 #: Prefill maskers whose selection reads values back to size its tensors, as their official
