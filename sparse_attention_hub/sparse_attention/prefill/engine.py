@@ -15,7 +15,10 @@ tiny shapes).
 Model arguments: ``scale``; Gemma-2's ``softcap`` as a ``score_mod`` (``softcap * tanh(s /
 softcap)`` of the scaled score); GPT-OSS's per-head sink logits from the log-sum-exp (``out *
 sigmoid(lse - sink)``, the renormalisation of a softmax with one more logit per head and no
-value); GQA with ``enable_gqa`` (K/V are not repeated). Compiled flex on CPU does not return
+value); GQA with ``enable_gqa`` (K/V are not repeated). On a GPU a block size that is not a
+multiple of the kernel's default tiles (128 x 64 in 16-bit) gets tiles that divide it
+(:func:`gpu_kernel_options`); a block size that is not a multiple of 16 is refused there (not
+yet run on a GPU). Compiled flex on CPU does not return
 the log-sum-exp, so a CPU call with sinks runs eager (logged once). The prefill is inference
 only: it runs under ``torch.no_grad``.
 """
@@ -153,6 +156,7 @@ def flex_prefill(
     needs_lse = sinks is not None
     if compiled is None:
         compiled = use_compiled(query.device, needs_lse)
+    options = gpu_kernel_options(block_mask.BLOCK_SIZE) if compiled and query.is_cuda else None
     q_len = int(query.shape[2])
     q_pad, k_pad = (int(n) for n in block_mask.seq_lengths)
     query = _pad_rows(query, q_pad)
@@ -163,6 +167,8 @@ def flex_prefill(
         "scale": float(scale),
         "enable_gqa": key.shape[1] != query.shape[1],
     }
+    if options is not None:
+        kwargs["kernel_options"] = options
     if needs_lse:
         kwargs.update(_lse_request())
     with torch.no_grad():
@@ -176,6 +182,36 @@ def flex_prefill(
         else:
             out = result
     return out[:, :, :q_len].transpose(1, 2)  # (B, Q, H, Dv)
+
+
+#: The tiles of the GPU kernel's default configuration in 16-bit (Q rows, K columns): a
+#: BlockMask block must be a multiple of them (torch's flex template refuses it otherwise).
+DEFAULT_TILES = (128, 64)
+#: Triton's smallest tile of a matrix product.
+MIN_TILE = 16
+
+
+def gpu_kernel_options(block_size: tuple[int, int]) -> dict[str, int] | None:
+    """``kernel_options`` of a compiled GPU call on a BlockMask of ``block_size`` (Q, KV)
+    tokens: None for multiples of the default tiles (128 x 64); else tiles that divide the
+    blocks (the largest power of two dividing each, at most 64), so a block of 64, 32 or 48
+    compiles instead of failing into the eager path (which materialises the scores).
+
+    Raises:
+        ValueError: a block that is not a multiple of 16 (Triton's smallest tile), naming
+            ``prefill_block_size`` and what is allowed.
+    """
+    q_block, kv_block = (int(b) for b in block_size)
+    if q_block % DEFAULT_TILES[0] == 0 and kv_block % DEFAULT_TILES[1] == 0:
+        return None
+    tiles = [b & -b for b in (q_block, kv_block)]  # the largest power of two dividing each
+    if min(tiles) < MIN_TILE:
+        raise ValueError(
+            f"the sparse prefill on a GPU needs blocks that are multiples of {MIN_TILE} tokens "
+            f"(the kernel's smallest tile), got {q_block} x {kv_block}; set "
+            "ResearchAttentionConfig.prefill_block_size to a multiple of 16 (default 128)"
+        )
+    return {"BLOCK_M": min(tiles[0], 64), "BLOCK_N": min(tiles[1], 64)}
 
 
 def _lse_request() -> dict[str, Any]:

@@ -166,3 +166,54 @@ def test_without_a_c_compiler_the_engine_warns_once_and_runs_eager(
     assert engine._compile_failed and not engine.use_compiled(q.device, needs_lse=False)
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "eager flex" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "block, options",
+    [
+        (128, None),  # the default tiles (128 x 64) divide it
+        (256, None),
+        (64, {"BLOCK_M": 64, "BLOCK_N": 64}),
+        (32, {"BLOCK_M": 32, "BLOCK_N": 32}),
+        (48, {"BLOCK_M": 16, "BLOCK_N": 16}),
+        (192, {"BLOCK_M": 64, "BLOCK_N": 64}),
+    ],
+)
+def test_gpu_tiles_divide_the_block_size(block: int, options: dict[str, int] | None) -> None:
+    """torch's GPU flex template refuses a BlockMask block its tiles do not divide (128 x 64
+    in 16-bit); the compile error would send the prefill to the eager path."""
+    chosen = engine.gpu_kernel_options((block, block))
+    assert chosen == options
+    if chosen is not None:
+        assert block % chosen["BLOCK_M"] == 0 and block % chosen["BLOCK_N"] == 0
+
+
+@pytest.mark.parametrize("block", [8, 24, 100])
+def test_a_gpu_block_size_not_a_multiple_of_16_is_refused(block: int) -> None:
+    with pytest.raises(ValueError, match=rf"multiples of 16 .* got {block} x {block}.*"
+                       r"prefill_block_size"):  # fmt: skip
+        engine.gpu_kernel_options((block, block))
+
+
+def test_a_compiled_gpu_call_passes_the_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA tensors (fake ones: no GPU here) a compiled call of a 64-token BlockMask gets
+    ``kernel_options``; a CPU call does not."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    seen: list[dict[str, object]] = []
+
+    def run(compiled: bool, query: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        seen.append(kwargs)
+        return torch.zeros(tuple(query.shape))  # on the CPU: only the arguments are checked
+
+    monkeypatch.setattr(engine, "_run", run)
+    geometry = CallGeometry(1, 2, 64, 64, 0, 0, None, 64)
+    selection = PrefillSelection(torch.ones(1, 2, 1, 1, dtype=torch.bool), 64)
+    block_mask, _, _ = build_block_mask([selection], geometry, torch.device("cpu"), (64, 64))
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        q = torch.empty(1, 2, 64, 16, device="cuda", dtype=torch.bfloat16)
+        flex_prefill(q, q, q, block_mask, 0.25, compiled=True)
+    cpu = torch.zeros(1, 2, 64, 16)
+    flex_prefill(cpu, cpu, cpu, block_mask, 0.25, compiled=True)
+    assert seen[0]["kernel_options"] == {"BLOCK_M": 64, "BLOCK_N": 64}
+    assert "kernel_options" not in seen[1]
