@@ -3,7 +3,7 @@
 The decode loop, in named phases, for a request with questions q0..qn on one context:
 
 1. ``encode_request``: every question's full prompt ids; ``ids[:context_end]`` is the context.
-2. ``_prefill_context`` (dense, once): the context ids go through the model with its own
+2. ``prefill_context`` (dense, once): the context ids go through the model with its own
    attention into a DynamicCache. Before each later question the cache is rolled back to the
    context (``ContextCache.rollback``: ``DynamicCache.crop``, sliding-window layers included,
    and the masker states truncated to the context in the same step); only context ids that
@@ -228,10 +228,10 @@ class ModelAdapterHF(ModelAdapter):
         for question_index, prompt in enumerate(prompts):
             start = self._now()
             if context is None or not self.reuse_context_cache:
-                context = ContextCache(self.model.config, self._switch.new_request())
-            prefilled = self._prefill_context(context, prompt.context_ids)
+                context = self.new_context()
+            prefilled = self.prefill_context(context, prompt.context_ids)
             prefill_seconds = self._now() - start
-            with _logger_context(request_index=request_index, question_index=question_index):
+            with metric_context(request_index=request_index, question_index=question_index):
                 tokens, question_seconds, decode_seconds = self._answer(
                     context.cache, prompt.question_ids, settings
                 )
@@ -254,23 +254,36 @@ class ModelAdapterHF(ModelAdapter):
 
     # ------------------------------------------------------------------ phases
 
-    def _forward(self, ids: list[int], cache: Any) -> torch.Tensor:
-        """Run ``ids`` on top of ``cache``; returns the logits (V,) of the last position."""
+    def new_context(self) -> ContextCache:
+        """A fresh KV cache with fresh masker states: one request's context."""
+        return ContextCache(self.model.config, self._switch.new_request())
+
+    def forward(self, ids: list[int], cache: Any, keep: int = 1) -> torch.Tensor:
+        """Run ``ids`` (one sequence) on top of ``cache``, the KV cache of the tokens before
+        them, in whatever attention mode is active; the logits (keep, V) of the last ``keep``
+        positions (0: every position)."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (B=1, Q)
         self._switch.query_start = cache.get_seq_length()
         cache_kwarg = {self._cache_argument: cache}
-        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **cache_kwarg)
-        return out.logits[0, -1]
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=keep, **cache_kwarg)
+        return out.logits[0]
 
-    def _prefill_context(self, context: ContextCache, context_ids: list[int]) -> int:
-        """Phase 1 (dense): make the cache hold exactly ``context_ids``; returns tokens run."""
+    def prefill_context(self, context: ContextCache, context_ids: list[int]) -> int:
+        """Phase 1 (dense, or the config's sparse prefill): make ``context``'s cache hold
+        exactly ``context_ids``, rolling back to their longest prefix it holds; returns the
+        tokens run."""
         keep = context.rollback(context_ids)
         todo = context_ids[keep:]
         if todo:
             with self._observing():
-                self._forward(todo, context.cache)
+                self.forward(todo, context.cache)
         context.prefilled(context_ids, keep)
         return len(todo)
+
+    @property
+    def stop_ids(self) -> frozenset[int]:
+        """The token ids that end a generation (EOS and the chat template's end tokens)."""
+        return frozenset(self._stop_ids)
 
     @contextmanager
     def _observing(self) -> Iterator[None]:
@@ -307,7 +320,7 @@ class ModelAdapterHF(ModelAdapter):
 
     def _run_question(self, question_ids: list[int], cache: Any) -> torch.Tensor:
         """Phase 2: the question tokens on top of the context; the next logits (V,)."""
-        return self._forward(question_ids, cache)
+        return self.forward(question_ids, cache)[-1]
 
     def _decode_tokens(
         self, token: int, cache: Any, select: TokenSelector, max_new_tokens: int
@@ -323,7 +336,7 @@ class ModelAdapterHF(ModelAdapter):
 
     def _decode_one(self, token: int, cache: Any) -> torch.Tensor:
         """One decode step: feed ``token``, return the next logits (V,)."""
-        return self._forward([token], cache)
+        return self.forward([token], cache)[-1]
 
     def _now(self) -> float:
         if self.device.type == "cuda":
@@ -332,7 +345,7 @@ class ModelAdapterHF(ModelAdapter):
 
 
 @contextmanager
-def _logger_context(**fields: Any) -> Iterator[None]:
+def metric_context(**fields: Any) -> Iterator[None]:
     """Put ``fields`` into the MicroMetricLogger context for the block, then restore it."""
     from sparse_attention_hub.metric_logging import MicroMetricLogger
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from sparse_attention_hub.adapters.generation import GenerationSettings
 from sparse_attention_hub.adapters.huggingface import ModelAdapterHF
 from sparse_attention_hub.lm_eval.options import SahOptions
-from sparse_attention_hub.lm_eval.scoring import generate, new_context, score_continuation
+from sparse_attention_hub.lm_eval.scoring import generate, score_continuation
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class SahLM(TemplateLM):  # type: ignore[misc]
             tokens, length = windows[i]
             prefix = tokens[: -length - 1]
             if context is None or prefix != held:
-                context, held = new_context(self.adapter), prefix
+                context, held = self.adapter.new_context(), prefix
                 request_index, question = next(self._requests), 0
             tags = {"request_index": request_index, "question_index": question}
             results[i] = score_continuation(self.adapter, context, tokens, length, tags)

@@ -2,7 +2,7 @@
 
 A prompt is split into a *dense part* and a *sparse part*. The dense part (every prompt token
 but the last) is prefilled once with the model's own attention, as the adapter prefills a
-context (``ModelAdapterHF._prefill_context``: a ``ContextCache`` rolled back to the context
+context (``ModelAdapterHF.prefill_context``: a ``ContextCache`` rolled back to the context
 before each continuation that shares it). The sparse part runs with every attention layer
 routed through the research attention (``enable_sparse_mode``), as the adapter runs question
 and answer tokens: the prompt's last token and then
@@ -18,30 +18,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
 from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.adapters.generation import GenerationSettings, TokenSelector
-from sparse_attention_hub.adapters.huggingface import ModelAdapterHF, _logger_context
+from sparse_attention_hub.adapters.huggingface import ModelAdapterHF, metric_context
 
 logger = logging.getLogger(__name__)
-
-
-def new_context(adapter: ModelAdapterHF) -> ContextCache:
-    """A fresh KV cache with fresh masker states (one lm-eval request, or one shared prompt)."""
-    return ContextCache(adapter.model.config, adapter._switch.new_request())
-
-
-def forward(adapter: ModelAdapterHF, ids: list[int], cache: Any, keep: int = 0) -> torch.Tensor:
-    """Run ``ids`` on top of ``cache``; the logits (Q', V) of the last ``keep`` positions
-    (0 = all Q positions)."""
-    input_ids = torch.tensor([ids], dtype=torch.long, device=adapter.device)  # (B=1, Q)
-    adapter._switch.query_start = cache.get_seq_length()
-    cache_kwarg = {adapter._cache_argument: cache}
-    out = adapter.model(input_ids=input_ids, use_cache=True, logits_to_keep=keep, **cache_kwarg)
-    return out.logits[0]
 
 
 def score_continuation(
@@ -66,9 +50,9 @@ def score_continuation(
     split = len(tokens) - continuation_length - 1
     targets = torch.tensor(tokens[split + 1 :], dtype=torch.long, device=adapter.device)
     with torch.inference_mode():
-        adapter._prefill_context(context, tokens[:split])
-        with _logger_context(**tags), adapter.enable_sparse_mode():
-            logits = forward(adapter, tokens[split:-1], context.cache)  # (C, V)
+        adapter.prefill_context(context, tokens[:split])
+        with metric_context(**tags), adapter.enable_sparse_mode():
+            logits = adapter.forward(tokens[split:-1], context.cache, keep=0)  # (C, V)
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (C,)
         greedy = bool((logprobs.argmax(dim=-1) == targets).all())
@@ -88,15 +72,16 @@ def generate(
     if not prompt:
         raise ValueError("generate needs a prompt of at least one token")
     select = TokenSelector(settings)
-    context = new_context(adapter)
+    context = adapter.new_context()
+    stop_ids = adapter.stop_ids
     generated: list[int] = []
     with torch.inference_mode():
-        adapter._prefill_context(context, prompt[:-1])
-        with _logger_context(**tags), adapter.enable_sparse_mode():
-            token = select(forward(adapter, prompt[-1:], context.cache, keep=1)[-1])
-            while token not in adapter._stop_ids:
+        adapter.prefill_context(context, prompt[:-1])
+        with metric_context(**tags), adapter.enable_sparse_mode():
+            token = select(adapter.forward(prompt[-1:], context.cache)[-1])
+            while token not in stop_ids:
                 generated.append(token)
                 if len(generated) >= settings.max_new_tokens or should_stop(generated):
                     break
-                token = select(forward(adapter, [token], context.cache, keep=1)[-1])
+                token = select(adapter.forward([token], context.cache)[-1])
     return generated

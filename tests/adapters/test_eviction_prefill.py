@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from sparse_attention_hub.adapters import ModelAdapterHF, Request
-from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.maskers import QuestConfig, SnapKVConfig, TOVAConfig
 
@@ -17,9 +16,9 @@ from .conftest import QUESTIONS, long_context
 
 
 def _prefill_logits(adapter: ModelAdapterHF, ids: list[int]) -> torch.Tensor:
-    context = ContextCache(adapter.model.config, adapter._switch.new_request())
+    context = adapter.new_context()
     with torch.inference_mode(), adapter._observing():
-        return adapter._forward(ids, context.cache)
+        return adapter.forward(ids, context.cache)[-1]
 
 
 @pytest.mark.parametrize("name", ["llama_adapter", "qwen_adapter"])

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from sparse_attention_hub.adapters import ModelAdapterHF
-from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.adapters.prompting import RequestOptions, encode_request
 from sparse_attention_hub.benchmarks.synthetic_ruler.generate import fit_sample
 from sparse_attention_hub.sparse_attention import ResearchAttentionConfig
@@ -76,10 +75,10 @@ def masker_decisions(
     question's next-token logits (V,) under the eviction."""
     adapter.set_sparse_attention_config(ResearchAttentionConfig([config]))
     try:
-        context = ContextCache(adapter.model.config, adapter._switch.new_request())
+        context = adapter.new_context()
         with torch.inference_mode():
             with adapter._observing():
-                adapter._forward(ids, context.cache)
+                adapter.forward(ids, context.cache)[-1]
             research = adapter.research_attention
             assert research is not None
             masker = research.maskers[0]

@@ -10,7 +10,6 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from sparse_attention_hub.adapters import ModelAdapterHF, Request
-from sparse_attention_hub.adapters.context_cache import ContextCache
 from sparse_attention_hub.adapters.hf_attention import SparseAttentionSwitch
 from sparse_attention_hub.sparse_attention import ResearchAttention, ResearchAttentionConfig
 from sparse_attention_hub.sparse_attention.prefill import engine
@@ -71,9 +70,9 @@ def test_a_padded_batch_is_refused_before_any_attention(tmp_path: Any) -> None:
 
 
 def _prefill_logits(adapter: ModelAdapterHF, ids: list[int]) -> torch.Tensor:
-    context = ContextCache(adapter.model.config, adapter._switch.new_request())
+    context = adapter.new_context()
     with torch.inference_mode(), adapter._observing():
-        return adapter._forward(ids, context.cache)
+        return adapter.forward(ids, context.cache)[-1]
 
 
 def test_a_sparse_prefill_changes_the_logits_and_questions_still_run(
