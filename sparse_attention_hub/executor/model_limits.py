@@ -6,7 +6,7 @@
   chosen for 32-layer models; ``ResearchAttentionConfig.dense_layers_from_recipe``) are
   clipped on a smaller model instead: the layers it lacks never run, so they are left out,
   and a note says so.
-- ``num_layers`` of a ``pyramidkv`` masker (its budget schedule's length) must be the model's
+- ``num_layers`` of a ``pyramidkv`` masker (its budget schedule's length), when set, must be the model's
   number of layers, or the ratio would not hold for the whole cache.
 - ``generation_kwargs.max_new_tokens`` must be at most the model's maximum number of
   positions (``max_position_embeddings``).
@@ -110,11 +110,15 @@ def pyramid_layer_problem(
     """The problem of a ``pyramidkv`` masker of ``sparse_config`` whose ``num_layers`` is not
     the model's ``num_layers`` (None when every one matches)."""
     for masker in getattr(sparse_config, "masker_configs", None) or []:
-        if isinstance(masker, PyramidKVConfig) and masker.num_layers != num_layers:
+        if (
+            isinstance(masker, PyramidKVConfig)
+            and masker.num_layers is not None
+            and masker.num_layers != num_layers
+        ):
             return (
                 f"sparse config {config_name!r}: pyramidkv's num_layers={masker.num_layers} but "
-                f"model {model} has {num_layers} layers; set num_layers: {num_layers} (the "
-                f"budget schedule spans the model's layers)"
+                f"model {model} has {num_layers} layers; set num_layers: {num_layers} or leave "
+                "it out (the budget schedule spans the model's layers)"
             )
     return None
 

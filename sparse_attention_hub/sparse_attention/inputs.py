@@ -53,6 +53,9 @@ class AttentionInputs:
     """Attention dropout probability (0 in evaluation; maskers normally ignore it)."""
     layer_idx: int | None = None
     """The layer this call belongs to (None outside a model)."""
+    num_layers: int | None = None
+    """The model's number of layers (its config's ``num_hidden_layers``; None outside a model
+    or where the attention module has no config)."""
     query_start: int | None = None
     """Absolute position of the first query; None on input means K - Q (the queries are the
     last Q keys and the keys start at position 0)."""

@@ -25,7 +25,7 @@ def h2o(
 
 def pyramidkv(
     compression_ratio: float = 0.5,
-    num_layers: int = 32,
+    num_layers: int | None = None,
     beta: int = 20,
     query_aware: bool = False,
     window_size: int = 64,
@@ -83,8 +83,8 @@ EVICTION_RECIPES: list[tuple[str, str, Callable[..., MaskerList]]] = [
         "pyramidkv",
         "Cai et al., 2024, 'PyramidKV: Dynamic KV Cache Compression based on Pyramidal "
         "Information Funneling' (as kvpress's PyramidKVPress): SnapKV's scores, a per-layer "
-        "budget shrinking with depth (beta 20), the ratio over the whole cache; num_layers "
-        "must be the model's.",
+        "budget shrinking with depth (beta 20), the ratio over the whole cache, over the "
+        "model's layers (num_layers to set another count).",
         pyramidkv,
     ),
     (

@@ -106,6 +106,13 @@ class _HookHandle:
             self.hooks.remove(self.hook)
 
 
+def model_layers(module: torch.nn.Module | None) -> int | None:
+    """The layer count of the model an attention ``module`` belongs to (its config's
+    ``num_hidden_layers``), or None."""
+    value = getattr(getattr(module, "config", None), "num_hidden_layers", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class ResearchAttention(PrefillAttentionMixin):
     """Simulated sparse attention: maskers build a mask, masked attention applies it.
 
@@ -284,8 +291,9 @@ class ResearchAttention(PrefillAttentionMixin):
             scaling,
             dropout,
             layer_idx,
-            query_start,
-            kwargs,
+            query_start=query_start,
+            extras=kwargs,
+            num_layers=model_layers(module),
             kv_chunk_bytes=self.score_budget_bytes // 2,
         )
 

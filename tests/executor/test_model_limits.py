@@ -128,12 +128,14 @@ def test_config_values_are_found_in_a_text_config(tmp_path: Path) -> None:
 def test_pyramidkv_num_layers_other_than_the_models_is_refused_before_any_worker(
     tiny_model_dir: str, tmp_path: Path
 ) -> None:
-    wrong = ResearchAttentionConfig.from_recipe("pyramidkv")  # num_layers 32, the model has 2
+    wrong = ResearchAttentionConfig.from_recipe("pyramidkv", num_layers=32)  # the model has 2
     right = ResearchAttentionConfig.from_recipe("pyramidkv", num_layers=2)
-    report, executor, kwargs = preflight_of(tmp_path, tiny_model_dir, [("p", wrong), ("q", right)])
+    models = ResearchAttentionConfig.from_recipe("pyramidkv")  # the model's layer count
+    configs = [("p", wrong), ("q", right), ("r", models)]
+    report, executor, kwargs = preflight_of(tmp_path, tiny_model_dir, configs)
     assert report.problems == [
         f"sparse config 'p': pyramidkv's num_layers=32 but model {tiny_model_dir} has 2 layers; "
-        "set num_layers: 2 (the budget schedule spans the model's layers)"
+        "set num_layers: 2 or leave it out (the budget schedule spans the model's layers)"
     ]
     with pytest.raises(PreflightError, match="num_layers"):
         executor.run_benchmark_matrix(**kwargs)

@@ -153,7 +153,7 @@ def test_bad_configs_are_refused_naming_the_field(make, match):
     ("name", "masker", "fields"),
     [
         ("h2o", "h2o", {"recent_ratio": 0.5}),
-        ("pyramidkv", "pyramidkv", {"beta": 20, "num_layers": 32, "window_size": 64}),
+        ("pyramidkv", "pyramidkv", {"beta": 20, "num_layers": None, "window_size": 64}),
         ("adakv", "snapkv", {"head_budget": "adaptive", "alpha_safeguard": 0.2}),
     ],
 )
@@ -162,3 +162,22 @@ def test_recipes_build_their_masker_with_the_papers_defaults(name, masker, field
     (built,) = config.masker_configs
     assert built.compression_ratio == 0.25
     assert all(getattr(built, key) == value for key, value in fields.items())
+
+
+def test_pyramidkv_spans_the_models_layers_by_default(tiny_model_dir: str) -> None:
+    """Without num_layers the schedule spans the model's num_hidden_layers (as kvpress reads
+    it); outside a model that count is unknown: a clear error."""
+    from sparse_attention_hub.adapters import ModelAdapterHF
+
+    config = PyramidKVConfig(0.5, window_size=2, kernel_size=3, beta=2)
+    adapter = ModelAdapterHF(tiny_model_dir, ResearchAttentionConfig([config]), device="cpu")
+    layers = adapter.model.config.num_hidden_layers
+    ids = list(range(10, 70))
+    with torch.inference_mode():
+        adapter.prefill_context(adapter.new_context(), ids)
+    attn = adapter.research_attention
+    kept = [int((~evicted_keys(attn, layer))[0, 0].sum()) for layer in range(layers)]
+    assert kept == [pyramid_budget(len(ids), 0.5, 2, 2, layers, i) for i in range(layers)]
+    assert kept[0] > kept[-1]
+    with pytest.raises(ValueError, match=r"num_layers is None .* no model config"):
+        prefill(_attn(config), *qkv(2, 2, 20, 20, seed=0))

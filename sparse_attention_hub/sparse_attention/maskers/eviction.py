@@ -145,8 +145,11 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         context), higher = keep, from the observed ``queries`` (B, H, W, D) at absolute
         positions ``query_start ..``, which attend causally to the keys of ``inputs``."""
 
-    def kept_keys(self, n_context: int, layer_idx: int | None) -> int:
-        """Keys kept per KV head of ``n_context`` in layer ``layer_idx`` (PyramidKV varies it)."""
+    def kept_keys(
+        self, n_context: int, layer_idx: int | None, num_layers: int | None = None
+    ) -> int:
+        """Keys kept per KV head of ``n_context`` in layer ``layer_idx`` of a model of
+        ``num_layers`` layers (PyramidKV varies it by layer)."""
         return n_kept(n_context, float(self.config.compression_ratio))
 
     def observed_queries(self) -> int:
@@ -169,7 +172,7 @@ class EvictionMasker(StatefulMasker[EvictionState]):
         b, kv_heads, k = inputs.keys.shape[:3]
         n_context = max(0, min(k, context_end - inputs.key_offset))
         keep = torch.ones(b, kv_heads, k, dtype=torch.bool, device=inputs.keys.device)
-        kept = self.kept_keys(n_context, inputs.layer_idx)
+        kept = self.kept_keys(n_context, inputs.layer_idx, inputs.num_layers)
         if 0 < kept < n_context:
             if scores is None:
                 scores = self.context_scores(inputs, queries, query_start, n_context)

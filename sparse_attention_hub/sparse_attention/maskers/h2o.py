@@ -110,12 +110,13 @@ class H2OMasker(EvictionMasker):
         b, kv_heads = inputs.keys.shape[:2]
         mean = window_attention_mean(inputs, queries, query_start, n_context)  # (B, H, n)
         scores = mean.view(b, kv_heads, inputs.group_size, n_context).mean(2)  # (B, Hkv, n)
-        return self._lift_recent(scores, inputs.layer_idx)
+        return self._lift_recent(scores, inputs)
 
-    def _lift_recent(self, scores: torch.Tensor, layer_idx: int | None) -> torch.Tensor:
+    def _lift_recent(self, scores: torch.Tensor, inputs: AttentionInputs) -> torch.Tensor:
         """``scores`` (B, Hkv, n_context) with the recent window above every key (in place)."""
         n_context = scores.shape[-1]
-        recent = int(self.kept_keys(n_context, layer_idx) * self.config.recent_ratio)
+        kept = self.kept_keys(n_context, inputs.layer_idx, inputs.num_layers)
+        recent = int(kept * self.config.recent_ratio)
         if recent:
             scores[:, :, n_context - recent :] = scores.amax() + 1
         return scores
@@ -137,10 +138,10 @@ class H2OMasker(EvictionMasker):
         n_context = max(0, min(k, state.context_end - inputs.key_offset))
         mean = window_attention_mean(inputs, queries, query_start, k)  # (B, H, K)
         grouped = mean.view(b, kv_heads, inputs.group_size, k).mean(2)  # (B, Hkv, K)
-        scores = self._lift_recent(grouped[:, :, :n_context].clone(), inputs.layer_idx)
+        scores = self._lift_recent(grouped[:, :, :n_context].clone(), inputs)
         keep = self.decide(inputs, queries, query_start, state.context_end, scores=scores)
         sums = grouped * queries.shape[2]  # (B, Hkv, K): column sums
-        budget = self.kept_keys(n_context, inputs.layer_idx) if n_context else 0
+        budget = self.kept_keys(n_context, inputs.layer_idx, inputs.num_layers) if n_context else 0
         return H2ODecodeState(
             keep,
             inputs.key_offset,

@@ -8,9 +8,9 @@ the ratio holds for the whole cache (to one key per layer), not per layer. Where
 does not fit (``L >= max_num >= min_num >= window_size`` fails, e.g. a short context) every
 layer keeps ``round(L (1 - ratio))``, as kvpress.
 
-The layer count is the config's ``num_layers`` (kvpress reads the model's
-``num_hidden_layers``; a masker sees one layer's inputs only): a call on a layer at or past
-``num_layers`` is refused. Deviations: as SnapKV's (see :mod:`.snapkv`); a ratio of 0 keeps
+The layer count is the model's ``num_hidden_layers``, as kvpress reads it (the attention
+module's config, ``AttentionInputs.num_layers``), unless the config's ``num_layers`` sets it
+(outside a model it must): a call on a layer at or past it is refused. Deviations: as SnapKV's (see :mod:`.snapkv`); a ratio of 0 keeps
 every key; the budget is clipped to [1, L].
 """
 
@@ -24,17 +24,23 @@ from sparse_attention_hub.sparse_attention.maskers.snapkv import SnapKVConfig, S
 
 @dataclasses.dataclass(frozen=True)
 class PyramidKVConfig(SnapKVConfig):
-    """``num_layers``: the model's layer count (the schedule's length); ``beta``: the
-    pyramid's steepness (20: the first layer keeps about ``2 beta - 1`` times the last)."""
+    """``num_layers``: the schedule's length, None (the default) for the model's layer count;
+    ``beta``: the pyramid's steepness (20: the first layer keeps about ``2 beta - 1`` times
+    the last)."""
 
-    num_layers: int = 32
+    num_layers: int | None = None
     beta: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for field, value, low in (("num_layers", self.num_layers, 1), ("beta", self.beta, 1)):
+            if field == "num_layers" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"PyramidKVConfig.{field} must be an int >= {low}, got {value!r}")
+                allowed = f"an int >= {low}" + (
+                    " or None (the model's)" if field == "num_layers" else ""
+                )
+                raise ValueError(f"PyramidKVConfig.{field} must be {allowed}, got {value!r}")
 
 
 def pyramid_budget(
@@ -68,15 +74,25 @@ class PyramidKVMasker(SnapKVMasker):
     config_class = PyramidKVConfig
     config: PyramidKVConfig
 
-    def kept_keys(self, n_context: int, layer_idx: int | None) -> int:
-        """The pyramid's budget for ``layer_idx`` (layer 0 outside a model)."""
+    def kept_keys(
+        self, n_context: int, layer_idx: int | None, num_layers: int | None = None
+    ) -> int:
+        """The pyramid's budget for ``layer_idx`` (layer 0 outside a model) of ``num_layers``
+        (the model's; the config's ``num_layers`` when set)."""
         layer = 0 if layer_idx is None else layer_idx
-        if layer >= self.config.num_layers:
+        layers = self.config.num_layers or num_layers
+        if layers is None:
             raise ValueError(
-                f"PyramidKVConfig.num_layers={self.config.num_layers} but layer {layer} runs "
-                f"pyramidkv: set num_layers to the model's num_hidden_layers"
+                "PyramidKVConfig.num_layers is None (the model's layer count) but this call "
+                "comes from no model config: set num_layers to the model's num_hidden_layers"
+            )
+        if layer >= layers:
+            source = "PyramidKVConfig.num_layers" if self.config.num_layers else "the layer count"
+            raise ValueError(
+                f"{source}={layers} but layer {layer} runs pyramidkv: set num_layers to the "
+                "model's num_hidden_layers"
             )
         c = self.config
         return pyramid_budget(
-            n_context, float(c.compression_ratio), c.window_size, c.beta, c.num_layers, layer
+            n_context, float(c.compression_ratio), c.window_size, c.beta, layers, layer
         )
