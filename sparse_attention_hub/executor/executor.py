@@ -195,6 +195,7 @@ class BenchmarkExecutor:
         stubs = checked_stubs(
             self.base_result_dir, self.enabled_metrics, model_names, sparse_attention_configs,
             benchmark_configs, adapter_config, generation_kwargs, request_kwargs,
+            on_gpu=bool(self.gpu_ids),
         )  # fmt: skip
         return [(stub, self._state(stub).status) for stub in stubs]
 

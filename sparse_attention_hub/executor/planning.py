@@ -24,6 +24,7 @@ from sparse_attention_hub.executor.matrix import expand_matrix
 from sparse_attention_hub.executor.protocol import CellOutcome, CellTask
 from sparse_attention_hub.executor.validation import (
     ExecutorConfigError,
+    gpu_config_problems,
     kwargs_problems,
     matrix_problems,
     metric_problems,
@@ -42,12 +43,16 @@ def checked_stubs(
     adapter_config: AdapterConfig,
     generation_kwargs: dict[str, Any] | None,
     request_kwargs: dict[str, Any] | None,
+    on_gpu: bool = False,
 ) -> list[BenchmarkStub]:
     """Every cell of the matrix with its estimated cost; one ExecutorConfigError listing every
-    problem (bad names, configs, kwargs, two cells in one folder) before anything runs."""
+    problem (bad names, configs, kwargs, two cells in one folder; ``on_gpu``: settings a GPU
+    cannot run) before anything runs."""
     configs, costs, problems = matrix_problems(
         model_names, sparse_attention_configs, benchmark_configs, adapter_config, base_dir
     )
+    if on_gpu:
+        problems += gpu_config_problems(configs)
     problems += metric_problems(enabled_metrics)
     problems += kwargs_problems(generation_kwargs=generation_kwargs, request_kwargs=request_kwargs)
     if problems:

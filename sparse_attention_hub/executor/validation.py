@@ -287,6 +287,23 @@ def matrix_problems(
     return configs, costs, problems
 
 
+def gpu_config_problems(configs: list[tuple[str, Any]]) -> list[str]:
+    """The sparse configs a GPU cannot run: a sparse prefill whose ``prefill_block_size`` is
+    not a multiple of the GPU kernel's smallest tile (``prefill.engine.MIN_TILE``)."""
+    from sparse_attention_hub.sparse_attention.prefill.engine import MIN_TILE
+
+    problems = []
+    for name, config in configs:
+        block = getattr(config, "prefill_block_size", None)
+        if getattr(config, "prefill_masker_configs", None) and block and block % MIN_TILE:
+            problems.append(
+                f"sparse config {name!r}: prefill_block_size={block}, but the sparse prefill on "
+                f"a GPU needs a multiple of {MIN_TILE} tokens (the kernel's smallest tile); "
+                f"allowed: 16, 32, 48, ... (default 128)"
+            )
+    return problems
+
+
 def kwargs_problems(**kwargs: Any) -> list[str]:
     """generation_kwargs and request_kwargs: a dict or None, that a worker can receive."""
     problems = []

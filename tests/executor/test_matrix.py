@@ -384,3 +384,30 @@ def test_workers_spread_evenly_over_gpus_and_never_outnumber_cells(
     assert len(executor._worker_settings(num_cells=3)) == 3
     cpu = BenchmarkExecutor(None, 8, verbose=False)._worker_settings(num_cells=2)
     assert [s.gpu_id for s in cpu] == [None, None] and all(s.num_threads for s in cpu)
+
+
+def test_a_gpu_run_refuses_a_prefill_block_its_kernel_cannot_tile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On GPUs (their count faked: no GPU here) a sparse prefill with blocks of 8 is refused
+    at planning, before any worker; the same study plans on the CPU, and blocks of 64 plan."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    prefill = {"prefill_maskers": [{"sink": {"sink_size": 4}}]}
+    odd = ResearchAttentionConfig.from_dict({**prefill, "prefill_block_size": 8})
+    even = ResearchAttentionConfig.from_dict({**prefill, "prefill_block_size": 64})
+    args = dict(
+        model_names=["m"],
+        sparse_attention_configs=[("odd", odd), ("even", even)],
+        benchmark_configs=[BenchmarkConfig(FAULT, ["ok"])],
+        adapter_config=AdapterConfig(),
+    )
+    gpu = BenchmarkExecutor([0], 1, base_result_dir=str(tmp_path / "r"), verbose=False)
+    with pytest.raises(ExecutorConfigError) as info:
+        gpu.plan_matrix(**args)
+    assert info.value.problems == [
+        "sparse config 'odd': prefill_block_size=8, but the sparse prefill on a GPU needs a "
+        "multiple of 16 tokens (the kernel's smallest tile); allowed: 16, 32, 48, ... "
+        "(default 128)"
+    ]
+    cpu = BenchmarkExecutor(None, 1, base_result_dir=str(tmp_path / "r"), verbose=False)
+    assert len(cpu.plan_matrix(**args)) == 2
