@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sparse_attention_hub.sparse_attention.maskers import lsh_index
 from sparse_attention_hub.sparse_attention.maskers.magicpig import MagicPigConfig
 from sparse_attention_hub.sparse_attention.maskers.magicpig_hashing import collision_counts
 
 BITS = 4  # 16 buckets: every bucket spans both blocks of 70k keys
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_merge() -> object:
+    """A merge after 8 tail keys (not 1024), so short sequences merge too."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(lsh_index, "MERGE_AT", 8)
+    yield
+    patch.undo()
 
 
 def random_codes(n: int, seed: int, bits: int = BITS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,3 +109,28 @@ def test_bits_per_code_are_checked():
     assert MagicPigConfig(lsh_k=16).lsh_k == 16
     with pytest.raises(ValueError, match="bits per code"):
         lsh_index.index_codes(torch.zeros(1, 1, 1, 4, dtype=torch.int16), 17)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    bits=st.sampled_from([2, 5, 10]),
+    n=st.integers(0, 120),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 40), st.integers(0, 40)), max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_random_appends_and_cuts_keep_the_counts_exact(bits, n, steps, seed, monkeypatch_merge):
+    """Any sequence of appends (merging past a small MERGE_AT) and cuts (rollbacks, sliding
+    windows) keeps the codes and every count equal to comparing every code."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 2**bits, (1, 2, 3, n), generator=g, dtype=torch.int16)
+    index = lsh_index.index_codes(codes.clone(), bits, in_place=True)
+    for append, a, b in steps:
+        if append:
+            new = torch.randint(0, 2**bits, (1, 2, 3, a + 1), generator=g, dtype=torch.int16)
+            index, codes = lsh_index.append_codes(index, new), torch.cat([codes, new], -1)
+        else:
+            start = min(a, codes.shape[-1])
+            stop = min(codes.shape[-1], start + b)
+            index, codes = lsh_index.cut_codes(index, start, stop), codes[..., start:stop]
+        queries = torch.randint(0, 2**bits, (1, 2, 3, 3), generator=g, dtype=torch.int16)
+        assert_exact(index, codes, queries)
