@@ -140,3 +140,19 @@ def test_missing_model_fails_the_preflight(
     err = capsys.readouterr().err
     assert "problem(s), so no worker was started" in err and "no_such_model" in err
     assert not (tmp_path / "res" / "ray_tune").exists()
+
+
+def test_every_default_space_gives_valid_points() -> None:
+    """Each recipe with a default space (decode, eviction and prefill recipes) plans grid
+    points that build valid configs; the eviction recipes tune their compression ratio."""
+    from sparse_attention_hub.experiment.tune.defaults import DEFAULT_SPACES
+    from sparse_attention_hub.sparse_attention.recipes import available_recipes
+
+    assert set(DEFAULT_SPACES) <= set(available_recipes())
+    for recipe in DEFAULT_SPACES:
+        spec = parse_tune(_search(methods=[recipe], searcher="grid", targets=[0.2]), "t.yaml")
+        plan = plan_trials(spec.search)
+        assert plan.rows and not plan.rejected, (recipe, plan.rejected)
+    spec = parse_tune(_search(methods=["snapkv"], searcher="grid", targets=[0.2]), "t.yaml")
+    ratios = [row["params"]["compression_ratio"] for row in plan_trials(spec.search).rows]
+    assert min(ratios) == 0.5 and max(ratios) == 0.99

@@ -4,7 +4,9 @@ Sizes are fractions of the keys scaled by the target density (``scale``): a tria
 0.05 gives ``heavy_size`` 0.5 to 0.9 times 0.05. A recipe not listed here has no default
 space: give ``space:`` in the file.
 
-The prefill recipes tune the prefill density: ``block_top_k_prefill``'s ``block_budget`` is a
+The eviction recipes tune ``compression_ratio`` (the share of the context's keys removed) over
+a wide range: the realized density also counts the question and answer keys, which eviction
+keeps. The prefill recipes tune the prefill density: ``block_top_k_prefill``'s ``block_budget`` is a
 fraction of the causal key blocks, scaled by the target; FlexPrefill's ``gamma`` and
 XAttention's ``threshold`` (cumulative attention kept) do not scale with the target, so their
 ranges are wide. MInference's vertical / slash sizes and the streaming prefill's window are
@@ -44,6 +46,13 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
         "lsh_k": {"choices": [6, 8, 10]},
         "lsh_l": {"choices": [50, 100, 150, 200]},
     },
+    # the eviction recipes: the fraction of the context's keys removed; the density also
+    # counts the question and answer keys, which eviction keeps, so the range is wide
+    **{
+        recipe: {"compression_ratio": {"low": 0.5, "high": 0.99}}
+        for recipe in ("snapkv", "knorm", "tova", "h2o", "pyramidkv", "adakv")
+    },
+    "streaming_llm_eviction": {"compression_ratio": {"low": 0.5, "high": 0.99}},
     # the prefill recipes: their targets are prefill densities (density.py)
     "block_top_k_prefill": {"block_budget": {"scale": [0.4, 1.0]}},
     "flexprefill": {"gamma": {"low": 0.5, "high": 0.99}},
