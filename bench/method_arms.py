@@ -6,7 +6,8 @@ offline artefact (a channel file, hash weights) writes one for ``shape`` under `
 its content does not change the timing, only its shape does. A new masker adds one entry to
 ``METHOD_ARMS``; ``missing_arms()`` names the registered maskers that have none.
 ``method_configs(name, ...)`` gives the configs that cover any registered masker (its arm,
-oracle top-k at 5 %, nothing for sink and local, else the masker's config with its defaults),
+oracle top-k at 5 %, nothing for sink and local, PyramidKV over the shape's layers, else the
+masker's config with its defaults),
 so a bench that walks the registry covers a new masker without a change.
 """
 
@@ -35,6 +36,7 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     random_channel_table,
     write_channel_file,
 )
+from sparse_attention_hub.sparse_attention.maskers.pyramidkv import PyramidKVConfig
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def method_configs(name: str, shape: ArmShape, workdir: Path) -> list[MaskerConf
         return [OracleTopKConfig(0.05)]
     if name in ("sink", "local"):
         return []
+    if name == "pyramidkv":  # its schedule spans the model's layers: a bare call has no model
+        return [PyramidKVConfig(num_layers=shape.layers)]
     config_class = resolve_masker(name).config_class
     try:
         return [config_class()]

@@ -66,7 +66,7 @@ EVICTION = [
     SnapKVConfig(0.5),
     TOVAConfig(0.5),
     H2OConfig(0.5),
-    PyramidKVConfig(0.5),
+    PyramidKVConfig(0.5, num_layers=1),
 ]
 
 
