@@ -6,13 +6,14 @@ offline artefact (a channel file, hash weights) writes one for ``shape`` under `
 its content does not change the timing, only its shape does. A new masker adds one entry to
 ``METHOD_ARMS``; ``missing_arms()`` names the registered maskers that have none.
 ``method_configs(name, ...)`` gives the configs that cover any registered masker (its arm,
-oracle top-k at 5 %, nothing for sink and local, PyramidKV over the shape's layers, else the
-masker's config with its defaults),
+oracle top-k at 5 %, nothing for sink and local, else the masker's config with its defaults
+and the shape's layer count where it has one),
 so a bench that walks the registry covers a new masker without a change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,6 @@ from sparse_attention_hub.sparse_attention.maskers.double_sparsity_channels impo
     random_channel_table,
     write_channel_file,
 )
-from sparse_attention_hub.sparse_attention.maskers.pyramidkv import PyramidKVConfig
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,12 @@ def method_configs(name: str, shape: ArmShape, workdir: Path) -> list[MaskerConf
         return [OracleTopKConfig(0.05)]
     if name in ("sink", "local"):
         return []
-    if name == "pyramidkv":  # its schedule spans the model's layers: a bare call has no model
-        return [PyramidKVConfig(num_layers=shape.layers)]
     config_class = resolve_masker(name).config_class
+    # a layer count defaults to the model's, which a bare layer call does not have
+    fields = {field.name for field in dataclasses.fields(config_class)}
+    layers = {"num_layers": shape.layers} if "num_layers" in fields else {}
     try:
-        return [config_class()]
+        return [config_class(**layers)]
     except TypeError as exc:
         raise ValueError(
             f"masker {name!r} has no arm in bench/method_arms.py METHOD_ARMS and its config "

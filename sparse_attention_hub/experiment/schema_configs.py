@@ -31,14 +31,6 @@ DENSE = "dense"
 RESERVED_CONFIG_NAME = "stale"  # results readers skip folders of this name
 MAX_NAME_BYTES = 255  # a directory name
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
-#: The keys of the mapping form of a config.
-CONFIG_KEYS = (
-    "maskers",
-    "dense_layers",
-    "score_budget_bytes",
-    "prefill_maskers",
-    "prefill_block_size",
-)
 #: A config's prefill settings: ``{"prefill_maskers": [...], "prefill_block_size": N}`` (the
 #: keys the file gives), by config name.
 PrefillSettings = dict[str, dict[str, Any]]
@@ -231,7 +223,10 @@ def _mapping_sweep_count(value: Any) -> int:
 def _with_dense_layers(value: dict[str, Any], path: str, src: Source) -> tuple[Any, list[int]]:
     """``{maskers: [...], dense_layers: [0, 1]}``: (the masker list, the checked layers).
     Without ``maskers`` (a config of ``prefill_maskers`` only) the masker list is None."""
-    from sparse_attention_hub.sparse_attention.research_config import check_dense_layers
+    from sparse_attention_hub.sparse_attention.research_config import (
+        CONFIG_KEYS,
+        check_dense_layers,
+    )
 
     unknown = sorted(set(value) - set(CONFIG_KEYS))
     if unknown or not ({"maskers", "prefill_maskers"} & set(value)):

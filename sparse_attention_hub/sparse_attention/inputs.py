@@ -30,6 +30,13 @@ from sparse_attention_hub.sparse_attention.attention import (
 )
 
 
+def model_layers(module: Any) -> int | None:
+    """The layer count of the model an attention ``module`` belongs to (its config's
+    ``num_hidden_layers``), or None."""
+    value = getattr(getattr(module, "config", None), "num_hidden_layers", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class AttentionInputs:
     """The inputs of one attention call of one layer (read only for maskers).

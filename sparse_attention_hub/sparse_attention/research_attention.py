@@ -46,7 +46,7 @@ from sparse_attention_hub.sparse_attention.attention_arguments import (
     dense_reference_output,
     relative_l2_error,
 )
-from sparse_attention_hub.sparse_attention.inputs import AttentionInputs
+from sparse_attention_hub.sparse_attention.inputs import AttentionInputs, model_layers
 from sparse_attention_hub.sparse_attention.mask import Mask
 from sparse_attention_hub.sparse_attention.masker_state import MaskerStates
 from sparse_attention_hub.sparse_attention.maskers import (
@@ -104,13 +104,6 @@ class _HookHandle:
     def remove(self) -> None:
         if self.hook in self.hooks:
             self.hooks.remove(self.hook)
-
-
-def model_layers(module: torch.nn.Module | None) -> int | None:
-    """The layer count of the model an attention ``module`` belongs to (its config's
-    ``num_hidden_layers``), or None."""
-    value = getattr(getattr(module, "config", None), "num_hidden_layers", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ResearchAttention(PrefillAttentionMixin):

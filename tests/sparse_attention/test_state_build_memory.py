@@ -24,12 +24,13 @@ from sparse_attention_hub.sparse_attention.maskers.tova import TOVAConfig
 H, HKV, D, K = 4, 2, 64, 1024
 
 
-class LargestFloat(TorchDispatchMode):
-    """Records the bytes of the largest floating-point tensor an op outputs that is not a view
-    of one of its inputs."""
+class LargestNew(TorchDispatchMode):
+    """Records the bytes of the largest tensor an op outputs that is not a view of one of its
+    inputs, among those ``keep`` accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: Callable[[torch.Tensor], bool]) -> None:
         super().__init__()
+        self.keep = keep
         self.largest = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -40,11 +41,21 @@ class LargestFloat(TorchDispatchMode):
             if isinstance(t, torch.Tensor)
         }
         for leaf in tree_leaves(out):
-            if not isinstance(leaf, torch.Tensor) or not leaf.is_floating_point():
+            if not isinstance(leaf, torch.Tensor) or not self.keep(leaf):
                 continue
             if leaf.untyped_storage().data_ptr() not in given:
                 self.largest = max(self.largest, leaf.numel() * leaf.element_size())
         return out
+
+
+def LargestFloat() -> LargestNew:
+    """The largest new floating-point tensor (an fp32 copy or projection of the keys)."""
+    return LargestNew(lambda t: t.is_floating_point())
+
+
+def LargestInt64() -> LargestNew:
+    """The largest new int64 tensor (a sort's indices)."""
+    return LargestNew(lambda t: t.dtype == torch.int64)
 
 
 def largest_float(fn: Callable[[], Any]) -> int:
@@ -103,29 +114,6 @@ def test_a_magicpig_build_sorts_and_measures_runs_over_chunks_of_tables() -> Non
     assert state.index.order.dtype == torch.int16  # the state is int16 (8192 keys)
     # the sort's int64 indices of one chunk of tables bound every int64 temporary
     assert largest.largest <= lsh_index.SORT_ELEMENTS * 8 < HKV * 150 * 8192 * 8
-
-
-class LargestInt64(TorchDispatchMode):
-    """Records the bytes of the largest int64 tensor an op outputs that is not a view of an
-    input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        given = {
-            t.untyped_storage().data_ptr()
-            for t in tree_leaves((args, kwargs))
-            if isinstance(t, torch.Tensor)
-        }
-        for leaf in tree_leaves(out):
-            if not isinstance(leaf, torch.Tensor) or leaf.dtype != torch.int64:
-                continue
-            if leaf.untyped_storage().data_ptr() not in given:
-                self.largest = max(self.largest, leaf.numel() * leaf.element_size())
-        return out
 
 
 def ds_masker(tmp_path, bits: int):  # type: ignore[no-untyped-def]

@@ -102,9 +102,9 @@ from sparse_attention_hub.sparse_attention.maskers.lsh_index import (
     index_codes,
 )
 from sparse_attention_hub.sparse_attention.maskers.magicpig_hashing import (
-    code_dtype,
     collision_counts,
     grouped_dots,
+    hash_keys,
     inclusion_probability,
     largest_norm,
     mean_keys,
@@ -219,18 +219,6 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + (layer_idx or 0))
         return torch.randn(kv_heads, dim, cfg.lsh_l * cfg.lsh_k, generator=generator)
 
-    def _key_features(
-        self, keys: torch.Tensor, centre: torch.Tensor, mips_norm: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hashed vectors (B, Hkv, n, D'), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D)."""
-        centred = keys.float() - centre.unsqueeze(2)  # (B, Hkv, n, D)
-        norms = centred.norm(dim=-1)  # (B, Hkv, n)
-        if mips_norm is None:
-            return centred, norms
-        scaled = centred / mips_norm.unsqueeze(-1)
-        last = (1.0 - scaled.square().sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
-        return torch.cat([scaled, last], -1), mips_norm.expand_as(norms)
-
     def _hash_keys(
         self,
         keys: torch.Tensor,
@@ -239,19 +227,10 @@ class MagicPigMasker(StatefulMasker[MagicPigState]):
         mips_norm: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D), in chunks
-        written into the outputs (no list of chunks to concatenate)."""
+        within the build budget (``magicpig_hashing.hash_keys``)."""
         cfg = self.config
-        b, h, n, _ = keys.shape
-        codes = torch.empty(b, h, cfg.lsh_l, n, dtype=code_dtype(cfg.lsh_k), device=keys.device)
-        norms = torch.empty(b, h, n, device=keys.device)
-        step = self.key_chunk(b * h * planes.shape[-1])
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            vectors, norm = self._key_features(keys[:, :, start:stop], centre, mips_norm)
-            projected = vectors @ planes.unsqueeze(0)  # (B, Hkv, c, L * K)
-            codes[..., start:stop] = pack_codes(projected, cfg.lsh_k, cfg.lsh_l)
-            norms[..., start:stop] = norm
-        return codes, norms
+        step = self.key_chunk(keys.shape[0] * keys.shape[1] * planes.shape[-1])
+        return hash_keys(keys, centre, planes, mips_norm, (cfg.lsh_k, cfg.lsh_l), step)
 
     # ------------------------------------------------------------------ state contract
 

@@ -41,6 +41,44 @@ def pack_codes(projected: torch.Tensor, lsh_k: int, lsh_l: int) -> torch.Tensor:
     return packed.transpose(2, 3).contiguous()  # (B, Hkv, L, n)
 
 
+def key_features(
+    keys: torch.Tensor, centre: torch.Tensor, mips_norm: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hashed vectors (B, Hkv, n, D'), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D): centred
+    by ``centre`` (B, Hkv, D); with ``mips_norm`` (B, Hkv, 1) the MIPS transform (D' = D + 1)."""
+    centred = keys.float() - centre.unsqueeze(2)  # (B, Hkv, n, D)
+    norms = centred.norm(dim=-1)  # (B, Hkv, n)
+    if mips_norm is None:
+        return centred, norms
+    scaled = centred / mips_norm.unsqueeze(-1)
+    last = (1.0 - scaled.square().sum(-1, keepdim=True)).clamp_min(0.0).sqrt()
+    return torch.cat([scaled, last], -1), mips_norm.expand_as(norms)
+
+
+def hash_keys(
+    keys: torch.Tensor,
+    centre: torch.Tensor,
+    planes: torch.Tensor,
+    mips_norm: torch.Tensor | None,
+    lsh: tuple[int, int],
+    step: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes (B, Hkv, L, n), norms (B, Hkv, n)) of ``keys`` (B, Hkv, n, D) under ``planes``
+    (Hkv, D', L * K), ``lsh`` = (lsh_k, lsh_l), ``step`` keys at a time, written into the
+    outputs (no list of chunks to concatenate)."""
+    lsh_k, lsh_l = lsh
+    b, h, n, _ = keys.shape
+    codes = torch.empty(b, h, lsh_l, n, dtype=code_dtype(lsh_k), device=keys.device)
+    norms = torch.empty(b, h, n, device=keys.device)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        vectors, norm = key_features(keys[:, :, start:stop], centre, mips_norm)
+        projected = vectors @ planes.unsqueeze(0)  # (B, Hkv, c, L * K)
+        codes[..., start:stop] = pack_codes(projected, lsh_k, lsh_l)
+        norms[..., start:stop] = norm
+    return codes, norms
+
+
 def inclusion_probability(
     cos: torch.Tensor, lsh_k: int, lsh_l: int, min_collisions: int
 ) -> torch.Tensor:
@@ -147,7 +185,9 @@ __all__ = [
     "code_dtype",
     "collision_counts",
     "grouped_dots",
+    "hash_keys",
     "inclusion_probability",
+    "key_features",
     "largest_norm",
     "mean_keys",
     "pack_codes",
